@@ -1,0 +1,109 @@
+"""Settings, read once from the environment (and `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+WorkItemKind = Literal["mission_review", "risk_assessment", "goal_feedback", "session_followup"]
+Priority = Literal["low", "normal", "high", "urgent"]
+
+
+class SlaPolicy(BaseSettings):
+    """SLA for one kind of work item: starting priority and window length."""
+
+    priority: Priority
+    hours: int = Field(gt=0)
+
+
+DEFAULT_SLA: dict[str, SlaPolicy] = {
+    "mission_review": SlaPolicy(priority="high", hours=48),
+    "risk_assessment": SlaPolicy(priority="normal", hours=72),
+    "goal_feedback": SlaPolicy(priority="normal", hours=168),
+    "session_followup": SlaPolicy(priority="low", hours=24),
+}
+
+APP_DB_ROLE = "mentorship_app"  # API requests: no BYPASSRLS, RLS decides what it sees
+WORKER_DB_ROLE = "mentorship_worker"  # arq workers acting as the system: BYPASSRLS
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+
+    # Postgres. DATABASE_URL names the server and database with an account that may run
+    # migrations. The API and the workers connect with their own roles (created by the
+    # migrations) unless APP_DATABASE_URL / WORKER_DATABASE_URL say otherwise.
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/mentorship"
+    app_database_url: str | None = None
+    worker_database_url: str | None = None
+    app_db_password: str | None = None
+    worker_db_password: str | None = None
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Prefix for every Redis key and the arq queue, so several deployments (or test runs)
+    # can share one Redis.
+    redis_prefix: str = "mentorship:"
+
+    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_secret: str = "dev-secret-change-me-0123456789abcdef"
+    jwt_public_key: str | None = None
+    jwt_private_key: str | None = None  # only for `mentorship token` with RS256
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+
+    sla_policy: dict[str, SlaPolicy] = Field(default_factory=lambda: dict(DEFAULT_SLA))
+    goal_feedback_tiers: list[str] = ["7"]
+
+    # Video links: Jitsi-style rooms unless Zoom server-to-server OAuth is configured.
+    video_base_url: str = "https://meet.jit.si"
+    zoom_account_id: str | None = None
+    zoom_client_id: str | None = None
+    zoom_client_secret: str | None = None
+    zoom_api_base_url: str = "https://api.zoom.us/v2"
+    zoom_oauth_url: str = "https://zoom.us/oauth/token"
+
+    # Outbound webhooks and real-time streams.
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_age_hours: int = 25  # retried with backoff for at least a day, then failed
+    stream_maxlen: int = 1000  # per-user Redis stream, approximate trim
+    sse_ping_seconds: int = 15
+    sse_retry_ms: int = 3000
+
+    cors_origins: list[str] = []
+    max_body_bytes: int = 1_048_576
+    admin_secret_key: str = "dev-admin-session-key-change-me"
+
+    @field_validator("database_url", "app_database_url", "worker_database_url")
+    @classmethod
+    def _asyncpg_driver(cls, value: str | None) -> str | None:
+        if value and value.startswith(("postgres://", "postgresql://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        return value
+
+    def role_url(self, role: str, password: str | None) -> str:
+        url = make_url(self.database_url).set(username=role, password=password)
+        return url.render_as_string(hide_password=False)
+
+    @property
+    def api_db_url(self) -> str:
+        return self.app_database_url or self.role_url(APP_DB_ROLE, self.app_db_password)
+
+    @property
+    def worker_db_url(self) -> str:
+        return self.worker_database_url or self.role_url(WORKER_DB_ROLE, self.worker_db_password)
+
+    def sla(self, kind: str) -> SlaPolicy:
+        return self.sla_policy.get(kind) or DEFAULT_SLA[kind]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,19 @@
+"""SQLAlchemy models, one module per aggregate. Importing this package registers them all."""
+
+from app.models.assignment import Assignment
+from app.models.base import Base
+from app.models.events import InboxEvent, OutboxEvent
+from app.models.mission import MissionReview, MissionSubmission
+from app.models.ops import CapacityAlert, MatchingRun, ProgrammeMetric
+from app.models.risk import Flag, MenteeSignal, ReadinessRecord
+from app.models.session import MentoringSession, SessionFeedback
+from app.models.user import User
+from app.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from app.models.work_item import WorkItem
+
+__all__ = [
+    "Assignment", "Base", "CapacityAlert", "Flag", "InboxEvent", "MatchingRun",
+    "MenteeSignal", "MentoringSession", "MissionReview", "MissionSubmission", "OutboxEvent",
+    "ProgrammeMetric", "ReadinessRecord", "SessionFeedback", "User", "WebhookAttempt",
+    "WebhookDelivery", "WebhookEndpoint", "WorkItem",
+]

@@ -1,0 +1,44 @@
+"""Users: mentees, mentors, directors, admins and service accounts in one table."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import CheckConstraint, Index, String, Text, func, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, CreatedAt, UpdatedAt
+
+ROLES = ("mentee", "mentor", "director", "admin", "service")
+EMPTY_AVAILABILITY = text("""'{"timezone": "UTC", "windows": []}'::jsonb""")
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(f"role in {ROLES!r}", name="role"),
+        CheckConstraint("mentor_capacity_weekly >= 0", name="capacity_nonneg"),
+        CheckConstraint("mentor_max_mentees >= 0", name="max_mentees_nonneg"),
+        Index("uq_users_email", func.lower(text("email")), unique=True),
+        Index("ix_users_mentors", "id", postgresql_where=text("is_mentor")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    timezone: Mapped[str] = mapped_column(String(64), server_default="UTC")
+    tier: Mapped[str | None] = mapped_column(String(32))
+    interests: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    is_mentor: Mapped[bool] = mapped_column(server_default=text("false"))
+    mentor_capacity_weekly: Mapped[int] = mapped_column(server_default=text("10"))
+    mentor_max_mentees: Mapped[int] = mapped_column(server_default=text("20"))
+    mentor_specialties: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    # {"timezone": "Europe/London", "windows": [{"weekday": 0, "start": "09:00", "end": "12:00"}]}
+    mentor_availability: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, server_default=EMPTY_AVAILABILITY
+    )
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[UpdatedAt]

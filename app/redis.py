@@ -1,0 +1,23 @@
+"""The Redis client and key names. Every key carries `settings.redis_prefix`."""
+
+from __future__ import annotations
+
+import uuid
+
+from redis.asyncio import Redis
+
+from app.config import Settings
+
+
+def make_redis(settings: Settings, **kwargs) -> Redis:
+    return Redis.from_url(settings.redis_url, decode_responses=True, **kwargs)
+
+
+def user_stream_key(settings: Settings, user_id: uuid.UUID | str) -> str:
+    """The per-user Redis stream the outbox relay writes and the SSE route reads."""
+    return f"{settings.redis_prefix}stream:user:{user_id}"
+
+
+def queue_name(settings: Settings) -> str:
+    """The arq queue; prefixed so deployments and test runs sharing a Redis stay apart."""
+    return f"{settings.redis_prefix}arq:queue"

@@ -1,0 +1,56 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app.auth import CurrentPrincipal
+from app.errors import problem
+
+router = APIRouter(tags=["ops"])
+
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+@router.get("/healthz", operation_id="healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async def _check_postgres(request: Request) -> None:
+    async with request.app.state.db.engine.connect() as connection:
+        await connection.execute(text("select 1"))
+
+
+async def _check_redis(request: Request) -> None:
+    await request.app.state.redis.ping()
+
+
+@router.get(
+    "/readyz",
+    operation_id="readyz",
+    summary="Postgres and Redis are reachable",
+    responses={503: {"description": "A dependency is down; `failed` names it."}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    checks = {"postgres": _check_postgres, "redis": _check_redis}
+    results = await asyncio.gather(
+        *(asyncio.wait_for(check(request), CHECK_TIMEOUT_SECONDS) for check in checks.values()),
+        return_exceptions=True,
+    )
+    failed = [name for name, result in zip(checks, results, strict=True)
+              if isinstance(result, BaseException)]
+    if failed:
+        return problem(503, "not_ready", "Not ready", f"Unreachable: {', '.join(failed)}",
+                       request, failed=failed)
+    return JSONResponse({"status": "ready", "checks": {name: "ok" for name in checks}})
+
+
+@router.get("/api/v1/whoami", operation_id="whoami", summary="The caller's identity",
+            tags=["auth"])
+async def whoami(principal: CurrentPrincipal) -> dict[str, str]:
+    return {"user_id": str(principal.user_id), "role": principal.role}

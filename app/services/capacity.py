@@ -1,0 +1,85 @@
+"""Weekly slots and mentee load, evaluated in each mentor's own time zone.
+
+"This week" is the ISO week (Monday 00:00 to the next Monday 00:00) in the mentor's zone
+(`mentor_availability.timezone`, else the user's `timezone`), so a 09:00 Monday session in
+London counts in the same week in winter and in summer. Live sessions (scheduled,
+completed, no_show) count; cancelled ones free their slot.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import User
+
+# SQL for a mentor's zone; used by every set-based capacity query.
+MENTOR_ZONE_SQL = "coalesce(nullif(u.mentor_availability->>'timezone', ''), u.timezone, 'UTC')"
+
+
+def mentor_zone(user: User) -> ZoneInfo:
+    zone = (user.mentor_availability or {}).get("timezone") or user.timezone or "UTC"
+    return ZoneInfo(zone)
+
+
+def iso_week_bounds(zone: ZoneInfo, at: datetime) -> tuple[datetime, datetime]:
+    """[start, end) of the ISO week containing `at`, in `zone`, as aware datetimes.
+    The end is the next local Monday 00:00, so a DST change inside the week is respected."""
+    local = at.astimezone(zone)
+    monday = (local - timedelta(days=local.weekday())).date()
+    start = datetime(monday.year, monday.month, monday.day, tzinfo=zone)
+    next_monday = monday + timedelta(days=7)
+    end = datetime(next_monday.year, next_monday.month, next_monday.day, tzinfo=zone)
+    return start, end
+
+
+def iso_week_label(zone: ZoneInfo, at: datetime) -> str:
+    year, week, _ = at.astimezone(zone).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class MentorLoad:
+    mentor_id: uuid.UUID
+    weekly_slots_used: int
+    weekly_slots_total: int
+    mentees_active: int
+    mentees_max: int
+
+    @property
+    def utilization(self) -> float:
+        """Weekly slots used / weekly capacity (0 when the capacity is 0)."""
+        return self.weekly_slots_used / self.weekly_slots_total if self.weekly_slots_total else 0.0
+
+
+_LOAD_SQL = text(f"""
+    select u.id as mentor_id,
+           u.mentor_capacity_weekly as weekly_slots_total,
+           u.mentor_max_mentees as mentees_max,
+           (select count(*) from sessions s
+             where s.mentor_id = u.id and s.status <> 'cancelled'
+               and s.starts_at >= (date_trunc('week', :at at time zone {MENTOR_ZONE_SQL})
+                                   at time zone {MENTOR_ZONE_SQL})
+               and s.starts_at < ((date_trunc('week', :at at time zone {MENTOR_ZONE_SQL})
+                                   + interval '7 days') at time zone {MENTOR_ZONE_SQL})
+           ) as weekly_slots_used,
+           (select count(*) from assignments a
+             where a.mentor_id = u.id and a.ended_at is null) as mentees_active
+      from users u
+     where u.id = any(:mentor_ids)
+""").bindparams(bindparam("mentor_ids", type_=ARRAY(UUID(as_uuid=True))))
+
+
+async def mentor_loads(
+    session: AsyncSession, *, mentor_ids: list[uuid.UUID], at: datetime
+) -> dict[uuid.UUID, MentorLoad]:
+    """Load of each mentor for the ISO week containing `at` (in each mentor's zone), in one
+    query. Rows the caller may not see under RLS are simply absent."""
+    rows = (await session.execute(_LOAD_SQL, {"mentor_ids": mentor_ids, "at": at})).mappings()
+    return {row["mentor_id"]: MentorLoad(**row) for row in rows}

@@ -1,0 +1,91 @@
+"""The transactional outbox: outbound events are rows written in the caller's transaction.
+
+The relay (app/services/relay.py, run by the workers) publishes committed rows to the
+recipients' Redis streams and to webhooks; nothing is sent before the change commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Assignment, OutboxEvent, User
+
+SOURCE = "mentorship"
+
+# How fast the student dashboard and other consumers should refresh on each event.
+REFRESH_PRIORITY: dict[str, str] = {
+    "assignment.created": "high",
+    "assignment.ended": "high",
+    "session.scheduled": "high",
+    "session.rescheduled": "high",
+    "session.cancelled": "high",
+    "session.completed": "normal",
+    "mission.reviewed": "high",  # readiness and portfolio update downstream
+    "flag.raised": "urgent",  # at-risk banner and director notification
+    "flag.resolved": "normal",
+    "workqueue.item_created": "normal",
+    "workqueue.item_overdue": "high",
+    "workqueue.item_completed": "normal",
+    "capacity.exceeded": "high",
+}
+
+
+async def emit(
+    session: AsyncSession,
+    *,
+    type: str,
+    data: dict[str, Any],
+    recipients: Iterable[uuid.UUID | None] = (),
+    occurred_at: datetime | None = None,
+) -> uuid.UUID:
+    """Write one outbound event in the current transaction and return its id.
+
+    `recipients` are the users whose real-time stream gets the event (None entries, e.g. a
+    mentee without a mentor, are dropped). No RETURNING: the API role may insert outbox
+    rows but not read them back.
+    """
+    event_id = uuid.uuid4()
+    unique_recipients = list(dict.fromkeys(r for r in recipients if r is not None))
+    await session.execute(
+        insert(OutboxEvent).values(
+            id=event_id,
+            type=type,
+            occurred_at=occurred_at or datetime.now(UTC),
+            data=to_jsonable_python(data),
+            refresh_priority=REFRESH_PRIORITY[type],
+            recipients=unique_recipients,
+        )
+    )
+    return event_id
+
+
+def envelope(row: OutboxEvent) -> dict[str, Any]:
+    """The wire shape of an outbound event (SSE `data:` and webhook body)."""
+    return {
+        "id": str(row.id),
+        "type": row.type,
+        "occurred_at": row.occurred_at.isoformat(),
+        "source": SOURCE,
+        "refresh_priority": row.refresh_priority,
+        "data": row.data,
+    }
+
+
+async def active_mentor_id(session: AsyncSession, mentee_id: uuid.UUID) -> uuid.UUID | None:
+    return await session.scalar(
+        select(Assignment.mentor_id).where(
+            Assignment.mentee_id == mentee_id, Assignment.ended_at.is_(None)
+        )
+    )
+
+
+async def director_ids(session: AsyncSession) -> list[uuid.UUID]:
+    """Directors receive urgent events (flags). Needs a caller who may read them (RLS)."""
+    return list(await session.scalars(select(User.id).where(User.role == "director")))

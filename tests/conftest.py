@@ -1,0 +1,85 @@
+"""Test fixtures: real Postgres (migrated by Alembic, used through the non-superuser app
+role) and real Redis. See tests/harness.py for where the servers come from."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from app.config import Settings, get_settings
+from app.db import Database
+from app.main import create_app
+from app.redis import make_redis
+from tests.factories import Factory
+from tests.harness import ServerHarness
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[ServerHarness]:
+    servers = ServerHarness()
+    servers.create()
+    saved = {key: os.environ.get(key) for key in servers.environment()}
+    os.environ.update(servers.environment())
+    get_settings.cache_clear()
+    try:
+        yield servers
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+        servers.drop()
+
+
+@pytest.fixture(scope="session")
+def settings(servers: ServerHarness) -> Settings:
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+async def system_db(settings: Settings) -> AsyncIterator[Database]:
+    """The workers' engine (BYPASSRLS role): how the system, and the factories, write."""
+    database = Database.connect(settings.worker_db_url, settings)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture(scope="session")
+async def app_db(settings: Settings) -> AsyncIterator[Database]:
+    """The API's engine (role mentorship_app): RLS applies."""
+    database = Database.connect(settings.api_db_url, settings)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def factory(system_db: Database, settings: Settings) -> Factory:
+    return Factory(system_db, settings)
+
+
+@pytest.fixture
+async def redis(settings: Settings):
+    client = make_redis(settings)
+    yield client
+    await client.aclose()
