@@ -13,7 +13,18 @@ from app.errors import install_error_handlers
 from app.logging import configure_logging
 from app.middleware import RequestIdMiddleware
 from app.redis import make_redis
-from app.routers import director, events, matching, metrics, ops, sessions, stream, workspace
+from app.routers import (
+    dashboard,
+    director,
+    events,
+    matching,
+    metrics,
+    ops,
+    sessions,
+    stream,
+    webhooks,
+    workspace,
+)
 
 DESCRIPTION = """
 Coordinates a mentoring programme: who mentors whom, each mentor's work queue with SLAs,
@@ -50,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(ops.router)
-    for module in (workspace, sessions, director, events, matching, stream, metrics):
+    for module in (dashboard, workspace, sessions, director, events, webhooks, matching, stream,
+                   metrics):
         app.include_router(module.router)
     return app

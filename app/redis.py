@@ -14,7 +14,11 @@ def make_redis(settings: Settings, **kwargs) -> Redis:
 
 
 def user_stream_key(settings: Settings, user_id: uuid.UUID | str) -> str:
-    """The per-user Redis stream the outbox relay writes and the SSE route reads."""
+    """The per-user Redis stream the outbox relay writes and the SSE route reads.
+
+    Entry fields: `type` (the event type) and `data` (the JSON envelope of
+    `app.services.outbox.envelope`). The entry id is the SSE `id:`, so `Last-Event-ID`
+    resumes. Written with `XADD ... MAXLEN ~ settings.stream_maxlen`."""
     return f"{settings.redis_prefix}stream:user:{user_id}"
 
 

@@ -1,0 +1,61 @@
+"""arq workers: `arq app.workers.WorkerSettings` (any number may run at once).
+
+Every job is a thin call to a service function, takes ids, runs in its own transaction on
+the workers' BYPASSRLS engine (acting as the system), and is safe to run twice.
+Job modules add their functions to `FUNCTIONS` and their cron jobs to `CRON_JOBS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq.connections import RedisSettings
+
+from app.config import Settings, get_settings
+from app.db import Database
+from app.logging import configure_logging
+from app.redis import make_redis, queue_name
+
+FUNCTIONS: list[Any] = []
+CRON_JOBS: list[Any] = []
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx.get("settings") or get_settings()
+    configure_logging(json=settings.environment != "development")
+    ctx["settings"] = settings
+    ctx["db"] = Database.connect(settings.worker_db_url, settings, pool_size=5, max_overflow=5)
+    ctx["redis_app"] = make_redis(settings)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    await ctx["redis_app"].aclose()
+    await ctx["db"].dispose()
+
+
+def worker_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for `arq.Worker` (tests build burst workers from these)."""
+    return {
+        "functions": FUNCTIONS,
+        "cron_jobs": CRON_JOBS,
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "queue_name": queue_name(settings),
+        "health_check_key": f"{queue_name(settings)}:health-check",
+        "ctx": {"settings": settings},
+    }
+
+
+class WorkerSettings:
+    """Read by the arq CLI (`arq app.workers.WorkerSettings [--check]`)."""
+
+    _options = worker_options(get_settings())
+    functions = _options["functions"]
+    cron_jobs = _options["cron_jobs"]
+    on_startup = startup
+    on_shutdown = shutdown
+    redis_settings = _options["redis_settings"]
+    queue_name = _options["queue_name"]
+    health_check_key = _options["health_check_key"]
+    max_tries = 5
