@@ -1,21 +1,23 @@
 """The mentor's dashboard: work queue counts, today's sessions, at-risk mentees, capacity.
 
-A constant number of statements whatever the number of mentees (the mentor's row, the
-capacity load, one aggregate over the work queue, today's sessions, one set-based risk
-query). The SSE stream sends the same body as its `snapshot` event: call
-`build_dashboard`.
+Three statements whatever the number of mentees: the transaction's RLS settings, the
+capacity load (`capacity.mentor_loads`) and one read that gathers the mentor's zone, the
+work queue counts, today's sessions and the set-based risk of every mentee as JSON
+(each part is a CTE below; one round trip instead of four matters at this request rate).
+The SSE stream sends the same body as its `snapshot` event: call `build_dashboard`.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound
-from app.models import User
 from app.models.work_item import PRIORITIES, WORK_ITEM_KINDS
 from app.schemas.dashboard import (
     AtRiskMentee,
@@ -24,15 +26,15 @@ from app.schemas.dashboard import (
     TodaySession,
     WorkqueueSummary,
 )
-from app.services.capacity import iso_week_label, mentor_loads, mentor_zone
+from app.services.capacity import MENTOR_ZONE_SQL, iso_week_label, mentor_loads
 from app.services.risk import MENTOR_RISK_SQL
 
 DUE_SOON = timedelta(hours=24)
 
-# Unfinished items about the mentor's active mentees. The explicit mentor filter repeats
-# what RLS already enforces (defence in depth). GROUPING SETS gives the totals, the
-# per-kind and the per-priority counts in one scan.
-_WORKQUEUE = text("""
+# Unfinished items about the mentor's active mentees (the explicit mentor filter repeats
+# what RLS enforces: defence in depth). GROUPING SETS gives the totals, the per-kind and
+# the per-priority counts in one scan.
+_WORKQUEUE_SQL = """
     select w.kind, w.priority, grouping(w.kind) as all_kinds, grouping(w.priority) as all_prio,
            count(*) as total,
            count(*) filter (where w.status = 'in_progress') as in_progress,
@@ -43,77 +45,72 @@ _WORKQUEUE = text("""
        and w.mentee_id in (select a.mentee_id from assignments a
                             where a.mentor_id = :mentor_id and a.ended_at is null)
      group by grouping sets ((), (w.kind), (w.priority))
-""")
+"""
 
-_TODAY = text("""
+# Live sessions starting between local midnight and the next local midnight in the
+# mentor's zone (`timestamp + 1 day` on the local clock, so a DST day is 23 or 25 hours).
+_TODAY_SQL = """
     select s.id, s.mentor_id, s.mentee_id, s.starts_at, s.ends_at, s.duration_minutes,
            s.status, s.meeting_url, s.agenda, u.name as mentee_name
       from sessions s
       join users u on u.id = s.mentee_id
+      cross join me
      where s.mentor_id = :mentor_id and s.status <> 'cancelled'
-       and s.starts_at >= :start and s.starts_at < :end
-     order by s.starts_at, s.id
-""")
+       and s.starts_at >= date_trunc('day', :now at time zone me.zone) at time zone me.zone
+       and s.starts_at < (date_trunc('day', :now at time zone me.zone) + interval '1 day')
+                         at time zone me.zone
+"""
 
-_AT_RISK = text(f"""
-    select risk.mentee_id, risk.reasons, risk.risk_score, u.name
+_AT_RISK_SQL = f"""
+    select risk.mentee_id, u.name, risk.reasons, risk.risk_score
       from ({MENTOR_RISK_SQL}) risk
       join users u on u.id = risk.mentee_id
      where cardinality(risk.reasons) > 0
-     order by risk.risk_score desc, u.name, risk.mentee_id
+"""
+
+_DASHBOARD = text(f"""
+    with me as (select {MENTOR_ZONE_SQL} as zone from users u where u.id = :mentor_id)
+    select me.zone,
+           (select coalesce(json_agg(q), '[]') from ({_WORKQUEUE_SQL}) q) as workqueue,
+           (select coalesce(json_agg(t order by t.starts_at, t.id), '[]')
+              from ({_TODAY_SQL}) t) as today,
+           (select coalesce(json_agg(r order by r.risk_score desc, r.name, r.mentee_id), '[]')
+              from ({_AT_RISK_SQL}) r) as at_risk
+      from me
 """)
 
-
-def day_bounds(zone, at: datetime) -> tuple[datetime, datetime]:
-    """[local midnight, next local midnight) of the day containing `at` in `zone`; a DST
-    day is 23 or 25 hours long."""
-    local = at.astimezone(zone).date()
-    following = local + timedelta(days=1)
-    return (datetime(local.year, local.month, local.day, tzinfo=zone),
-            datetime(following.year, following.month, following.day, tzinfo=zone))
+# Kept for EXPLAIN in bench/dashboard_bench.py.
+_AT_RISK = text(_AT_RISK_SQL)
 
 
-async def _workqueue(session: AsyncSession, *, mentor_id: uuid.UUID,
-                     now: datetime) -> WorkqueueSummary:
-    rows = (await session.execute(
-        _WORKQUEUE, {"mentor_id": mentor_id, "now": now, "soon": now + DUE_SOON})).all()
+def _workqueue(rows: list[dict]) -> WorkqueueSummary:
     by_kind = dict.fromkeys(WORK_ITEM_KINDS, 0)
     by_priority = dict.fromkeys(PRIORITIES, 0)
     totals = {"open": 0, "in_progress": 0, "overdue": 0, "due_24h": 0}
     for row in rows:
-        if row.all_kinds and row.all_prio:  # the grand total
-            totals = {"open": row.total, "in_progress": row.in_progress,
-                      "overdue": row.overdue, "due_24h": row.due_24h}
-        elif not row.all_kinds:
-            by_kind[row.kind] = row.total
+        if row["all_kinds"] and row["all_prio"]:  # the grand total
+            totals = {"open": row["total"], "in_progress": row["in_progress"],
+                      "overdue": row["overdue"], "due_24h": row["due_24h"]}
+        elif not row["all_kinds"]:
+            by_kind[row["kind"]] = row["total"]
         else:
-            by_priority[row.priority] = row.total
+            by_priority[row["priority"]] = row["total"]
     return WorkqueueSummary(**totals, by_kind=by_kind, by_priority=by_priority)
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str) else value
 
 
 async def build_dashboard(
     session: AsyncSession, *, mentor_id: uuid.UUID, now: datetime
 ) -> DashboardPublic:
-    mentor = await session.scalar(select(User).where(User.id == mentor_id))
-    if mentor is None:
+    load = (await mentor_loads(session, mentor_ids=[mentor_id], at=now)).get(mentor_id)
+    row = (await session.execute(
+        _DASHBOARD, {"mentor_id": mentor_id, "now": now, "soon": now + DUE_SOON})).first()
+    if load is None or row is None:
         raise NotFound("No mentor profile for this user", code="mentor_not_found")
-    zone = mentor_zone(mentor)
-
-    load = (await mentor_loads(session, mentor_ids=[mentor_id], at=now))[mentor_id]
-    workqueue = await _workqueue(session, mentor_id=mentor_id, now=now)
-
-    start, end = day_bounds(zone, now)
-    today = (await session.execute(
-        _TODAY, {"mentor_id": mentor_id, "start": start, "end": end})).mappings()
-    today_sessions = [TodaySession.model_validate(dict(row)) for row in today]
-
-    at_risk = (await session.execute(_AT_RISK, {"mentor_id": mentor_id, "now": now})).all()
-    at_risk_mentees = [
-        AtRiskMentee(mentee_id=row.mentee_id, name=row.name, reasons=row.reasons,
-                     risk_score=row.risk_score)
-        for row in at_risk
-    ]
-
+    zone = ZoneInfo(row.zone)
     capacity = CapacitySummary(
         weekly_slots_used=load.weekly_slots_used,
         weekly_slots_total=load.weekly_slots_total,
@@ -125,6 +122,10 @@ async def build_dashboard(
         iso_week=iso_week_label(zone, now),
         timezone=zone.key,
     )
-    return DashboardPublic(workqueue=workqueue, today_sessions=today_sessions,
-                           at_risk_mentees=at_risk_mentees, capacity=capacity,
-                           generated_at=now)
+    return DashboardPublic(
+        workqueue=_workqueue(_json(row.workqueue)),
+        today_sessions=[TodaySession.model_validate(s) for s in _json(row.today)],
+        at_risk_mentees=[AtRiskMentee.model_validate(r) for r in _json(row.at_risk)],
+        capacity=capacity,
+        generated_at=now,
+    )

@@ -48,66 +48,66 @@ CREATE FUNCTION mentee_risk(ids uuid[], as_of timestamptz DEFAULT now())
 RETURNS TABLE (mentee_id uuid, reasons text[], risk_score integer)
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY INVOKER
 AS $fn$
-  select m.id,
+  select f.id,
          array_remove(array[
-           case when f.rank is not null then 'open_flag' end,
-           case when ls.status = 'no_show' then 'no_show_last_session' end,
-           case when rd.peak - rd.latest >= 10 then 'readiness_drop' end,
-           case when ow.hit then 'overdue_work' end,
-           case when hb.hit then 'habit_streak_broken' end,
-           case when a.started_at <= as_of - interval '21 days' and rs.hit is null
-                then 'no_recent_session' end
+           case when f.flag_rank is not null then 'open_flag' end,
+           case when f.last_session = 'no_show' then 'no_show_last_session' end,
+           case when f.readiness_peak - f.readiness_latest >= 10 then 'readiness_drop' end,
+           case when f.overdue_work then 'overdue_work' end,
+           case when f.habit_broken then 'habit_streak_broken' end,
+           case when f.no_recent_session then 'no_recent_session' end
          ], null)::text[],
          least(100,
-           coalesce((array[15, 25, 40, 60])[f.rank], 0)
-           + case when ls.status = 'no_show' then 20 else 0 end
-           + case when rd.peak - rd.latest >= 10 then 20 else 0 end
-           + case when ow.hit then 15 else 0 end
-           + case when hb.hit then 15 else 0 end
-           + case when a.started_at <= as_of - interval '21 days' and rs.hit is null
-                  then 15 else 0 end
+           coalesce((array[15, 25, 40, 60])[f.flag_rank], 0)
+           + case when f.last_session = 'no_show' then 20 else 0 end
+           + case when f.readiness_peak - f.readiness_latest >= 10 then 20 else 0 end
+           + case when f.overdue_work then 15 else 0 end
+           + case when f.habit_broken then 15 else 0 end
+           + case when f.no_recent_session then 15 else 0 end
          )::integer
-    from unnest(ids) as m(id)
-    left join assignments a on a.mentee_id = m.id and a.ended_at is null
-    cross join lateral (
-      select max(case fl.severity when 'low' then 1 when 'medium' then 2
-                                  when 'high' then 3 when 'critical' then 4 end) as rank
-        from flags fl
-       where fl.mentee_id = m.id and fl.status = 'open' and fl.created_at <= as_of
+    from (
+      -- One row of facts per mentee, each an index lookup. Scalar sub-selects (not a
+      -- many-way lateral join) keep planning cheap; OFFSET 0 keeps the subquery from
+      -- being flattened, so each fact is computed once although used twice above.
+      select m.id,
+             (select max(case fl.severity when 'low' then 1 when 'medium' then 2
+                                          when 'high' then 3 when 'critical' then 4 end)
+                from flags fl
+               where fl.mentee_id = m.id and fl.status = 'open' and fl.created_at <= as_of
+             ) as flag_rank,
+             exists (
+               select 1 from mentee_signals sg
+                where sg.mentee_id = m.id and sg.kind = 'habit_streak_broken'
+                  and sg.occurred_at > as_of - interval '7 days' and sg.occurred_at <= as_of
+             ) as habit_broken,
+             (select max(greatest(r.score, r.previous_score)) from readiness_history r
+               where r.mentee_id = m.id
+                 and r.recorded_at > as_of - interval '14 days' and r.recorded_at <= as_of
+             ) as readiness_peak,
+             (select r.score from readiness_history r
+               where r.mentee_id = m.id
+                 and r.recorded_at > as_of - interval '14 days' and r.recorded_at <= as_of
+               order by r.recorded_at desc limit 1
+             ) as readiness_latest,
+             exists (
+               select 1 from work_items w
+                where w.mentee_id = m.id and w.status <> 'done' and w.due_at < as_of
+             ) as overdue_work,
+             (select s.status from sessions s
+               where s.mentee_id = m.id and s.mentor_id = a.mentor_id
+                 and s.status <> 'cancelled' and s.starts_at <= as_of
+               order by s.starts_at desc limit 1
+             ) as last_session,
+             a.started_at <= as_of - interval '21 days' and not exists (
+               select 1 from sessions s
+                where s.mentee_id = m.id and s.mentor_id = a.mentor_id
+                  and s.status in ('completed', 'scheduled')
+                  and s.starts_at > as_of - interval '21 days' and s.starts_at <= as_of
+             ) as no_recent_session
+        from unnest(ids) as m(id)
+        left join assignments a on a.mentee_id = m.id and a.ended_at is null
+      offset 0
     ) f
-    left join lateral (
-      select true as hit from mentee_signals sg
-       where sg.mentee_id = m.id and sg.kind = 'habit_streak_broken'
-         and sg.occurred_at > as_of - interval '7 days' and sg.occurred_at <= as_of
-       limit 1
-    ) hb on true
-    cross join lateral (
-      select max(greatest(r.score, r.previous_score)) as peak,
-             (array_agg(r.score order by r.recorded_at desc))[1] as latest
-        from readiness_history r
-       where r.mentee_id = m.id
-         and r.recorded_at > as_of - interval '14 days' and r.recorded_at <= as_of
-    ) rd
-    left join lateral (
-      select true as hit from work_items w
-       where w.mentee_id = m.id and w.status <> 'done' and w.due_at < as_of
-       limit 1
-    ) ow on true
-    left join lateral (
-      select s.status
-        from sessions s
-       where s.mentee_id = m.id and s.mentor_id = a.mentor_id
-         and s.status <> 'cancelled' and s.starts_at <= as_of
-       order by s.starts_at desc
-       limit 1
-    ) ls on true
-    left join lateral (
-      select true as hit from sessions s
-       where s.mentee_id = m.id and s.mentor_id = a.mentor_id
-         and s.status in ('completed', 'scheduled')
-         and s.starts_at > as_of - interval '21 days' and s.starts_at <= as_of
-       limit 1
-    ) rs on true
 $fn$
 """
 
