@@ -276,11 +276,12 @@ async def drive(base: str, path: str, tokens: list[str], clients: int,
 
 
 @contextmanager
-def uvicorn(server_url: str, settings: Settings, log_path: str):
+def uvicorn(server_url: str, settings: Settings, log_path: str, pool: tuple[int, int]):
     """The bench app in its own process on a free port; yields the base URL."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": server_url, "ENVIRONMENT": "production",
-           "JWT_SECRET": settings.jwt_secret, "PYTHONPATH": str(ROOT)}
+           "JWT_SECRET": settings.jwt_secret, "PYTHONPATH": str(ROOT),
+           "DB_POOL_SIZE": str(pool[0]), "DB_MAX_OVERFLOW": str(pool[1])}
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "bench.dashboard_bench:bench_app",
@@ -305,7 +306,9 @@ async def measure(base: str, process: subprocess.Popen, tokens: list[str], secon
     results = {}
     for clients in (8, 50):
         for path in ROUTES.values():
-            await drive(base, path, tokens, clients, 2)  # warm-up (pool, plan caches)
+            # Warm-up: open the pool's connections and let each one reach Postgres's
+            # generic plan for the prepared statements (after 5 executions).
+            await drive(base, path, tokens, clients, 3)
         slices: dict[str, list[dict]] = {name: [] for name in ROUTES}
         for _ in range(rounds):
             for name, path in ROUTES.items():
@@ -351,6 +354,11 @@ def main() -> None:
                         help="uvicorn stderr: the app logs one JSON line per request")
     parser.add_argument("--rounds", type=int, default=3,
                         help="alternating floor/dashboard slices per concurrency")
+    parser.add_argument("--pool-size", type=int, default=20,
+                        help="the server's DB_POOL_SIZE (both routes share the pool)")
+    parser.add_argument("--max-overflow", type=int, default=0,
+                        help="the server's DB_MAX_OVERFLOW; overflow connections are closed "
+                             "when the load dips and re-opened (and re-planned) later")
     args = parser.parse_args()
     if not args.reuse:
         asyncio.run(create_database(args.server))
@@ -364,9 +372,11 @@ def main() -> None:
     tokens = [mint_token(m, "mentor", settings, ttl=timedelta(hours=2)) for m in mentors]
     random.Random(7).shuffle(tokens)
     load_before = os.getloadavg()[0]
-    with uvicorn(settings.database_url, settings, args.server_log) as (base, process):
+    pool = (args.pool_size, args.max_overflow)
+    with uvicorn(settings.database_url, settings, args.server_log, pool) as (base, process):
         results = asyncio.run(measure(base, process, tokens, args.seconds, args.rounds))
     report(results, load_before, os.getloadavg()[0])
+    print(f"server pool: DB_POOL_SIZE={pool[0]} DB_MAX_OVERFLOW={pool[1]}")
 
 
 if __name__ == "__main__":

@@ -74,6 +74,9 @@ _LOAD_SQL = text(f"""
       from users u
      where u.id = any(:mentor_ids)
 """).bindparams(bindparam("mentor_ids", type_=ARRAY(UUID(as_uuid=True))))
+# The same SQL for callers that fold the load into a larger read (the dashboard);
+# binds :mentor_ids (uuid[]) and :at.
+MENTOR_LOADS_SQL = _LOAD_SQL.text
 
 
 async def mentor_loads(

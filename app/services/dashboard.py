@@ -1,9 +1,10 @@
 """The mentor's dashboard: work queue counts, today's sessions, at-risk mentees, capacity.
 
-Three statements whatever the number of mentees: the transaction's RLS settings, the
-capacity load (`capacity.mentor_loads`) and one read that gathers the mentor's zone, the
-work queue counts, today's sessions and the set-based risk of every mentee as JSON
-(each part is a CTE below; one round trip instead of four matters at this request rate).
+One read whatever the number of mentees (after the transaction's RLS settings): the
+mentor's zone, the capacity load (the SQL of `capacity.mentor_loads`), the work queue
+counts, today's sessions and the set-based risk of every mentee, each part a sub-select
+below, the lists aggregated to JSON by Postgres. One round trip instead of five is much
+of the cost difference at this request rate (see bench/dashboard_bench.py).
 The SSE stream sends the same body as its `snapshot` event: call `build_dashboard`.
 """
 
@@ -26,7 +27,12 @@ from app.schemas.dashboard import (
     TodaySession,
     WorkqueueSummary,
 )
-from app.services.capacity import MENTOR_ZONE_SQL, iso_week_label, mentor_loads
+from app.services.capacity import (
+    MENTOR_LOADS_SQL,
+    MENTOR_ZONE_SQL,
+    MentorLoad,
+    iso_week_label,
+)
 from app.services.risk import MENTOR_RISK_SQL
 
 DUE_SOON = timedelta(hours=24)
@@ -66,8 +72,14 @@ _AT_RISK_SQL = f"""
      where cardinality(risk.reasons) > 0
 """
 
+# `array[:mentor_id]` rather than a bound uuid[]: with an array parameter Postgres keeps
+# re-planning the statement at every execution (~5-8 ms) instead of settling on the
+# prepared statement's generic plan.
+_LOAD_SQL = MENTOR_LOADS_SQL.replace(":mentor_ids", "array[cast(:mentor_id as uuid)]")
+
 _DASHBOARD = text(f"""
-    with tz as (select {MENTOR_ZONE_SQL} as zone from users u where u.id = :mentor_id),
+    with load as ({_LOAD_SQL}),
+    tz as (select {MENTOR_ZONE_SQL} as zone from users u where u.id = :mentor_id),
     me as (
       select zone,
              date_trunc('day', :now at time zone zone) at time zone zone as day_start,
@@ -75,13 +87,14 @@ _DASHBOARD = text(f"""
                as day_end
         from tz
     )
-    select me.zone,
+    select me.zone, load.weekly_slots_used, load.weekly_slots_total, load.mentees_active,
+           load.mentees_max,
            (select coalesce(json_agg(q), '[]') from ({_WORKQUEUE_SQL}) q) as workqueue,
            (select coalesce(json_agg(t order by t.starts_at, t.id), '[]')
               from ({_TODAY_SQL}) t) as today,
            (select coalesce(json_agg(r order by r.risk_score desc, r.name, r.mentee_id), '[]')
               from ({_AT_RISK_SQL}) r) as at_risk
-      from me
+      from me cross join load
 """)
 
 
@@ -107,11 +120,14 @@ def _json(value):
 async def build_dashboard(
     session: AsyncSession, *, mentor_id: uuid.UUID, now: datetime
 ) -> DashboardPublic:
-    load = (await mentor_loads(session, mentor_ids=[mentor_id], at=now)).get(mentor_id)
-    row = (await session.execute(
-        _DASHBOARD, {"mentor_id": mentor_id, "now": now, "soon": now + DUE_SOON})).first()
-    if load is None or row is None:
+    row = (await session.execute(_DASHBOARD, {
+        "mentor_id": mentor_id, "at": now, "now": now,
+        "soon": now + DUE_SOON,
+    })).first()
+    if row is None:
         raise NotFound("No mentor profile for this user", code="mentor_not_found")
+    load = MentorLoad(mentor_id, row.weekly_slots_used, row.weekly_slots_total,
+                      row.mentees_active, row.mentees_max)
     zone = ZoneInfo(row.zone)
     capacity = CapacitySummary(
         weekly_slots_used=load.weekly_slots_used,
