@@ -278,9 +278,11 @@ class TestVisibility:
             self, system_db):
         async with system_db.transaction(None) as session:
             row = (await session.execute(text(
-                "select p.prosecdef, p.proconfig, r.rolsuper or r.rolbypassrls as bypass, "
+                "select p.prosecdef, p.proconfig, r.rolname, "
+                "r.rolsuper or r.rolbypassrls as bypass, "
                 "has_function_privilege('public', p.oid, 'execute') as public_exec "
                 "from pg_proc p join pg_roles r on r.oid = p.proowner "
                 "where p.proname = 'mentee_at_risk'"))).one()
         assert row.prosecdef and row.bypass and not row.public_exec
+        assert row.rolname == "mentorship_worker"
         assert any(c.startswith("search_path=") for c in row.proconfig)

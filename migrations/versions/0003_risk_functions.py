@@ -7,10 +7,11 @@
   into the calling query.
 - `mentee_at_risk()`: SECURITY DEFINER wrapper for the mentee's banner. The mentee may not
   read flags, work items, signals or readiness under RLS; this function reads them with
-  its owner's rights (the migration user, which must bypass RLS: superuser or BYPASSRLS,
-  as creating the roles in 0002 already requires) and returns one boolean about the
-  caller only (`app_user_id()` when `app_role() = 'mentee'`, else NULL): never reasons,
-  never notes, never another mentee.
+  its owner's rights and returns one boolean about the caller only (`app_user_id()` when
+  `app_role() = 'mentee'`, else NULL): never reasons, never notes, never another mentee.
+  Its owner is `mentorship_worker` (BYPASSRLS, like the ops functions of 0009), so it
+  sees every row even though the tables FORCE row-level security, whoever ran the
+  migration; only `mentorship_app` may execute it.
 
 The rules (also documented in app/services/risk.py and the OpenAPI description):
 - open_flag: an open flag about the mentee (weight by the highest open severity:
@@ -132,6 +133,7 @@ def upgrade() -> None:
                     ["mentee_id", "due_at"], postgresql_where=sa.text("status <> 'done'"))
     op.execute(MENTEE_RISK)
     op.execute(MENTEE_AT_RISK)
+    op.execute(f"ALTER FUNCTION mentee_at_risk() OWNER TO {WORKER}")
     for signature in ("mentee_risk(uuid[], timestamptz)", "mentee_at_risk()"):
         op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
         op.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {APP}")
