@@ -130,11 +130,11 @@ _UTILIZATION = text(f"""
          where u.is_mentor
     )
     select count(*) as mentors,
-           coalesce(sum(m.capacity), 0) as slots_total,
+           coalesce(sum(m.capacity), 0)::bigint as slots_total,
            coalesce(sum((select count(*) from sessions s
                           where s.mentor_id = m.id and s.status <> 'cancelled'
                             and s.starts_at >= m.week_start and s.starts_at < m.week_end)), 0)
-               as slots_used
+               ::bigint as slots_used
       from mentors m
 """).bindparams(_ts("now"))
 
