@@ -234,7 +234,7 @@ class ReadOnlyView(ModelView):
 
 
 class UserAdmin(ModelView, model=User):
-    identity = "users"
+    slug = "users"
     name, name_plural, icon = "User", "Users", "fa-solid fa-user"
     can_create = False  # provisioning: PUT /api/v1/users/{id} or user.upserted events
     can_delete = False
@@ -251,7 +251,7 @@ class UserAdmin(ModelView, model=User):
 
 
 class AssignmentAdmin(ReadOnlyView, model=Assignment):
-    identity = "assignments"
+    slug = "assignments"
     name, name_plural, icon = "Assignment", "Assignments", "fa-solid fa-link"
     column_list = [Assignment.id, Assignment.mentor_id, Assignment.mentee_id, Assignment.source,
                    Assignment.score, Assignment.started_at, Assignment.ended_at]
@@ -265,11 +265,11 @@ class AssignmentAdmin(ReadOnlyView, model=Assignment):
 
 
 class SessionAdmin(ReadOnlyView, model=MentoringSession):
-    identity = "sessions"
+    slug = "sessions"
     name, name_plural, icon = "Session", "Sessions", "fa-solid fa-calendar"
-    column_list = [MentoringSession.id, MentoringSession.mentor_id, MentoringSession.mentee_id,
-                   MentoringSession.starts_at, MentoringSession.duration_minutes,
-                   MentoringSession.status, MentoringSession.agenda]
+    column_list = [MentoringSession.starts_at, MentoringSession.status, MentoringSession.agenda,
+                   MentoringSession.duration_minutes, MentoringSession.mentor_id,
+                   MentoringSession.mentee_id, MentoringSession.id]
     column_searchable_list = [MentoringSession.id, MentoringSession.mentor_id,
                               MentoringSession.mentee_id, MentoringSession.agenda,
                               MentoringSession.meeting_url]
@@ -282,7 +282,7 @@ class SessionAdmin(ReadOnlyView, model=MentoringSession):
 
 
 class SessionFeedbackAdmin(ReadOnlyView, model=SessionFeedback):
-    identity = "session-feedback"
+    slug = "session-feedback"
     name, name_plural, icon = "Session feedback", "Session feedback", "fa-solid fa-star"
     column_list = [SessionFeedback.session_id, SessionFeedback.mentor_id,
                    SessionFeedback.mentee_id, SessionFeedback.rating, SessionFeedback.comment,
@@ -296,7 +296,7 @@ class SessionFeedbackAdmin(ReadOnlyView, model=SessionFeedback):
 
 
 class WorkItemAdmin(ReadOnlyView, model=WorkItem):
-    identity = "work-items"
+    slug = "work-items"
     name, name_plural, icon = "Work item", "Work items", "fa-solid fa-list-check"
     column_list = [WorkItem.id, WorkItem.kind, WorkItem.priority, WorkItem.status,
                    WorkItem.mentee_id, WorkItem.title, WorkItem.due_at, WorkItem.overdue,
@@ -312,7 +312,7 @@ class WorkItemAdmin(ReadOnlyView, model=WorkItem):
 
 
 class SubmissionAdmin(ReadOnlyView, model=MissionSubmission):
-    identity = "mission-submissions"
+    slug = "mission-submissions"
     name, name_plural, icon = "Mission submission", "Mission submissions", "fa-solid fa-upload"
     column_list = [MissionSubmission.id, MissionSubmission.mentee_id, MissionSubmission.title,
                    MissionSubmission.status, MissionSubmission.submitted_at]
@@ -325,7 +325,7 @@ class SubmissionAdmin(ReadOnlyView, model=MissionSubmission):
 
 
 class ReviewAdmin(ReadOnlyView, model=MissionReview):
-    identity = "mission-reviews"
+    slug = "mission-reviews"
     name, name_plural, icon = "Mission review", "Mission reviews", "fa-solid fa-check"
     column_list = [MissionReview.submission_id, MissionReview.mentor_id, MissionReview.mentee_id,
                    MissionReview.decision, MissionReview.score, MissionReview.created_at]
@@ -338,7 +338,7 @@ class ReviewAdmin(ReadOnlyView, model=MissionReview):
 
 
 class FlagAdmin(ReadOnlyView, model=Flag):
-    identity = "flags"
+    slug = "flags"
     name, name_plural, icon = "Flag", "Flags", "fa-solid fa-flag"
     column_list = [Flag.id, Flag.mentee_id, Flag.severity, Flag.category, Flag.status,
                    Flag.note, Flag.created_at, Flag.resolved_at]
@@ -351,7 +351,7 @@ class FlagAdmin(ReadOnlyView, model=Flag):
 
 
 class ReadinessAdmin(ReadOnlyView, model=ReadinessRecord):
-    identity = "readiness"
+    slug = "readiness"
     name, name_plural, icon = "Readiness record", "Readiness history", "fa-solid fa-chart-line"
     column_list = [ReadinessRecord.mentee_id, ReadinessRecord.score,
                    ReadinessRecord.previous_score, ReadinessRecord.recorded_at]
@@ -363,7 +363,7 @@ class ReadinessAdmin(ReadOnlyView, model=ReadinessRecord):
 
 
 class SignalAdmin(ReadOnlyView, model=MenteeSignal):
-    identity = "mentee-signals"
+    slug = "mentee-signals"
     name, name_plural, icon = "Mentee signal", "Mentee signals", "fa-solid fa-signal"
     column_list = [MenteeSignal.mentee_id, MenteeSignal.kind, MenteeSignal.data,
                    MenteeSignal.occurred_at]
@@ -375,7 +375,7 @@ class SignalAdmin(ReadOnlyView, model=MenteeSignal):
 
 
 class InboxAdmin(ReadOnlyView, model=InboxEvent):
-    identity = "inbox-events"
+    slug = "inbox-events"
     name, name_plural, icon = "Inbox event", "Inbox", "fa-solid fa-inbox"
     column_list = [InboxEvent.id, InboxEvent.type, InboxEvent.source, InboxEvent.occurred_at,
                    InboxEvent.received_at]
@@ -387,7 +387,7 @@ class InboxAdmin(ReadOnlyView, model=InboxEvent):
 
 
 class OutboxAdmin(ReadOnlyView, model=OutboxEvent):
-    identity = "outbox-events"
+    slug = "outbox-events"
     name, name_plural, icon = "Outbox event", "Outbox", "fa-solid fa-paper-plane"
     column_list = [OutboxEvent.id, OutboxEvent.type, OutboxEvent.refresh_priority,
                    OutboxEvent.created_at, OutboxEvent.attempts, OutboxEvent.published_at,
@@ -404,7 +404,7 @@ _ENDPOINT_SECRET = [WebhookEndpoint.secret]
 
 
 class WebhookEndpointAdmin(ModelView, model=WebhookEndpoint):
-    identity = "webhook-endpoints"
+    slug = "webhook-endpoints"
     name, name_plural, icon = "Webhook endpoint", "Webhook endpoints", "fa-solid fa-plug"
     can_create = False  # POST /api/v1/admin/webhooks: the secret is shown once, there
     can_delete = False  # DELETE /api/v1/admin/webhooks/{id}
@@ -418,7 +418,7 @@ class WebhookEndpointAdmin(ModelView, model=WebhookEndpoint):
 
 
 class WebhookDeliveryAdmin(ReadOnlyView, model=WebhookDelivery):
-    identity = "webhook-deliveries"
+    slug = "webhook-deliveries"
     name, name_plural, icon = "Webhook delivery", "Webhook deliveries", "fa-solid fa-truck"
     column_list = [WebhookDelivery.id, WebhookDelivery.endpoint_id, WebhookDelivery.event_type,
                    WebhookDelivery.status, WebhookDelivery.attempts,
@@ -434,7 +434,7 @@ class WebhookDeliveryAdmin(ReadOnlyView, model=WebhookDelivery):
 
 
 class WebhookAttemptAdmin(ReadOnlyView, model=WebhookAttempt):
-    identity = "webhook-attempts"
+    slug = "webhook-attempts"
     name, name_plural, icon = "Webhook attempt", "Webhook attempts", "fa-solid fa-rotate"
     column_list = [WebhookAttempt.id, WebhookAttempt.delivery_id, WebhookAttempt.attempted_at,
                    WebhookAttempt.status_code, WebhookAttempt.error, WebhookAttempt.duration_ms]
@@ -446,7 +446,7 @@ class WebhookAttemptAdmin(ReadOnlyView, model=WebhookAttempt):
 
 
 class MatchingRunAdmin(ReadOnlyView, model=MatchingRun):
-    identity = "matching-runs"
+    slug = "matching-runs"
     name, name_plural, icon = "Matching run", "Matching runs", "fa-solid fa-shuffle"
     column_list = [MatchingRun.id, MatchingRun.status, MatchingRun.assigned_count,
                    MatchingRun.unplaced_count, MatchingRun.total_fit, MatchingRun.duration_ms,
@@ -459,7 +459,7 @@ class MatchingRunAdmin(ReadOnlyView, model=MatchingRun):
 
 
 class CapacityAlertAdmin(ReadOnlyView, model=CapacityAlert):
-    identity = "capacity-alerts"
+    slug = "capacity-alerts"
     name, name_plural, icon = "Capacity alert", "Capacity alerts", "fa-solid fa-gauge-high"
     column_list = [CapacityAlert.mentor_id, CapacityAlert.iso_week,
                    CapacityAlert.weekly_slots_used, CapacityAlert.weekly_slots_total,
@@ -472,7 +472,7 @@ class CapacityAlertAdmin(ReadOnlyView, model=CapacityAlert):
 
 
 class ProgrammeMetricAdmin(ReadOnlyView, model=ProgrammeMetric):
-    identity = "programme-metrics"
+    slug = "programme-metrics"
     name, name_plural, icon = "Programme metric", "Programme metrics", "fa-solid fa-chart-pie"
     column_list = [ProgrammeMetric.name, ProgrammeMetric.value, ProgrammeMetric.computed_at,
                    ProgrammeMetric.details]
@@ -487,6 +487,10 @@ VIEWS: tuple[type[ModelView], ...] = (
     OutboxAdmin, WebhookEndpointAdmin, WebhookDeliveryAdmin, WebhookAttemptAdmin,
     MatchingRunAdmin, CapacityAlertAdmin, ProgrammeMetricAdmin,
 )
+# URL slugs: sqladmin derives `identity` from the model's class name when the class is
+# created (`mentoring-session`); the tables' names read better (`/admin/sessions/list`).
+for _view in VIEWS:
+    _view.identity = _view.slug  # type: ignore[attr-defined]
 
 
 def mount_admin(app: FastAPI, settings: Settings) -> AsyncEngine:
