@@ -3,6 +3,7 @@ The browser test (headless Debian Chromium driven by Playwright) is at the botto
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -195,6 +196,7 @@ async def test_browser_logs_in_searches_sessions_and_mentee_is_refused(settings,
     """Headless Debian Chromium (Playwright with its executable path; no browser download)."""
     from playwright.async_api import async_playwright
 
+    assert shutil.which(CHROMIUM), "needs Debian's chromium (.ci/run: apt-get install chromium)"
     director = await factory.user("director", name="Dana Director")
     mentee_user = await factory.mentee()
     mentor, (a, b) = await factory.mentor_with_mentees(2)
