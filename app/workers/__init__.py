@@ -24,7 +24,7 @@ CRON_JOBS: list[Any] = telemetry.JobRegistry()
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
-    configure_logging(json=settings.environment != "development")
+    configure_logging(settings.log_level, json=settings.environment != "development")
     ctx["settings"] = settings
     ctx["db"] = Database.connect(settings.worker_db_url, settings, pool_size=5, max_overflow=5)
     ctx["redis_app"] = make_redis(settings)
