@@ -244,3 +244,22 @@ async def test_browser_logs_in_searches_sessions_and_mentee_is_refused(settings,
             finally:
                 await browser.close()
     assert (ARTIFACTS / "admin-sessions-search.png").stat().st_size > 10_000
+
+
+async def test_a_director_edits_a_users_details_under_rls(admin_app, factory, system_db):
+    director = await factory.user("director")
+    mentor = await factory.mentor(tier="3")
+    async with _client(admin_app) as http:
+        await login(http, director.email, PASSWORD)
+        form = (await http.get(f"/admin/users/edit/{mentor.id}")).text
+        assert 'name="mentor_capacity_weekly"' in form and 'name="role"' not in form
+        response = await http.post(f"/admin/users/edit/{mentor.id}", data={
+            "name": "Renamed Mentor", "email": mentor.email, "tier": "4",
+            "timezone": "Europe/Paris", "mentor_capacity_weekly": "12",
+            "mentor_max_mentees": "15", "save": "Save"})
+        assert response.status_code == 302, response.text
+    async with system_db.transaction(None) as session:
+        saved = await session.get(User, mentor.id)
+    assert (saved.name, saved.tier, saved.timezone, saved.mentor_capacity_weekly,
+            saved.mentor_max_mentees, saved.role) == (
+        "Renamed Mentor", "4", "Europe/Paris", 12, 15, "mentor")
