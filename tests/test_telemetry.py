@@ -164,6 +164,7 @@ async def telemetry_broken_job(ctx):
 async def test_job_runs_and_failures_are_counted(settings):
     jobs = JobRegistry([telemetry_ok_job])
     jobs += [func(telemetry_broken_job, name="telemetry_broken_job", max_tries=1)]
+    assert telemetry_ok_job in jobs and telemetry_broken_job not in JobRegistry()
     ok, broken = telemetry_ok_job.__qualname__, "telemetry_broken_job"
     before = (sample("mentorship_job_runs_total", function=ok, outcome="success"),
               sample("mentorship_job_runs_total", function=broken, outcome="failure"))

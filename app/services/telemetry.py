@@ -238,6 +238,13 @@ class JobRegistry(list):
         self.extend(jobs)
         return self
 
+    def __contains__(self, job: object) -> bool:
+        """`job in FUNCTIONS` holds for the original, uninstrumented function too."""
+        def original(item: Any) -> Any:
+            return getattr(getattr(item, "coroutine", item), "__wrapped__", None)
+
+        return any(item == job or original(item) is job for item in self)
+
 
 _worker_server_started = False
 
