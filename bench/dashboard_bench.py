@@ -59,7 +59,7 @@ def bench_app():
     """uvicorn --factory target: the real app plus the floor route."""
     app = create_app()
 
-    @app.get("/bench/floor", operation_id="benchFloor", include_in_schema=False)
+    @app.get("/bench/floor", operation_id="bench_floor", include_in_schema=False)
     async def floor(principal: CurrentMentor, session: DbSession) -> dict:
         return {"one": await session.scalar(text("select 1"))}
 

@@ -27,7 +27,7 @@ router = APIRouter()
 
 @router.get(
     "/api/v1/mentor/dashboard",
-    operation_id="getMentorDashboard",
+    operation_id="get_mentor_dashboard",
     summary="The mentor's dashboard",
     description=(
         "Work queue counts, today's sessions (midnight to midnight in the mentor's time "
@@ -44,7 +44,7 @@ async def get_dashboard(principal: CurrentMentor, session: DbSession) -> Dashboa
 
 @router.get(
     "/api/v1/mentor/mentees",
-    operation_id="listMentorMentees",
+    operation_id="list_mentor_mentees",
     summary="The mentor's active mentees with their risk summary",
     description="Ordered by name. " + RISK_RULES_DOC,
     response_model=Page[MenteeSummary],
@@ -67,7 +67,7 @@ async def list_mentees(
 
 @router.get(
     "/api/v1/mentor/mentees/{mentee_id}/cockpit",
-    operation_id="getMenteeCockpit",
+    operation_id="get_mentee_cockpit",
     summary="Everything about one of the mentor's mentees",
     description=("Profile, assignment, risk, readiness trend, recent and upcoming sessions "
                  "with this mentor, open work items, flags (with notes) and recent "
@@ -86,7 +86,7 @@ async def get_cockpit(
 
 @router.get(
     "/api/v1/mentee/me",
-    operation_id="getMenteeHome",
+    operation_id="get_mentee_home",
     summary="The mentee's own profile, mentor, upcoming sessions and banner state",
     description=("`at_risk` says whether to show the at-risk banner; the reasons and any "
                  "flag notes are never part of the mentee's view."),

@@ -27,7 +27,7 @@ The rules (also documented in app/services/risk.py and the OpenAPI description):
 risk_score = the sum of the weights, capped at 100.
 
 Revision ID: 0003
-Revises: 0002
+Revises: 0009 (written against 0002; re-chained after merging main)
 """
 
 from collections.abc import Sequence
@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003"
-down_revision: str | None = "0002"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
