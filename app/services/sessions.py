@@ -104,26 +104,41 @@ def _check_time(starts_at: datetime, duration_minutes: int, *, settings: Setting
         raise Unprocessable("duration_minutes must be between 15 and 240")
 
 
-async def _require_assigned(session: AsyncSession, *, mentor_id: uuid.UUID,
-                            mentee_id: uuid.UUID) -> None:
-    assigned = await session.scalar(select(exists().where(
+def _assigned(mentor_id, mentee_id):
+    return exists().where(
         Assignment.mentor_id == mentor_id, Assignment.mentee_id == mentee_id,
         Assignment.ended_at.is_(None),
-    )))
-    if not assigned:
-        raise NotFound("The mentee is not assigned to you", code="not_assigned")
-
-
-async def _lock_mentor(session: AsyncSession, mentor_id: uuid.UUID) -> User:
-    """The mentor's row, locked for this transaction: capacity checks queue up here."""
-    mentor = await session.scalar(
-        select(User).where(User.id == mentor_id)
-        .with_for_update(key_share=True)  # FOR NO KEY UPDATE
-        .execution_options(populate_existing=True)
     )
-    if mentor is None:
+
+
+def _not_assigned() -> NotFound:
+    return NotFound("The mentee is not assigned to you", code="not_assigned")
+
+
+async def _require_assigned(session: AsyncSession, *, mentor_id: uuid.UUID,
+                            mentee_id: uuid.UUID) -> None:
+    if not await session.scalar(select(_assigned(mentor_id, mentee_id))):
+        raise _not_assigned()
+
+
+async def _lock_mentor(session: AsyncSession, mentor_id: uuid.UUID,
+                       mentee_id: uuid.UUID) -> User:
+    """The mentor's row, locked for this transaction (capacity checks queue up here), once
+    the mentee is known to be actively assigned to them (same round trip).
+
+    Only the lock comes from this statement: anything counted must be read by a later
+    statement, whose snapshot sees what the previous lock holder committed."""
+    row = (await session.execute(
+        select(User, _assigned(mentor_id, mentee_id).label("assigned"))
+        .where(User.id == mentor_id)
+        .with_for_update(of=User, key_share=True)  # FOR NO KEY UPDATE: FK checks go on
+        .execution_options(populate_existing=True)
+    )).one_or_none()
+    if row is None:
         raise NotFound("Your mentor profile does not exist")
-    return mentor
+    if not row.assigned:
+        raise _not_assigned()
+    return row.User
 
 
 def _check_availability(mentor: User, starts_at: datetime, ends_at: datetime) -> None:
@@ -196,8 +211,7 @@ async def book_session(
 ) -> MentorSessionPublic:
     now = now or datetime.now(UTC)
     _check_time(starts_at, duration_minutes, settings=settings, now=now)
-    await _require_assigned(session, mentor_id=principal.user_id, mentee_id=mentee_id)
-    mentor = await _lock_mentor(session, principal.user_id)
+    mentor = await _lock_mentor(session, principal.user_id, mentee_id)
     ends_at = starts_at + timedelta(minutes=duration_minutes)
     _check_availability(mentor, starts_at, ends_at)
     await _check_capacity(session, mentor, starts_at)
@@ -207,17 +221,27 @@ async def book_session(
         starts_at=starts_at.astimezone(UTC), ends_at=ends_at.astimezone(UTC),
         duration_minutes=duration_minutes, agenda=agenda,
     )
-    session.add(row)
-    await _flush_session_row(session)
 
-    meeting = await video.create_meeting(
-        session_id=row.id, starts_at=row.starts_at, duration_minutes=duration_minutes,
-        topic=f"{MEETING_TOPIC} with {mentor.name}", agenda=agenda,
-    )
-    row.meeting_url, row.video_meeting_id = meeting.url, meeting.external_id
-    await session.flush()
+    async def create_meeting() -> None:
+        meeting = await video.create_meeting(
+            session_id=row.id, starts_at=row.starts_at, duration_minutes=duration_minutes,
+            topic=f"{MEETING_TOPIC} with {mentor.name}", agenda=agenda,
+        )
+        row.meeting_url, row.video_meeting_id = meeting.url, meeting.external_id
+
+    session.add(row)
+    if video.remote:
+        # A remote meeting is only created once the database accepted the row; a provider
+        # failure then rolls the row back.
+        await _flush_session_row(session)
+        await create_meeting()
+        await session.flush()
+        await session.refresh(row)  # updated_at moved with the UPDATE
+    else:
+        # A local link has nothing to undo: take it first and insert the row once.
+        await create_meeting()
+        await _flush_session_row(session)
     await _emit(session, "session.scheduled", row)
-    await session.refresh(row)  # server-side updated_at
     return _mentor_public(row)
 
 
@@ -346,7 +370,9 @@ async def update_session(
 async def _reschedule(session: AsyncSession, *, principal: Principal, settings: Settings,
                       video: VideoProvider, session_id: uuid.UUID, changes: SessionUpdate,
                       now: datetime) -> MentorSessionPublic:
-    mentor = await _lock_mentor(session, principal.user_id)
+    # A session's mentee never changes: read it unlocked, then lock mentor, then session.
+    unlocked = await _own_session(session, principal=principal, session_id=session_id)
+    mentor = await _lock_mentor(session, principal.user_id, unlocked.mentee_id)
     row = await _own_session(session, principal=principal, session_id=session_id, lock=True)
     if row.status != "scheduled":
         raise InvalidTransition(f"A {row.status} session cannot be rescheduled",
@@ -357,7 +383,6 @@ async def _reschedule(session: AsyncSession, *, principal: Principal, settings: 
         return _mentor_public(row)  # nothing moves: no new sequence, no event
 
     _check_time(starts_at, duration, settings=settings, now=now)
-    await _require_assigned(session, mentor_id=mentor.id, mentee_id=row.mentee_id)
     ends_at = starts_at + timedelta(minutes=duration)
     _check_availability(mentor, starts_at, ends_at)
     await _check_capacity(session, mentor, starts_at, exclude=row.id)

@@ -46,6 +46,7 @@ class VideoMeeting:
 
 class VideoProvider(Protocol):
     name: str
+    remote: bool  # True when creating a meeting changes state elsewhere (an API call)
 
     async def create_meeting(self, *, session_id: uuid.UUID, starts_at: datetime,
                              duration_minutes: int, topic: str,
@@ -61,6 +62,7 @@ class JitsiProvider:
     """Rooms exist as soon as someone opens the link: nothing to create, move or delete."""
 
     name = "jitsi"
+    remote = False
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")
@@ -85,6 +87,7 @@ def _zoom_time(at: datetime) -> str:
 
 class ZoomProvider:
     name = "zoom"
+    remote = True
 
     def __init__(self, *, account_id: str, client_id: str, client_secret: str,
                  oauth_url: str, api_base_url: str, timeout: float) -> None:
