@@ -7,8 +7,11 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
+from app.auth import Principal
 from app.models import MentoringSession, OutboxEvent
 from tests.session_helpers import book, week_start
 
@@ -87,3 +90,20 @@ async def test_mixed_conflicts_never_overlap_nor_exceed_capacity(client, factory
     won = sum(r.status_code == 201 for r in responses)
     assert won == await live_sessions(factory, mentor)
     assert 1 <= won <= 4
+
+
+async def test_mentor_row_lock_works_for_the_app_role_under_rls(factory, app_db):
+    """The capacity lock is taken by the API's role (RLS on): the mentor may lock their own
+    row, a second transaction then waits for it, and another mentor's row is not lockable
+    (invisible) at all."""
+    mentor, other = await factory.mentor(), await factory.mentor()
+    me = Principal(mentor.id, "mentor")
+    lock = text("select id from users where id = :id for no key update")
+    async with app_db.transaction(me) as first:
+        assert await first.scalar(lock, {"id": mentor.id}) == mentor.id
+        assert await first.scalar(lock, {"id": other.id}) is None
+        with pytest.raises(DBAPIError) as waited:
+            async with app_db.transaction(me) as second:
+                await second.execute(text("set local lock_timeout = '200ms'"))
+                await second.execute(lock, {"id": mentor.id})
+        assert waited.value.orig.__cause__.sqlstate == "55P03"  # lock_not_available
