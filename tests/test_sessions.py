@@ -12,8 +12,10 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from app.auth import Principal
+from app.errors import Unprocessable
 from app.models import Assignment, MentoringSession, SessionFeedback, WorkItem
-from app.services.sessions import upcoming_sessions
+from app.services.sessions import book_session, upcoming_sessions
+from app.services.video import JitsiProvider
 from tests.session_helpers import SESSIONS, book, outbox_events, week_start
 
 
@@ -86,6 +88,16 @@ class TestBookSession:
         assert response.status_code == 422, response.text
         assert response.headers["content-type"].startswith("application/problem+json")
         assert await count_sessions(factory, mentor_id=mentor.id) == 0
+
+    async def test_service_refuses_a_naive_start(self, factory, app_db, settings):
+        mentor, (mentee,) = await factory.mentor_with_mentees(1)
+        naive = (week_start() + timedelta(hours=10)).replace(tzinfo=None)
+        with pytest.raises(Unprocessable):
+            async with app_db.transaction(Principal(mentor.id, "mentor")) as session:
+                await book_session(session, principal=Principal(mentor.id, "mentor"),
+                                   settings=settings, video=JitsiProvider("https://x"),
+                                   mentee_id=mentee.id, starts_at=naive, duration_minutes=60,
+                                   agenda=None)
 
     async def test_missing_fields_are_422(self, client, factory):
         mentor, _ = await factory.mentor_with_mentees(1)

@@ -94,6 +94,9 @@ async def _flush_session_row(session: AsyncSession) -> None:
 def _check_time(starts_at: datetime, duration_minutes: int, *, settings: Settings,
                 now: datetime) -> None:
     field = {"loc": ["body", "starts_at"], "type": "value_error"}
+    if starts_at.utcoffset() is None:
+        raise Unprocessable("starts_at needs a UTC offset",
+                            errors=[{**field, "msg": "starts_at needs a UTC offset"}])
     if starts_at <= now:
         raise Unprocessable("starts_at must be in the future",
                             errors=[{**field, "msg": "starts_at must be in the future"}])
