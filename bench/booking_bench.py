@@ -283,7 +283,7 @@ async def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--low-clients", type=int, default=8)
     parser.add_argument("--low-duration", type=float, default=20.0)
-    parser.add_argument("--weeks", type=int, default=8, help="weeks the slots are drawn from")
+    parser.add_argument("--weeks", type=int, default=2, help="weeks the slots are drawn from")
     parser.add_argument("--pool-size", type=int, default=10)
     parser.add_argument("--max-overflow", type=int, default=10)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")

@@ -472,6 +472,13 @@ class TestLists:
         response = await client.get(SESSIONS, headers=factory.headers(mentor), params=params)
         assert response.status_code == 422, response.text
 
+    async def test_empty_cursor_is_the_first_page(self, client, factory):
+        mentor, (mentee,) = await factory.mentor_with_mentees(1)
+        await factory.session(mentor, mentee)
+        response = await client.get(SESSIONS, headers=factory.headers(mentor),
+                                    params={"cursor": ""})
+        assert response.status_code == 200 and len(response.json()["items"]) == 1
+
     async def test_mentee_sees_own_sessions_with_any_mentor(self, client, factory):
         old, (mentee,) = await factory.mentor_with_mentees(1)
         other_mentee = await factory.mentee()

@@ -276,7 +276,7 @@ def _window_and_cursor(query, *, starts_from: datetime | None, starts_to: dateti
         query = query.where(MentoringSession.starts_at >= starts_from)
     if starts_to:
         query = query.where(MentoringSession.starts_at < starts_to)
-    position = decode_cursor(cursor)
+    position = decode_cursor(cursor or None)  # `?cursor=` (empty) is the first page
     if position is not None:
         try:
             after = (datetime.fromisoformat(position["s"]), uuid.UUID(position["i"]))
