@@ -212,11 +212,17 @@ class TestBookSession:
             assert response.status_code == 409, response.text
             assert response.json()["code"] == "outside_availability"
 
-    async def test_mentor_without_windows_cannot_be_booked(self, client, factory):
-        mentor, (mentee,) = await factory.mentor_with_mentees(
-            1, mentor_availability={"timezone": "UTC", "windows": []})
+    @pytest.mark.parametrize("stored", [
+        {"timezone": "UTC", "windows": []},
+        {"timezone": "Mars/Base", "windows": [{"weekday": 0, "start": "00:00", "end": "24:00"}]},
+        {"windows": "every day"},
+    ])
+    async def test_mentor_without_valid_windows_cannot_be_booked(self, client, factory,
+                                                                 stored):
+        mentor, (mentee,) = await factory.mentor_with_mentees(1, mentor_availability=stored)
         response = await book(client, factory.headers(mentor), mentee,
                               week_start() + timedelta(hours=10))
+        assert response.status_code == 409, response.text
         assert response.json()["code"] == "outside_availability"
 
 

@@ -9,9 +9,10 @@ Who decides what:
   count one after another and never exceed `mentor_capacity_weekly`. The week is the ISO
   week in the mentor's own time zone.
 - availability: `app/services/availability.py`, in the mentor's zone with zoneinfo.
-- the video link is created last, after the database accepted the row, inside the same
-  transaction: a provider failure rolls the booking back (nothing written), and a refused
-  booking never creates a remote meeting.
+- the video link: a remote meeting (Zoom) is created last, once the database accepted the
+  row, inside the same transaction, so a provider failure rolls the booking back (nothing
+  written) and a refused booking never creates a remote meeting. A local link (Jitsi room)
+  has nothing to undo and is made before the insert, saving a round trip.
 
 Lock order is always mentor row, then session row, so a reschedule (both) and a status
 change (session row only) cannot deadlock each other.
@@ -145,10 +146,13 @@ async def _lock_mentor(session: AsyncSession, mentor_id: uuid.UUID,
 
 
 def _check_availability(mentor: User, starts_at: datetime, ends_at: datetime) -> None:
-    if not is_available(parse_availability(mentor.mentor_availability), starts_at, ends_at):
+    availability = parse_availability(mentor.mentor_availability)
+    if availability is None:
+        raise OutsideAvailability("The mentor has no valid availability windows")
+    if not is_available(availability, starts_at, ends_at):
         raise OutsideAvailability(
             "The session is not inside one of the mentor's availability windows "
-            f"({mentor_zone(mentor).key})")
+            f"({availability.timezone})")
 
 
 async def _check_capacity(session: AsyncSession, mentor: User, starts_at: datetime,
