@@ -200,7 +200,8 @@ async def give_session_feedback(session_id: uuid.UUID, body: FeedbackCreate,
                 "Cancelled sessions appear with STATUS:CANCELLED.",
     response_class=Response,
     responses={
-        200: {"content": {"text/calendar": {}}, "description": "An iCalendar document"},
+        200: {"content": {"text/calendar": {"schema": {"type": "string"}}},
+              "description": "An iCalendar (RFC 5545) document"},
         **problem_responses(401, 403),
     },
 )

@@ -3,7 +3,7 @@ reschedule moves the meeting and a cancellation deletes it. NULL for Jitsi-style
 which need no remote state.
 
 Revision ID: 0007
-Revises: 0002
+Revises: 0009 (chained after main's 0009 when main was merged in)
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0002"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
