@@ -10,7 +10,8 @@
 3. Phase "load": `--clients` concurrent clients (httpx) book 60-minute sessions across
    `--mentors` mentors for `--duration` s. Slots are drawn from `--weeks` weeks of each
    mentor's windows, so both double bookings and full weeks happen.
-4. Phase "latency": `--low-clients` clients on another `--mentors` mentors.
+4. Phase "latency": `--low-clients` clients on another `--mentors` mentors, slots from
+   `--low-weeks` weeks (mostly free, so most requests are real bookings).
 5. Checks afterwards, in SQL: live sessions overlapping for one mentor or one mentee
    (must be 0) and mentor-weeks over capacity in the mentor's zone (must be 0).
 
@@ -283,7 +284,10 @@ async def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--low-clients", type=int, default=8)
     parser.add_argument("--low-duration", type=float, default=20.0)
-    parser.add_argument("--weeks", type=int, default=2, help="weeks the slots are drawn from")
+    parser.add_argument("--weeks", type=int, default=2,
+                        help="weeks the load phase's slots are drawn from (contended)")
+    parser.add_argument("--low-weeks", type=int, default=8,
+                        help="weeks the latency phase's slots are drawn from (mostly free)")
     parser.add_argument("--pool-size", type=int, default=10)
     parser.add_argument("--max-overflow", type=int, default=10)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
@@ -303,12 +307,14 @@ async def main() -> None:
     try:
         await wait_ready(base_url, process)
         print(f"uvicorn pid {process.pid} on {base_url}; pool {args.pool_size}"
-              f"+{args.max_overflow}; slots from {args.weeks} weeks")
-        for phase, group, duration in (
-                (Phase("load", args.clients), mentors[: args.mentors], args.duration),
-                (Phase("latency", args.low_clients), mentors[args.mentors:], args.low_duration)):
+              f"+{args.max_overflow}; slots from {args.weeks} / {args.low_weeks} weeks")
+        for phase, group, duration, weeks in (
+                (Phase("load", args.clients), mentors[: args.mentors], args.duration,
+                 args.weeks),
+                (Phase("latency", args.low_clients), mentors[args.mentors:], args.low_duration,
+                 args.low_weeks)):
             cpu, own = cpu_seconds(process.pid), time.process_time()
-            await run_phase(base_url, phase, group, duration, args.weeks)
+            await run_phase(base_url, phase, group, duration, weeks)
             phase.server_cpu = cpu_seconds(process.pid) - cpu
             phase.client_cpu = time.process_time() - own
             print(phase.report(), flush=True)
