@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -61,3 +62,15 @@ async def outbox_events(system_db, *, type: str, **data: Any) -> list[OutboxEven
 async def load(system_db, model, id_: uuid.UUID):
     async with system_db.transaction(None) as session:
         return await session.get(model, id_)
+
+
+def body_without_echo(response) -> str:
+    """The response body minus `instance` (a problem's echo of the request path, which holds
+    only ids the caller sent): what is left must not reveal other people's data."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text
+    if isinstance(body, dict):
+        body.pop("instance", None)
+    return json.dumps(body)
