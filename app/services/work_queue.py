@@ -12,6 +12,7 @@ cursor: every page orders and flags items as of the same instant and the keyset 
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ from sqlalchemy import (
     DateTime,
     Integer,
     Select,
+    Text,
+    any_,
+    bindparam,
     case,
     func,
     literal,
@@ -29,8 +33,9 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 
 from app.errors import InvalidTransition, NotFound, Unprocessable
 from app.models import Assignment, User, WorkItem
@@ -57,10 +62,10 @@ def my_active_mentees(mentor_id: uuid.UUID) -> Select:
     )
 
 
-def overdue_expr(at: datetime):
-    """Past the SLA as of `at`: unfinished and due before `at`, completed after `due_at`, or
-    marked overdue by the SLA sweep."""
-    now = literal(at, DateTime(timezone=True))
+def overdue_expr(at):
+    """Past the SLA as of `at` (a datetime or a bind parameter): unfinished and due before
+    `at`, completed after `due_at`, or marked overdue by the SLA sweep."""
+    now = at if isinstance(at, BindParameter) else literal(at, DateTime(timezone=True))
     return or_(WorkItem.overdue, WorkItem.due_at < func.coalesce(WorkItem.completed_at, now))
 
 
@@ -69,11 +74,13 @@ def _priority_rank():
                 else_=len(PRIORITY_RANK))
 
 
-def to_public(item: WorkItem, *, mentee_name: str | None, at: datetime) -> WorkItemPublic:
+def to_public(item, *, mentee_name: str | None, at: datetime) -> WorkItemPublic:
+    """From a WorkItem or a row with its columns. Values come from typed database columns,
+    so the model is constructed without re-validating them (the queue's hot path)."""
     unfinished = item.status != "done"
     overdue = bool(item.overdue) or item.due_at < (item.completed_at or at)
     remaining = (math.floor((item.due_at - at).total_seconds() / 60) if unfinished else None)
-    return WorkItemPublic(
+    return WorkItemPublic.model_construct(
         id=item.id, kind=item.kind, priority=item.priority, status=item.status,
         mentee_id=item.mentee_id, mentee_name=mentee_name, title=item.title,
         details=item.details or {}, due_at=item.due_at, overdue=overdue,
@@ -108,6 +115,57 @@ def _decode(cursor: str | None) -> tuple[datetime, tuple[int, int, datetime, uui
     return at, key
 
 
+_ITEM_COLUMNS = (
+    WorkItem.id, WorkItem.kind, WorkItem.priority, WorkItem.status, WorkItem.mentee_id,
+    WorkItem.title, WorkItem.details, WorkItem.due_at, WorkItem.overdue, WorkItem.note,
+    WorkItem.created_at, WorkItem.started_at, WorkItem.completed_at, WorkItem.completed_by,
+)
+_TEXTS = ARRAY(Text)
+
+
+@functools.cache
+def _page_statement(*, kind: bool, priority: bool, overdue: bool | None, mentee: bool,
+                    after: bool) -> tuple[Select, frozenset[str]]:
+    """The page query for one combination of filters, built once with bind parameters (so
+    neither SQLAlchemy nor asyncpg re-compiles or re-prepares it per request). Arrays bound
+    with `= ANY(...)` keep the SQL text the same whatever the number of values."""
+    at = bindparam("at", type_=DateTime(timezone=True))
+    is_overdue = overdue_expr(at)
+    k_overdue = case((is_overdue, 0), else_=1)
+    k_priority = _priority_rank()
+    mentees = select(Assignment.mentee_id).where(
+        Assignment.mentor_id == bindparam("mentor_id", type_=UUID(as_uuid=True)),
+        Assignment.ended_at.is_(None),
+    )
+    stmt = (
+        select(*_ITEM_COLUMNS, User.name.label("mentee_name"), k_overdue.label("k_overdue"),
+               k_priority.label("k_priority"))
+        .join(User, User.id == WorkItem.mentee_id)
+        .where(WorkItem.mentee_id.in_(mentees))
+        .where(WorkItem.status == any_(bindparam("statuses", type_=_TEXTS)))
+    )
+    if kind:
+        stmt = stmt.where(WorkItem.kind == any_(bindparam("kinds", type_=_TEXTS)))
+    if priority:
+        stmt = stmt.where(WorkItem.priority == any_(bindparam("priorities", type_=_TEXTS)))
+    if overdue is not None:
+        stmt = stmt.where(is_overdue if overdue else not_(is_overdue))
+    if mentee:
+        stmt = stmt.where(WorkItem.mentee_id == bindparam("mentee_id",
+                                                          type_=UUID(as_uuid=True)))
+    if after:
+        stmt = stmt.where(
+            tuple_(k_overdue, k_priority, WorkItem.due_at, WorkItem.id)
+            > tuple_(bindparam("after_overdue", type_=Integer),
+                     bindparam("after_priority", type_=Integer),
+                     bindparam("after_due_at", type_=DateTime(timezone=True)),
+                     bindparam("after_id", type_=UUID(as_uuid=True)))
+        )
+    stmt = (stmt.order_by(k_overdue, k_priority, WorkItem.due_at, WorkItem.id)
+            .limit(bindparam("fetch", type_=Integer)))
+    return stmt, frozenset(stmt.compile().params)
+
+
 async def list_work_queue(
     session: AsyncSession,
     *,
@@ -120,43 +178,24 @@ async def list_work_queue(
     """One page of the mentor's queue: (items, next cursor or None, as_of)."""
     decoded = _decode(cursor)
     at = decoded[0] if decoded else (now or datetime.now(UTC))
-    overdue = overdue_expr(at)
-    k_overdue = case((overdue, 0), else_=1)
-    k_priority = _priority_rank()
-
-    stmt = (
-        select(WorkItem, User.name, k_overdue.label("k_overdue"),
-               k_priority.label("k_priority"))
-        .join(User, User.id == WorkItem.mentee_id)
-        .where(WorkItem.mentee_id.in_(my_active_mentees(mentor_id)))
-        .where(WorkItem.status.in_(filters.status))
-    )
-    if filters.kind:
-        stmt = stmt.where(WorkItem.kind.in_(filters.kind))
-    if filters.priority:
-        stmt = stmt.where(WorkItem.priority.in_(filters.priority))
-    if filters.overdue is not None:
-        stmt = stmt.where(overdue if filters.overdue else not_(overdue))
-    if filters.mentee_id is not None:
-        stmt = stmt.where(WorkItem.mentee_id == filters.mentee_id)
+    stmt, names = _page_statement(kind=bool(filters.kind), priority=bool(filters.priority),
+                           overdue=filters.overdue, mentee=filters.mentee_id is not None,
+                           after=decoded is not None)
+    params: dict = {"at": at, "mentor_id": mentor_id, "statuses": list(filters.status),
+                    "kinds": list(filters.kind), "priorities": list(filters.priority),
+                    "mentee_id": filters.mentee_id, "fetch": limit + 1}
     if decoded:
-        o, p, due, item_id = decoded[1]
-        stmt = stmt.where(
-            tuple_(k_overdue, k_priority, WorkItem.due_at, WorkItem.id)
-            > tuple_(literal(o, Integer), literal(p, Integer),
-                     literal(due, DateTime(timezone=True)), literal(item_id, UUID(as_uuid=True)))
-        )
-    stmt = stmt.order_by(k_overdue, k_priority, WorkItem.due_at, WorkItem.id).limit(limit + 1)
-
-    rows = (await session.execute(stmt)).all()
+        keys = ("after_overdue", "after_priority", "after_due_at", "after_id")
+        params.update(zip(keys, decoded[1], strict=True))
+    rows = (await session.execute(stmt, {k: v for k, v in params.items() if k in names})).all()
     page, more = rows[:limit], len(rows) > limit
-    items = [to_public(row[0], mentee_name=row[1], at=at) for row in page]
+    items = [to_public(row, mentee_name=row.mentee_name, at=at) for row in page]
     next_cursor = None
     if more:
         last = page[-1]
         next_cursor = encode_cursor({
             "at": at.isoformat(),
-            "k": [last.k_overdue, last.k_priority, last[0].due_at.isoformat(), str(last[0].id)],
+            "k": [last.k_overdue, last.k_priority, last.due_at.isoformat(), str(last.id)],
         })
     return items, next_cursor, at
 

@@ -1,0 +1,337 @@
+"""Work queue benchmark: GET /api/v1/mentor/workqueue against a real uvicorn.
+
+Seeds (once, into its own database) 1,000 mentors x 20,000 mentees (20 each), 200,000 work
+items (10 per mentee: about half done, the rest open or in progress, due dates spread from 3
+days ago to a week ahead) and 100,000 sessions. Then, in one run, drives the work queue and
+a floor route (authenticated, one RLS transaction running `SELECT 1`, through the same app
+stack) with 8 and 50 concurrent clients, each request as a random one of the 1,000 mentors,
+and prints throughput and p50/p95/p99 latency.
+
+    .venv/bin/python bench/workqueue_bench.py                  # seed if needed, then run
+    .venv/bin/python bench/workqueue_bench.py --reseed --seconds 20
+
+Environment: BENCH_SERVER_URL (default postgresql://postgres@127.0.0.1:5432/postgres, a
+superuser that may create the database), REDIS_URL (default redis://127.0.0.1:6379/0).
+The floor route lives only in this file's app factory (`create_bench_app`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.auth import CurrentMentor, Principal, mint_token  # noqa: E402
+from app.config import Settings  # noqa: E402
+from app.db import Database, DbSession  # noqa: E402
+from app.services.work_queue import WorkQueueFilters, list_work_queue  # noqa: E402
+
+DB_NAME = "mentorship_bench_workqueue"
+MENTORS, MENTEES_PER_MENTOR, ITEMS_PER_MENTEE, SESSIONS_PER_MENTEE = 1000, 20, 10, 5
+
+
+def create_bench_app():
+    """The real app plus the floor route: `uvicorn --factory bench.workqueue_bench:...`."""
+    from app.main import create_app
+
+    app = create_app()
+
+    @app.get("/bench/floor", operation_id="benchFloor", include_in_schema=False)
+    async def floor(mentor: CurrentMentor, session: DbSession) -> dict[str, int]:
+        return {"ok": await session.scalar(text("select 1"))}
+
+    return app
+
+
+# --- seeding ----------------------------------------------------------------------------
+
+SEED_SQL = [
+    # Deterministic ids (md5 -> uuid) so tokens can be minted without reading back.
+    f"""insert into users (id, email, name, role, timezone, is_mentor, mentor_capacity_weekly,
+                         mentor_max_mentees, mentor_specialties, mentor_availability)
+       select md5('mentor' || g)::uuid, 'mentor' || g || '@bench.test', 'Mentor ' || g,
+              'mentor', (array['UTC','Europe/London','America/New_York','Asia/Kolkata'])[1 + g % 4],
+              true, 10, {MENTEES_PER_MENTOR}, array['python','career'],
+              jsonb_build_object('timezone', (array['UTC','Europe/London','America/New_York',
+                'Asia/Kolkata'])[1 + g % 4], 'windows', '[]'::jsonb)
+         from generate_series(1, {MENTORS}) g""",
+    f"""insert into users (id, email, name, role, timezone, tier, interests)
+       select md5('mentee' || g)::uuid, 'mentee' || g || '@bench.test', 'Mentee ' || g,
+              'mentee', 'UTC', (1 + g % 7)::text, array['python']
+         from generate_series(1, {MENTORS * MENTEES_PER_MENTOR}) g""",
+    f"""insert into assignments (id, mentee_id, mentor_id, source, started_at)
+       select gen_random_uuid(), md5('mentee' || g)::uuid,
+              md5('mentor' || (1 + (g - 1) % {MENTORS}))::uuid, 'auto', now() - interval '60 days'
+         from generate_series(1, {MENTORS * MENTEES_PER_MENTOR}) g""",
+    f"""insert into work_items (id, kind, priority, status, mentee_id, source_key, title,
+                              due_at, created_at, overdue, started_at, completed_at, completed_by)
+       select gen_random_uuid(), kind, priority, status, mentee, 'bench:' || g || ':' || k,
+              'Work item ' || k || ' for mentee ' || g, due, due - interval '48 hours',
+              status <> 'done' and due < now(),
+              case when status = 'in_progress' then due - interval '24 hours' end,
+              case when status = 'done' then due - interval '1 hour' end,
+              case when status = 'done' then mentor end
+         from (select g, k, md5('mentee' || g)::uuid as mentee,
+                      md5('mentor' || (1 + (g - 1) % {MENTORS}))::uuid as mentor,
+                      (array['mission_review','risk_assessment','goal_feedback',
+                             'session_followup'])[1 + (g + k) % 4] as kind,
+                      (array['low','normal','normal','high','high','urgent'])[1 + (g * 7 + k) % 6]
+                        as priority,
+                      case when r < 0.5 then 'done' when r < 0.9 then 'open'
+                           else 'in_progress' end as status,
+                      now() + (r2 * 10 - 3) * interval '1 day' as due
+                 from generate_series(1, {MENTORS * MENTEES_PER_MENTOR}) g,
+                      generate_series(1, {ITEMS_PER_MENTEE}) k,
+                      lateral (select random() as r, random() as r2 offset 0) x) s""",
+    # Each mentor's 100 sessions are 3 h apart: no overlap for the mentor or the mentee.
+    f"""insert into sessions (id, mentor_id, mentee_id, starts_at, ends_at, duration_minutes,
+                            status, meeting_url)
+       select gen_random_uuid(), md5('mentor' || m)::uuid,
+              md5('mentee' || (m + {MENTORS} * (j % {MENTEES_PER_MENTOR})))::uuid,
+              t, t + interval '60 minutes', 60,
+              case when t > now() then 'scheduled' when j % 10 = 0 then 'no_show'
+                   else 'completed' end,
+              'https://meet.jit.si/bench-' || m || '-' || j
+         from generate_series(1, {MENTORS}) m,
+              generate_series(0, {MENTEES_PER_MENTOR * SESSIONS_PER_MENTEE - 1}) j,
+              lateral (select date_trunc('hour', now()) - interval '14 days'
+                              + j * interval '3 hours' as t) x""",
+]
+
+
+async def _prepare_database(server_url: str, reseed: bool) -> tuple[str, int]:
+    """Create the bench database if needed; return its URL and how many items it holds."""
+    admin = await asyncpg.connect(server_url)
+    try:
+        exists = await admin.fetchval("select 1 from pg_database where datname = $1", DB_NAME)
+        if exists and reseed:
+            await admin.execute(f'drop database "{DB_NAME}" with (force)')
+            exists = None
+        if not exists:
+            await admin.execute(f'create database "{DB_NAME}"')
+    finally:
+        await admin.close()
+    db_url = make_url(server_url).set(database=DB_NAME).render_as_string(hide_password=False)
+    conn = await asyncpg.connect(db_url)
+    try:
+        migrated = await conn.fetchval("select to_regclass('public.work_items') is not null")
+        count = await conn.fetchval("select count(*) from work_items") if migrated else 0
+    finally:
+        await conn.close()
+    return db_url, count
+
+
+async def _insert_rows(db_url: str) -> None:
+    conn = await asyncpg.connect(db_url)
+    try:
+        for sql in SEED_SQL:
+            started = time.perf_counter()
+            status = await conn.execute(sql)
+            print(f"  {status:<22} {time.perf_counter() - started:6.1f} s", flush=True)
+        await conn.execute("analyze")
+    finally:
+        await conn.close()
+
+
+def seed(server_url: str, reseed: bool) -> str:
+    db_url, count = asyncio.run(_prepare_database(server_url, reseed))
+    if count:
+        print(f"using seeded database {DB_NAME} ({count} work items)")
+        return db_url
+    print(f"seeding {DB_NAME} ...", flush=True)
+    env = {**os.environ, "DATABASE_URL": db_url}
+    subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env,
+                   check=True, capture_output=True)
+    asyncio.run(_insert_rows(db_url))
+    return db_url
+
+
+# --- load ---------------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    name: str
+    clients: int
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    def pct(self, p: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+    def line(self) -> str:
+        return (f"| {self.name} | {self.clients} | {self.requests / self.seconds:,.0f} | "
+                f"{self.pct(50):.1f} | {self.pct(95):.1f} | {self.pct(99):.1f} | "
+                f"{self.errors} |")
+
+
+async def drive(base: str, path: str, tokens: list[str], clients: int, seconds: float,
+                name: str, params: dict | None = None) -> Result:
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+        deadline = time.perf_counter() + seconds
+
+        async def worker(seed_: int) -> None:
+            nonlocal errors
+            rng = random.Random(seed_)
+            while time.perf_counter() < deadline:
+                token = rng.choice(tokens)
+                started = time.perf_counter()
+                response = await http.get(path, params=params,
+                                          headers={"Authorization": f"Bearer {token}"})
+                latencies.append((time.perf_counter() - started) * 1000)
+                if response.status_code != 200:
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(n) for n in range(clients)))
+        elapsed = time.perf_counter() - started
+    return Result(name, clients, len(latencies), errors, elapsed, latencies)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _wait_ready(base: str, within: float = 30) -> None:
+    deadline = time.perf_counter() + within
+    async with httpx.AsyncClient(base_url=base) as http:
+        while time.perf_counter() < deadline:
+            try:
+                if (await http.get("/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError("uvicorn did not start")
+
+
+async def explain(db_url: str, mentor_id: uuid.UUID) -> str:
+    """EXPLAIN ANALYZE of the work queue's page query for one mentor, as the API role under
+    RLS (the statement is captured from the real service call, then re-run with EXPLAIN)."""
+    settings = Settings(database_url=db_url)
+    database = Database.connect(settings.api_db_url, settings)
+    captured: list[tuple[str, object]] = []
+
+    def grab(conn, cursor, statement, parameters, context, executemany):
+        if "FROM work_items" in statement:
+            captured.append((statement, parameters))
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", grab)
+    try:
+        async with database.transaction(Principal(mentor_id, "mentor")) as session:
+            await list_work_queue(session, mentor_id=mentor_id, filters=WorkQueueFilters(),
+                                  limit=50)
+            statement, parameters = captured[0]
+            connection = await session.connection()
+            plan = await connection.exec_driver_sql(
+                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, parameters)
+            return "\n".join(row[0] for row in plan)
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", grab)
+        await database.dispose()
+
+
+def mentor_id(n: int) -> uuid.UUID:
+    return uuid.UUID(hashlib.md5(f"mentor{n}".encode()).hexdigest())
+
+
+async def run_load(base: str, tokens: list[str], clients_list: list[int], seconds: float,
+                   warmup: float) -> None:
+    await _wait_ready(base)
+    scenarios = [
+        ("floor: GET /bench/floor (SELECT 1)", "/bench/floor", None),
+        ("GET /api/v1/mentor/workqueue", "/api/v1/mentor/workqueue", None),
+        ("GET /api/v1/mentor/workqueue?overdue=true&kind=mission_review",
+         "/api/v1/mentor/workqueue", {"overdue": "true", "kind": "mission_review"}),
+    ]
+    await drive(base, "/api/v1/mentor/workqueue", tokens, 8, warmup, "warmup")
+    results = []
+    for clients in clients_list:
+        for name, path, params in scenarios:
+            result = await drive(base, path, tokens, clients, seconds, name, params)
+            results.append(result)
+            print(result.line(), flush=True)
+    print()
+    print("| route | clients | req/s | p50 ms | p95 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|---|---|")
+    for result in results:
+        print(result.line())
+    for clients in clients_list:
+        floor = next(r for r in results if r.clients == clients and "floor" in r.name)
+        queue = next(r for r in results if r.clients == clients and r.name.endswith("queue"))
+        ratio = (queue.requests / queue.seconds) / (floor.requests / floor.seconds)
+        print(f"{clients} clients: work queue throughput = {ratio:.0%} of the floor")
+    async with httpx.AsyncClient(base_url=base) as http:
+        sizes = [len((await http.get("/api/v1/mentor/workqueue", headers={
+            "Authorization": f"Bearer {t}"})).json()["items"]) for t in tokens[:50]]
+    print(f"items per default page (first 50 mentors): median {statistics.median(sizes)}, "
+          f"max {max(sizes)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reseed", action="store_true")
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--clients", default="8,50")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    args = parser.parse_args()
+
+    server_url = os.environ.get("BENCH_SERVER_URL",
+                                "postgresql://postgres@127.0.0.1:5432/postgres")
+    db_url = seed(server_url, args.reseed)
+    settings = Settings(database_url=db_url)
+    tokens = [mint_token(mentor_id(g), "mentor", settings) for g in range(1, MENTORS + 1)]
+    print(asyncio.run(explain(db_url, mentor_id(1))))
+    print(f"uvicorn workers: {args.workers}; load average before the run: {os.getloadavg()}")
+
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": db_url,
+           "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+           "REDIS_PREFIX": "bench-workqueue:", "ENVIRONMENT": "production"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "bench.workqueue_bench:create_bench_app",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
+         "--no-access-log", "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        asyncio.run(run_load(f"http://127.0.0.1:{port}", tokens,
+                             [int(c) for c in args.clients.split(",")], args.seconds,
+                             args.warmup))
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+if __name__ == "__main__":
+    main()
