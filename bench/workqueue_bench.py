@@ -31,9 +31,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import asyncpg
 import httpx
+import uvloop
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
@@ -175,6 +177,8 @@ class Result:
     errors: int
     seconds: float
     latencies_ms: list[float]
+    server_cpu_ms: float = 0.0  # API process CPU (user + system) per request
+
 
     def pct(self, p: float) -> float:
         ordered = sorted(self.latencies_ms)
@@ -183,32 +187,74 @@ class Result:
     def line(self) -> str:
         return (f"| {self.name} | {self.clients} | {self.requests / self.seconds:,.0f} | "
                 f"{self.pct(50):.1f} | {self.pct(95):.1f} | {self.pct(99):.1f} | "
-                f"{self.errors} |")
+                f"{self.server_cpu_ms:.2f} | {self.errors} |")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of `pid` and its children (uvicorn's workers), from /proc: a
+    measure of the app's own cost that the machine's other load does not inflate."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:  # fields[1] is the parent pid
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                   raw: bytes) -> int:
+    """One keep-alive HTTP/1.1 GET on an open connection; returns the status code.
+    A minimal client, so the load generator spends little of the machine's CPU."""
+    writer.write(raw)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    await reader.readexactly(length)
+    return status
 
 
 async def drive(base: str, path: str, tokens: list[str], clients: int, seconds: float,
                 name: str, params: dict | None = None) -> Result:
+    """`clients` connections, each sending requests back to back for `seconds`, each request
+    as a random mentor."""
+    host, port = base.removeprefix("http://").split(":")
+    target = path + ("?" + urlencode(params) if params else "")
+    requests = [
+        (f"GET {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+         f"Accept: application/json\r\n\r\n").encode()
+        for token in tokens
+    ]
     latencies: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
-        deadline = time.perf_counter() + seconds
+    deadline = time.perf_counter() + seconds
 
-        async def worker(seed_: int) -> None:
-            nonlocal errors
-            rng = random.Random(seed_)
+    async def worker(seed_: int) -> None:
+        nonlocal errors
+        rng = random.Random(seed_)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
             while time.perf_counter() < deadline:
-                token = rng.choice(tokens)
                 started = time.perf_counter()
-                response = await http.get(path, params=params,
-                                          headers={"Authorization": f"Bearer {token}"})
+                status = await _request(reader, writer, rng.choice(requests))
                 latencies.append((time.perf_counter() - started) * 1000)
-                if response.status_code != 200:
+                if status != 200:
                     errors += 1
+        finally:
+            writer.close()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(n) for n in range(clients)))
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(n) for n in range(clients)))
+    elapsed = time.perf_counter() - started
     return Result(name, clients, len(latencies), errors, elapsed, latencies)
 
 
@@ -262,7 +308,7 @@ def mentor_id(n: int) -> uuid.UUID:
 
 
 async def run_load(base: str, tokens: list[str], clients_list: list[int], seconds: float,
-                   warmup: float) -> None:
+                   warmup: float, server_pid: int) -> None:
     await _wait_ready(base)
     scenarios = [
         ("floor: GET /bench/floor (SELECT 1)", "/bench/floor", None),
@@ -274,12 +320,15 @@ async def run_load(base: str, tokens: list[str], clients_list: list[int], second
     results = []
     for clients in clients_list:
         for name, path, params in scenarios:
+            cpu_before = process_cpu_seconds(server_pid)
             result = await drive(base, path, tokens, clients, seconds, name, params)
+            result.server_cpu_ms = ((process_cpu_seconds(server_pid) - cpu_before) * 1000
+                                    / max(result.requests, 1))
             results.append(result)
             print(result.line(), flush=True)
     print()
-    print("| route | clients | req/s | p50 ms | p95 ms | p99 ms | errors |")
-    print("|---|---|---|---|---|---|---|")
+    print("| route | clients | req/s | p50 ms | p95 ms | p99 ms | API CPU ms/req | errors |")
+    print("|---|---|---|---|---|---|---|---|")
     for result in results:
         print(result.line())
     for clients in clients_list:
@@ -322,9 +371,9 @@ def main() -> None:
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        asyncio.run(run_load(f"http://127.0.0.1:{port}", tokens,
+        uvloop.run(run_load(f"http://127.0.0.1:{port}", tokens,
                              [int(c) for c in args.clients.split(",")], args.seconds,
-                             args.warmup))
+                             args.warmup, server.pid))
     finally:
         server.send_signal(signal.SIGINT)
         try:

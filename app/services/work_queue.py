@@ -75,12 +75,11 @@ def _priority_rank():
 
 
 def to_public(item, *, mentee_name: str | None, at: datetime) -> WorkItemPublic:
-    """From a WorkItem or a row with its columns. Values come from typed database columns,
-    so the model is constructed without re-validating them (the queue's hot path)."""
+    """From a WorkItem or a row with its columns."""
     unfinished = item.status != "done"
     overdue = bool(item.overdue) or item.due_at < (item.completed_at or at)
     remaining = (math.floor((item.due_at - at).total_seconds() / 60) if unfinished else None)
-    return WorkItemPublic.model_construct(
+    return WorkItemPublic(
         id=item.id, kind=item.kind, priority=item.priority, status=item.status,
         mentee_id=item.mentee_id, mentee_name=mentee_name, title=item.title,
         details=item.details or {}, due_at=item.due_at, overdue=overdue,
