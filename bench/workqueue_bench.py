@@ -72,7 +72,7 @@ SEED_SQL = [
                          mentor_max_mentees, mentor_specialties, mentor_availability)
        select md5('mentor' || g)::uuid, 'mentor' || g || '@bench.test', 'Mentor ' || g,
               'mentor', (array['UTC','Europe/London','America/New_York','Asia/Kolkata'])[1 + g % 4],
-              true, 10, {MENTEES_PER_MENTOR}, array['python','career'],
+              true, 10 + g % 3, {MENTEES_PER_MENTOR} + g % 5, array['python','career'],
               jsonb_build_object('timezone', (array['UTC','Europe/London','America/New_York',
                 'Asia/Kolkata'])[1 + g % 4], 'windows', '[]'::jsonb)
          from generate_series(1, {MENTORS}) g""",
@@ -84,6 +84,7 @@ SEED_SQL = [
        select gen_random_uuid(), md5('mentee' || g)::uuid,
               md5('mentor' || (1 + (g - 1) % {MENTORS}))::uuid, 'auto', now() - interval '60 days'
          from generate_series(1, {MENTORS * MENTEES_PER_MENTOR}) g""",
+    # random() in the sub-select's target list: evaluated once per row.
     f"""insert into work_items (id, kind, priority, status, mentee_id, source_key, title,
                               due_at, created_at, overdue, started_at, completed_at, completed_by)
        select gen_random_uuid(), kind, priority, status, mentee, 'bench:' || g || ':' || k,
@@ -101,10 +102,11 @@ SEED_SQL = [
                       case when r < 0.5 then 'done' when r < 0.9 then 'open'
                            else 'in_progress' end as status,
                       now() + (r2 * 10 - 3) * interval '1 day' as due
-                 from generate_series(1, {MENTORS * MENTEES_PER_MENTOR}) g,
-                      generate_series(1, {ITEMS_PER_MENTEE}) k,
-                      lateral (select random() as r, random() as r2 offset 0) x) s""",
-    # Each mentor's 100 sessions are 3 h apart: no overlap for the mentor or the mentee.
+                 from (select g, k, random() as r, random() as r2
+                         from generate_series(1, {MENTORS * MENTEES_PER_MENTOR}) g,
+                              generate_series(1, {ITEMS_PER_MENTEE}) k) rnd) s""",
+    # Each mentor's 100 sessions are 17 h apart (about 10 a week, the weekly capacity), from
+    # 8 weeks ago to 2 weeks ahead: no overlap for the mentor or the mentee.
     f"""insert into sessions (id, mentor_id, mentee_id, starts_at, ends_at, duration_minutes,
                             status, meeting_url)
        select gen_random_uuid(), md5('mentor' || m)::uuid,
@@ -115,8 +117,8 @@ SEED_SQL = [
               'https://meet.jit.si/bench-' || m || '-' || j
          from generate_series(1, {MENTORS}) m,
               generate_series(0, {MENTEES_PER_MENTOR * SESSIONS_PER_MENTEE - 1}) j,
-              lateral (select date_trunc('hour', now()) - interval '14 days'
-                              + j * interval '3 hours' as t) x""",
+              lateral (select date_trunc('hour', now()) - interval '56 days'
+                              + j * interval '17 hours' as t) x""",
 ]
 
 
@@ -149,7 +151,7 @@ async def _insert_rows(db_url: str) -> None:
             started = time.perf_counter()
             status = await conn.execute(sql)
             print(f"  {status:<22} {time.perf_counter() - started:6.1f} s", flush=True)
-        await conn.execute("analyze")
+        await conn.execute("vacuum analyze")  # as autovacuum would have, by then
     finally:
         await conn.close()
 
@@ -346,6 +348,7 @@ async def run_load(base: str, tokens: list[str], clients_list: list[int], second
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reseed", action="store_true")
+    parser.add_argument("--seed-only", action="store_true")
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--clients", default="8,50")
@@ -355,6 +358,8 @@ def main() -> None:
     server_url = os.environ.get("BENCH_SERVER_URL",
                                 "postgresql://postgres@127.0.0.1:5432/postgres")
     db_url = seed(server_url, args.reseed)
+    if args.seed_only:
+        return
     settings = Settings(database_url=db_url)
     tokens = [mint_token(mentor_id(g), "mentor", settings) for g in range(1, MENTORS + 1)]
     print(asyncio.run(explain(db_url, mentor_id(1))))

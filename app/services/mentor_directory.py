@@ -35,11 +35,26 @@ from app.services.work_queue import UNFINISHED, overdue_expr
 INVALID_CURSOR = "The cursor is not one this service issued (or was made for another sort)"
 
 
-def _active_count():
+def _load_ranked():
+    """Every mentor with `load` (active mentees / max), from one aggregate over the active
+    assignments (a hash aggregate on the partial index), for the load sorts."""
+    active = (
+        select(Assignment.mentor_id, func.count().label("n"))
+        .where(Assignment.ended_at.is_(None))
+        .group_by(Assignment.mentor_id)
+        .subquery("active")
+    )
+    load = case(
+        (User.mentor_max_mentees > 0,
+         cast(func.coalesce(active.c.n, 0), Float) / User.mentor_max_mentees),
+        else_=literal(1.0, Float),
+    )
     return (
-        select(func.count()).select_from(Assignment)
-        .where(Assignment.mentor_id == User.id, Assignment.ended_at.is_(None))
-        .correlate(User).scalar_subquery()
+        select(User.id, User.name, User.email, User.timezone, User.mentor_specialties,
+               load.label("load"))
+        .outerjoin(active, active.c.mentor_id == User.id)
+        .where(User.is_mentor)
+        .subquery("ranked")
     )
 
 
@@ -64,33 +79,32 @@ async def list_mentor_loads(
     now: datetime | None = None,
 ) -> tuple[list[MentorLoadPublic], str | None]:
     at = now or datetime.now(UTC)
-    active = _active_count()
-    load = case(
-        (User.mentor_max_mentees > 0, cast(active, Float) / User.mentor_max_mentees),
-        else_=literal(1.0, Float),
-    )
-    stmt = select(
-        User.id, User.name, User.email, User.timezone, User.mentor_specialties,
-        load.label("load"),
-    ).where(User.is_mentor)
     decoded = _decode(cursor, sort)
+    if sort in ("name", "-name"):
+        # Name order needs no load figures: page the mentors first, count for the page only.
+        m = select(User.id, User.name, User.email, User.timezone, User.mentor_specialties,
+                   literal(None, Float).label("load")).where(User.is_mentor).subquery("m")
+    else:
+        m = _load_ranked()
+    stmt = select(m)
     if decoded:
         last_load, last_name, last_id = decoded
         l_ = literal(last_load, Float)
         n_ = literal(last_name, String)
         i_ = literal(last_id, UUID(as_uuid=True))
         after = {
-            "name": tuple_(User.name, User.id) > tuple_(n_, i_),
-            "-name": tuple_(User.name, User.id) < tuple_(n_, i_),
-            "load": tuple_(load, User.name, User.id) > tuple_(l_, n_, i_),
-            "-load": or_(load < l_, and_(load == l_, tuple_(User.name, User.id) > tuple_(n_, i_))),
+            "name": tuple_(m.c.name, m.c.id) > tuple_(n_, i_),
+            "-name": tuple_(m.c.name, m.c.id) < tuple_(n_, i_),
+            "load": tuple_(m.c.load, m.c.name, m.c.id) > tuple_(l_, n_, i_),
+            "-load": or_(m.c.load < l_,
+                         and_(m.c.load == l_, tuple_(m.c.name, m.c.id) > tuple_(n_, i_))),
         }[sort]
         stmt = stmt.where(after)
     order = {
-        "name": (User.name, User.id),
-        "-name": (User.name.desc(), User.id.desc()),
-        "load": (load, User.name, User.id),
-        "-load": (load.desc(), User.name, User.id),
+        "name": (m.c.name, m.c.id),
+        "-name": (m.c.name.desc(), m.c.id.desc()),
+        "load": (m.c.load, m.c.name, m.c.id),
+        "-load": (m.c.load.desc(), m.c.name, m.c.id),
     }[sort]
     rows = (await session.execute(stmt.order_by(*order).limit(limit + 1))).all()
     page, more = rows[:limit], len(rows) > limit
@@ -118,7 +132,8 @@ async def list_mentor_loads(
             mentor_id=row.id, name=row.name, email=row.email, timezone=row.timezone,
             mentor_specialties=list(row.mentor_specialties or []),
             mentees_active=cap.mentees_active, mentees_max=cap.mentees_max,
-            mentees=f"{cap.mentees_active}/{cap.mentees_max}", load=row.load,
+            mentees=f"{cap.mentees_active}/{cap.mentees_max}",
+            load=(cap.mentees_active / cap.mentees_max) if cap.mentees_max else 1.0,
             weekly_slots_used=cap.weekly_slots_used, weekly_slots_total=cap.weekly_slots_total,
             weekly_slots=f"{cap.weekly_slots_used}/{cap.weekly_slots_total}",
             utilization=cap.utilization,
@@ -128,6 +143,6 @@ async def list_mentor_loads(
     next_cursor = None
     if more:
         last = page[-1]
-        next_cursor = encode_cursor({"s": sort, "l": last.load, "n": last.name,
+        next_cursor = encode_cursor({"s": sort, "l": last.load or 0.0, "n": last.name,
                                      "i": str(last.id)})
     return items, next_cursor
