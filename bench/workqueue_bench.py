@@ -156,16 +156,31 @@ async def _insert_rows(db_url: str) -> None:
         await conn.close()
 
 
+DIRECTOR_SQL = """insert into users (id, email, name, role)
+                  values (md5('director1')::uuid, 'director1@bench.test', 'Director 1', 'director')
+                  on conflict do nothing"""
+
+
+async def _ensure_director(db_url: str) -> None:
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute(DIRECTOR_SQL)
+    finally:
+        await conn.close()
+
+
 def seed(server_url: str, reseed: bool) -> str:
     db_url, count = asyncio.run(_prepare_database(server_url, reseed))
     if count:
         print(f"using seeded database {DB_NAME} ({count} work items)")
+        asyncio.run(_ensure_director(db_url))
         return db_url
     print(f"seeding {DB_NAME} ...", flush=True)
     env = {**os.environ, "DATABASE_URL": db_url}
     subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env,
                    check=True, capture_output=True)
     asyncio.run(_insert_rows(db_url))
+    asyncio.run(_ensure_director(db_url))
     return db_url
 
 
@@ -310,7 +325,7 @@ def mentor_id(n: int) -> uuid.UUID:
 
 
 async def run_load(base: str, tokens: list[str], clients_list: list[int], seconds: float,
-                   warmup: float, server_pid: int) -> None:
+                   warmup: float, server_pid: int, director_token: str) -> None:
     await _wait_ready(base)
     scenarios = [
         ("floor: GET /bench/floor (SELECT 1)", "/bench/floor", None),
@@ -343,6 +358,12 @@ async def run_load(base: str, tokens: list[str], clients_list: list[int], second
             "Authorization": f"Bearer {t}"})).json()["items"]) for t in tokens[:50]]
     print(f"items per default page (first 50 mentors): median {statistics.median(sizes)}, "
           f"max {max(sizes)}")
+    # The directors' mentor list (3 set-based queries per page), one client, sequential.
+    for sort in ("name", "-load"):
+        result = await drive(base, "/api/v1/director/mentors", [director_token], 1,
+                             min(seconds, 5), f"GET /api/v1/director/mentors?sort={sort}",
+                             {"sort": sort, "limit": 50})
+        print(result.line())
 
 
 def main() -> None:
@@ -378,7 +399,9 @@ def main() -> None:
     try:
         uvloop.run(run_load(f"http://127.0.0.1:{port}", tokens,
                              [int(c) for c in args.clients.split(",")], args.seconds,
-                             args.warmup, server.pid))
+                             args.warmup, server.pid,
+                             mint_token(uuid.UUID(hashlib.md5(b"director1").hexdigest()),
+                                        "director", settings)))
     finally:
         server.send_signal(signal.SIGINT)
         try:
