@@ -57,7 +57,7 @@ def create_bench_app():
 
     app = create_app()
 
-    @app.get("/bench/floor", operation_id="benchFloor", include_in_schema=False)
+    @app.get("/bench/floor", operation_id="bench_floor", include_in_schema=False)
     async def floor(mentor: CurrentMentor, session: DbSession) -> dict[str, int]:
         return {"ok": await session.scalar(text("select 1"))}
 

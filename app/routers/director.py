@@ -24,7 +24,7 @@ Cursor = Annotated[str | None, Query(max_length=1000)]
 
 @router.get(
     "/flags",
-    operation_id="listFlags",
+    operation_id="list_director_flags",
     summary="Every flag, newest first",
     description="Filters combine with AND; repeated values of one filter with OR "
                 "(`severity=high&severity=critical`).",
@@ -49,7 +49,7 @@ async def list_flags(
 
 @router.get(
     "/mentors",
-    operation_id="listMentorLoads",
+    operation_id="list_director_mentors",
     summary="Every mentor's load",
     description="Mentees N/max, weekly slots X/total (this ISO week in the mentor's time "
                 "zone), open and overdue work items. `sort`: `name` (default), `-name`, "
@@ -73,7 +73,7 @@ async def list_mentors(
 
 @router.post(
     "/assignments",
-    operation_id="assignMentee",
+    operation_id="create_director_assignment",
     summary="Assign or reassign a mentee to a mentor",
     description="201 with the new assignment; a mentee who had another mentor is reassigned "
                 "(the old assignment ends with `end_reason` reassigned; `assignment.ended` "

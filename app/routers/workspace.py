@@ -42,7 +42,7 @@ first), then `id`. An item is overdue when it is unfinished and `due_at` is befo
 
 @router.get(
     "/workqueue",
-    operation_id="listWorkQueue",
+    operation_id="list_work_queue",
     summary="The mentor's work queue, most urgent first",
     description=WORKQUEUE_DESCRIPTION,
     response_model=WorkQueuePage,
@@ -73,7 +73,7 @@ async def list_work_queue(
 
 @router.patch(
     "/workqueue/{item_id}",
-    operation_id="updateWorkItem",
+    operation_id="update_work_item",
     summary="Start or complete a work item",
     description="open → in_progress → done, or open → done; done is final. Any other change "
                 "is 409 `invalid_transition`. Completing emits `workqueue.item_completed`.",
@@ -90,7 +90,7 @@ async def update_work_item(
 
 @router.post(
     "/missions/{submission_id}/review",
-    operation_id="reviewMission",
+    operation_id="review_mission_submission",
     summary="Review a mentee's mission submission",
     description="Decides the submission (approved, changes_requested or rejected), completes "
                 "its `mission_review` work item and emits `mission.reviewed` (refresh "
@@ -112,7 +112,7 @@ async def review_mission(
 
 @router.post(
     "/flags",
-    operation_id="raiseFlag",
+    operation_id="raise_flag",
     summary="Raise a flag about one of your mentees",
     description="Emits `flag.raised` (refresh priority urgent) to every director and the "
                 "mentor, with `director_ids`. The note is never shown to the mentee and is "
@@ -130,7 +130,7 @@ async def raise_flag(body: FlagCreate, mentor: CurrentMentor, session: DbSession
 
 @router.patch(
     "/flags/{flag_id}",
-    operation_id="resolveFlag",
+    operation_id="resolve_flag",
     summary="Resolve a flag",
     description="open → resolved, once (a second time is 409 `invalid_transition`). Emits "
                 "`flag.resolved`.",
