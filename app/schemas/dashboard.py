@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.schemas.work_queue import WorkItemPublic
 from app.services.risk import REASONS, RISK_RULES_DOC
 
 RiskReason = Literal[REASONS]  # type: ignore[valid-type]
@@ -50,7 +51,8 @@ class WorkqueueSummary(BaseModel):
 
     open: int = Field(description="Unfinished items (open or in progress).")
     in_progress: int
-    overdue: int = Field(description="Unfinished items past their due_at.")
+    overdue: int = Field(description="Unfinished items past their due_at (or marked overdue "
+                                     "by the SLA sweep).")
     due_24h: int = Field(description="Unfinished items not yet overdue, due within 24 h.")
     by_kind: dict[str, int] = Field(description="Unfinished items per kind (every kind listed).")
     by_priority: dict[str, int] = Field(
@@ -142,20 +144,6 @@ class ReadinessPoint(BaseModel):
     previous_score: float | None
 
 
-class WorkItemSummary(BaseModel):
-    id: uuid.UUID
-    kind: str
-    priority: str
-    status: str
-    mentee_id: uuid.UUID
-    title: str
-    due_at: datetime
-    overdue: bool
-    sla_remaining_minutes: int = Field(
-        description="Whole minutes until due_at (negative once overdue).")
-    created_at: datetime
-
-
 class FlagSummary(BaseModel):
     id: uuid.UUID
     severity: str
@@ -190,8 +178,9 @@ class CockpitPublic(BaseModel):
         description="This mentor's sessions with the mentee that have started, latest first.")
     upcoming_sessions: list[SessionSummary] = Field(
         description="This mentor's scheduled sessions with the mentee still to start.")
-    open_work_items: list[WorkItemSummary] = Field(
-        description="Unfinished items, overdue first, then by due_at.")
+    open_work_items: list[WorkItemPublic] = Field(
+        description="Unfinished items in the work queue's order: overdue first, then "
+                    "priority, then due_at.")
     flags: list[FlagSummary] = Field(description="Open flags first, then the latest.")
     recent_submissions: list[SubmissionSummary] = Field(
         description="Latest mission submissions with the review decision, if any.")

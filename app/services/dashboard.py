@@ -44,8 +44,9 @@ _WORKQUEUE_SQL = """
     select w.kind, w.priority, grouping(w.kind) as all_kinds, grouping(w.priority) as all_prio,
            count(*) as total,
            count(*) filter (where w.status = 'in_progress') as in_progress,
-           count(*) filter (where w.due_at < :now) as overdue,
-           count(*) filter (where w.due_at >= :now and w.due_at < :soon) as due_24h
+           count(*) filter (where w.overdue or w.due_at < :now) as overdue,
+           count(*) filter (where not w.overdue and w.due_at >= :now and w.due_at < :soon)
+             as due_24h
       from work_items w
      where w.status <> 'done'
        and w.mentee_id in (select a.mentee_id from assignments a

@@ -37,9 +37,9 @@ from app.schemas.dashboard import (
     RiskSummary,
     SessionSummary,
     SubmissionSummary,
-    WorkItemSummary,
 )
 from app.services.risk import mentees_risk, own_at_risk
+from app.services.work_queue import PRIORITY_RANK, overdue_expr, to_public
 
 READINESS_POINTS = 30
 RECENT_SESSIONS = 10
@@ -123,16 +123,6 @@ def _profile(user: User) -> MenteeProfile:
                          timezone=user.timezone, tier=user.tier, interests=user.interests or [])
 
 
-def _work_item(item: WorkItem, now: datetime) -> WorkItemSummary:
-    remaining = int((item.due_at - now).total_seconds() // 60)
-    return WorkItemSummary(
-        id=item.id, kind=item.kind, priority=item.priority, status=item.status,
-        mentee_id=item.mentee_id, title=item.title, due_at=item.due_at,
-        overdue=item.overdue or item.due_at < now, sla_remaining_minutes=remaining,
-        created_at=item.created_at,
-    )
-
-
 async def cockpit(
     session: AsyncSession, *, mentor_id: uuid.UUID, mentee_id: uuid.UUID, now: datetime
 ) -> CockpitPublic:
@@ -166,9 +156,12 @@ async def cockpit(
         .order_by(MentoringSession.starts_at).limit(UPCOMING_SESSIONS)
     )).all()
 
+    # The work queue's order and shape: overdue first, then priority, then due_at.
     items = (await session.scalars(
         select(WorkItem).where(WorkItem.mentee_id == mentee_id, WorkItem.status != "done")
-        .order_by((WorkItem.due_at < now).desc(), WorkItem.due_at, WorkItem.id)
+        .order_by(case((overdue_expr(now), 0), else_=1),
+                  case(*((WorkItem.priority == p, r) for p, r in PRIORITY_RANK.items())),
+                  WorkItem.due_at, WorkItem.id)
     )).all()
 
     flags = (await session.scalars(
@@ -196,7 +189,7 @@ async def cockpit(
                          for r in reversed(readiness)],
         recent_sessions=[_session(s) for s in recent],
         upcoming_sessions=[_session(s) for s in upcoming],
-        open_work_items=[_work_item(item, now) for item in items],
+        open_work_items=[to_public(item, mentee_name=mentee.name, at=now) for item in items],
         flags=[FlagSummary.model_validate(f, from_attributes=True) for f in flags],
         recent_submissions=[
             SubmissionSummary(

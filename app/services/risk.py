@@ -55,7 +55,8 @@ A mentee is **at risk** when at least one reason holds (evaluated at request tim
 - `{READINESS_DROP}`: over the last 14 days, the highest readiness the mentee had (each
   record's `score` and `previous_score` in the window) minus the latest score is 10 points
   or more. Weight 20.
-- `{OVERDUE_WORK}`: an unfinished work item about the mentee is past its `due_at`. Weight 15.
+- `{OVERDUE_WORK}`: an unfinished work item about the mentee is past its `due_at` (or was
+  marked overdue by the SLA sweep), as the work queue counts it. Weight 15.
 - `{HABIT_STREAK_BROKEN}`: a `habit.streak_broken` signal in the last 7 days. Weight 15.
 - `{NO_RECENT_SESSION}`: assigned to the current mentor for 21 days or more, and no session
   with them (completed, or scheduled and already started) began in the last 21 days; a

@@ -19,7 +19,8 @@ The rules (also documented in app/services/risk.py and the OpenAPI description):
 - habit_streak_broken: a `habit_streak_broken` signal in the last 7 days (15).
 - readiness_drop: within the last 14 days, the highest readiness the mentee had (each
   record's score and previous_score in the window) minus the latest score >= 10 (20).
-- overdue_work: an unfinished work item about the mentee past its due_at (15).
+- overdue_work: an unfinished work item about the mentee past its due_at, or marked
+  overdue by the SLA sweep, as the work queue counts it (15).
 - no_show_last_session: the latest session with the current mentor that has started and
   is not cancelled is a no_show (20).
 - no_recent_session: assigned to the current mentor for 21 days or more and no session
@@ -27,7 +28,7 @@ The rules (also documented in app/services/risk.py and the OpenAPI description):
 risk_score = the sum of the weights, capped at 100.
 
 Revision ID: 0003
-Revises: 0009 (written against 0002; re-chained after merging main)
+Revises: 0006 (written against 0002; re-chained after merging main)
 """
 
 from collections.abc import Sequence
@@ -36,7 +37,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003"
-down_revision: str | None = "0009"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -93,7 +94,8 @@ AS $fn$
              ) as readiness_latest,
              exists (
                select 1 from work_items w
-                where w.mentee_id = m.id and w.status <> 'done' and w.due_at < as_of
+                where w.mentee_id = m.id and w.status <> 'done'
+                  and (w.due_at < as_of or w.overdue)
              ) as overdue_work,
              (select s.status from sessions s
                where s.mentee_id = m.id and s.mentor_id = a.mentor_id
