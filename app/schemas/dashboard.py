@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.schemas.sessions import MenteeSessionPublic, MentorSessionPublic, SessionPublic
 from app.schemas.work_queue import WorkItemPublic
 from app.services.risk import REASONS, RISK_RULES_DOC
 
@@ -27,21 +28,7 @@ UTILIZATION_DOC = (
 )
 
 
-class SessionSummary(BaseModel):
-    """A session as the contract names it."""
-
-    id: uuid.UUID
-    mentor_id: uuid.UUID
-    mentee_id: uuid.UUID
-    starts_at: datetime
-    ends_at: datetime
-    duration_minutes: int
-    status: Literal["scheduled", "completed", "no_show", "cancelled"]
-    meeting_url: str | None
-    agenda: str | None
-
-
-class TodaySession(SessionSummary):
+class TodaySession(SessionPublic):
     mentee_name: str
 
 
@@ -174,9 +161,9 @@ class CockpitPublic(BaseModel):
     risk: RiskSummary
     readiness_trend: list[ReadinessPoint] = Field(
         description="The latest readiness records, oldest first.")
-    recent_sessions: list[SessionSummary] = Field(
+    recent_sessions: list[MentorSessionPublic] = Field(
         description="This mentor's sessions with the mentee that have started, latest first.")
-    upcoming_sessions: list[SessionSummary] = Field(
+    upcoming_sessions: list[MentorSessionPublic] = Field(
         description="This mentor's scheduled sessions with the mentee still to start.")
     open_work_items: list[WorkItemPublic] = Field(
         description="Unfinished items in the work queue's order: overdue first, then "
@@ -199,6 +186,6 @@ class MenteeHome(BaseModel):
 
     profile: MenteeProfile
     mentor: MentorSummary | None = Field(description="The current mentor, or null.")
-    upcoming_sessions: list[SessionSummary] = Field(
+    upcoming_sessions: list[MenteeSessionPublic] = Field(
         description="Own scheduled sessions that have not ended yet, earliest first.")
     at_risk: bool = Field(description="Whether to show the at-risk banner.")

@@ -59,7 +59,8 @@ _WORKQUEUE_SQL = """
 # The bounds are scalar sub-selects so they become index conditions.
 _TODAY_SQL = """
     select s.id, s.mentor_id, s.mentee_id, s.starts_at, s.ends_at, s.duration_minutes,
-           s.status, s.meeting_url, s.agenda, u.name as mentee_name
+           s.status, s.meeting_url, s.agenda, s.cancel_reason, s.sequence, s.created_at,
+           s.updated_at, u.name as mentee_name
       from sessions s
       join users u on u.id = s.mentee_id
      where s.mentor_id = :mentor_id and s.status <> 'cancelled'

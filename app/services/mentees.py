@@ -35,10 +35,11 @@ from app.schemas.dashboard import (
     NextSession,
     ReadinessPoint,
     RiskSummary,
-    SessionSummary,
     SubmissionSummary,
 )
+from app.schemas.sessions import MentorSessionPublic
 from app.services.risk import mentees_risk, own_at_risk
+from app.services.sessions import upcoming_sessions
 from app.services.work_queue import PRIORITY_RANK, overdue_expr, to_public
 
 READINESS_POINTS = 30
@@ -46,7 +47,7 @@ RECENT_SESSIONS = 10
 UPCOMING_SESSIONS = 10
 FLAGS_SHOWN = 50
 RECENT_SUBMISSIONS = 10
-MENTEE_UPCOMING = 20
+MENTEE_UPCOMING = 10
 
 
 # --- the mentor's list ----------------------------------------------------------------------
@@ -114,8 +115,8 @@ async def list_mentees(
 
 # --- the cockpit ----------------------------------------------------------------------------
 
-def _session(row: MentoringSession) -> SessionSummary:
-    return SessionSummary.model_validate(row, from_attributes=True)
+def _session(row: MentoringSession) -> MentorSessionPublic:
+    return MentorSessionPublic.model_validate(row)
 
 
 def _profile(user: User) -> MenteeProfile:
@@ -219,17 +220,13 @@ async def mentee_home(
         select(User).join(Assignment, Assignment.mentor_id == User.id)
         .where(Assignment.mentee_id == mentee_id, Assignment.ended_at.is_(None))
     )
-    upcoming = (await session.scalars(
-        select(MentoringSession)
-        .where(MentoringSession.mentee_id == mentee_id, MentoringSession.status == "scheduled",
-               MentoringSession.ends_at > now)
-        .order_by(MentoringSession.starts_at).limit(MENTEE_UPCOMING)
-    )).all()
+    upcoming = await upcoming_sessions(session, mentee_id=mentee_id, limit=MENTEE_UPCOMING,
+                                       now=now)
     return MenteeHome(
         profile=_profile(me),
         mentor=MentorSummary(id=mentor.id, name=mentor.name,
                              specialties=mentor.mentor_specialties or [],
                              timezone=mentor.timezone) if mentor else None,
-        upcoming_sessions=[_session(s) for s in upcoming],
+        upcoming_sessions=upcoming,
         at_risk=await own_at_risk(session),
     )
