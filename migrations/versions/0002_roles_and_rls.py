@@ -148,7 +148,7 @@ POLICIES: dict[str, list[tuple[str, str, str | None, str | None]]] = {
 }
 
 
-def _ensure_role(name: str, attributes: str, password_env: str) -> None:
+def _ensure_role(name: str, attributes: str, password_env: str, *, bypassrls: bool) -> None:
     op.execute(f"""
         DO $$ BEGIN
           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') THEN
@@ -156,7 +156,17 @@ def _ensure_role(name: str, attributes: str, password_env: str) -> None:
           END IF;
         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;  -- created concurrently
         END $$""")
-    op.execute(f"ALTER ROLE {name} {attributes}")
+    # Roles are cluster-wide: migrations of other databases on the same server may run at
+    # the same moment, and two concurrent ALTER ROLE fail ("tuple concurrently updated").
+    # So alter only when an attribute differs.
+    op.execute(f"""
+        DO $$ BEGIN
+          IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}' AND (
+                       rolsuper OR rolcreatedb OR rolcreaterole OR rolreplication
+                       OR NOT rolcanlogin OR rolbypassrls <> {str(bypassrls).lower()})) THEN
+            ALTER ROLE {name} LOGIN {attributes};
+          END IF;
+        END $$""")
     password = os.environ.get(password_env)
     if password:
         quoted = password.replace("'", "''")
@@ -165,8 +175,8 @@ def _ensure_role(name: str, attributes: str, password_env: str) -> None:
 
 def upgrade() -> None:
     base = "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
-    _ensure_role(APP, f"{base} NOBYPASSRLS", "APP_DB_PASSWORD")
-    _ensure_role(WORKER, f"{base} BYPASSRLS", "WORKER_DB_PASSWORD")
+    _ensure_role(APP, f"{base} NOBYPASSRLS", "APP_DB_PASSWORD", bypassrls=False)
+    _ensure_role(WORKER, f"{base} BYPASSRLS", "WORKER_DB_PASSWORD", bypassrls=True)
 
     op.execute("""
         CREATE FUNCTION app_user_id() RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE AS
