@@ -107,8 +107,12 @@ def _wait_ready(url: str, children: dict[str, subprocess.Popen]) -> bool:
     return False
 
 
-def _describe(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True) if "://" in url else url
+def _describe_postgres(url: str) -> str:
+    parsed = make_url(url)
+    host = parsed.query.get("host")
+    if host and not parsed.host:  # unix socket (the embedded server)
+        return f"database {parsed.database} on the socket in {host}"
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=True)
 
 
 async def _prepare_data(settings: Settings, options: DevOptions):
@@ -165,8 +169,8 @@ def run(options: DevOptions) -> int:
                 _say(f"Created database {make_url(settings.database_url).database}")
             _say("Migrating to the latest schema (alembic upgrade head)")
             upgrade(settings.database_url)
-            demo = asyncio.run(_prepare_data(settings, options))
 
+            # The children start (imports take seconds) while the demo data is seeded.
             env = {**os.environ, **overrides}
             base = f"http://{options.host}:{options.port}"
             children["api"] = _spawn("api", [
@@ -176,6 +180,7 @@ def run(options: DevOptions) -> int:
                 children[f"worker-{n + 1}"] = _spawn(
                     f"worker-{n + 1}", [sys.executable, "-m", "arq", "app.workers.WorkerSettings"],
                     env)
+            demo = asyncio.run(_prepare_data(settings, options))
             ready = _wait_ready(base, children)
             _banner(settings, options, base, demo, ready)
             status = 0 if ready else 1
@@ -210,7 +215,7 @@ def _banner(settings: Settings, options: DevOptions, base: str, demo: dict, read
     _say("Mentorship Coordination Engine (development)")
     _say(f"  API       {base}" + ("" if ready else "   (NOT READY: see the logs above)"))
     _say(f"  Docs      {base}/docs")
-    _say(f"  Postgres  {_describe(settings.database_url)}")
+    _say(f"  Postgres  {_describe_postgres(settings.database_url)}")
     _say(f"  Redis     {settings.redis_url}")
     _say("")
     _say(f"Demo tokens (valid {options.token_ttl_hours:g} h):")
