@@ -105,8 +105,8 @@ def seed_command(
     for table, count in result.counts.items():
         typer.echo(f"{table:<20} {count:>9,}")
     typer.echo(f"{'total rows':<20} {sum(result.counts.values()):>9,}")
-    typer.echo(f"seeded in {result.total_seconds:.1f} s (generate {result.generate_seconds:.1f} s, "
-               f"load {result.load_seconds:.1f} s)")
+    typer.echo(f"seeded in {result.seconds:.1f} s (generating {result.generate_seconds:.1f} s, "
+               f"overlapped with loading; committed at {result.load_seconds:.1f} s; then ANALYZE)")
 
 
 @cli.command()

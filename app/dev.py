@@ -126,7 +126,7 @@ async def _prepare_data(settings: Settings, options: DevOptions):
     if empty:
         result = await seed(settings, mentors=options.mentors, mentees=options.mentees,
                             seed=options.seed)
-        _say(f"Seeded a demo programme in {result.total_seconds:.1f} s: "
+        _say(f"Seeded a demo programme in {result.seconds:.1f} s: "
              + ", ".join(f"{n} {t}" for t, n in result.counts.items()))
     else:
         _say("The database already has data: not seeding.")

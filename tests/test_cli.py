@@ -23,6 +23,7 @@ from app.cli import cli
 from app.config import Settings, get_settings
 from app.migrate import upgrade
 from app.services.seed import DatabaseNotEmpty, generate, plain_dsn, seed
+from app.services.seed_data import Generator
 from tests.harness import ROOT, ServerHarness
 
 runner = CliRunner()
@@ -181,6 +182,24 @@ class TestSeedIsDeterministic:
             await seed(database.settings, mentors=6, mentees=60, seed=3,
                        work_items_per_mentee=3, sessions_per_mentor=12, now=NOW, reset=True)
             assert await self._digest(database) == before
+        finally:
+            await database.drop()
+
+    async def test_a_failure_midway_leaves_the_database_untouched(
+        self, servers: ServerHarness, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        database = FreshDatabase(servers, "atomic")
+        try:
+            await database.create()
+
+            def fail(self) -> None:  # after users, assignments and sessions were handed over
+                raise RuntimeError("generation failed")
+
+            monkeypatch.setattr(Generator, "flags", fail)
+            with pytest.raises(RuntimeError, match="generation failed"):
+                await seed(database.settings, mentors=3, mentees=30, seed=1, now=NOW)
+            for table in ("users", "assignments", "sessions", "work_items"):
+                assert await database.fetchval(f"select count(*) from {table}") == 0
         finally:
             await database.drop()
 
