@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
+import asyncpg
 import typer
 
 from app.config import get_settings
@@ -102,6 +103,8 @@ def seed_command(
             now=reference, reset=reset))
     except DatabaseNotEmpty as exc:
         _fail(str(exc))
+    except asyncpg.UndefinedTableError:
+        _fail("the database has no schema yet: run `mentorship migrate` first")
     for table, count in result.counts.items():
         typer.echo(f"{table:<20} {count:>9,}")
     typer.echo(f"{'total rows':<20} {sum(result.counts.values()):>9,}")

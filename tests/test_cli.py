@@ -185,6 +185,18 @@ class TestSeedIsDeterministic:
         finally:
             await database.drop()
 
+    async def test_seed_asks_for_migrate_on_a_database_without_schema(
+        self, servers: ServerHarness
+    ) -> None:
+        database = FreshDatabase(servers, "noschema")
+        await asyncio.to_thread(servers.create_database, database.name)
+        try:
+            with environment(database.env):
+                result = await asyncio.to_thread(runner.invoke, cli, ["seed"])
+            assert result.exit_code == 1 and "mentorship migrate" in result.output
+        finally:
+            await database.drop()
+
     async def test_a_failure_midway_leaves_the_database_untouched(
         self, servers: ServerHarness, monkeypatch: pytest.MonkeyPatch
     ) -> None:
