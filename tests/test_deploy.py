@@ -99,7 +99,7 @@ class TestTheCommandsExist:
     def test_worker_settings(self) -> None:
         module, name = WORKER_COMMAND[1].rsplit(".", 1)
         settings = getattr(importlib.import_module(module), name)
-        assert settings.functions and settings.redis_settings
+        assert (settings.functions or settings.cron_jobs) and settings.redis_settings
         from arq.cli import cli as arq_cli
 
         assert "check" in {p.name for p in arq_cli.params}

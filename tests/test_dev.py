@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -75,7 +77,10 @@ class DevRun:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / "dev.log"
-        self.data_dir = tmp_path / "data"
+        # Not under tmp_path: pytest runs of other users of this machine chmod
+        # /tmp/pytest-of-<user> to 0700 at any time, and the embedded server runs as its own
+        # system user when started by root.
+        self.data_dir = Path(tempfile.mkdtemp(prefix="mentorship-dev-test-"))
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "app.cli", "dev", "--port", str(self.port),
@@ -113,6 +118,11 @@ class DevRun:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        if (self.data_dir / "postgres" / "postmaster.pid").exists():  # never leave it running
+            from app.embedded import stop_postgres
+
+            stop_postgres(self.data_dir / "postgres")
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 def check_running_service(run: DevRun, settings: Settings) -> None:
@@ -174,7 +184,3 @@ def test_dev_without_urls_runs_on_embedded_servers_and_stops_them(
         assert not [pid for pid in redis_pids if alive(pid)], "embedded Redis still running"
     finally:
         run.kill()
-        if (run.data_dir / "postgres" / "postmaster.pid").exists():  # never leave it behind
-            from app.embedded import stop_postgres
-
-            stop_postgres(run.data_dir / "postgres")
