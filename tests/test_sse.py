@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -19,7 +22,7 @@ from sqlalchemy import text
 from app.config import APP_DB_ROLE, Settings
 from app.redis import user_stream_key
 from app.services.outbox import REFRESH_PRIORITY, SOURCE
-from tests.live import LiveServer
+from tests.live import ROOT, LiveServer
 
 PATH = "/api/v1/mentor/dashboard/stream"
 READ_TIMEOUT = 15.0
@@ -404,3 +407,19 @@ async def test_200_clients_leave_nothing_behind(replica_a, factory, redis, sse_c
 
     await eventually(gauge_zero)
     await eventually(no_connections)
+
+
+def test_open_streams_gauge_sums_live_worker_processes(tmp_path):
+    """With PROMETHEUS_MULTIPROC_DIR (several uvicorn workers), /metrics adds up the open
+    streams of the live processes (`livesum`)."""
+    script = (
+        "from app.services.realtime import OPEN_STREAMS\n"
+        "from app.routers.metrics import _registry\n"
+        "from prometheus_client import generate_latest\n"
+        "OPEN_STREAMS.inc(3)\n"
+        "print(generate_latest(_registry()).decode())\n"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    output = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout
+    assert "mentorship_sse_open_streams 3.0" in output

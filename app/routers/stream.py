@@ -67,6 +67,6 @@ async def stream_dashboard(
                                now=datetime.now(UTC))
     return EventSourceResponse(
         relay(hub, start, expires_at=principal.expires_at),
-        ping=settings.sse_ping_seconds,
+        ping=0,  # the relay sends the pings itself (settings.sse_ping_seconds)
         send_timeout=settings.sse_send_timeout_seconds,
     )
