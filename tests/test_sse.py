@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -15,11 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from httpx_sse import ServerSentEvent, aconnect_sse
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from app.config import APP_DB_ROLE, Settings
+from app.main import create_app
 from app.redis import user_stream_key
 from app.services.outbox import REFRESH_PRIORITY, SOURCE
 from tests.live import ROOT, LiveServer
@@ -91,10 +94,10 @@ def replica_a(settings, sse_client_name, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def replica_b(settings, sse_client_name, tmp_path_factory):
-    """A second replica, pinging every second."""
+    """A second replica, pinging every second, dropping clients that stop reading after 2 s."""
     server = LiveServer(tmp_path_factory.mktemp("b") / "uvicorn.log",
                         {"SSE_REDIS_CLIENT_NAME": sse_client_name,
-                         "SSE_PING_SECONDS": "1"}).start()
+                         "SSE_PING_SECONDS": "1", "SSE_SEND_TIMEOUT_SECONDS": "2"}).start()
     yield server
     server.stop()
 
@@ -423,3 +426,48 @@ def test_open_streams_gauge_sums_live_worker_processes(tmp_path):
     output = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT,
                             capture_output=True, text=True, check=True).stdout
     assert "mentorship_sse_open_streams 3.0" in output
+
+
+async def test_redis_down_is_a_503_problem_before_the_stream(settings, factory):
+    # Answered before any byte of the stream, so the in-process transport is fine here.
+    broken = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    application = create_app(broken)
+    mentor = await factory.mentor()
+    async with LifespanManager(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            response = await http.get(PATH, headers=factory.headers(mentor))
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "stream_unavailable"
+    assert response.headers["retry-after"] == "5"
+
+
+async def test_a_client_that_stops_reading_is_dropped(replica_b, factory, causes, redis,
+                                                      sse_client_name):
+    mentor = await factory.mentor()
+    reader, writer = await asyncio.open_connection("127.0.0.1", replica_b.port)
+    writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                                         4096)
+    writer.write(f"GET {PATH} HTTP/1.1\r\nHost: t\r\n"
+                 f"Authorization: Bearer {factory.token(mentor)}\r\n\r\n".encode())
+    await writer.drain()
+    assert (await reader.readuntil(b"event: snapshot")).startswith(b"HTTP/1.1 200")
+    reader._transport.pause_reading()  # stop reading: the kernel buffers fill up
+    try:
+        async def connected() -> bool:
+            return await open_streams_gauge(replica_b) == 1
+
+        await eventually(connected)
+        big = "x" * 65536
+        for _ in range(8):  # ~8 MiB queued for a client that takes nothing
+            for _ in range(16):
+                await publish(redis, causes.settings, mentor.id, "flag.raised", {"pad": big})
+
+        async def dropped() -> bool:
+            return (await open_streams_gauge(replica_b) == 0
+                    and await streaming_connections(redis, sse_client_name) == [])
+
+        await eventually(dropped, within=30)
+    finally:
+        writer.close()

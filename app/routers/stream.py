@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
+import structlog
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse
+from sse_starlette.sse import SendTimeoutError
+from starlette.types import Receive, Scope, Send
 
 from app.auth import Principal, require_roles
 from app.errors import ServiceUnavailable
@@ -14,6 +17,17 @@ from app.schemas.common import problem_responses
 from app.services.realtime import StreamHub, relay, start_stream
 
 router = APIRouter(tags=["mentor"])
+log = structlog.get_logger("app.realtime")
+
+
+class DashboardStream(EventSourceResponse):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            # A client that stopped reading: its stream is already closed (and its Redis
+            # connection released); a log line, not a traceback. uvicorn drops the socket.
+            log.info("sse_client_too_slow")
 
 # EventSource cannot send headers, so the token may also come as `?access_token=`
 # (never logged: see app/logging.py and app/middleware.py).
@@ -65,7 +79,7 @@ async def stream_dashboard(
     start = await start_stream(hub=hub, redis=state.redis, db=state.db, principal=principal,
                                last_event_id=last_event_id or last_event_id_query,
                                now=datetime.now(UTC))
-    return EventSourceResponse(
+    return DashboardStream(
         relay(hub, start, expires_at=principal.expires_at),
         ping=0,  # the relay sends the pings itself (settings.sse_ping_seconds)
         send_timeout=settings.sse_send_timeout_seconds,

@@ -31,6 +31,7 @@ from sse_starlette import ServerSentEvent
 from app.auth import Principal
 from app.config import Settings
 from app.db import Database
+from app.errors import ServiceUnavailable
 from app.redis import user_stream_key
 
 log = structlog.get_logger("app.realtime")
@@ -180,7 +181,12 @@ async def start_stream(*, hub: StreamHub, redis: Redis, db: Database, principal:
     """Resume after `last_event_id` when every later event is still in the stream, else
     read a snapshot. Runs before the response starts, so failures are problem responses."""
     key = user_stream_key(hub.settings, principal.user_id)
-    state = await read_stream_state(redis, key)
+    try:
+        state = await read_stream_state(redis, key)
+    except RedisError as exc:
+        raise ServiceUnavailable("Real-time updates are unavailable; retry shortly.",
+                                 code="stream_unavailable",
+                                 headers={"Retry-After": "5"}) from exc
     resume = resume_point(state, parse_stream_id(last_event_id))
     if resume is not None:
         return StreamStart(key, format_stream_id(resume), None)
