@@ -1,14 +1,21 @@
-"""A real uvicorn process on a free port, for tests of streaming responses (an in-process
-ASGI transport buffers a response until it ends, so it cannot test an endless stream)."""
+"""A real uvicorn process on a free port (browsers, multi-process metrics, raw logs).
+
+Uses the test run's database and Redis (the environment the `servers` fixture set), so
+depend on the `settings` fixture before starting one.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -17,52 +24,71 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
+@dataclass
 class LiveServer:
-    """`uvicorn --factory app.main:create_app` in a subprocess, with the test run's
-    environment (database, Redis prefix) plus `env`. Its output goes to `log_path`."""
+    url: str
+    process: subprocess.Popen
+    log_path: Path
 
-    def __init__(self, log_path: Path, env: dict[str, str] | None = None,
-                 args: tuple[str, ...] = ()) -> None:
-        self.log_path = log_path
-        self.env = {**os.environ, **(env or {})}
-        self.args = args
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
+    @classmethod
+    def start(cls, env: dict[str, str] | None = None, *uvicorn_args: str) -> LiveServer:
+        port = free_port()
+        log_file = tempfile.NamedTemporaryFile(prefix="uvicorn-", suffix=".log", delete=False)
+        command = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app",
+                   "--host", "127.0.0.1", "--port", str(port), *uvicorn_args]
+        with log_file:
+            process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})},
+                                       stdout=log_file, stderr=subprocess.STDOUT)
+        return cls(f"http://127.0.0.1:{port}", process, Path(log_file.name))
 
-    def start(self, timeout: float = 30.0) -> LiveServer:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app",
-             "--host", "127.0.0.1", "--port", str(self.port), *self.args],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_ready(self, seconds: float = 60.0) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited early:\n{self.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
+                raise RuntimeError(f"uvicorn exited early:\n{self.logs()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn did not start:\n{self.logs()}")
             time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"uvicorn did not start in {timeout} s:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        """Graceful (SIGINT: the lifespan shutdown runs), killed if it hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def live_servers(count: int, env: dict[str, str] | None = None,
+                 *uvicorn_args: str) -> Iterator[list[LiveServer]]:
+    """`count` servers, started in parallel (imports are slow on a busy machine)."""
+    servers = [LiveServer.start(env, *uvicorn_args) for _ in range(count)]
+    try:
+        for server in servers:
+            server.wait_ready()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@contextmanager
+def live_server(env: dict[str, str] | None = None, *uvicorn_args: str) -> Iterator[LiveServer]:
+    with live_servers(1, env, *uvicorn_args) as (server,):
+        yield server

@@ -1,34 +1,54 @@
-"""Prometheus exposition (`GET /metrics`). Issue 9 adds the request and programme metrics."""
+"""`/metrics` (Prometheus) and the director's programme metrics."""
 
 from __future__ import annotations
 
-import os
+from fastapi import APIRouter, Request, Response
 
-from fastapi import APIRouter
-from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
-from prometheus_client.multiprocess import MultiProcessCollector
+from app.auth import CurrentStaff
+from app.db import DbSession
+from app.schemas.common import problem_responses
+from app.schemas.metrics import ProgrammeMetricsPublic
+from app.services import telemetry
+from app.services.programme_metrics import stored_programme_metrics
 
-router = APIRouter(tags=["ops"])
-
-
-def _registry() -> CollectorRegistry:
-    # Under several worker processes (PROMETHEUS_MULTIPROC_DIR set), aggregate their files;
-    # gauges declare how (e.g. `livesum` for open streams).
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)
-        return registry
-    return REGISTRY
+router = APIRouter()
 
 
 @router.get(
     "/metrics",
-    operation_id="metrics",
+    operation_id="prometheus_metrics",
     summary="Prometheus metrics",
+    description="Prometheus text exposition: request counts and latency by route template, "
+                "database pools, open SSE streams, outbox backlog and age, job runs and "
+                "failures, and the five programme metrics (refreshed every minute by a worker "
+                "job, read here, never computed per scrape). Serve it on an internal network.",
+    tags=["ops"],
     response_class=Response,
-    responses={200: {"description": "Prometheus text format 0.0.4.",
-                     "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+    responses={200: {"description": "Prometheus text format 0.0.4",
+                     "content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
-async def metrics() -> Response:
-    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+async def prometheus_metrics(request: Request) -> Response:
+    body = await telemetry.render(request.app.state.db)
+    return Response(body, media_type=telemetry.CONTENT_TYPE)
+
+
+@router.get(
+    "/api/v1/director/metrics",
+    operation_id="director_programme_metrics",
+    summary="The five programme metrics with their goals",
+    description="Each metric's value, unit, definition, goal and whether it is met, as the "
+                "refresh job last computed them (every minute). Definitions: "
+                "`mentor_response_time_p95_hours` p95 of work item created -> completed over "
+                "items completed in the last 30 days (< 24); `work_queue_overdue_rate` overdue "
+                "share of the unfinished queue (< 0.05); `mentor_utilization` weekly slots used "
+                "this ISO week / weekly capacity, over all mentors (0.6-0.8); "
+                "`session_attendance_rate` completed / (completed + no_show), last 30 days "
+                "(> 0.85); `mentee_satisfaction_score` mean feedback rating, last 30 days (> 4.2).",
+    tags=["director"],
+    response_model=ProgrammeMetricsPublic,
+    responses=problem_responses(401, 403),
+)
+async def director_programme_metrics(
+    principal: CurrentStaff, session: DbSession
+) -> ProgrammeMetricsPublic:
+    return ProgrammeMetricsPublic.from_values(await stored_programme_metrics(session))

@@ -48,14 +48,14 @@ expires: reconnect with a new token (and `?last_event_id=`).
 
 @router.get(
     "/api/v1/mentor/dashboard/stream",
-    operation_id="streamMentorDashboard",
+    operation_id="stream_mentor_dashboard",
     summary="Live dashboard: a snapshot, then events as they happen (SSE)",
     description=STREAM_DESCRIPTION,
     response_class=EventSourceResponse,
     responses={
         200: {"description": "An endless `text/event-stream`.",
               "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-        **problem_responses(401, 403, 503),
+        **problem_responses(401, 403, 422, 503),
     },
 )
 async def stream_dashboard(
