@@ -29,6 +29,7 @@ class DashboardStream(EventSourceResponse):
             # connection released); a log line, not a traceback. uvicorn drops the socket.
             log.info("sse_client_too_slow")
 
+
 # EventSource cannot send headers, so the token may also come as `?access_token=`
 # (never logged: see app/logging.py and app/middleware.py).
 StreamingMentor = Annotated[Principal, Depends(require_roles("mentor", allow_query_token=True))]
