@@ -82,6 +82,14 @@ class Settings(BaseSettings):
     stream_maxlen: int = 1000  # per-user Redis stream, approximate trim
     sse_ping_seconds: int = 15
     sse_retry_ms: int = 3000
+    # Each open SSE stream holds one Redis connection (blocking XREAD) from a dedicated pool;
+    # past this many per process a new stream gets 503 instead of exhausting Redis.
+    sse_max_streams: int = 10_000
+    sse_redis_client_name: str = "mentorship-sse"  # CLIENT SETNAME on streaming connections
+    sse_block_seconds: float = 30.0  # longest XREAD BLOCK before re-checking token expiry
+    sse_batch: int = 100  # entries per XREAD
+    sse_snapshot_concurrency: int = 5  # snapshots at once per process: spares the DB pool
+    sse_send_timeout_seconds: float = 30.0  # a client that stops reading is dropped
 
     # Operations (README "Operations").
     log_level: str = "INFO"

@@ -1,0 +1,336 @@
+"""SSE dashboard benchmarks against a real uvicorn process (issue 7).
+
+    TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \\
+    TEST_REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/sse_bench.py [idle|latency|all]
+
+- idle: N concurrent idle streams (default 5,000, one per mentor) on one API process;
+  prints the server's RSS before and with the streams, KiB per connection, and checks the
+  open-stream gauge and the streaming Redis connections. Goal: RSS < 300 MiB.
+- latency: M connected mentors (default 1,000), events published at R/s (default 100)
+  to random mentors' streams exactly as the outbox relay does (XADD); latency from just
+  before the XADD to the client's receipt of the event. Goal: p99 < 250 ms.
+
+The clients are raw asyncio sockets in this process (GET, read headers, parse SSE lines);
+the server is a separate `uvicorn --factory app.main:create_app` process. Both raise their
+open-file limit. A fresh database and Redis key prefix are made (tests/harness.py) and
+dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.harness import ServerHarness  # noqa: E402
+from tests.live import free_port  # noqa: E402
+
+PATH = "/api/v1/mentor/dashboard/stream"
+CLIENT_NAME = f"mentorship-sse-bench-{uuid.uuid4().hex[:6]}"
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 65536
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+class Server:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(Path(tempfile.gettempdir()) / "sse_bench_server.log", "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app",
+             "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
+             "--log-level", "warning", "--backlog", "4096"],
+            cwd=ROOT, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT,
+            preexec_fn=raise_nofile,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def gauge(self) -> float:
+        for line in httpx.get(f"{self.url}/metrics").text.splitlines():
+            if line.startswith("mentorship_sse_open_streams "):
+                return float(line.split()[1])
+        raise RuntimeError("gauge missing")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+class RawStream:
+    """One SSE connection over a raw socket: just enough HTTP/1.1 and SSE parsing."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int, token: str) -> RawStream:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+        writer.write(f"GET {PATH} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n"
+                     f"Authorization: Bearer {token}\r\n\r\n".encode())
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(head.decode(errors="replace"))
+        self = cls(reader, writer)
+        event = await self.next_event()
+        if event[0] != "snapshot":
+            raise RuntimeError(f"first event {event}")
+        return self
+
+    async def next_event(self) -> tuple[str, str, str]:
+        """(event, id, data) of the next event, skipping comments (pings). Chunked framing
+        lines (hex sizes) are ignored: they never start with a field name."""
+        event = id_ = ""
+        data: list[str] = []
+        while True:
+            line = (await self.reader.readline()).decode().rstrip("\r\n")
+            if not line:
+                if data:
+                    return event, id_, "\n".join(data)
+                if self.reader.at_eof():
+                    raise ConnectionError("stream ended")
+                continue
+            field, _, value = line.partition(": ")
+            if field == "event":
+                event = value
+            elif field == "id":
+                id_ = value
+            elif field == "data":
+                data.append(value)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def make_mentors(harness: ServerHarness, n: int) -> list[uuid.UUID]:
+    from sqlalchemy import insert
+
+    from app.config import get_settings
+    from app.db import Database
+    from app.models import User
+
+    settings = get_settings()
+    db = Database.connect(settings.worker_db_url, settings)
+    ids = [uuid.uuid4() for _ in range(n)]
+    rows = [{"id": i, "email": f"bench-{i}@example.test", "name": f"Mentor {k}",
+             "role": "mentor", "is_mentor": True} for k, i in enumerate(ids)]
+    async with db.transaction(None) as session:
+        for start in range(0, n, 1000):
+            await session.execute(insert(User), rows[start:start + 1000])
+    await db.dispose()
+    return ids
+
+
+async def open_many(port: int, tokens: list[str], concurrency: int = 100) -> list[RawStream]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(token: str) -> RawStream:
+        async with gate:
+            return await RawStream.open(port, token)
+
+    return await asyncio.gather(*(one(t) for t in tokens))
+
+
+async def streaming_redis_connections(settings) -> int:
+    from app.redis import make_redis
+
+    redis = make_redis(settings)
+    try:
+        return sum(1 for c in await redis.client_list() if c.get("name") == CLIENT_NAME)
+    finally:
+        await redis.aclose()
+
+
+async def bench_idle(server: Server, mentors: list[uuid.UUID], settings) -> dict:
+    from app.auth import mint_token
+
+    tokens = [mint_token(m, "mentor", settings) for m in mentors]
+    # Warm up (imports, pools) with a few streams, then measure the baseline.
+    warm = await open_many(server.port, tokens[:10])
+    for s in warm:
+        s.close()
+    await asyncio.sleep(2)
+    baseline = rss_kib(server.process.pid)
+    started = time.perf_counter()
+    streams: list[RawStream] = []
+    steps = []  # RSS after each 1,000: is the cost per stream flat as streams pile up?
+    for first in range(0, len(tokens), 1000):
+        streams += await open_many(server.port, tokens[first:first + 1000])
+        steps.append({"streams": len(streams),
+                      "seconds": round(time.perf_counter() - started, 1),
+                      "rss_mib": round(rss_kib(server.process.pid) / 1024, 1)})
+    opened_in = time.perf_counter() - started
+    await asyncio.sleep(5)
+    loaded = rss_kib(server.process.pid)
+    gauge = server.gauge()
+    redis_conns = await streaming_redis_connections(settings)
+    for s in streams:
+        s.close()
+    for _ in range(120):  # up to a minute for the server to notice every disconnect
+        if server.gauge() == 0:
+            break
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(1)
+    result = {
+        "streams": len(streams),
+        "opened_in_s": round(opened_in, 1),
+        "rss_baseline_mib": round(baseline / 1024, 1),
+        "rss_with_streams_mib": round(loaded / 1024, 1),
+        "kib_per_stream": round((loaded - baseline) / len(streams), 1),
+        "gauge_while_open": gauge,
+        "redis_connections_while_open": redis_conns,
+        "gauge_after_close": server.gauge(),
+        "redis_connections_after_close": await streaming_redis_connections(settings),
+        "rss_after_close_mib": round(rss_kib(server.process.pid) / 1024, 1),
+        "steps": steps,
+    }
+    print("idle:", json.dumps(result, indent=2))
+    return result
+
+
+async def bench_latency(server: Server, mentors: list[uuid.UUID], settings, rate: float,
+                        seconds: float) -> dict:
+    from app.auth import mint_token
+    from app.redis import make_redis, user_stream_key
+
+    streams = await open_many(server.port, [mint_token(m, "mentor", settings) for m in mentors])
+    latencies: list[float] = []
+    expected = 0
+    done = asyncio.Event()
+
+    async def receive(stream: RawStream) -> None:
+        while True:
+            try:
+                _event, _id, data = await stream.next_event()
+            except (ConnectionError, asyncio.IncompleteReadError):
+                return
+            sent = json.loads(data)["data"]["published_at"]
+            latencies.append(time.time() - sent)
+            if len(latencies) == expected:
+                done.set()
+
+    readers = [asyncio.create_task(receive(s)) for s in streams]
+    redis = make_redis(settings)
+    total = int(rate * seconds)
+    expected = total
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for n in range(total):
+        await asyncio.sleep(max(0.0, start + n / rate - loop.time()))
+        mentor = random.choice(mentors)
+        envelope = {"id": str(uuid.uuid4()), "type": "workqueue.item_created",
+                    "occurred_at": "", "source": "mentorship", "refresh_priority": "normal",
+                    "data": {"n": n, "published_at": time.time()}}
+        await redis.xadd(user_stream_key(settings, mentor),
+                         {"type": "workqueue.item_created", "data": json.dumps(envelope)},
+                         maxlen=settings.stream_maxlen, approximate=True)
+    try:
+        await asyncio.wait_for(done.wait(), 30)
+    except TimeoutError:
+        pass
+    await redis.aclose()
+    for s in streams:
+        s.close()
+    for task in readers:
+        task.cancel()
+    ms = sorted(x * 1000 for x in latencies)
+
+    def pct(p: float) -> float:
+        return round(ms[min(len(ms) - 1, int(p / 100 * len(ms)))], 1)
+
+    result = {
+        "mentors_connected": len(streams), "rate_per_s": rate, "seconds": seconds,
+        "published": total, "received": len(ms),
+        "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99),
+        "max_ms": round(ms[-1], 1), "mean_ms": round(statistics.fmean(ms), 1),
+    }
+    print("latency:", json.dumps(result, indent=2))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("which", nargs="?", default="all", choices=["idle", "latency", "all"])
+    parser.add_argument("--streams", type=int, default=5000)
+    parser.add_argument("--mentors", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    raise_nofile()
+
+    harness = ServerHarness()  # a fresh database and Redis prefix (sync: outside the loop)
+    harness.create()
+    os.environ.update(harness.environment())
+    from app.config import get_settings
+
+    get_settings.cache_clear()
+    settings = get_settings()
+    server = Server({"SSE_REDIS_CLIENT_NAME": CLIENT_NAME})
+    try:
+        asyncio.run(run(args, harness, server, settings))
+    finally:
+        server.stop()
+        asyncio.run(drop_keys(settings))
+        harness.drop()
+
+
+async def run(args, harness: ServerHarness, server: Server, settings) -> None:
+    mentors = await make_mentors(harness, max(args.streams, args.mentors))
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, "
+          f"{time.strftime('%Y-%m-%d')}")
+    if args.which in ("idle", "all"):
+        await bench_idle(server, mentors[:args.streams], settings)
+    if args.which in ("latency", "all"):
+        await bench_latency(server, mentors[:args.mentors], settings, args.rate, args.seconds)
+
+
+async def drop_keys(settings) -> None:
+    from app.redis import make_redis
+
+    redis = make_redis(settings)
+    try:
+        async for key in redis.scan_iter(match=f"{settings.redis_prefix}*", count=1000):
+            await redis.delete(key)
+    finally:
+        await redis.aclose()
+
+
+if __name__ == "__main__":
+    main()
