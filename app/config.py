@@ -77,6 +77,26 @@ class Settings(BaseSettings):
     sse_ping_seconds: int = 15
     sse_retry_ms: int = 3000
 
+    # Inbound events (POST /api/v1/events).
+    events_max_batch: int = 500
+    # Outbox relay: claims `relay_batch_size` rows for `relay_lease_seconds`; an idle relay
+    # polls every `relay_poll_seconds`; a failed publish (Redis down) is retried after a
+    # backoff capped at `relay_retry_max_seconds`. Per (event, user) markers that keep a
+    # re-published event out of a stream live `relay_dedupe_ttl_seconds` (must exceed the lease).
+    relay_batch_size: int = 200
+    relay_lease_seconds: float = 30.0
+    relay_poll_seconds: float = 0.05
+    relay_retry_max_seconds: float = 5.0
+    relay_dedupe_ttl_seconds: int = 900
+    # Webhook deliveries: exponential backoff with jitter between attempts.
+    webhook_batch_size: int = 20
+    webhook_poll_seconds: float = 0.5
+    webhook_backoff_base_seconds: float = 5.0
+    webhook_backoff_max_seconds: float = 3600.0
+    # The relay and delivery loops run as arq jobs started by cron every 20 s; each runs
+    # this long (a little more, so consecutive loops overlap and leave no gap).
+    worker_loop_seconds: float = 22.0
+
     cors_origins: list[str] = []
     max_body_bytes: int = 1_048_576
     admin_secret_key: str = "dev-admin-session-key-change-me"

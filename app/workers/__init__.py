@@ -59,3 +59,6 @@ class WorkerSettings:
     queue_name = _options["queue_name"]
     health_check_key = _options["health_check_key"]
     max_tries = 5
+
+
+from app.workers import events_jobs, relay_jobs, webhook_jobs  # noqa: E402,F401  (register jobs)
