@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from app.services.outbox import emit
 from app.services.webhooks import deliver_due, http_client, next_delay
+from app.workers.webhook_jobs import webhook_delivery_loop
 from tests.events_helpers import mission_submitted, relay_until_published, rows, service_headers
 
 ADMIN_URL = "/api/v1/admin/webhooks"
@@ -130,21 +131,40 @@ async def force_due(system_db, delivery_id) -> None:
                                    "where id = :i"), {"i": delivery_id})
 
 
+async def list_all(client, admin) -> list[dict]:
+    """Every page of GET /admin/webhooks, with a small page size."""
+    items, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get(ADMIN_URL, params=params, headers=admin)).json()
+        assert len(page["items"]) <= 2
+        items += page["items"]
+        if not (cursor := page["next_cursor"]):
+            return items
+
+
 class TestAdminRoutes:
+    async def test_list_pages_through_every_endpoint_once(self, client, admin, endpoints):
+        created = [(await endpoints(f"https://hooks.example.com/{n}"))["id"] for n in range(5)]
+        listed = [e["id"] for e in await list_all(client, admin)]
+        assert len(listed) == len(set(listed))
+        assert [i for i in listed if i in created] == created  # oldest first
+        bad = await client.get(ADMIN_URL, params={"cursor": "garbage"}, headers=admin)
+        assert bad.status_code == 422 and bad.json()["code"] == "invalid_cursor"
+
     async def test_create_shows_secret_once_list_and_delete(self, client, admin, endpoints):
         created = await endpoints("https://hooks.example.com/in", event_types=["session.*"],
                                   description="calendar sync")
         assert created["secret"].startswith("whsec_")
         Webhook(created["secret"])  # a secret the library accepts
         assert created["event_types"] == ["session.*"]
-        listed = (await client.get(ADMIN_URL, headers=admin)).json()
+        listed = await list_all(client, admin)
         mine = [e for e in listed if e["id"] == created["id"]]
         assert len(mine) == 1 and "secret" not in mine[0]
 
         response = await client.delete(f"{ADMIN_URL}/{created['id']}", headers=admin)
         assert response.status_code == 204
-        listed = (await client.get(ADMIN_URL, headers=admin)).json()
-        assert created["id"] not in [e["id"] for e in listed]
+        assert created["id"] not in [e["id"] for e in await list_all(client, admin)]
         assert (await client.delete(f"{ADMIN_URL}/{created['id']}",
                                     headers=admin)).status_code == 404
 
@@ -309,6 +329,17 @@ class TestDelivery:
         page = await client.get(f"{ADMIN_URL}/{endpoint['id']}/deliveries?status=failed",
                                 headers=admin)
         assert page.status_code == 200 and len(page.json()["items"]) == 1
+
+
+async def test_delivery_loop_job_delivers(factory, system_db, redis, settings, receiver,
+                                          endpoints):
+    endpoint = await endpoints(f"{receiver.base}/hook")
+    receiver.secret = endpoint["secret"]
+    event_ids = [await emit_and_relay(factory, system_db, redis, settings) for _ in range(3)]
+    ctx = {"settings": settings.model_copy(update={"worker_loop_seconds": 1.0}),
+           "db": system_db}
+    assert await webhook_delivery_loop(ctx) >= 3
+    assert sorted(p["id"] for p in receiver.verified) == sorted(map(str, event_ids))
 
 
 def test_backoff_is_exponential_with_jitter_and_a_cap(settings):

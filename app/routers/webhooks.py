@@ -22,10 +22,15 @@ from app.services import webhooks
 router = APIRouter(prefix="/api/v1/admin/webhooks", tags=["webhooks"])
 
 
-@router.get("", operation_id="listWebhooks", summary="Active webhook endpoints",
-            response_model=list[WebhookPublic], responses=problem_responses(401, 403))
-async def list_webhooks(principal: CurrentAdmin, session: DbSession) -> list[WebhookPublic]:
-    return [WebhookPublic.model_validate(row) for row in await webhooks.list_endpoints(session)]
+@router.get("", operation_id="listWebhooks", summary="Active webhook endpoints, oldest first",
+            response_model=Page[WebhookPublic], responses=problem_responses(401, 403, 422))
+async def list_webhooks(
+    principal: CurrentAdmin, session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None,
+) -> Page[WebhookPublic]:
+    rows, next_cursor = await webhooks.list_endpoints(session, limit=limit, cursor=cursor)
+    return Page[WebhookPublic](items=[WebhookPublic.model_validate(r) for r in rows],
+                               next_cursor=next_cursor)
 
 
 @router.post(

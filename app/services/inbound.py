@@ -43,7 +43,7 @@ from app.schemas.events import (
     UserUpsert,
     UserUpserted,
 )
-from app.services.work_items import create_work_item
+from app.services.work_items import NewWorkItem, create_work_item, create_work_items
 
 
 @dataclass
@@ -98,8 +98,9 @@ async def ingest_events(
         for i in sorted(first.values(), key=lambda i: events[i].id)
     ]
     new_ids = set(await session.scalars(
-        insert(InboxEvent).values(inbox).on_conflict_do_nothing(index_elements=["id"])
-        .returning(InboxEvent.id)
+        insert(InboxEvent.__table__).on_conflict_do_nothing(index_elements=["id"])
+        .returning(InboxEvent.id),
+        inbox,
     ))
     result.duplicate_ids.extend(i for i in first if i not in new_ids)
     fresh = [(index, events[index]) for index in sorted(first.values())
@@ -113,10 +114,30 @@ async def ingest_events(
         select(User.id, User.role, User.tier).where(User.id.in_(referenced))
     )
     known = _Known({row.id: (row.role, row.tier) for row in rows})
+    # Consecutive submissions are applied together (a few statements per run, whatever its
+    # length); everything else in order, one event at a time.
+    run: list[MissionSubmitted] = []
     for index, event in fresh:
+        if isinstance(event, MissionSubmitted):
+            known.mentee(event.data.mentee_id, index)
+            run.append(event)
+            continue
+        if run:
+            await _submissions(session, run, settings=settings)
+            run = []
         await _apply(session, event=event, index=index, known=known, settings=settings)
+    if run:
+        await _submissions(session, run, settings=settings)
     result.accepted = len(fresh)
     return result
+
+
+async def _submissions(
+    session: AsyncSession, events: list[MissionSubmitted], *, settings: Settings
+) -> None:
+    await create_mission_review_queue_items(
+        session, settings=settings, submissions=[(e.data, e.id) for e in events]
+    )
 
 
 async def _apply(
@@ -125,11 +146,6 @@ async def _apply(
     if isinstance(event, UserUpserted):
         await upsert_user(session, user_id=event.data.id, user=event.data, index=index)
         known.users[event.data.id] = (event.data.role, event.data.tier)
-    elif isinstance(event, MissionSubmitted):
-        known.mentee(event.data.mentee_id, index)
-        await create_mission_review_queue_item(
-            session, settings=settings, submission=event.data, event_id=event.id
-        )
     elif isinstance(event, HabitStreakBroken):
         known.mentee(event.data.mentee_id, index)
         await _habit_streak_broken(session, event=event, settings=settings)
@@ -156,44 +172,67 @@ async def create_mission_review_queue_item(
     `mission.submitted:<submission_id>`, which the review completes). Returns the new item's
     id, or None when nothing was created (already there, or the submission is decided).
     Serves `mission.submitted` and the arq job of the same name (replays, backfills)."""
-    stored = await session.scalar(
-        insert(MissionSubmission)
-        .values(
-            id=submission.submission_id,
-            mentee_id=submission.mentee_id,
-            mission_id=submission.mission_id,
-            title=submission.title,
-            url=str(submission.url) if submission.url else None,
-            submitted_at=submission.submitted_at,
+    created = await create_mission_review_queue_items(
+        session, settings=settings, submissions=[(submission, event_id)]
+    )
+    return created.get(submission.submission_id)
+
+
+async def create_mission_review_queue_items(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    submissions: Sequence[tuple[MissionSubmittedData, uuid.UUID | None]],
+) -> dict[uuid.UUID, uuid.UUID]:
+    """`create_mission_review_queue_item` for many submissions in a few statements.
+    Returns {submission_id: new item id} for the items created."""
+    values: dict[uuid.UUID, dict[str, Any]] = {}
+    for data, _ in submissions:
+        values.setdefault(data.submission_id, {
+            "id": data.submission_id, "mentee_id": data.mentee_id,
+            "mission_id": data.mission_id, "title": data.title,
+            "url": str(data.url) if data.url else None, "submitted_at": data.submitted_at,
+        })
+    if not values:
+        return {}
+    # Key order, so two batches sharing submissions lock them in the same order.
+    stored = set(await session.scalars(
+        insert(MissionSubmission.__table__).on_conflict_do_nothing(index_elements=["id"])
+        .returning(MissionSubmission.id),
+        [values[key] for key in sorted(values)],
+    ))
+    mentee_of = {sid: row["mentee_id"] for sid, row in values.items()}
+    decided: set[uuid.UUID] = set()
+    if replays := [sid for sid in values if sid not in stored]:
+        # Known submissions (a replay): the stored row is the truth; a decided one needs
+        # no review.
+        for row in await session.execute(
+            select(MissionSubmission.id, MissionSubmission.mentee_id, MissionSubmission.status)
+            .where(MissionSubmission.id.in_(replays))
+        ):
+            mentee_of[row.id] = row.mentee_id
+            if row.status != "pending":
+                decided.add(row.id)
+    items = [
+        NewWorkItem(
+            kind="mission_review",
+            mentee_id=mentee_of[data.submission_id],
+            source_key=f"mission.submitted:{data.submission_id}",
+            title=f"Review mission: {data.title}",
+            details={
+                "submission_id": str(data.submission_id),
+                "mission_id": str(data.mission_id),
+                "url": str(data.url) if data.url else None,
+                "submitted_at": data.submitted_at.isoformat(),
+                "event_id": str(event_id) if event_id else None,
+            },
+            created_at=_started(data.submitted_at),
         )
-        .on_conflict_do_nothing(index_elements=["id"])
-        .returning(MissionSubmission.id)
-    )
-    mentee_id = submission.mentee_id
-    if stored is None:  # known submission: a replay; the stored row is the truth
-        existing = (await session.execute(
-            select(MissionSubmission.mentee_id, MissionSubmission.status)
-            .where(MissionSubmission.id == submission.submission_id)
-        )).one()
-        if existing.status != "pending":
-            return None
-        mentee_id = existing.mentee_id
-    return await create_work_item(
-        session,
-        settings=settings,
-        kind="mission_review",
-        mentee_id=mentee_id,
-        source_key=f"mission.submitted:{submission.submission_id}",
-        title=f"Review mission: {submission.title}",
-        details={
-            "submission_id": str(submission.submission_id),
-            "mission_id": str(submission.mission_id),
-            "url": str(submission.url) if submission.url else None,
-            "submitted_at": submission.submitted_at.isoformat(),
-            "event_id": str(event_id) if event_id else None,
-        },
-        created_at=_started(submission.submitted_at),
-    )
+        for data, event_id in submissions
+        if data.submission_id not in decided
+    ]
+    created = await create_work_items(session, settings=settings, items=items)
+    return {uuid.UUID(key.split(":", 1)[1]): item_id for key, item_id in created.items()}
 
 
 async def _habit_streak_broken(

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy import select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook
 
@@ -65,11 +65,35 @@ async def create_endpoint(
     return row, secret
 
 
-async def list_endpoints(session: AsyncSession) -> list[WebhookEndpoint]:
-    return list(await session.scalars(
-        select(WebhookEndpoint).where(WebhookEndpoint.active)
-        .order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
+def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """(created_at, id) of the last row of the previous page."""
+    value = decode_cursor(cursor)
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value["c"]), uuid.UUID(value["i"])
+    except (KeyError, TypeError, ValueError):
+        raise Unprocessable("The cursor is not one this service issued",
+                            code="invalid_cursor") from None
+
+
+def _cursor(row: WebhookEndpoint | WebhookDelivery) -> str:
+    return encode_cursor({"c": row.created_at.isoformat(), "i": str(row.id)})
+
+
+async def list_endpoints(
+    session: AsyncSession, *, limit: int, cursor: str | None
+) -> tuple[list[WebhookEndpoint], str | None]:
+    """Active endpoints, oldest first."""
+    query = select(WebhookEndpoint).where(WebhookEndpoint.active)
+    if after := _after(cursor):
+        query = query.where(tuple_(WebhookEndpoint.created_at, WebhookEndpoint.id) > after)
+    rows = list(await session.scalars(
+        query.order_by(WebhookEndpoint.created_at, WebhookEndpoint.id).limit(limit + 1)
     ))
+    if len(rows) > limit:
+        return rows[:limit], _cursor(rows[limit - 1])
+    return rows, None
 
 
 async def delete_endpoint(session: AsyncSession, *, endpoint_id: uuid.UUID) -> None:
@@ -95,16 +119,8 @@ async def list_deliveries(
     query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
     if status:
         query = query.where(WebhookDelivery.status == status)
-    after = decode_cursor(cursor)
-    if after:
-        try:
-            at, last_id = datetime.fromisoformat(after["c"]), uuid.UUID(after["i"])
-        except (KeyError, TypeError, ValueError):
-            raise Unprocessable("The cursor is not one this service issued",
-                                code="invalid_cursor") from None
-        query = query.where(or_(WebhookDelivery.created_at < at,
-                                and_(WebhookDelivery.created_at == at,
-                                     WebhookDelivery.id < last_id)))
+    if after := _after(cursor):
+        query = query.where(tuple_(WebhookDelivery.created_at, WebhookDelivery.id) < after)
     rows = list(await session.scalars(
         query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
         .limit(limit + 1)
@@ -112,7 +128,7 @@ async def list_deliveries(
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor({"c": rows[-1].created_at.isoformat(), "i": str(rows[-1].id)})
+        next_cursor = _cursor(rows[-1])
     attempts: dict[uuid.UUID, list[WebhookAttempt]] = {row.id: [] for row in rows}
     if rows:
         for attempt in await session.scalars(
@@ -170,17 +186,19 @@ async def send(
 ) -> Outcome:
     started = time.perf_counter()
     try:
-        response = await http.post(url, content=body, headers=headers,
-                                   timeout=settings.webhook_timeout_seconds,
-                                   follow_redirects=False)
+        # httpx's timeout bounds each phase; this bounds the whole attempt.
+        async with asyncio.timeout(settings.webhook_timeout_seconds):
+            response = await http.post(url, content=body, headers=headers,
+                                       timeout=settings.webhook_timeout_seconds,
+                                       follow_redirects=False)
         status_code, error = response.status_code, None
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
             if 300 <= status_code < 400:
                 error += " (redirects are not followed)"
-    except httpx.TimeoutException:
+    except (httpx.TimeoutException, TimeoutError):
         status_code, error = None, f"timeout after {settings.webhook_timeout_seconds:g} s"
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # connection refused, TLS, DNS, invalid URL...: a failed try
         status_code, error = None, f"{type(exc).__name__}: {exc}"[:1000]
     return Outcome(status_code, error, round((time.perf_counter() - started) * 1000))
 
