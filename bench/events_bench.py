@@ -203,6 +203,7 @@ def main() -> None:
     parser.add_argument("--single-clients", type=int, default=16)
     parser.add_argument("--api-workers", type=int, default=1)
     parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--relay-only", action="store_true", help="skip the ingestion runs")
     args = parser.parse_args()
 
     servers = ServerHarness()
@@ -239,18 +240,8 @@ async def run(args: argparse.Namespace, servers: ServerHarness, env: dict[str, s
     await wait_healthy(base)
     token = mint_token(uuid.uuid4(), "service", settings)
     await drive(base, token, mentees, batch=100, clients=2, seconds=3)  # warm up
-
-    ingest = await drive(base, token, mentees, batch=100, clients=args.clients,
-                         seconds=args.seconds)
-    print(f"ingestion, batches of 100, {args.clients} clients, {args.seconds:.0f} s: "
-          f"{ingest['events_per_s']:.0f} events/s ({ingest['requests']} requests, "
-          f"{ingest['errors']} errors, p50 {ingest['p50_ms']:.0f} ms, "
-          f"p99 {ingest['p99_ms']:.0f} ms)")
-    single = await drive(base, token, mentees, batch=1, clients=args.single_clients,
-                         seconds=args.single_seconds)
-    print(f"single events, {args.single_clients} clients, {args.single_seconds:.0f} s: "
-          f"{single['events_per_s']:.0f} events/s (p50 {single['p50_ms']:.1f} ms, "
-          f"p99 {single['p99_ms']:.1f} ms, {single['errors']} errors)")
+    if not args.relay_only:
+        await ingestion(args, base, token, mentees)
 
     processes.append(spawn(["app.services.relay"], env))
     db = Database.connect(settings.worker_db_url, settings)
@@ -265,6 +256,21 @@ async def run(args: argparse.Namespace, servers: ServerHarness, env: dict[str, s
               f"max {lag['max_ms']:.0f} ms")
     finally:
         await db.dispose()
+
+
+async def ingestion(args: argparse.Namespace, base: str, token: str,
+                    mentees: list[uuid.UUID]) -> None:
+    ingest = await drive(base, token, mentees, batch=100, clients=args.clients,
+                         seconds=args.seconds)
+    print(f"ingestion, batches of 100, {args.clients} clients, {args.seconds:.0f} s: "
+          f"{ingest['events_per_s']:.0f} events/s ({ingest['requests']} requests, "
+          f"{ingest['errors']} errors, p50 {ingest['p50_ms']:.0f} ms, "
+          f"p99 {ingest['p99_ms']:.0f} ms)")
+    single = await drive(base, token, mentees, batch=1, clients=args.single_clients,
+                         seconds=args.single_seconds)
+    print(f"single events, {args.single_clients} clients, {args.single_seconds:.0f} s: "
+          f"{single['events_per_s']:.0f} events/s (p50 {single['p50_ms']:.1f} ms, "
+          f"p99 {single['p99_ms']:.1f} ms, {single['errors']} errors)")
 
 
 if __name__ == "__main__":
