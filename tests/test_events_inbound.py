@@ -4,6 +4,7 @@ under repeats and concurrency, all-or-nothing batches and the unhappy paths."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -278,6 +279,34 @@ class TestBatches:
         assert response.status_code == 422
         [error] = response.json()["errors"]
         assert error["loc"] == ["body", "events", 1, "mission.submitted", "data", "submitted_at"]
+
+    @pytest.mark.parametrize(("path", "value"), [
+        (("data", "title"), "nul\x00byte"),
+        (("data", "title"), ""),
+        (("data", "submitted_at"), "0001-01-01T00:00:00+01:00"),
+        (("occurred_at",), "9999-12-31T23:59:59-05:00"),
+        (("data", "mentee_id"), "not-a-uuid"),
+        (("data", "url"), "ftp://files.example.com/x"),
+        (("source",), "x" * 129),
+        (("id",), None),
+    ])
+    async def test_bad_values_are_422_never_500(self, client, factory, path, value):
+        _, (mentee,) = await factory.mentor_with_mentees(1)
+        body = mission_submitted(mentee.id)
+        target = body
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        response = await post(client, factory, body)
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["loc"][:3] == ["body", "events", 0]
+
+    async def test_nan_score_is_422(self, client, factory):
+        body = event("readiness.updated", {"mentee_id": str(uuid.uuid4()), "score": 1})
+        raw = json.dumps(body).replace('"score": 1', '"score": NaN')
+        response = await client.post(URL, content=raw, headers={
+            **service_headers(factory), "content-type": "application/json"})
+        assert response.status_code == 422
 
     async def test_single_bad_event_reports_index_0(self, client, factory):
         body = event("readiness.updated", {"mentee_id": str(uuid.uuid4()), "score": 140})

@@ -32,8 +32,22 @@ from app.services.outbox import REFRESH_PRIORITY
 
 MAX_BATCH = 500  # the documented limit; settings.events_max_batch may only lower it
 
-ShortText = Annotated[str, Field(min_length=1, max_length=500)]
-Tag = Annotated[str, Field(min_length=1, max_length=100)]
+def _no_nul(value: str) -> str:
+    if "\x00" in value:  # Postgres text and jsonb cannot store it: refuse it here, not 500
+        raise ValueError("NUL characters are not allowed")
+    return value
+
+
+def _plausible(value: datetime) -> datetime:
+    if not 1970 <= value.year < 2200:
+        raise ValueError("timestamp out of range (1970-2199)")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+ShortText = Annotated[Text, Field(min_length=1, max_length=500)]
+Tag = Annotated[Text, Field(min_length=1, max_length=100)]
+Timestamp = Annotated[AwareDatetime, AfterValidator(_plausible)]
 _HHMM = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$")
 
 
@@ -88,10 +102,10 @@ class UserUpsert(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     email: EmailStr
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[Text, Field(min_length=1, max_length=200)]
     role: Role
     timezone: TimeZoneName = "UTC"
-    tier: Annotated[str, Field(max_length=32)] | None = None
+    tier: Annotated[Text, Field(max_length=32)] | None = None
     interests: list[Tag] = Field(default_factory=list, max_length=100)
     is_mentor: bool | None = Field(None, description="Default: role == 'mentor'")
     mentor_capacity_weekly: int | None = Field(None, ge=0, le=100)
@@ -132,33 +146,33 @@ class MissionSubmittedData(BaseModel):
     mentee_id: uuid.UUID
     mission_id: uuid.UUID
     title: ShortText
-    submitted_at: AwareDatetime
+    submitted_at: Timestamp
     url: HttpUrl | None = None
 
 
 class HabitStreakBrokenData(BaseModel):
     mentee_id: uuid.UUID
     habit: ShortText
-    streak_days: int = Field(ge=0)
+    streak_days: int = Field(ge=0, le=100_000)
 
 
 class GoalOverdueData(BaseModel):
     mentee_id: uuid.UUID
     goal_id: uuid.UUID
     title: ShortText
-    due_at: AwareDatetime
+    due_at: Timestamp
 
 
 class ReadinessUpdatedData(BaseModel):
     mentee_id: uuid.UUID
-    score: float = Field(ge=0, le=100)
-    previous_score: float | None = Field(None, ge=0, le=100)
+    score: float = Field(ge=0, le=100, allow_inf_nan=False)
+    previous_score: float | None = Field(None, ge=0, le=100, allow_inf_nan=False)
 
 
 class _Envelope(BaseModel):
     id: uuid.UUID = Field(description="Event id: the idempotency key")
-    occurred_at: AwareDatetime
-    source: Annotated[str, Field(max_length=128)] | None = None
+    occurred_at: Timestamp
+    source: Annotated[Text, Field(max_length=128)] | None = None
 
 
 class UserUpserted(_Envelope):
@@ -234,7 +248,7 @@ class WebhookCreate(BaseModel):
         default_factory=list, max_length=50,
         description="Outbound event types to deliver (`session.*` for a family); empty = all",
     )
-    description: Annotated[str, Field(max_length=500)] | None = None
+    description: Annotated[Text, Field(max_length=500)] | None = None
 
     @field_validator("url")
     @classmethod
