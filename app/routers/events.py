@@ -33,7 +33,7 @@ One inbound event, or `{"events": [...]}` with up to 500. Envelope:
 
 @router.post(
     "/events",
-    operation_id="postEvents",
+    operation_id="post_events",
     summary="Ingest inbound events (one or a batch)",
     description=EVENTS_DESCRIPTION,
     status_code=status.HTTP_202_ACCEPTED,
@@ -54,7 +54,7 @@ async def post_events(
 
 @router.put(
     "/users/{user_id}",
-    operation_id="upsertUser",
+    operation_id="upsert_user",
     summary="Provision or update a user (idempotent upsert)",
     description="201 when created, 200 when updated or unchanged. Only the fields sent are "
                 "written on update; `is_mentor` defaults to `role == 'mentor'`.",

@@ -22,7 +22,7 @@ from app.services import webhooks
 router = APIRouter(prefix="/api/v1/admin/webhooks", tags=["webhooks"])
 
 
-@router.get("", operation_id="listWebhooks", summary="Active webhook endpoints, oldest first",
+@router.get("", operation_id="list_webhooks", summary="Active webhook endpoints, oldest first",
             response_model=Page[WebhookPublic], responses=problem_responses(401, 403, 422))
 async def list_webhooks(
     principal: CurrentAdmin, session: DbSession,
@@ -34,7 +34,7 @@ async def list_webhooks(
 
 
 @router.post(
-    "", operation_id="createWebhook", summary="Register a webhook endpoint",
+    "", operation_id="create_webhook", summary="Register a webhook endpoint",
     description="The signing `secret` (`whsec_...`) is in this response only: store it. "
                 "Deliveries carry `webhook-id`, `webhook-timestamp` and `webhook-signature` "
                 "(Standard Webhooks). Only http(s) URLs without credentials.",
@@ -48,7 +48,7 @@ async def create_webhook(body: WebhookCreate, principal: CurrentAdmin,
 
 
 @router.delete(
-    "/{endpoint_id}", operation_id="deleteWebhook", summary="Remove a webhook endpoint",
+    "/{endpoint_id}", operation_id="delete_webhook", summary="Remove a webhook endpoint",
     description="Stops deliveries to it (pending ones become `failed`); its delivery log "
                 "stays readable.",
     status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
@@ -61,7 +61,7 @@ async def delete_webhook(endpoint_id: uuid.UUID, principal: CurrentAdmin,
 
 
 @router.get(
-    "/{endpoint_id}/deliveries", operation_id="listWebhookDeliveries",
+    "/{endpoint_id}/deliveries", operation_id="list_webhook_deliveries",
     summary="An endpoint's deliveries, newest first, with every attempt",
     response_model=Page[WebhookDeliveryPublic], responses=problem_responses(401, 403, 404, 422),
 )
