@@ -28,6 +28,10 @@ class WorkItem(Base):
         Index("ix_work_items_mentee_id_status", "mentee_id", "status"),
         # The prioritizer's sweep only looks at unfinished items.
         Index("ix_work_items_open_due_at", "due_at", postgresql_where=text("status <> 'done'")),
+        # A mentee's unfinished items (risk's overdue check, the dashboard counts) without
+        # wading through their ever-growing history of done ones.
+        Index("ix_work_items_unfinished_mentee_id_due_at", "mentee_id", "due_at",
+              postgresql_where=text("status <> 'done'")),
         Index("ix_work_items_completed_at", "completed_at",
               postgresql_where=text("completed_at is not null")),
     )
