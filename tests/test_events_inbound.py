@@ -440,3 +440,29 @@ async def test_arq_job_creates_the_review_item_once(settings, factory, system_db
         await pool.aclose()
     assert await scalar(system_db, "select count(*) from work_items where source_key = :k",
                         k=f"mission.submitted:{data['submission_id']}") == 1
+
+
+async def test_submission_from_an_event_is_reviewed_and_its_item_completed_once(
+    client, factory, system_db
+):
+    """The path other areas rely on: ingestion's item key is what the review completes, and
+    a replay of the event after the review creates nothing."""
+    mentor, (mentee,) = await factory.mentor_with_mentees(1)
+    body = mission_submitted(mentee.id)
+    submission_id = body["data"]["submission_id"]
+    assert (await post(client, factory, body)).status_code == 202
+    review = await client.post(f"/api/v1/mentor/missions/{submission_id}/review",
+                               json={"decision": "approved", "feedback": "Nice", "score": 90},
+                               headers=factory.headers(mentor))
+    assert review.status_code in (200, 201), review.text
+    [item] = await rows(system_db, "select status from work_items where source_key = :k",
+                        k=f"mission.submitted:{submission_id}")
+    assert item.status == "done"
+
+    replay = {**body, "id": str(uuid.uuid4())}  # same submission, new event id
+    assert (await post(client, factory, replay)).json()["accepted"] == 1
+    [item] = await rows(system_db, "select status from work_items where source_key = :k",
+                        k=f"mission.submitted:{submission_id}")
+    assert item.status == "done"
+    assert await scalar(system_db, "select status from mission_submissions where id = :i",
+                        i=submission_id) == "approved"
