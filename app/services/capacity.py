@@ -58,7 +58,12 @@ class MentorLoad:
         return self.weekly_slots_used / self.weekly_slots_total if self.weekly_slots_total else 0.0
 
 
-_LOAD_SQL = text(f"""
+def loads_select(where: str) -> str:
+    """SELECT of every mentor matching `where` (over `users u`) with their load for the ISO
+    week containing `:at` in their own zone: mentor_id, weekly_slots_total, mentees_max,
+    weekly_slots_used, mentees_active, zone. Shared by `mentor_loads` and the capacity
+    checker so "weekly slots used" means the same thing everywhere."""
+    return f"""
     select u.id as mentor_id,
            u.mentor_capacity_weekly as weekly_slots_total,
            u.mentor_max_mentees as mentees_max,
@@ -70,9 +75,15 @@ _LOAD_SQL = text(f"""
                                    + interval '7 days') at time zone {MENTOR_ZONE_SQL})
            ) as weekly_slots_used,
            (select count(*) from assignments a
-             where a.mentor_id = u.id and a.ended_at is null) as mentees_active
+             where a.mentor_id = u.id and a.ended_at is null) as mentees_active,
+           {MENTOR_ZONE_SQL} as zone
       from users u
-     where u.id = any(:mentor_ids)
+     where {where}"""
+
+
+_LOAD_SQL = text(f"""
+    select mentor_id, weekly_slots_total, mentees_max, weekly_slots_used, mentees_active
+      from ({loads_select("u.id = any(:mentor_ids)")}) loads
 """).bindparams(bindparam("mentor_ids", type_=ARRAY(UUID(as_uuid=True))))
 
 

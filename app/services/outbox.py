@@ -37,6 +37,25 @@ REFRESH_PRIORITY: dict[str, str] = {
 }
 
 
+def event_row(
+    *,
+    type: str,
+    data: dict[str, Any],
+    recipients: Iterable[uuid.UUID | None] = (),
+    occurred_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The outbox row of one event: the single place that gives an event its shape."""
+    return {
+        "id": uuid.uuid4(),
+        "type": type,
+        "occurred_at": occurred_at or datetime.now(UTC),
+        "data": to_jsonable_python(data),
+        "refresh_priority": REFRESH_PRIORITY[type],
+        # None entries (e.g. a mentee without a mentor) are dropped, duplicates too.
+        "recipients": list(dict.fromkeys(r for r in recipients if r is not None)),
+    }
+
+
 async def emit(
     session: AsyncSession,
     *,
@@ -51,19 +70,39 @@ async def emit(
     mentee without a mentor, are dropped). No RETURNING: the API role may insert outbox
     rows but not read them back.
     """
-    event_id = uuid.uuid4()
-    unique_recipients = list(dict.fromkeys(r for r in recipients if r is not None))
-    await session.execute(
-        insert(OutboxEvent).values(
-            id=event_id,
-            type=type,
-            occurred_at=occurred_at or datetime.now(UTC),
-            data=to_jsonable_python(data),
-            refresh_priority=REFRESH_PRIORITY[type],
-            recipients=unique_recipients,
-        )
+    row = event_row(type=type, data=data, recipients=recipients, occurred_at=occurred_at)
+    await session.execute(insert(OutboxEvent).values(**row))
+    return row["id"]
+
+
+async def emit_many(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Write many events (rows from `event_row`) in one batched INSERT."""
+    if rows:
+        await session.execute(insert(OutboxEvent), rows)
+
+
+def sql_rfc3339(expression: str) -> str:
+    """SQL rendering a timestamptz exactly as `emit` serialises a UTC datetime
+    (`2026-03-02T09:00:00Z`, microseconds only when present), for set-based emitters."""
+    utc = f"({expression}) at time zone 'UTC'"
+    return (
+        f"""to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS') || """
+        f"case when extract(microseconds from {utc})::bigint % 1000000 <> 0 "
+        f"then to_char({utc}, '.US') else '' end || 'Z'"
     )
-    return event_id
+
+
+def insert_events_sql(*, type: str, data: str, recipients: str, source: str,
+                      occurred_at: str = ":now") -> str:
+    """`INSERT INTO outbox_events ... SELECT` for set-based emitters (one event per row of
+    `source`), with the same columns and refresh priority as `emit`. `data` is a SQL
+    expression building the JSON object, `recipients` one building a uuid[] (NULLs are
+    removed; keep it free of duplicates)."""
+    return (
+        "insert into outbox_events (id, type, occurred_at, data, refresh_priority, recipients) "
+        f"select gen_random_uuid(), '{type}', {occurred_at}, {data}, "
+        f"'{REFRESH_PRIORITY[type]}', array_remove({recipients}, null) from {source}"
+    )
 
 
 def envelope(row: OutboxEvent) -> dict[str, Any]:

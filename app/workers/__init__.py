@@ -59,3 +59,7 @@ class WorkerSettings:
     queue_name = _options["queue_name"]
     health_check_key = _options["health_check_key"]
     max_tries = 5
+
+
+# Job modules register themselves in FUNCTIONS / CRON_JOBS when imported.
+from app.workers import jobs  # noqa: E402, F401

@@ -1,0 +1,61 @@
+"""Helpers for the worker tests: burst workers on the real Redis, polling, lock probes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from arq.worker import Worker
+from sqlalchemy import text
+
+from app.config import Settings
+from app.db import Database
+from app.workers import worker_options
+
+
+async def run_burst_worker(settings: Settings, **overrides: Any) -> Worker:
+    """Run a real arq worker until the queue is empty."""
+    options = {**worker_options(settings), "burst": True, "poll_delay": 0.05,
+               "handle_signals": False, **overrides}
+    worker = Worker(**options)
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+    return worker
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], *, timeout: float = 20.0,
+                     message: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        await asyncio.sleep(0.05)
+
+
+async def scalar(database: Database, sql: str, **params: Any) -> Any:
+    async with database.transaction(None) as session:
+        return await session.scalar(text(sql), params)
+
+
+async def advisory_locks(database: Database, *, granted: bool) -> int:
+    return await scalar(
+        database,
+        "select count(*) from pg_locks where locktype = 'advisory' and granted = :granted "
+        "and database = (select oid from pg_database where datname = current_database())",
+        granted=granted,
+    )
+
+
+async def lock_waiters(database: Database, locktype: str) -> int:
+    """Backends of this database waiting for a lock of `locktype` (relation rows are
+    'transactionid' / 'tuple' waits)."""
+    return await scalar(
+        database,
+        "select count(*) from pg_locks l join pg_stat_activity a on a.pid = l.pid "
+        "where not l.granted and l.locktype = :locktype and a.datname = current_database()",
+        locktype=locktype,
+    )
