@@ -27,9 +27,9 @@ async def run_burst_worker(settings: Settings, **overrides: Any) -> Worker:
     return worker
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool]], *, timeout: float = 20.0,
+async def wait_until(predicate: Callable[[], Awaitable[bool]], *, within: float = 20.0,
                      message: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while not await predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {message}")
