@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     match_block_rows: int = Field(4096, ge=1)  # mentees per NumPy block of the fit matrix
     # A run waits this long for another run's lock, then ends as `skipped`.
     match_lock_timeout_seconds: float = Field(30.0, gt=0)
+    # The SLA sweep works through a backlog in batches of this many items (one transaction
+    # each); a regular 5-minute sweep is a single short batch.
+    sla_sweep_batch_size: int = Field(20_000, ge=1)
     # After a booking, the capacity check runs this much later (the booking has committed
     # by then; bookings in between share the job).
     capacity_check_delay_seconds: float = Field(5.0, ge=0)

@@ -140,8 +140,26 @@ class TestFit:
             mentor_active=np.array([3]), mentor_max=np.array([20]),
         )
         model = FitModel(problem, WEIGHTS)
-        assert model.reasons(0, 0) == ["specialty:data", "specialty:python", "timezone_diff:2h",
-                                       "load:3/20"]
+        (reasons,) = model.reasons(np.array([0]), np.array([0]))
+        assert reasons == ["specialty:data", "specialty:python", "timezone_diff:2h", "load:3/20"]
         # 2/3 of the interests, 2 h apart, 3 of 20 places taken
         expected = (0.6 * 2 / 3 + 0.25 * (1 - 2 / 12) + 0.15 * (1 - 3 / 20)) / 1.0
         assert model.pairs(np.array([0]), np.array([0]))[0] == round(expected * 1000)
+
+    def test_reasons_of_many_pairs(self) -> None:
+        problem = MatchProblem(
+            mentee_ids=[uuid.uuid4() for _ in range(3)],
+            mentee_tags=[frozenset({"go"}), frozenset(), frozenset({"ml", "data"})],
+            mentee_offsets=np.array([5.5, -8.0, 14.0]),
+            mentor_ids=[uuid.uuid4(), uuid.uuid4()],
+            mentor_tags=[frozenset({"go", "ml"}), frozenset({"data", "ml"})],
+            mentor_offsets=np.array([0.0, -10.0]),
+            mentor_active=np.array([0, 19]), mentor_max=np.array([2, 20]),
+        )
+        model = FitModel(problem, WEIGHTS)
+        assert model.reasons(np.array([0, 1, 2, 2]), np.array([1, 0, 1, 0])) == [
+            ["timezone_diff:8.5h", "load:19/20"],
+            ["timezone_diff:8h", "load:0/2"],
+            ["specialty:data", "specialty:ml", "timezone_diff:0h", "load:19/20"],
+            ["specialty:ml", "timezone_diff:10h", "load:0/2"],
+        ]

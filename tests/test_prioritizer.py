@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic_core import to_jsonable_python
 from sqlalchemy import select
 
+from app.config import Settings, get_settings
 from app.db import Database
 from app.models import OutboxEvent, User, WorkItem
 from app.services.prioritizer import sweep_work_queue
@@ -43,9 +44,8 @@ async def overdue_events(system_db: Database, rows: list[WorkItem]) -> list[Outb
         )))
 
 
-async def sweep(system_db: Database, now: datetime):
-    async with system_db.transaction(None) as session:
-        return await sweep_work_queue(session, now=now)
+async def sweep(system_db: Database, now: datetime, settings: Settings | None = None):
+    return await sweep_work_queue(system_db, settings=settings or get_settings(), now=now)
 
 
 class TestEscalation:
@@ -136,3 +136,17 @@ class TestOverdue:
         await asyncio.gather(*(sweep(system_db, now) for _ in range(4)))
         events = await overdue_events(system_db, rows)
         assert sorted(e.data["item_id"] for e in events) == sorted(str(r.id) for r in rows)
+
+    async def test_a_backlog_is_swept_in_batches(self, factory: Factory, system_db: Database,
+                                                 settings: Settings) -> None:
+        now = datetime.now(UTC)
+        mentee = await factory.mentee()
+        # Older than anything other tests leave behind, so these come first in the batches.
+        rows = [await item(factory, mentee, now=now - timedelta(days=3000), elapsed=1.5)
+                for _ in range(7)]
+        small = settings.model_copy(update={"sla_sweep_batch_size": 3})
+        result = await sweep(system_db, now, small)
+        assert result.batches >= 3 and result.changed >= 7
+        events = await overdue_events(system_db, rows)
+        assert sorted(e.data["item_id"] for e in events) == sorted(str(r.id) for r in rows)
+        assert [(await reload(system_db, r)).priority for r in rows] == ["normal"] * 7

@@ -77,7 +77,7 @@ from app.services.matching_solver import (
     normalize_tags,
     solve_optimal,
 )
-from app.services.outbox import emit_many, event_row
+from app.services.outbox import insert_events_sql, sql_rfc3339
 
 log = structlog.get_logger("app.matching")
 
@@ -162,7 +162,11 @@ async def load_problem(session: AsyncSession, *, at: datetime,
     )
 
 
+# Assignments and their `assignment.created` events in one statement: the events are made
+# from the rows really inserted (a mentee assigned meanwhile by a director is skipped by the
+# partial unique index and gets no event), with the outbox's shared set-based emitter.
 _INSERT_ASSIGNMENTS = text(f"""
+with inserted as (
     insert into assignments (id, mentee_id, mentor_id, source, score, reasons, started_at)
     select t.id, t.mentee_id, t.mentor_id, 'auto', t.score,
            string_to_array(t.reasons, chr({ord(REASON_SEPARATOR)})), :now
@@ -170,7 +174,20 @@ _INSERT_ASSIGNMENTS = text(f"""
                   cast(:mentor_ids as uuid[]), cast(:scores as float8[]),
                   cast(:reasons as text[])) as t(id, mentee_id, mentor_id, score, reasons)
         on conflict (mentee_id) where ended_at is null do nothing
-    returning id
+    returning id, mentee_id, mentor_id, score, reasons, started_at
+),
+events as (
+    {insert_events_sql(
+        type="assignment.created",
+        data=f'''jsonb_build_object(
+            'assignment_id', i.id, 'mentee_id', i.mentee_id, 'mentor_id', i.mentor_id,
+            'source', 'auto', 'score', i.score, 'reasons', to_jsonb(i.reasons),
+            'started_at', {sql_rfc3339("i.started_at")})''',
+        recipients="array[i.mentee_id, i.mentor_id]",
+        source="inserted i",
+    )}
+)
+select mentee_id from inserted
 """)
 
 _OVER_CAPACITY = text("""
@@ -208,55 +225,40 @@ async def auto_match(session: AsyncSession, *, settings: Settings, at: datetime,
 
     started = time.perf_counter()
     placed = np.flatnonzero(matching.mentor_of >= 0)
-    rows = [
-        {
-            "id": uuid.uuid4(),
-            "mentee": problem.mentee_ids[e],
-            "mentor": problem.mentor_ids[matching.mentor_of[e]],
-            "score": int(matching.fit[e]) / SCALE,
-            "reasons": model.reasons(int(e), int(matching.mentor_of[e])),
-        }
-        for e in placed.tolist()
-    ]
+    mentors_of_placed = matching.mentor_of[placed]
+    placed_mentees = [problem.mentee_ids[e] for e in placed.tolist()]
+    placed_mentors = [problem.mentor_ids[m] for m in mentors_of_placed.tolist()]
+    scores = (matching.fit[placed] / SCALE).tolist()
     inserted: set[uuid.UUID] = set()
-    if rows:
+    if len(placed):
+        reasons = model.reasons(placed, mentors_of_placed)
         result = await session.execute(_INSERT_ASSIGNMENTS, {
             "now": at,
-            "ids": [r["id"] for r in rows],
-            "mentee_ids": [r["mentee"] for r in rows],
-            "mentor_ids": [r["mentor"] for r in rows],
-            "scores": [r["score"] for r in rows],
-            "reasons": [REASON_SEPARATOR.join(r["reasons"]) for r in rows],
+            "ids": [uuid.uuid4() for _ in placed_mentees],
+            "mentee_ids": placed_mentees,
+            "mentor_ids": placed_mentors,
+            "scores": scores,
+            "reasons": [REASON_SEPARATOR.join(r) for r in reasons],
         })
         inserted = set(result.scalars())
-    written = [r for r in rows if r["id"] in inserted]
-    if written:
-        over = (await session.scalars(
-            _OVER_CAPACITY, {"mentor_ids": list({r["mentor"] for r in written})}
-        )).all()
+    if inserted:
+        touched = list({m for e, m in zip(placed_mentees, placed_mentors, strict=True)
+                        if e in inserted})
+        over = (await session.scalars(_OVER_CAPACITY, {"mentor_ids": touched})).all()
         if over:  # only if manual assignment skipped the mentor lock: refuse to commit
             raise RuntimeError(f"matching would exceed mentor_max_mentees for {over[:5]}")
-    await emit_many(session, [
-        event_row(
-            type="assignment.created",
-            data={"assignment_id": r["id"], "mentee_id": r["mentee"], "mentor_id": r["mentor"],
-                  "source": "auto", "score": r["score"], "reasons": r["reasons"],
-                  "started_at": at},
-            recipients=[r["mentee"], r["mentor"]],
-            occurred_at=at,
-        )
-        for r in written
-    ])
     outcome.write_ms = _ms_since(started)
 
-    outcome.assigned = len(written)
-    outcome.total_fit = round(sum(r["score"] for r in written), 3)
+    outcome.assigned = len(inserted)
+    outcome.total_fit = round(sum(score for mentee, score in zip(placed_mentees, scores,
+                                                                 strict=True)
+                                  if mentee in inserted), 3)
     out_reason = NO_CAPACITY if outcome.mentors_with_places else NO_CANDIDATE
     for e in np.flatnonzero(matching.mentor_of < 0).tolist():
         outcome.unplaced[str(problem.mentee_ids[e])] = out_reason
-    for r in rows:
-        if r["id"] not in inserted:
-            outcome.unplaced[str(r["mentee"])] = ASSIGNED_CONCURRENTLY
+    for mentee in placed_mentees:
+        if mentee not in inserted:
+            outcome.unplaced[str(mentee)] = ASSIGNED_CONCURRENTLY
     return outcome
 
 

@@ -59,77 +59,98 @@ def normalize_tags(tags: Iterable[str] | None) -> frozenset[str]:
 class FitModel:
     """Fits of mentees with mentors, computed block by block (never the whole n x m matrix).
 
-    Tags are one-hot encoded over the mentors' specialties only (an interest no mentor has
-    cannot overlap), so the specialty term is one matrix product per block."""
+    Everything that does not depend on the tags (time zone and load terms) depends only on
+    the mentee's UTC offset and the mentor, so it is one small table (distinct offsets x
+    mentors) gathered per block. Tags are one-hot encoded over the mentors' specialties
+    (an interest no mentor has cannot overlap), so the specialty term is one float32 matrix
+    product per block. `block` and `pairs` run the same float32 operations, so a pair's fit
+    is the same integer whichever way it is computed."""
 
     def __init__(self, problem: MatchProblem, weights: Weights) -> None:
         self.problem = problem
         self.weights = weights
-        vocabulary = {tag: i for i, tag in enumerate(sorted(set().union(*problem.mentor_tags)))}
-        self.vocabulary = vocabulary
+        self.tag_names = sorted(set().union(*problem.mentor_tags))
+        vocabulary = {tag: i for i, tag in enumerate(self.tag_names)}
         self.specialties = np.zeros((len(problem.mentor_tags), len(vocabulary)), np.float32)
         for row, tags in enumerate(problem.mentor_tags):
             self.specialties[row, [vocabulary[t] for t in tags]] = 1.0
-        # Mentees' interests in CSR form (indices of known tags; counts of all their tags).
+        # Mentees' interests in CSR form (indices of known tags), weighted by 1 / their
+        # number of interests (specialty = share of the interests covered).
         codes = [[vocabulary[t] for t in tags if t in vocabulary] for tags in problem.mentee_tags]
-        self.interest_counts = np.array([max(len(t), 1) for t in problem.mentee_tags], np.float64)
         self.interest_ptr = np.zeros(len(codes) + 1, np.int64)
         np.cumsum([len(c) for c in codes], out=self.interest_ptr[1:])
         self.interest_idx = np.fromiter((i for c in codes for i in c), np.int64,
                                         count=int(self.interest_ptr[-1]))
+        counts = np.array([max(len(t), 1) for t in problem.mentee_tags], np.float64)
+        self.specialty_weight = (weights.specialty / weights.total / counts).astype(np.float32)
         with np.errstate(divide="ignore", invalid="ignore"):
             load = np.where(problem.mentor_max > 0,
                             1.0 - problem.mentor_active / np.maximum(problem.mentor_max, 1), 0.0)
         self.load_term = weights.load * np.clip(load, 0.0, 1.0) / weights.total
+        offsets, self.mentee_group = np.unique(problem.mentee_offsets, return_inverse=True)
+        self.mentee_group = self.mentee_group.reshape(-1)
+        gap = timezone_gap(offsets, problem.mentor_offsets)
+        self.base = (weights.timezone * (1.0 - gap / 12.0) / weights.total
+                     + self.load_term[None, :]).astype(np.float32)
 
     def _interests(self, rows: np.ndarray) -> np.ndarray:
         starts, ends = self.interest_ptr[rows], self.interest_ptr[rows + 1]
         lengths = ends - starts
-        dense = np.zeros((len(rows), len(self.vocabulary)), np.float32)
+        dense = np.zeros((len(rows), len(self.tag_names)), np.float32)
         if lengths.sum():
             row_of = np.repeat(np.arange(len(rows)), lengths)
             offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
             dense[row_of, self.interest_idx[np.repeat(starts, lengths) + offsets]] = 1.0
         return dense
 
+    def scaled(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Fits x SCALE, rounded, as float32 (rows = mentee indices, cols = mentor indices)."""
+        fit = self.base[np.ix_(self.mentee_group[rows], cols)]
+        overlap = self._interests(rows) @ self.specialties[cols].T
+        overlap *= self.specialty_weight[rows, None]
+        fit += overlap
+        fit *= np.float32(SCALE)
+        return np.rint(fit, out=fit)
+
     def block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Scaled integer fits (rows = mentee indices, cols = mentor indices)."""
-        w = self.weights
-        overlap = (self._interests(rows) @ self.specialties[cols].T).astype(np.float64)
-        coverage = overlap / self.interest_counts[rows, None]
-        gap = timezone_gap(self.problem.mentee_offsets[rows], self.problem.mentor_offsets[cols])
-        fit = (w.specialty * coverage + w.timezone * (1.0 - gap / 12.0)) / w.total
-        fit += self.load_term[cols][None, :]
-        return np.rint(fit * SCALE).astype(np.int64)
+        """Scaled integer fits, |rows| x |cols|."""
+        return self.scaled(rows, cols).astype(np.int64)
 
     def pairs(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Scaled integer fit of each pair (rows[i], cols[i]); the same numbers as `block`."""
         out = np.zeros(len(rows), np.int64)
-        w = self.weights
         for start in range(0, len(rows), 8192):
             r, c = rows[start:start + 8192], cols[start:start + 8192]
+            fit = self.base[self.mentee_group[r], c]
             overlap = (self._interests(r) * self.specialties[c]).sum(axis=1, dtype=np.float32)
-            coverage = overlap.astype(np.float64) / self.interest_counts[r]
-            diff = np.abs(self.problem.mentee_offsets[r] - self.problem.mentor_offsets[c]) % 24.0
-            gap = np.minimum(diff, 24.0 - diff)
-            fit = (w.specialty * coverage + w.timezone * (1.0 - gap / 12.0)) / w.total
-            fit += self.load_term[c]
-            out[start:start + 8192] = np.rint(fit * SCALE).astype(np.int64)
+            overlap *= self.specialty_weight[r]
+            fit += overlap
+            fit *= np.float32(SCALE)
+            out[start:start + 8192] = np.rint(fit)
         return out
 
     def load_floor(self, cols: np.ndarray) -> np.ndarray:
         """A lower bound of any fit with each mentor: their load term alone."""
-        return np.rint(self.load_term[cols] * SCALE).astype(np.int64)
+        return np.rint(self.load_term[cols].astype(np.float32) * np.float32(SCALE)
+                       ).astype(np.int64)
 
-    def reasons(self, mentee: int, mentor: int) -> list[str]:
-        """Why this pair fits: `specialty:<tag>`..., `timezone_diff:<h>h`, `load:<n>/<max>`."""
+    def reasons(self, mentees: np.ndarray, mentors: np.ndarray) -> list[list[str]]:
+        """Why each pair fits: `specialty:<tag>`... (shared tags, sorted),
+        `timezone_diff:<h>h`, `load:<active>/<max>` (at the start of the run)."""
         p = self.problem
-        shared = sorted(p.mentee_tags[mentee] & p.mentor_tags[mentor])
-        gap = float(timezone_gap(p.mentee_offsets[[mentee]], p.mentor_offsets[[mentor]])[0, 0])
+        shared = self._interests(mentees) * self.specialties[mentors]
+        pair_of, tag_of = np.nonzero(shared)
+        bounds = np.searchsorted(pair_of, np.arange(len(mentees) + 1))
+        diff = np.abs(p.mentee_offsets[mentees] - p.mentor_offsets[mentors]) % 24.0
+        gaps = np.minimum(diff, 24.0 - diff).tolist()
+        active, limit = p.mentor_active[mentors].tolist(), p.mentor_max[mentors].tolist()
+        names = [f"specialty:{t.replace(REASON_SEPARATOR, ' ')}" for t in self.tag_names]
+        tags = tag_of.tolist()
+        bounds = bounds.tolist()
         return [
-            *(f"specialty:{tag.replace(REASON_SEPARATOR, ' ')}" for tag in shared),
-            f"timezone_diff:{gap:g}h",
-            f"load:{int(p.mentor_active[mentor])}/{int(p.mentor_max[mentor])}",
+            [*(names[t] for t in tags[bounds[i]:bounds[i + 1]]),
+             f"timezone_diff:{gaps[i]:g}h", f"load:{active[i]}/{limit[i]}"]
+            for i in range(len(mentees))
         ]
 
 
@@ -182,12 +203,13 @@ def candidates(model: FitModel, *, top_k: int, block_rows: int) -> Candidates:
     if n and m:
         for start in range(0, n, block_rows):
             rows = np.arange(start, min(n, start + block_rows))
-            fit = model.block(rows, cols)
+            fit = model.scaled(rows, cols)
             if k < m:
-                best = np.argpartition(-fit, k - 1, axis=1)[:, :k]
+                best = np.argpartition(fit, m - k, axis=1)[:, m - k:]
                 fit = np.take_along_axis(fit, best, axis=1)
             else:
                 best = np.broadcast_to(np.arange(m), fit.shape)
+            fit = fit.astype(np.int64)
             parts_e.append(np.repeat(rows, k))
             parts_m.append(best.ravel())
             parts_f.append(fit.ravel())

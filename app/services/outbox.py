@@ -37,25 +37,6 @@ REFRESH_PRIORITY: dict[str, str] = {
 }
 
 
-def event_row(
-    *,
-    type: str,
-    data: dict[str, Any],
-    recipients: Iterable[uuid.UUID | None] = (),
-    occurred_at: datetime | None = None,
-) -> dict[str, Any]:
-    """The outbox row of one event: the single place that gives an event its shape."""
-    return {
-        "id": uuid.uuid4(),
-        "type": type,
-        "occurred_at": occurred_at or datetime.now(UTC),
-        "data": to_jsonable_python(data),
-        "refresh_priority": REFRESH_PRIORITY[type],
-        # None entries (e.g. a mentee without a mentor) are dropped, duplicates too.
-        "recipients": list(dict.fromkeys(r for r in recipients if r is not None)),
-    }
-
-
 async def emit(
     session: AsyncSession,
     *,
@@ -70,16 +51,23 @@ async def emit(
     mentee without a mentor, are dropped). No RETURNING: the API role may insert outbox
     rows but not read them back.
     """
-    row = event_row(type=type, data=data, recipients=recipients, occurred_at=occurred_at)
-    await session.execute(insert(OutboxEvent).values(**row))
-    return row["id"]
+    event_id = uuid.uuid4()
+    unique_recipients = list(dict.fromkeys(r for r in recipients if r is not None))
+    await session.execute(
+        insert(OutboxEvent).values(
+            id=event_id,
+            type=type,
+            occurred_at=occurred_at or datetime.now(UTC),
+            data=to_jsonable_python(data),
+            refresh_priority=REFRESH_PRIORITY[type],
+            recipients=unique_recipients,
+        )
+    )
+    return event_id
 
 
-async def emit_many(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Write many events (rows from `event_row`) in one batched INSERT."""
-    if rows:
-        await session.execute(insert(OutboxEvent), rows)
-
+# Set-based emitters (the prioritizer, the capacity checker, the matcher) write many events
+# in one statement; these build that SQL with the same columns and shape as `emit`.
 
 def sql_rfc3339(expression: str) -> str:
     """SQL rendering a timestamptz exactly as `emit` serialises a UTC datetime

@@ -43,9 +43,9 @@ async def auto_match_mentors(ctx: dict[str, Any], *, requested_by: str | None = 
 
 
 async def prioritize_work_queue(ctx: dict[str, Any]) -> dict[str, int]:
-    async with ctx["db"].transaction(None) as session:
-        result = await sweep_work_queue(session, now=datetime.now(UTC))
-    return {"escalated": result.escalated, "overdue": result.overdue, "events": result.events}
+    result = await sweep_work_queue(ctx["db"], settings=ctx["settings"], now=datetime.now(UTC))
+    return {"escalated": result.escalated, "overdue": result.overdue, "events": result.events,
+            "batches": result.batches}
 
 
 async def check_mentor_capacity(ctx: dict[str, Any], mentor_id: str | None = None
