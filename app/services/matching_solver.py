@@ -193,34 +193,61 @@ class Candidates:
     complete: bool  # every mentee has every open mentor as candidate
 
 
-def candidates(model: FitModel, *, top_k: int, block_rows: int) -> Candidates:
-    """Each mentee's `top_k` best mentors among those with a free place."""
+def candidates(model: FitModel, *, top_k: int, block_rows: int,
+               mentor_side: bool = True) -> Candidates:
+    """Each mentee's `top_k` best mentors among those with a free place, plus each such
+    mentor's best mentees (twice as many as their free places): when places are scarce,
+    popular mentors fill up and the mentees they push out need arcs to the mentors nobody
+    ranked first, and those mentors need arcs to the mentees that fit them best."""
     problem = model.problem
     cols = np.flatnonzero(problem.remaining > 0)
     n, m = len(problem.mentee_ids), len(cols)
     k = min(top_k, m)
+    side = min(n, 2 * int(problem.remaining[cols].max())) if (mentor_side and m) else 0
     parts_e, parts_m, parts_f = [], [], []
+    # Running best mentees per mentor, mentors as rows (contiguous for argpartition).
+    col_fit = np.full((m, 0), -1.0, np.float32)
+    col_row = np.zeros((m, 0), np.int64)
     if n and m:
         for start in range(0, n, block_rows):
             rows = np.arange(start, min(n, start + block_rows))
             fit = model.scaled(rows, cols)
+            if side and k < m:
+                by_mentor = np.ascontiguousarray(fit.T)
+                if by_mentor.shape[1] > side:
+                    keep = np.argpartition(by_mentor, by_mentor.shape[1] - side, axis=1)[:, -side:]
+                    by_mentor = np.take_along_axis(by_mentor, keep, axis=1)
+                    keep_rows = rows[keep]
+                else:
+                    keep_rows = np.broadcast_to(rows, by_mentor.shape)
+                col_fit = np.hstack([col_fit, by_mentor])
+                col_row = np.hstack([col_row, keep_rows])
+                if col_fit.shape[1] > side:
+                    keep = np.argpartition(col_fit, col_fit.shape[1] - side, axis=1)[:, -side:]
+                    col_fit = np.take_along_axis(col_fit, keep, axis=1)
+                    col_row = np.take_along_axis(col_row, keep, axis=1)
             if k < m:
                 best = np.argpartition(fit, m - k, axis=1)[:, m - k:]
                 fit = np.take_along_axis(fit, best, axis=1)
             else:
                 best = np.broadcast_to(np.arange(m), fit.shape)
-            fit = fit.astype(np.int64)
             parts_e.append(np.repeat(rows, k))
             parts_m.append(best.ravel())
             parts_f.append(fit.ravel())
-    empty = np.zeros(0, np.int64)
-    return Candidates(
-        mentee=np.concatenate(parts_e) if parts_e else empty,
-        mentor=np.concatenate(parts_m).astype(np.int64) if parts_m else empty,
-        fit=np.concatenate(parts_f) if parts_f else empty,
-        cols=cols,
-        complete=k == m,
-    )
+        if col_fit.size:
+            parts_e.append(col_row.ravel())
+            parts_m.append(np.repeat(np.arange(m), col_row.shape[1]))
+            parts_f.append(col_fit.ravel())
+    if not parts_e:
+        empty = np.zeros(0, np.int64)
+        return Candidates(empty, empty, empty, cols, complete=k == m)
+    mentee = np.concatenate(parts_e).astype(np.int64)
+    mentor = np.concatenate(parts_m).astype(np.int64)
+    fit = np.concatenate(parts_f).astype(np.int64)
+    if col_fit.size:  # a pair both sides chose appears once
+        _, first = np.unique(mentee * m + mentor, return_index=True)
+        mentee, mentor, fit = mentee[first], mentor[first], fit[first]
+    return Candidates(mentee, mentor, fit, cols, complete=k == m)
 
 
 def _solve_flow(n: int, capacity: np.ndarray, arc_e: np.ndarray, arc_m: np.ndarray,
