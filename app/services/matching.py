@@ -12,9 +12,12 @@ The model is an optimal capacitated assignment solved as a min-cost flow (OR-Too
   `min(mentees, places)` mentees, which is the most anyone can place (any mentor may take
   any mentee). Among those flows the solver maximises the total fit (costs = -fit x 1000:
   integers, as the solver needs).
-* Candidates: the fit matrix is computed with NumPy in blocks of mentees, and each mentee
-  keeps only its `match_top_k` best mentors (`argpartition`), so 20K x 1K is ~600K arcs
-  instead of 20M. When K covers every mentor with a free place the model is exact.
+* Candidates: the fit matrix is computed with NumPy in blocks of mentees; each mentee keeps
+  its `match_top_k` best mentors and each mentor its best mentees (twice its free places),
+  by `argpartition`, so 20K x 1K is ~500K arcs instead of 20M. The mentor side matters
+  when places are scarce: popular mentors fill up, and the mentors nobody ranked first
+  still have arcs to the mentees that suit them. When K covers every mentor with a free
+  place the model is exact (the tests check it against an exact assignment solver).
 * With a partial top-K, placing everyone might need a mentor outside a mentee's list: the
   hub route (mentee -> hub -> any mentor, costed at the mentor's load term, a lower bound of
   any fit with that mentor) keeps the flow feasible with n + m extra arcs instead of n x m.
