@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -29,6 +29,7 @@ DEFAULT_SLA: dict[str, SlaPolicy] = {
 
 APP_DB_ROLE = "mentorship_app"  # API requests: no BYPASSRLS, RLS decides what it sees
 WORKER_DB_ROLE = "mentorship_worker"  # arq workers acting as the system: BYPASSRLS
+DEV_ADMIN_SECRET_KEY = "dev-admin-session-key-change-me"
 
 
 class Settings(BaseSettings):
@@ -98,9 +99,19 @@ class Settings(BaseSettings):
     # by then; bookings in between share the job).
     capacity_check_delay_seconds: float = Field(5.0, ge=0)
 
-    cors_origins: list[str] = []
-    max_body_bytes: int = 1_048_576
-    admin_secret_key: str = "dev-admin-session-key-change-me"
+    # Operations (README "Operations").
+    log_level: str = "INFO"
+    cors_origins: list[str] = []  # the SPA's origins, e.g. ["https://app.example.com"]
+    max_body_bytes: int = Field(1_048_576, gt=0)  # larger request bodies: 413
+    # Admin UI (/admin): signs its session cookie. The development default is refused in
+    # production (the admin UI then lets nobody in).
+    admin_secret_key: str = DEV_ADMIN_SECRET_KEY
+    # Shared password for the admin UI's email + password login (admin and director users
+    # only). No default: unset, only a platform-issued JWT pasted as the password logs in.
+    admin_ui_password: SecretStr | None = None
+    admin_session_max_age_seconds: int = 8 * 3600
+    # The worker's own /metrics port (separate hosts); unset: no server in the worker.
+    worker_metrics_port: int | None = None
 
     @field_validator("database_url", "app_database_url", "worker_database_url")
     @classmethod

@@ -6,12 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
+from app.admin import mount_admin
 from app.config import Settings, get_settings
 from app.db import Database
 from app.errors import install_error_handlers
 from app.logging import configure_logging
-from app.middleware import RequestIdMiddleware
+from app.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from app.openapi import install_openapi, operation_id_from_name
 from app.redis import make_redis
 from app.routers import (
     dashboard,
@@ -25,6 +28,7 @@ from app.routers import (
     webhooks,
     workspace,
 )
+from app.services import telemetry
 
 DESCRIPTION = """
 Coordinates a mentoring programme: who mentors whom, each mentor's work queue with SLAs,
@@ -38,30 +42,46 @@ Authentication: `Authorization: Bearer <JWT>` with claims `sub`, `role`, `exp`.
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging(json=settings.environment != "development")
+    configure_logging(settings.log_level, json=settings.environment != "development")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.db = Database.connect(settings.api_db_url, settings)
         app.state.redis = make_redis(settings)
+        telemetry.instrument_engine(app.state.db.engine, pool="api")
         try:
             yield
         finally:
             await app.state.redis.aclose()
             await app.state.db.dispose()
+            await admin_engine.dispose()
+            telemetry.mark_process_dead()
 
     app = FastAPI(
         title="Mentorship Coordination Engine",
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        generate_unique_id_function=operation_id_from_name,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # Outermost last: request id > metrics > CORS (so a 413 carries CORS headers) > size.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "Last-Event-ID"],
+            expose_headers=["X-Request-ID"], max_age=600,
+        )
+    app.add_middleware(telemetry.HttpMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(ops.router)
     for module in (dashboard, workspace, sessions, director, events, webhooks, matching, stream,
                    metrics):
         app.include_router(module.router)
+    admin_engine = mount_admin(app, settings)
+    install_openapi(app)
     return app

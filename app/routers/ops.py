@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.auth import CurrentPrincipal
@@ -14,6 +16,11 @@ from app.errors import problem
 router = APIRouter(tags=["ops"])
 
 CHECK_TIMEOUT_SECONDS = 2.0
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, Literal["ok"]]
 
 
 @router.get("/healthz", operation_id="healthz", summary="The process is alive")
@@ -34,6 +41,7 @@ async def _check_redis(request: Request) -> None:
     "/readyz",
     operation_id="readyz",
     summary="Postgres and Redis are reachable",
+    response_model=Readiness,
     responses={503: {"description": "A dependency is down; `failed` names it."}},
 )
 async def readyz(request: Request) -> JSONResponse:

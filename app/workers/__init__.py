@@ -15,17 +15,21 @@ from app.config import Settings, get_settings
 from app.db import Database
 from app.logging import configure_logging
 from app.redis import make_redis, queue_name
+from app.services import telemetry
 
-FUNCTIONS: list[Any] = []
-CRON_JOBS: list[Any] = []
+# Instrumented lists: every job appended is counted (mentorship_job_runs_total).
+FUNCTIONS: list[Any] = telemetry.JobRegistry()
+CRON_JOBS: list[Any] = telemetry.JobRegistry()
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
-    configure_logging(json=settings.environment != "development")
+    configure_logging(settings.log_level, json=settings.environment != "development")
     ctx["settings"] = settings
     ctx["db"] = Database.connect(settings.worker_db_url, settings, pool_size=5, max_overflow=5)
     ctx["redis_app"] = make_redis(settings)
+    telemetry.instrument_engine(ctx["db"].engine, pool="worker")
+    telemetry.start_worker_metrics_server(settings.worker_metrics_port)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -61,5 +65,6 @@ class WorkerSettings:
     max_tries = 5
 
 
-# Job modules register themselves in FUNCTIONS / CRON_JOBS when imported.
-from app.workers import jobs  # noqa: E402, F401
+# Job modules register themselves on import (after the lists above exist).
+from app.workers import jobs  # noqa: E402,F401
+from app.workers import ops_jobs  # noqa: E402,F401

@@ -148,15 +148,20 @@ POLICIES: dict[str, list[tuple[str, str, str | None, str | None]]] = {
 }
 
 
-def _ensure_role(name: str, attributes: str, password_env: str) -> None:
+def _ensure_role(name: str, attributes: str, bypass_rls: bool, password_env: str) -> None:
+    # ALTER only when the attributes differ: concurrent migrations of several databases on
+    # one cluster (parallel test runs) would otherwise collide on the same pg_authid row.
     op.execute(f"""
         DO $$ BEGIN
           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') THEN
             CREATE ROLE {name} LOGIN {attributes};
+          ELSIF EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}' AND (
+              rolsuper OR rolcreatedb OR rolcreaterole OR rolreplication OR NOT rolcanlogin
+              OR rolbypassrls <> {str(bypass_rls).lower()})) THEN
+            ALTER ROLE {name} LOGIN {attributes};
           END IF;
         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;  -- created concurrently
         END $$""")
-    op.execute(f"ALTER ROLE {name} {attributes}")
     password = os.environ.get(password_env)
     if password:
         quoted = password.replace("'", "''")
@@ -165,8 +170,8 @@ def _ensure_role(name: str, attributes: str, password_env: str) -> None:
 
 def upgrade() -> None:
     base = "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
-    _ensure_role(APP, f"{base} NOBYPASSRLS", "APP_DB_PASSWORD")
-    _ensure_role(WORKER, f"{base} BYPASSRLS", "WORKER_DB_PASSWORD")
+    _ensure_role(APP, f"{base} NOBYPASSRLS", False, "APP_DB_PASSWORD")
+    _ensure_role(WORKER, f"{base} BYPASSRLS", True, "WORKER_DB_PASSWORD")
 
     op.execute("""
         CREATE FUNCTION app_user_id() RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE AS
