@@ -21,13 +21,13 @@ router = APIRouter(prefix="/api/v1/director/matching", tags=["director"])
 @router.post(
     "/run",
     status_code=202,
-    operation_id="runMatching",
+    operation_id="run_matching",
     summary="Start an auto-matcher run",
     description="Enqueues the optimal auto-matcher and returns its job id at once; read the "
     "result at `run_url`. Runs are one at a time: a run started while another holds the "
     "lock waits for it (and ends as `skipped` if it waits too long).",
     response_model=MatchingRunAccepted,
-    responses=problem_responses(401, 403, 422, 503),
+    responses=problem_responses(401, 403, 413, 422, 503),
 )
 async def run_matching(
     request: Request, response: Response, principal: CurrentStaff, session: DbSession,
@@ -39,19 +39,19 @@ async def run_matching(
         settings=request.app.state.settings,
         mentee_ids=scope.mentee_ids, mentor_ids=scope.mentor_ids,
     )
-    url = str(request.url_for("getMatchingRun", job_id=run.job_id).path)
+    url = str(request.url_for("get_matching_run", job_id=run.job_id).path)
     response.headers["Location"] = url
     return MatchingRunAccepted(job_id=run.job_id, status="queued", run_url=url)
 
 
 @router.get(
     "/runs/{job_id}",
-    operation_id="getMatchingRun",
-    name="getMatchingRun",
+    operation_id="get_matching_run",
+    name="get_matching_run",
     summary="Read an auto-matcher run",
     description="Status, counts, total fit, unplaced mentees with their reason, timings.",
     response_model=MatchingRunPublic,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_matching_run(job_id: str, principal: CurrentStaff,
                            session: DbSession) -> MatchingRunPublic:
