@@ -160,6 +160,14 @@ class TestAutoMatch:
                 select(MatchingRun).where(MatchingRun.job_id == result["job_id"]))
         assert stored.unplaced == {str(mentee.id): NO_CANDIDATE}
 
+    async def test_a_mentee_who_is_also_a_mentor_is_never_matched_with_themselves(
+        self, system_db: Database, settings: Settings, factory: Factory
+    ) -> None:
+        both = await factory.user("mentee", is_mentor=True, mentor_max_mentees=5)
+        result = await run(system_db, settings, [both], [both])
+        assert (result["status"], result["assigned"]) == ("done", 0)
+        assert await active_assignments(system_db, [both]) == []
+
     async def test_a_finished_job_delivered_again_is_not_run_again(
         self, system_db: Database, settings: Settings, programme: dict[str, Any]
     ) -> None:

@@ -123,7 +123,8 @@ async def load_problem(session: AsyncSession, *, at: datetime,
                        mentee_ids: list[uuid.UUID] | None = None,
                        mentor_ids: list[uuid.UUID] | None = None) -> MatchProblem:
     """Unassigned mentees and every mentor (locked, see the module doc), optionally limited
-    to the given ids (a cohort)."""
+    to the given ids (a cohort). A mentee who is also a mentor is left out (never matched
+    with themselves)."""
     mentee_filter = " and u.id = any(:mentee_ids)" if mentee_ids is not None else ""
     mentor_filter = " and u.id = any(:mentor_ids)" if mentor_ids is not None else ""
     mentors = (await session.execute(
@@ -143,7 +144,7 @@ async def load_problem(session: AsyncSession, *, at: datetime,
         text(f"""
             select u.id, u.interests, u.timezone
               from users u
-             where u.role = 'mentee'{mentee_filter}
+             where u.role = 'mentee' and not u.is_mentor{mentee_filter}
                and not exists (select 1 from assignments a
                                 where a.mentee_id = u.id and a.ended_at is null)
              order by u.id
@@ -341,12 +342,15 @@ async def execute_matching_run(
             return _summary(await get_matching_run(session, job_id=job_id))
 
     timeout_ms = int(settings.match_lock_timeout_seconds * 1000)
+    locked = False
     try:
         async with database.transaction(None) as session:
+            # Also bounds the waits for mentor rows and for a director's concurrent insert.
             await session.execute(text("select set_config('lock_timeout', :ms, true)"),
                                   {"ms": str(timeout_ms)})
             await session.execute(text("select pg_advisory_xact_lock(:key)"),
                                   {"key": MATCHER_LOCK_KEY})
+            locked = True
             outcome = await auto_match(session, settings=settings, at=at,
                                        mentee_ids=mentee_ids, mentor_ids=mentor_ids)
             await session.execute(
@@ -358,7 +362,7 @@ async def execute_matching_run(
                 )
             )
     except DBAPIError as exc:
-        if _sqlstate(exc) != "55P03":  # lock_not_available
+        if locked or _sqlstate(exc) != "55P03":  # 55P03: lock_not_available
             await _finish(database, job_id, "failed", started, f"{type(exc).__name__}: {exc}")
             raise
         waited = f"{settings.match_lock_timeout_seconds:g} s"
