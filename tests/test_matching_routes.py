@@ -5,8 +5,12 @@ from __future__ import annotations
 import uuid
 
 import httpx
+from redis.asyncio import Redis
+from sqlalchemy import func, select
 
 from app.config import Settings
+from app.db import Database
+from app.models import MatchingRun
 from tests.factories import Factory
 from tests.worker_helpers import run_burst_worker
 
@@ -56,6 +60,25 @@ class TestMatchingRoutes:
         await run_burst_worker(settings)
         result = await client.get(response.json()["run_url"], headers=factory.headers(admin))
         assert result.json()["status"] == "done" and result.json()["assigned_count"] == 0
+
+    async def test_queue_down_is_503_and_records_nothing(
+        self, app, client: httpx.AsyncClient, factory: Factory, system_db: Database
+    ) -> None:
+        director = await factory.user("director")
+        healthy = app.state.redis
+        app.state.redis = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+        try:
+            response = await client.post(RUN, json={"mentee_ids": []},
+                                         headers=factory.headers(director))
+        finally:
+            await app.state.redis.aclose()
+            app.state.redis = healthy
+        assert response.status_code == 503
+        assert response.json()["code"] == "queue_unavailable"
+        async with system_db.transaction(None) as session:
+            runs = await session.scalar(select(func.count()).select_from(MatchingRun).where(
+                MatchingRun.requested_by == director.id))
+        assert runs == 0  # the run row was rolled back with the request
 
     async def test_mentors_are_forbidden(self, client: httpx.AsyncClient,
                                          factory: Factory) -> None:
