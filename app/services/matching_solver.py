@@ -193,6 +193,40 @@ class Candidates:
     complete: bool  # every mentee has every open mentor as candidate
 
 
+class _BestPerMentor:
+    """Each mentor's `side` best mentees seen so far, as flat (mentee, mentor, fit) arrays.
+
+    A block only adds pairs that beat the mentor's current `side`-th best (one vectorised
+    comparison), so after the first block very few pairs are touched."""
+
+    def __init__(self, m: int, side: int) -> None:
+        self.m, self.side = m, side
+        self.threshold = np.full(m, -np.inf, np.float32)
+        self.mentee = np.zeros(0, np.int64)
+        self.mentor = np.zeros(0, np.int64)
+        self.fit = np.zeros(0, np.float32)
+
+    def add(self, rows: np.ndarray, fit: np.ndarray) -> None:
+        if not len(self.mentor) and len(rows) > self.side:
+            # First block: a partition per mentor (column) sets useful thresholds at once.
+            r = np.argpartition(fit, len(rows) - self.side, axis=0)[-self.side:].ravel()
+            c = np.tile(np.arange(self.m), self.side)
+        else:
+            r, c = np.nonzero(fit > self.threshold)
+        mentee = np.concatenate([self.mentee, rows[r]])
+        mentor = np.concatenate([self.mentor, c])
+        values = np.concatenate([self.fit, fit[r, c]])
+        order = np.lexsort((-values, mentor))  # by mentor, best first
+        mentor, mentee, values = mentor[order], mentee[order], values[order]
+        starts = np.searchsorted(mentor, np.arange(self.m))
+        rank = np.arange(len(mentor)) - starts[mentor]
+        keep = rank < self.side
+        self.mentee, self.mentor, self.fit = mentee[keep], mentor[keep], values[keep]
+        full = np.bincount(self.mentor, minlength=self.m) == self.side
+        last = starts + self.side - 1  # the side-th best, where a mentor has that many
+        self.threshold[full] = values[last[full]]
+
+
 def candidates(model: FitModel, *, top_k: int, block_rows: int,
                mentor_side: bool = True) -> Candidates:
     """Each mentee's `top_k` best mentors among those with a free place, plus each such
@@ -204,28 +238,14 @@ def candidates(model: FitModel, *, top_k: int, block_rows: int,
     n, m = len(problem.mentee_ids), len(cols)
     k = min(top_k, m)
     side = min(n, 2 * int(problem.remaining[cols].max())) if (mentor_side and m) else 0
+    best_per_mentor = _BestPerMentor(m, side) if side and k < m else None
     parts_e, parts_m, parts_f = [], [], []
-    # Running best mentees per mentor, mentors as rows (contiguous for argpartition).
-    col_fit = np.full((m, 0), -1.0, np.float32)
-    col_row = np.zeros((m, 0), np.int64)
     if n and m:
         for start in range(0, n, block_rows):
             rows = np.arange(start, min(n, start + block_rows))
             fit = model.scaled(rows, cols)
-            if side and k < m:
-                by_mentor = np.ascontiguousarray(fit.T)
-                if by_mentor.shape[1] > side:
-                    keep = np.argpartition(by_mentor, by_mentor.shape[1] - side, axis=1)[:, -side:]
-                    by_mentor = np.take_along_axis(by_mentor, keep, axis=1)
-                    keep_rows = rows[keep]
-                else:
-                    keep_rows = np.broadcast_to(rows, by_mentor.shape)
-                col_fit = np.hstack([col_fit, by_mentor])
-                col_row = np.hstack([col_row, keep_rows])
-                if col_fit.shape[1] > side:
-                    keep = np.argpartition(col_fit, col_fit.shape[1] - side, axis=1)[:, -side:]
-                    col_fit = np.take_along_axis(col_fit, keep, axis=1)
-                    col_row = np.take_along_axis(col_row, keep, axis=1)
+            if best_per_mentor is not None:
+                best_per_mentor.add(rows, fit)
             if k < m:
                 best = np.argpartition(fit, m - k, axis=1)[:, m - k:]
                 fit = np.take_along_axis(fit, best, axis=1)
@@ -234,17 +254,17 @@ def candidates(model: FitModel, *, top_k: int, block_rows: int,
             parts_e.append(np.repeat(rows, k))
             parts_m.append(best.ravel())
             parts_f.append(fit.ravel())
-        if col_fit.size:
-            parts_e.append(col_row.ravel())
-            parts_m.append(np.repeat(np.arange(m), col_row.shape[1]))
-            parts_f.append(col_fit.ravel())
+        if best_per_mentor is not None:
+            parts_e.append(best_per_mentor.mentee)
+            parts_m.append(best_per_mentor.mentor)
+            parts_f.append(best_per_mentor.fit)
     if not parts_e:
         empty = np.zeros(0, np.int64)
         return Candidates(empty, empty, empty, cols, complete=k == m)
     mentee = np.concatenate(parts_e).astype(np.int64)
     mentor = np.concatenate(parts_m).astype(np.int64)
     fit = np.concatenate(parts_f).astype(np.int64)
-    if col_fit.size:  # a pair both sides chose appears once
+    if best_per_mentor is not None:  # a pair both sides chose appears once
         _, first = np.unique(mentee * m + mentor, return_index=True)
         mentee, mentor, fit = mentee[first], mentor[first], fit[first]
     return Candidates(mentee, mentor, fit, cols, complete=k == m)
