@@ -320,8 +320,9 @@ def _solve_flow(n: int, capacity: np.ndarray, arc_e: np.ndarray, arc_m: np.ndarr
 
 
 def solve_optimal(model: FitModel, *, top_k: int, block_rows: int = 4096) -> Matching:
-    """The optimal assignment over each mentee's top-K mentors (exact when K covers every
-    mentor with a free place), placing as many mentees as there are places."""
+    """The optimal assignment over the candidate arcs (each mentee's top-K mentors, each
+    mentor's best mentees; exact when K covers every mentor with a free place), placing
+    as many mentees as there are places."""
     problem = model.problem
     n = len(problem.mentee_ids)
     started = time.perf_counter()
