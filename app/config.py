@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     zoom_client_secret: str | None = None
     zoom_api_base_url: str = "https://api.zoom.us/v2"
     zoom_oauth_url: str = "https://zoom.us/oauth/token"
+    video_timeout_seconds: float = 10.0  # per call to the video provider
+
+    # Sessions: how far ahead a booking may start (also keeps week arithmetic in range).
+    session_booking_horizon_days: int = Field(730, gt=0)
+    calendar_past_days: int = Field(90, ge=0)  # the iCalendar feed's look-back
 
     # Outbound webhooks and real-time streams.
     webhook_timeout_seconds: float = 10.0

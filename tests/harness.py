@@ -77,6 +77,18 @@ class ServerHarness:
         if result.returncode != 0:
             raise RuntimeError(f"alembic upgrade failed:\n{result.stdout}\n{result.stderr}")
 
+    def database_url_for(self, name: str) -> str:
+        """The URL of another database on the same server (for tests needing their own)."""
+        return make_url(self.server_url).set(database=name).render_as_string(hide_password=False)
+
+    def create_database(self, name: str) -> str:
+        """Create an empty, unmigrated database on the same server; returns its URL."""
+        self._admin(f'CREATE DATABASE "{name}"')
+        return self.database_url_for(name)
+
+    def drop_database(self, name: str) -> None:
+        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
     def drop(self) -> None:
         try:
             self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')

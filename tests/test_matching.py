@@ -13,6 +13,7 @@ from sqlalchemy import func, select, text
 from app.config import Settings
 from app.db import Database
 from app.models import Assignment, MatchingRun, OutboxEvent, User
+from app.services.assignments import assign_mentee
 from app.services.matching import (
     ASSIGNED_CONCURRENTLY,
     MATCHER_LOCK_KEY,
@@ -245,3 +246,25 @@ class TestConcurrency:
             stored = await session.scalar(
                 select(MatchingRun).where(MatchingRun.job_id == result["job_id"]))
         assert stored.unplaced[str(target.id)] == ASSIGNED_CONCURRENTLY
+
+    async def test_a_directors_assignment_during_the_run_is_counted(
+        self, system_db: Database, settings: Settings, factory: Factory
+    ) -> None:
+        """The director's protocol (lock mentee and mentor rows, in id order) and the run's
+        queue up: the run counts the director's assignment, so the mentor stays within
+        their maximum and the run does not fail."""
+        tight = await factory.mentor(mentor_max_mentees=2)
+        other = await factory.mentor(mentor_max_mentees=1)
+        mentees = [await factory.mentee() for _ in range(3)]
+        async with system_db.sessions() as director, director.begin():
+            await assign_mentee(director, principal=None, mentee_id=mentees[0].id,
+                                mentor_id=tight.id)
+            task = asyncio.create_task(run(system_db, settings, mentees, [tight, other]))
+            await wait_until(lambda: lock_waiters(system_db, "transactionid"),
+                             message="the run to wait for the director's locks")
+        result = await task
+
+        assert (result["status"], result["assigned"], result["unplaced"]) == ("done", 2, 0)
+        rows = await active_assignments(system_db, mentees)
+        assert sorted((r.mentor_id == tight.id, r.source) for r in rows) == [
+            (False, "auto"), (True, "auto"), (True, "manual")]

@@ -50,6 +50,8 @@ class MentoringSession(Base):
     duration_minutes: Mapped[int] = mapped_column(SmallInteger)
     status: Mapped[str] = mapped_column(String(16), server_default="scheduled")
     meeting_url: Mapped[str | None] = mapped_column(Text)
+    # The video provider's meeting id (Zoom); NULL for Jitsi-style rooms.
+    video_meeting_id: Mapped[str | None] = mapped_column(Text)
     agenda: Mapped[str | None] = mapped_column(Text)
     mentor_notes: Mapped[str | None] = mapped_column(Text)
     cancel_reason: Mapped[str | None] = mapped_column(Text)

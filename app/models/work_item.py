@@ -43,6 +43,10 @@ class WorkItem(Base):
         # The prioritizer's sweep: a range scan over the items with an SLA step pending.
         Index("ix_work_items_sla_next_step", text(NEXT_SLA_STEP),
               postgresql_where=text(PENDING_SLA_STEP)),
+        # A mentee's unfinished items (risk's overdue check, the dashboard counts) without
+        # wading through their ever-growing history of done ones.
+        Index("ix_work_items_unfinished_mentee_id_due_at", "mentee_id", "due_at",
+              postgresql_where=text("status <> 'done'")),
         Index("ix_work_items_completed_at", "completed_at",
               postgresql_where=text("completed_at is not null")),
     )

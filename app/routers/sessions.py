@@ -1,5 +1,218 @@
-"""Routes of this area are added by the issue that owns it."""
+"""Sessions (mentor and mentee), session feedback, the calendar feed and the mentor profile."""
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import AwareDatetime
+
+from app.auth import CurrentMentee, CurrentMentor, Principal, require_roles
+from app.db import DbSession, DbSessionQueryToken
+from app.schemas.common import Page, problem_responses
+from app.schemas.sessions import (
+    FeedbackCreate,
+    FeedbackPublic,
+    MenteeSessionPublic,
+    MentorProfilePublic,
+    MentorProfileUpdate,
+    MentorSessionPublic,
+    SessionCreate,
+    SessionStatus,
+    SessionUpdate,
+)
+from app.services import calendar, profile
+from app.services import sessions as service
+from app.services.video import VideoProvider, make_video_provider
 
 router = APIRouter()
+
+
+def video_provider(request: Request) -> VideoProvider:
+    """One provider per app, so a Zoom token is cached across requests."""
+    state = request.app.state
+    provider = getattr(state, "video_provider", None)
+    if provider is None:
+        provider = state.video_provider = make_video_provider(state.settings)
+    return provider
+
+
+Video = Annotated[VideoProvider, Depends(video_provider)]
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size")]
+Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
+From = Annotated[AwareDatetime | None,
+                 Query(alias="from", description="Sessions starting at or after this instant")]
+To = Annotated[AwareDatetime | None,
+               Query(alias="to", description="Sessions starting before this instant")]
+CalendarCaller = Annotated[
+    Principal, Depends(require_roles("mentor", "mentee", allow_query_token=True))
+]
+
+
+# --- mentor -----------------------------------------------------------------------------------
+
+@router.post(
+    "/api/v1/mentor/sessions",
+    tags=["mentor sessions"],
+    operation_id="book_session",
+    summary="Book a session with one of your mentees",
+    description="Inside your availability (your time zone), within this ISO week's capacity, "
+                "not overlapping another live session of you or the mentee. Returns the "
+                "session with its `meeting_url`.",
+    status_code=201,
+    response_model=MentorSessionPublic,
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
+)
+async def book_session(body: SessionCreate, principal: CurrentMentor, session: DbSession,
+                       request: Request, video: Video) -> MentorSessionPublic:
+    return await service.book_session(
+        session, principal=principal, settings=request.app.state.settings, video=video,
+        mentee_id=body.mentee_id, starts_at=body.starts_at,
+        duration_minutes=body.duration_minutes, agenda=body.agenda,
+    )
+
+
+@router.get(
+    "/api/v1/mentor/sessions",
+    tags=["mentor sessions"],
+    operation_id="list_mentor_sessions",
+    summary="Your sessions, by start time (`?from=&to=`)",
+    response_model=Page[MentorSessionPublic],
+    responses=problem_responses(401, 403, 422),
+)
+async def list_mentor_sessions(
+    principal: CurrentMentor, session: DbSession, starts_from: From = None, starts_to: To = None,
+    status: SessionStatus | None = None, mentee_id: uuid.UUID | None = None,
+    limit: Limit = 50, cursor: Cursor = None,
+) -> Page[MentorSessionPublic]:
+    items, next_cursor = await service.list_mentor_sessions(
+        session, principal=principal, starts_from=starts_from, starts_to=starts_to,
+        status=status, mentee_id=mentee_id, limit=limit, cursor=cursor,
+    )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/api/v1/mentor/sessions/{session_id}",
+    tags=["mentor sessions"],
+    operation_id="get_mentor_session",
+    summary="One of your sessions",
+    response_model=MentorSessionPublic,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_mentor_session(session_id: uuid.UUID, principal: CurrentMentor,
+                             session: DbSession) -> MentorSessionPublic:
+    return await service.get_mentor_session(session, principal=principal, session_id=session_id)
+
+
+@router.patch(
+    "/api/v1/mentor/sessions/{session_id}",
+    tags=["mentor sessions"],
+    operation_id="update_mentor_session",
+    summary="Reschedule, cancel or complete a session",
+    description="Reschedule (`starts_at`, `duration_minutes`; every booking rule is checked "
+                "again and the calendar SEQUENCE goes up), cancel (`status: cancelled`, "
+                "`reason`) or complete (`status: completed` or `no_show`, `mentor_notes`, only "
+                "once the session has started). Only scheduled sessions change: anything "
+                "else is 409 `invalid_transition`.",
+    response_model=MentorSessionPublic,
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
+)
+async def update_mentor_session(session_id: uuid.UUID, body: SessionUpdate,
+                                principal: CurrentMentor, session: DbSession, request: Request,
+                                video: Video) -> MentorSessionPublic:
+    return await service.update_session(
+        session, principal=principal, settings=request.app.state.settings, video=video,
+        session_id=session_id, changes=body,
+    )
+
+
+@router.get(
+    "/api/v1/mentor/profile",
+    tags=["mentor profile"],
+    operation_id="get_mentor_profile",
+    summary="Your capacity, specialties, availability and this week's load",
+    response_model=MentorProfilePublic,
+    responses=problem_responses(401, 403, 404),
+)
+async def get_mentor_profile(principal: CurrentMentor, session: DbSession) -> MentorProfilePublic:
+    return await profile.get_profile(session, principal=principal)
+
+
+@router.put(
+    "/api/v1/mentor/profile",
+    tags=["mentor profile"],
+    operation_id="put_mentor_profile",
+    summary="Replace your capacity, specialties and availability",
+    response_model=MentorProfilePublic,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def put_mentor_profile(body: MentorProfileUpdate, principal: CurrentMentor,
+                             session: DbSession) -> MentorProfilePublic:
+    return await profile.update_profile(session, principal=principal, changes=body)
+
+
+# --- mentee -----------------------------------------------------------------------------------
+
+@router.get(
+    "/api/v1/mentee/sessions",
+    tags=["mentee sessions"],
+    operation_id="list_mentee_sessions",
+    summary="Your sessions, by start time (`?from=&to=`)",
+    response_model=Page[MenteeSessionPublic],
+    responses=problem_responses(401, 403, 422),
+)
+async def list_mentee_sessions(
+    principal: CurrentMentee, session: DbSession, starts_from: From = None, starts_to: To = None,
+    status: SessionStatus | None = None, limit: Limit = 50, cursor: Cursor = None,
+) -> Page[MenteeSessionPublic]:
+    items, next_cursor = await service.list_mentee_sessions(
+        session, principal=principal, starts_from=starts_from, starts_to=starts_to,
+        status=status, limit=limit, cursor=cursor,
+    )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.post(
+    "/api/v1/mentee/sessions/{session_id}/feedback",
+    tags=["mentee sessions"],
+    operation_id="give_session_feedback",
+    summary="Rate a completed session (once)",
+    description="409 `session_not_completed` unless the session is completed; 409 "
+                "`feedback_exists` when feedback was already given.",
+    status_code=201,
+    response_model=FeedbackPublic,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def give_session_feedback(session_id: uuid.UUID, body: FeedbackCreate,
+                                principal: CurrentMentee, session: DbSession) -> FeedbackPublic:
+    return await service.give_feedback(session, principal=principal, session_id=session_id,
+                                       rating=body.rating, comment=body.comment)
+
+
+# --- calendar ---------------------------------------------------------------------------------
+
+@router.get(
+    "/api/v1/calendar.ics",
+    tags=["calendar"],
+    operation_id="calendar_feed",
+    summary="Your sessions as an iCalendar feed (mentor or mentee)",
+    description="Bearer token, or `?access_token=` so a calendar app can subscribe. "
+                "Cancelled sessions appear with STATUS:CANCELLED.",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/calendar": {"schema": {"type": "string"}}},
+              "description": "An iCalendar (RFC 5545) document"},
+        **problem_responses(401, 403),
+    },
+)
+async def calendar_feed(principal: CalendarCaller, session: DbSessionQueryToken,
+                        request: Request) -> Response:
+    body = await calendar.calendar_feed(session, principal=principal,
+                                        settings=request.app.state.settings)
+    return Response(
+        content=body,
+        media_type="text/calendar; charset=utf-8",
+        headers={"Content-Disposition": 'inline; filename="mentorship.ics"',
+                 "Cache-Control": "private, max-age=300"},
+    )
+

@@ -69,15 +69,21 @@ def loads_select(where: str) -> str:
            u.mentor_max_mentees as mentees_max,
            (select count(*) from sessions s
              where s.mentor_id = u.id and s.status <> 'cancelled'
-               and s.starts_at >= (date_trunc('week', :at at time zone {MENTOR_ZONE_SQL})
-                                   at time zone {MENTOR_ZONE_SQL})
-               and s.starts_at < ((date_trunc('week', :at at time zone {MENTOR_ZONE_SQL})
-                                   + interval '7 days') at time zone {MENTOR_ZONE_SQL})
+               and s.starts_at >= week.starts and s.starts_at < week.ends
            ) as weekly_slots_used,
            (select count(*) from assignments a
              where a.mentor_id = u.id and a.ended_at is null) as mentees_active,
            {MENTOR_ZONE_SQL} as zone
       from users u
+     -- The week's bounds once per mentor; OFFSET 0 keeps the sub-select from being inlined,
+     -- so they reach the sessions scan as values: an index range on (mentor_id, starts_at)
+     -- instead of filtering every session the mentor ever had.
+     cross join lateral (
+           select (date_trunc('week', :at at time zone {MENTOR_ZONE_SQL})
+                   at time zone {MENTOR_ZONE_SQL}) as starts,
+                  ((date_trunc('week', :at at time zone {MENTOR_ZONE_SQL}) + interval '7 days')
+                   at time zone {MENTOR_ZONE_SQL}) as ends
+           offset 0) as week
      where {where}"""
 
 
@@ -85,6 +91,9 @@ _LOAD_SQL = text(f"""
     select mentor_id, weekly_slots_total, mentees_max, weekly_slots_used, mentees_active
       from ({loads_select("u.id = any(:mentor_ids)")}) loads
 """).bindparams(bindparam("mentor_ids", type_=ARRAY(UUID(as_uuid=True))))
+# The same SQL for callers that fold the load into a larger read (the dashboard);
+# binds :mentor_ids (uuid[]) and :at.
+MENTOR_LOADS_SQL = _LOAD_SQL.text
 
 
 async def mentor_loads(

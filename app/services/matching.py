@@ -34,14 +34,16 @@ Fit, in [0, 1] (weights in settings, see `app/config.py`):
   load:      1 - active mentees / max mentees, at the start of the run.
 
 Concurrency: one run at a time (transaction-level advisory lock; a second run waits up to
-`match_lock_timeout_seconds`, then ends as `skipped`). The run locks the mentor rows it may
-fill (`FOR NO KEY UPDATE`, so bookings' foreign-key checks are not blocked) before counting
-their mentees, so a director's manual assignment that locks the mentor row first cannot
-push a mentor over `mentor_max_mentees`; inserts skip mentees assigned meanwhile (the
-partial unique index, ON CONFLICT DO NOTHING), and a final check refuses to commit if any
-mentor would exceed its maximum. Everything a run writes (assignments, their
-`assignment.created` events, the run's result) commits in one transaction: a worker killed
-mid-run leaves nothing behind, and the retried job starts over.
+`match_lock_timeout_seconds`, then ends as `skipped`). The run first locks the user rows of
+the mentors and of the waiting mentees (`FOR NO KEY UPDATE`, so bookings' foreign-key checks
+are not blocked), in id order as a director's assignment does (app/services/assignments.py
+locks the mentee's and the mentor's rows FOR UPDATE, in id order), so the two queue up and
+never deadlock; it then counts each mentor's mentees with a snapshot taken after the locks,
+so no concurrent assignment can push a mentor over `mentor_max_mentees`. Inserts still skip
+a mentee assigned meanwhile (the partial unique index, ON CONFLICT DO NOTHING), and a final
+check refuses to commit if any mentor would exceed its maximum. Everything a run writes
+(assignments, their `assignment.created` events, the run's result) commits in one
+transaction: a worker killed mid-run leaves nothing behind, and the retried job starts over.
 """
 
 from __future__ import annotations
@@ -122,35 +124,46 @@ _ID_LIST = ARRAY(UUID(as_uuid=True))
 async def load_problem(session: AsyncSession, *, at: datetime,
                        mentee_ids: list[uuid.UUID] | None = None,
                        mentor_ids: list[uuid.UUID] | None = None) -> MatchProblem:
-    """Unassigned mentees and every mentor (locked, see the module doc), optionally limited
-    to the given ids (a cohort). A mentee who is also a mentor is left out (never matched
-    with themselves)."""
+    """Unassigned mentees and every mentor, optionally limited to the given ids (a cohort),
+    after locking them (see the module doc). A mentee who is also a mentor is left out
+    (never matched with themselves)."""
     mentee_filter = " and u.id = any(:mentee_ids)" if mentee_ids is not None else ""
     mentor_filter = " and u.id = any(:mentor_ids)" if mentor_ids is not None else ""
-    mentors = (await session.execute(
-        text(f"""
-            select u.id, u.mentor_specialties, {MENTOR_ZONE_SQL} as zone,
-                   u.mentor_max_mentees,
-                   (select count(*) from assignments a
-                     where a.mentor_id = u.id and a.ended_at is null) as active
-              from users u
-             where u.is_mentor{mentor_filter}
-             order by u.id
-               for no key update of u
-        """).bindparams(*([bindparam("mentor_ids", type_=_ID_LIST)] if mentor_filter else [])),
-        {"mentor_ids": mentor_ids} if mentor_filter else {},
-    )).all()
-    mentees = (await session.execute(
-        text(f"""
-            select u.id, u.interests, u.timezone
-              from users u
-             where u.role = 'mentee' and not u.is_mentor{mentee_filter}
-               and not exists (select 1 from assignments a
-                                where a.mentee_id = u.id and a.ended_at is null)
-             order by u.id
-        """).bindparams(*([bindparam("mentee_ids", type_=_ID_LIST)] if mentee_filter else [])),
-        {"mentee_ids": mentee_ids} if mentee_filter else {},
-    )).all()
+    params: dict[str, Any] = {}
+    binds = []
+    if mentee_ids is not None:
+        params["mentee_ids"] = mentee_ids
+        binds.append(bindparam("mentee_ids", type_=_ID_LIST))
+    if mentor_ids is not None:
+        params["mentor_ids"] = mentor_ids
+        binds.append(bindparam("mentor_ids", type_=_ID_LIST))
+    unassigned = ("not exists (select 1 from assignments a"
+                  " where a.mentee_id = u.id and a.ended_at is null)")
+    # 1. Lock the mentors and the waiting mentees, in id order like a director's assignment
+    #    (mentee and mentor rows, in id order): the two queue up, never deadlock.
+    locked = list(await session.scalars(text(f"""
+        select u.id from users u
+         where (u.is_mentor{mentor_filter})
+            or (u.role = 'mentee' and not u.is_mentor{mentee_filter} and {unassigned})
+         order by u.id
+           for no key update of u
+    """).bindparams(*binds), params))
+    # 2. Read them with a snapshot taken after the locks: no assignment to these mentors
+    #    or of these mentees can commit any more before this run does, so the counts hold.
+    mentors = (await session.execute(text(f"""
+        select u.id, u.mentor_specialties, {MENTOR_ZONE_SQL} as zone, u.mentor_max_mentees,
+               (select count(*) from assignments a
+                 where a.mentor_id = u.id and a.ended_at is null) as active
+          from users u
+         where u.is_mentor and u.id = any(:locked)
+         order by u.id
+    """).bindparams(bindparam("locked", type_=_ID_LIST)), {"locked": locked})).all()
+    mentees = (await session.execute(text(f"""
+        select u.id, u.interests, u.timezone
+          from users u
+         where u.role = 'mentee' and not u.is_mentor and u.id = any(:locked) and {unassigned}
+         order by u.id
+    """).bindparams(bindparam("locked", type_=_ID_LIST)), {"locked": locked})).all()
     offsets: dict[str | None, float] = {}
     return MatchProblem(
         mentee_ids=[r.id for r in mentees],

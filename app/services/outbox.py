@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic_core import to_jsonable_python
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Assignment, OutboxEvent, User
+from app.models import Assignment, OutboxEvent
 
 SOURCE = "mentorship"
 
@@ -114,5 +114,7 @@ async def active_mentor_id(session: AsyncSession, mentee_id: uuid.UUID) -> uuid.
 
 
 async def director_ids(session: AsyncSession) -> list[uuid.UUID]:
-    """Directors receive urgent events (flags). Needs a caller who may read them (RLS)."""
-    return list(await session.scalars(select(User.id).where(User.role == "director")))
+    """Directors receive urgent events (flags). Through the SECURITY DEFINER function
+    `director_ids()` (migration 0006), so any caller may resolve them: RLS hides director
+    rows from mentors."""
+    return list(await session.scalar(text("select director_ids()")) or [])

@@ -7,14 +7,14 @@ SQL function: UTC arithmetic only), so a sweep over millions of work items is on
 short range scan over the rows it changes.
 
 Revision ID: 0005
-Revises: 0009
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0009"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,33 @@
+"""Mission review shapes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Decision = Literal["approved", "changes_requested", "rejected"]
+
+
+class MissionReviewCreate(BaseModel):
+    decision: Decision
+    feedback: str | None = Field(None, max_length=20000)
+    score: int | None = Field(None, ge=0, le=100)
+
+
+class MissionReviewPublic(BaseModel):
+    id: uuid.UUID
+    submission_id: uuid.UUID
+    mission_id: uuid.UUID
+    mentee_id: uuid.UUID
+    mentor_id: uuid.UUID
+    decision: Decision
+    feedback: str | None
+    score: int | None
+    created_at: datetime
+    work_item_id: uuid.UUID | None = Field(
+        None, description="The submission's `mission_review` work item, now done (null when "
+                          "the submission had none)."
+    )
