@@ -101,3 +101,14 @@ class TestCapacityExceeded:
                 ).alerts == 1  # 01:00 Monday in Tokyo
         (event,) = await alerts_for(system_db, mentor)
         assert event.data["iso_week"] == "2031-W12"
+
+    async def test_an_unknown_zone_counts_as_utc_and_stops_nothing(
+        self, factory: Factory, system_db: Database
+    ) -> None:
+        broken = {**ALWAYS_AVAILABLE, "timezone": "Mars/Base"}  # bad data, not via the API
+        mentor = await full_week_mentor(factory, mentor_availability=broken)
+        healthy = await full_week_mentor(factory)
+        result = await check(system_db, WEDNESDAY)  # every mentor, the broken one included
+        assert result.alerts >= 2
+        assert [e.data["iso_week"] for e in await alerts_for(system_db, mentor)] == ["2031-W11"]
+        assert len(await alerts_for(system_db, healthy)) == 1

@@ -38,8 +38,7 @@ class TestMatchingRoutes:
         assert queued.json()["status"] == "queued"
         assert queued.json()["requested_by"] == str(director.id)
 
-        worker = await run_burst_worker(settings)
-        assert worker.jobs_complete >= 1 and worker.jobs_failed == 0
+        await run_burst_worker(settings)
 
         result = (await client.get(accepted["run_url"], headers=factory.headers(director))).json()
         assert result["status"] == "done"

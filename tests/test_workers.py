@@ -10,8 +10,6 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from arq.connections import RedisSettings, create_pool
-from arq.jobs import Job
 from arq.worker import Worker
 from sqlalchemy import func, select
 
@@ -23,12 +21,16 @@ from app.services.jobqueue import AUTO_MATCH_JOB, enqueue_capacity_check, enqueu
 from app.workers import worker_options
 from tests.factories import Factory
 from tests.harness import ROOT as ROOT_DIR
-from tests.worker_helpers import advisory_locks, lock_waiters, run_burst_worker, wait_until
+from tests.worker_helpers import (
+    advisory_locks,
+    job_result,
+    lock_waiters,
+    run_burst_worker,
+    wait_until,
+)
 
 WORKER_SCRIPT = """
 import asyncio
-from arq.connections import RedisSettings, create_pool
-from arq.jobs import Job
 from arq.worker import Worker
 from app.config import get_settings
 from app.workers import worker_options
@@ -66,17 +68,18 @@ class TestWorker:
         await factory.add(late)
 
         job = f"match-{uuid.uuid4()}"
+        sweep = f"{settings.redis_prefix}sweep-{uuid.uuid4()}"
         assert await enqueue_job(redis, settings, AUTO_MATCH_JOB, job_id=job,
                                  mentee_ids=[str(mentee.id)], mentor_ids=[str(mentor.id)])
-        assert await enqueue_job(redis, settings, "cron:prioritize_work_queue",
-                                 job_id=f"{settings.redis_prefix}sweep-{uuid.uuid4()}")
+        assert await enqueue_job(redis, settings, "cron:prioritize_work_queue", job_id=sweep)
         no_delay = settings.model_copy(update={"capacity_check_delay_seconds": 0})
         assert await enqueue_capacity_check(redis, no_delay, mentor.id)
         assert not await enqueue_capacity_check(redis, no_delay, mentor.id)  # deduplicated
 
-        worker = await run_burst_worker(settings)
-        # (>=: a cron tick may fall inside the burst)
-        assert worker.jobs_complete >= 3 and worker.jobs_failed == 0
+        await run_burst_worker(settings)
+        matched, swept = await job_result(settings, job), await job_result(settings, sweep)
+        assert matched.success and matched.result["status"] == "done"
+        assert swept.success and swept.result["overdue"] >= 1
 
         async with system_db.transaction(None) as session:
             run = await session.scalar(select(MatchingRun).where(MatchingRun.job_id == job))
@@ -141,13 +144,8 @@ class TestWorker:
         # arq re-runs the job once the dead worker's lease ends (job timeout + 10 s); end it now.
         assert await redis.delete(f"arq:in-progress:{job}") == 1
         assert await redis.zscore(queue_name(settings), job) is not None
-        worker = await run_burst_worker(settings)
-        assert worker.jobs_complete >= 1 and worker.jobs_failed == 0
-        pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
-        try:
-            info = await Job(job, pool).result_info()
-        finally:
-            await pool.aclose()
+        await run_burst_worker(settings)
+        info = await job_result(settings, job)
         assert (info.success, info.job_try) == (True, 2)  # the retry did the work
 
         async with system_db.transaction(None) as session:

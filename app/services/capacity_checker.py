@@ -8,7 +8,8 @@ A mentor's capacity is exceeded when either
   maximum was lowered below the current load; merely reaching the maximum is normal and
   the matcher already stops there).
 
-"This week" is the ISO week in the mentor's own time zone (`app/services/capacity.py`).
+"This week" is the ISO week in the mentor's own time zone (`app/services/capacity.py`; a
+zone name Postgres does not know counts as UTC, so one bad row cannot stop the check).
 One statement computes every mentor's load, records an alert in `capacity_alerts` (primary
 key: mentor and ISO week; INSERT ... ON CONFLICT DO NOTHING RETURNING) and writes the
 events for the alerts it created only, so the hourly cron and the check after each booking
@@ -24,13 +25,22 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.services.capacity import loads_select
+from app.services.capacity import MENTOR_ZONE_SQL, loads_select
 from app.services.outbox import insert_events_sql
 
 
 def _check_sql(where: str) -> str:
     return f"""
-with loads as ({loads_select(where)}),
+-- A zone name Postgres does not know (bad data) counts as UTC rather than failing the check
+-- of every mentor; the zone list is read once.
+with zones as materialized (select name from pg_timezone_names),
+mentor_zones as materialized (
+    select u.id, coalesce(z.name, 'UTC') as zone
+      from users u left join zones z on z.name = {MENTOR_ZONE_SQL}
+     where {where}
+),
+loads as ({loads_select(where, zone="mz.zone",
+                        source="users u join mentor_zones mz on mz.id = u.id")}),
 exceeded as (
     select l.*,
            to_char(:at at time zone l.zone, 'IYYY-"W"IW') as iso_week,
