@@ -138,6 +138,9 @@ class TestAutoMatch:
             assert event.refresh_priority == "high"
             assert event.data["mentor_id"] == str(row.mentor_id)
             assert event.data["source"] == "auto" and event.data["reasons"] == row.reasons
+            # The same fields as a director's assignment (app/services/assignments.py).
+            assert set(event.data) == {"assignment_id", "mentee_id", "mentor_id", "source",
+                                       "score", "reasons", "previous_mentor_id", "started_at"}
 
     async def test_second_run_assigns_nothing_new(
         self, system_db: Database, settings: Settings, programme: dict[str, Any]

@@ -199,7 +199,7 @@ events as (
         data=f'''jsonb_build_object(
             'assignment_id', i.id, 'mentee_id', i.mentee_id, 'mentor_id', i.mentor_id,
             'source', 'auto', 'score', i.score, 'reasons', to_jsonb(i.reasons),
-            'started_at', {sql_rfc3339("i.started_at")})''',
+            'previous_mentor_id', null, 'started_at', {sql_rfc3339("i.started_at")})''',
         recipients="array[i.mentee_id, i.mentor_id]",
         source="inserted i",
     )}
