@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -111,6 +111,27 @@ class Settings(BaseSettings):
     # this long (a little more, so consecutive loops overlap and leave no gap).
     worker_loop_seconds: float = 22.0
 
+    # Auto-matcher (app/services/matching.py). The fit of a mentee with a mentor is
+    #   (w_specialty * specialty + w_timezone * timezone + w_load * load) / (sum of weights)
+    # in [0, 1], where specialty = share of the mentee's interests among the mentor's
+    # specialties, timezone = 1 - (UTC offset gap in hours, circular, 0..12) / 12 and
+    # load = 1 - active mentees / max mentees (at the start of the run). Each mentee's
+    # `match_top_k` best mentors (plus a catch-all route, so nobody placeable stays out)
+    # go to the min-cost flow solver.
+    match_weight_specialty: float = Field(0.6, ge=0)
+    match_weight_timezone: float = Field(0.25, ge=0)
+    match_weight_load: float = Field(0.15, ge=0)
+    match_top_k: int = Field(30, ge=1)
+    match_block_rows: int = Field(4096, ge=1)  # mentees per NumPy block of the fit matrix
+    # A run waits this long for another run's lock, then ends as `skipped`.
+    match_lock_timeout_seconds: float = Field(30.0, gt=0)
+    # The SLA sweep works through a backlog in batches of this many items (one transaction
+    # each); a regular 5-minute sweep is a single short batch.
+    sla_sweep_batch_size: int = Field(20_000, ge=1)
+    # After a booking, the capacity check runs this much later (the booking has committed
+    # by then; bookings in between share the job).
+    capacity_check_delay_seconds: float = Field(5.0, ge=0)
+
     # Operations (README "Operations").
     log_level: str = "INFO"
     cors_origins: list[str] = []  # the SPA's origins, e.g. ["https://app.example.com"]
@@ -131,6 +152,12 @@ class Settings(BaseSettings):
         if value and value.startswith(("postgres://", "postgresql://")):
             return "postgresql+asyncpg://" + value.split("://", 1)[1]
         return value
+
+    @model_validator(mode="after")
+    def _some_match_weight(self) -> Settings:
+        if self.match_weight_specialty + self.match_weight_timezone + self.match_weight_load <= 0:
+            raise ValueError("at least one match_weight_* must be positive")
+        return self
 
     def role_url(self, role: str, password: str | None) -> str:
         url = make_url(self.database_url).set(username=role, password=password)

@@ -571,3 +571,30 @@ class TestFeedback:
                                         .where(SessionFeedback.session_id == row.id))
 
         assert await factory.run(stored) == 1
+
+
+class TestCapacityCheckAfterBooking:
+    async def test_booking_and_reschedule_enqueue_the_deferred_capacity_check(
+            self, client, factory, settings, redis):
+        from arq.connections import ArqRedis
+
+        from app.redis import queue_name
+        from tests.session_helpers import book, week_start
+
+        mentor, (mentee,) = await factory.mentor_with_mentees(1)
+        job_key = f"arq:job:{settings.redis_prefix}capacity-check:{mentor.id}"
+        response = await book(client, factory.headers(mentor), mentee,
+                              week_start() + timedelta(hours=10))
+        assert response.status_code == 201, response.text
+        assert await redis.exists(job_key)  # queued, deferred by CAPACITY_CHECK_DELAY_SECONDS
+        queued = await ArqRedis(redis.connection_pool).zscore(queue_name(settings),
+                                                              job_key.removeprefix("arq:job:"))
+        assert queued is not None
+
+        await redis.delete(job_key)
+        moved = await client.patch(f"/api/v1/mentor/sessions/{response.json()['id']}",
+                                   headers=factory.headers(mentor),
+                                   json={"starts_at": (week_start() + timedelta(hours=12))
+                                         .isoformat()})
+        assert moved.status_code == 200, moved.text
+        assert await redis.exists(job_key)

@@ -16,6 +16,18 @@ from app.models.base import Base, CreatedAt, UpdatedAt, UUIDPk
 WORK_ITEM_KINDS = ("mission_review", "risk_assessment", "goal_feedback", "session_followup")
 PRIORITIES = ("low", "normal", "high", "urgent")
 WORK_ITEM_STATUSES = ("open", "in_progress", "done")
+# 75 % of an item's SLA window (created_at -> due_at), as a UTC timestamp (UTC arithmetic:
+# no session time zone involved).
+ESCALATION_INSTANT = (
+    "((created_at at time zone 'UTC')"
+    " + ((due_at at time zone 'UTC') - (created_at at time zone 'UTC')) * 0.75)"
+)
+# The instant of an unfinished item's next SLA step: ESCALATION_INSTANT until the priority
+# has been raised, then due_at until the item is marked overdue. An immutable SQL function
+# (migration 0005), so it is indexed; the prioritizer selects
+# `NEXT_SLA_STEP <= now at time zone 'UTC'` among the PENDING_SLA_STEP rows.
+NEXT_SLA_STEP = "work_item_next_sla_step(created_at, due_at, escalated_at)"
+PENDING_SLA_STEP = "status <> 'done' and (escalated_at is null or not overdue)"
 
 
 class WorkItem(Base):
@@ -28,6 +40,9 @@ class WorkItem(Base):
         Index("ix_work_items_mentee_id_status", "mentee_id", "status"),
         # The prioritizer's sweep only looks at unfinished items.
         Index("ix_work_items_open_due_at", "due_at", postgresql_where=text("status <> 'done'")),
+        # The prioritizer's sweep: a range scan over the items with an SLA step pending.
+        Index("ix_work_items_sla_next_step", text(NEXT_SLA_STEP),
+              postgresql_where=text(PENDING_SLA_STEP)),
         # A mentee's unfinished items (risk's overdue check, the dashboard counts) without
         # wading through their ever-growing history of done ones.
         Index("ix_work_items_unfinished_mentee_id_due_at", "mentee_id", "due_at",

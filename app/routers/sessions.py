@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from pydantic import AwareDatetime
 
 from app.auth import CurrentMentee, CurrentMentor, Principal, require_roles
@@ -22,6 +22,7 @@ from app.schemas.sessions import (
 )
 from app.services import calendar, profile
 from app.services import sessions as service
+from app.services.jobqueue import schedule_capacity_check
 from app.services.video import VideoProvider, make_video_provider
 
 router = APIRouter()
@@ -63,12 +64,18 @@ CalendarCaller = Annotated[
     responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def book_session(body: SessionCreate, principal: CurrentMentor, session: DbSession,
-                       request: Request, video: Video) -> MentorSessionPublic:
-    return await service.book_session(
-        session, principal=principal, settings=request.app.state.settings, video=video,
+                       request: Request, video: Video,
+                       background: BackgroundTasks) -> MentorSessionPublic:
+    settings = request.app.state.settings
+    booked = await service.book_session(
+        session, principal=principal, settings=settings, video=video,
         mentee_id=body.mentee_id, starts_at=body.starts_at,
         duration_minutes=body.duration_minutes, agenda=body.agenda,
     )
+    # Background tasks run after the response, so after the booking committed.
+    background.add_task(schedule_capacity_check, request.app.state.redis, settings,
+                        principal.user_id)
+    return booked
 
 
 @router.get(
@@ -119,11 +126,16 @@ async def get_mentor_session(session_id: uuid.UUID, principal: CurrentMentor,
 )
 async def update_mentor_session(session_id: uuid.UUID, body: SessionUpdate,
                                 principal: CurrentMentor, session: DbSession, request: Request,
-                                video: Video) -> MentorSessionPublic:
-    return await service.update_session(
-        session, principal=principal, settings=request.app.state.settings, video=video,
+                                video: Video, background: BackgroundTasks) -> MentorSessionPublic:
+    settings = request.app.state.settings
+    updated = await service.update_session(
+        session, principal=principal, settings=settings, video=video,
         session_id=session_id, changes=body,
     )
+    if body.starts_at is not None or body.duration_minutes is not None:  # a reschedule
+        background.add_task(schedule_capacity_check, request.app.state.redis, settings,
+                            principal.user_id)
+    return updated
 
 
 @router.get(

@@ -58,7 +58,13 @@ class MentorLoad:
         return self.weekly_slots_used / self.weekly_slots_total if self.weekly_slots_total else 0.0
 
 
-_LOAD_SQL = text(f"""
+def loads_select(where: str, *, zone: str = MENTOR_ZONE_SQL, source: str = "users u") -> str:
+    """SELECT of every mentor matching `where` (over `source`, which has `users u`) with
+    their load for the ISO week containing `:at` in their zone (the SQL `zone`):
+    mentor_id, weekly_slots_total, mentees_max, weekly_slots_used, mentees_active, zone.
+    Shared by `mentor_loads` and the capacity checker so "weekly slots used" means the same
+    thing everywhere."""
+    return f"""
     select u.id as mentor_id,
            u.mentor_capacity_weekly as weekly_slots_total,
            u.mentor_max_mentees as mentees_max,
@@ -67,18 +73,24 @@ _LOAD_SQL = text(f"""
                and s.starts_at >= week.starts and s.starts_at < week.ends
            ) as weekly_slots_used,
            (select count(*) from assignments a
-             where a.mentor_id = u.id and a.ended_at is null) as mentees_active
-      from users u
+             where a.mentor_id = u.id and a.ended_at is null) as mentees_active,
+           {zone} as zone
+      from {source}
      -- The week's bounds once per mentor; OFFSET 0 keeps the sub-select from being inlined,
      -- so they reach the sessions scan as values: an index range on (mentor_id, starts_at)
      -- instead of filtering every session the mentor ever had.
      cross join lateral (
-           select (date_trunc('week', :at at time zone {MENTOR_ZONE_SQL})
-                   at time zone {MENTOR_ZONE_SQL}) as starts,
-                  ((date_trunc('week', :at at time zone {MENTOR_ZONE_SQL}) + interval '7 days')
-                   at time zone {MENTOR_ZONE_SQL}) as ends
+           select (date_trunc('week', :at at time zone {zone})
+                   at time zone {zone}) as starts,
+                  ((date_trunc('week', :at at time zone {zone}) + interval '7 days')
+                   at time zone {zone}) as ends
            offset 0) as week
-     where u.id = any(:mentor_ids)
+     where {where}"""
+
+
+_LOAD_SQL = text(f"""
+    select mentor_id, weekly_slots_total, mentees_max, weekly_slots_used, mentees_active
+      from ({loads_select("u.id = any(:mentor_ids)")}) loads
 """).bindparams(bindparam("mentor_ids", type_=ARRAY(UUID(as_uuid=True))))
 # The same SQL for callers that fold the load into a larger read (the dashboard);
 # binds :mentor_ids (uuid[]) and :at.

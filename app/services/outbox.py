@@ -66,6 +66,33 @@ async def emit(
     return event_id
 
 
+# Set-based emitters (the prioritizer, the capacity checker, the matcher) write many events
+# in one statement; these build that SQL with the same columns and shape as `emit`.
+
+def sql_rfc3339(expression: str) -> str:
+    """SQL rendering a timestamptz exactly as `emit` serialises a UTC datetime
+    (`2026-03-02T09:00:00Z`, microseconds only when present), for set-based emitters."""
+    utc = f"({expression}) at time zone 'UTC'"
+    return (
+        f"""to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS') || """
+        f"case when extract(microseconds from {utc})::bigint % 1000000 <> 0 "
+        f"then to_char({utc}, '.US') else '' end || 'Z'"
+    )
+
+
+def insert_events_sql(*, type: str, data: str, recipients: str, source: str,
+                      occurred_at: str = ":now") -> str:
+    """`INSERT INTO outbox_events ... SELECT` for set-based emitters (one event per row of
+    `source`), with the same columns and refresh priority as `emit`. `data` is a SQL
+    expression building the JSON object, `recipients` one building a uuid[] (NULLs are
+    removed; keep it free of duplicates)."""
+    return (
+        "insert into outbox_events (id, type, occurred_at, data, refresh_priority, recipients) "
+        f"select gen_random_uuid(), '{type}', {occurred_at}, {data}, "
+        f"'{REFRESH_PRIORITY[type]}', array_remove({recipients}, null) from {source}"
+    )
+
+
 def envelope(row: OutboxEvent) -> dict[str, Any]:
     """The wire shape of an outbound event (SSE `data:` and webhook body)."""
     return {

@@ -1,0 +1,194 @@
+"""Auto-matcher at full size: 20K mentees x 1K mentors, from the database and back.
+
+    .venv/bin/python bench/matching_bench.py [--mentees 20000] [--mentors 1000]
+                                             [--assigned 4000] [--top-k 30]
+
+Seeds a fresh database with COPY (mentors with 1-4 specialties out of 40 and a time zone;
+mentees with 1-4 interests; `--assigned` mentees already have a mentor, the rest wait), then:
+1. the matcher end to end as the worker runs it (`execute_matching_run`: the run row, the
+   lock, load, candidates, solve, bulk write of assignments + outbox events, commit),
+   with its phases timed (a second identical run on a reset database);
+2. the greedy baseline on the same problem (candidates + greedy), time and total fit;
+3. quality of top-K against the exact dense model on a 5K x 250 sub-instance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from _database import BenchDatabase
+from sqlalchemy import text
+
+from app.db import Database
+from app.services.matching import MATCHER_LOCK_KEY, auto_match, execute_matching_run, load_problem
+from app.services.matching_solver import FitModel, Weights, solve_greedy, solve_optimal
+
+TAGS = ["python", "go", "rust", "java", "javascript", "typescript", "react", "vue", "sql",
+        "data", "ml", "ai", "statistics", "devops", "cloud", "aws", "security", "mobile",
+        "ios", "android", "design", "ux", "product", "career", "interviews", "leadership",
+        "writing", "testing", "architecture", "databases", "networking", "linux", "c",
+        "cpp", "embedded", "games", "finance", "startups", "open-source", "english"]
+ZONES = ["Europe/London", "Europe/Paris", "Europe/Berlin", "America/New_York",
+         "America/Chicago", "America/Los_Angeles", "America/Sao_Paulo", "Asia/Kolkata",
+         "Asia/Singapore", "Asia/Tokyo", "Australia/Sydney", "Africa/Lagos", "UTC"]
+
+
+async def seed(db: BenchDatabase, *, mentees: int, mentors: int, assigned: int) -> None:
+    rng = random.Random(42)
+    # Tags are skewed (some much more popular), as real interests are.
+    weights = [1 / (i + 1) ** 0.7 for i in range(len(TAGS))]
+
+    def tags() -> list[str]:
+        return sorted(set(rng.choices(TAGS, weights, k=rng.randint(1, 4))))
+
+    mentor_rows, mentee_rows = [], []
+    for i in range(mentors):
+        zone = rng.choice(ZONES)
+        mentor_rows.append((uuid.uuid4(), f"mentor{i}@bench.test", f"Mentor {i}", "mentor", zone,
+                            True, 10, 20, tags(),
+                            json.dumps({"timezone": zone, "windows": []}), []))
+    for i in range(mentees):
+        mentee_rows.append((uuid.uuid4(), f"mentee{i}@bench.test", f"Mentee {i}", "mentee",
+                            rng.choice(ZONES), False, 10, 20, [], json.dumps({"timezone": "UTC",
+                            "windows": []}), tags()))
+    columns = ("id", "email", "name", "role", "timezone", "is_mentor", "mentor_capacity_weekly",
+               "mentor_max_mentees", "mentor_specialties", "mentor_availability", "interests")
+    await db.copy("users", columns, mentor_rows + mentee_rows)
+    load = [0] * mentors
+    assignment_rows = []
+    for mentee in mentee_rows[:assigned]:
+        m = rng.choice([j for j in rng.sample(range(mentors), 5) if load[j] < 20] or [0])
+        load[m] += 1
+        assignment_rows.append((uuid.uuid4(), mentee[0], mentor_rows[m][0], "manual"))
+    await db.copy("assignments", ("id", "mentee_id", "mentor_id", "source"), assignment_rows)
+    await db.sql("analyze")
+
+
+def backend_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a local Postgres backend has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def reset(db: BenchDatabase) -> None:
+    await db.sql("delete from assignments where source = 'auto'")
+    await db.sql("delete from outbox_events")
+    await db.sql("delete from matching_runs")
+    await db.sql("vacuum analyze assignments")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mentees", type=int, default=20_000)
+    parser.add_argument("--mentors", type=int, default=1_000)
+    parser.add_argument("--assigned", type=int, default=4_000)
+    parser.add_argument("--top-k", type=int, default=None)
+    args = parser.parse_args()
+    with BenchDatabase() as bench:
+        asyncio.run(run(bench, args))
+
+
+async def run(bench: BenchDatabase, args: argparse.Namespace) -> None:
+    if True:
+        settings = bench.settings
+        if args.top_k:
+            settings = settings.model_copy(update={"match_top_k": args.top_k})
+        started = time.perf_counter()
+        await seed(bench, mentees=args.mentees, mentors=args.mentors, assigned=args.assigned)
+        print(f"seeded {args.mentees} mentees ({args.assigned} assigned) and {args.mentors} "
+              f"mentors in {time.perf_counter() - started:.1f} s; top_k={settings.match_top_k}")
+        worker_db = Database.connect(settings.worker_db_url, settings)
+        try:
+            # 1a. The worker's path, end to end.
+            started = time.perf_counter()
+            summary = await execute_matching_run(worker_db, settings=settings,
+                                                  job_id=f"bench-{uuid.uuid4()}")
+            end_to_end = time.perf_counter() - started
+            print(f"\n[optimal] execute_matching_run end to end: {end_to_end * 1000:.0f} ms "
+                  f"(run row says duration {summary['duration_ms']} ms, "
+                  f"solver {summary['solver_ms']} ms)")
+            print(f"  assigned {summary['assigned']}, unplaced {summary['unplaced']}, "
+                  f"total fit {summary['total_fit']:.3f}")
+
+            # 1b. Same run again on the reset data, phase by phase (same code path), with
+            # the CPU time it used: this process plus its Postgres backend (same machine).
+            # On a machine shared with other work, wall time minus CPU time is waiting.
+            await reset(bench)
+            started = time.perf_counter()
+            cpu_started = time.process_time()
+            async with worker_db.transaction(None) as session:
+                backend = await session.scalar(text("select pg_backend_pid()"))
+                backend_started = backend_cpu(backend)
+                await session.execute(text("select pg_advisory_xact_lock(:k)"),
+                                      {"k": MATCHER_LOCK_KEY})
+                outcome = await auto_match(session, settings=settings, at=datetime.now(UTC))
+                before_commit = time.perf_counter()
+            total = time.perf_counter() - started
+            python_cpu = time.process_time() - cpu_started
+            postgres_cpu = backend_cpu(backend) - backend_started
+            print(f"  phases: load {outcome.load_ms} ms, candidates {outcome.candidates_ms} ms, "
+                  f"solve {outcome.solver_ms} ms (hub-routed mentees: {outcome.hub_mentees}), "
+                  f"write {outcome.write_ms} ms, commit "
+                  f"{(time.perf_counter() - before_commit) * 1000:.0f} ms; total "
+                  f"{total * 1000:.0f} ms")
+            print(f"  CPU used: python {python_cpu * 1000:.0f} ms + postgres backend "
+                  f"{postgres_cpu * 1000:.0f} ms = {(python_cpu + postgres_cpu) * 1000:.0f} ms "
+                  f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+
+            # 2. Greedy baseline on the same problem (as loaded before the run).
+            await reset(bench)
+            async with worker_db.transaction(None) as session:
+                problem = await load_problem(session, at=datetime.now(UTC))
+            model = FitModel(problem, Weights.from_settings(settings))
+            optimal = solve_optimal(model, top_k=settings.match_top_k,
+                                    block_rows=settings.match_block_rows)
+            greedy = solve_greedy(model, top_k=settings.match_top_k,
+                                  block_rows=settings.match_block_rows)
+            print(f"\n[in memory, same problem] optimal: placed {optimal.placed}, total fit "
+                  f"{optimal.total_fit:.3f}, candidates {optimal.candidates_ms:.0f} ms + solve "
+                  f"{optimal.solver_ms:.0f} ms ({optimal.arcs} candidate arcs)")
+            print(f"[in memory, same problem] greedy:  placed {greedy.placed}, total fit "
+                  f"{greedy.total_fit:.3f}, candidates {greedy.candidates_ms:.0f} ms + greedy "
+                  f"{greedy.solver_ms:.0f} ms")
+            print(f"  optimal - greedy = {optimal.total_fit - greedy.total_fit:+.3f} "
+                  f"({(optimal.total_fit / greedy.total_fit - 1) * 100:+.2f} %)")
+
+            # 3. Top-K against the exact (dense) model on a sub-instance.
+            rng = np.random.default_rng(0)
+            mentor_pick = np.sort(rng.choice(len(problem.mentor_ids), 250, replace=False))
+            mentee_pick = np.sort(rng.choice(len(problem.mentee_ids), 4_000, replace=False))
+            sub = type(problem)(
+                mentee_ids=[problem.mentee_ids[i] for i in mentee_pick],
+                mentee_tags=[problem.mentee_tags[i] for i in mentee_pick],
+                mentee_offsets=problem.mentee_offsets[mentee_pick],
+                mentor_ids=[problem.mentor_ids[i] for i in mentor_pick],
+                mentor_tags=[problem.mentor_tags[i] for i in mentor_pick],
+                mentor_offsets=problem.mentor_offsets[mentor_pick],
+                mentor_active=problem.mentor_active[mentor_pick],
+                mentor_max=problem.mentor_max[mentor_pick],
+            )
+            sub_model = FitModel(sub, Weights.from_settings(settings))
+            exact = solve_optimal(sub_model, top_k=len(mentor_pick))
+            top_k = solve_optimal(sub_model, top_k=settings.match_top_k)
+            sub_greedy = solve_greedy(sub_model, top_k=settings.match_top_k)
+            print(f"\n[4000 x 250 sub-instance, {int(sub.remaining.sum())} places] exact "
+                  f"(dense, {exact.arcs} arcs): fit {exact.total_fit:.3f} in "
+                  f"{exact.solver_ms:.0f} ms; top-{settings.match_top_k}: "
+                  f"{top_k.total_fit:.3f} in {top_k.solver_ms:.0f} ms "
+                  f"({(top_k.total_fit / exact.total_fit - 1) * 100:+.3f} %); greedy "
+                  f"{sub_greedy.total_fit:.3f}")
+        finally:
+            await worker_db.dispose()
+
+
+if __name__ == "__main__":
+    main()
