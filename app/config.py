@@ -91,6 +91,26 @@ class Settings(BaseSettings):
     sse_snapshot_concurrency: int = 5  # snapshots at once per process: spares the DB pool
     sse_send_timeout_seconds: float = 30.0  # a client that stops reading is dropped
 
+    # Inbound events (POST /api/v1/events).
+    events_max_batch: int = 500
+    # Outbox relay: claims `relay_batch_size` rows for `relay_lease_seconds`; an idle relay
+    # polls every `relay_poll_seconds`; a failed publish (Redis down) is retried after a
+    # backoff capped at `relay_retry_max_seconds`. Per (event, user) markers that keep a
+    # re-published event out of a stream live `relay_dedupe_ttl_seconds` (must exceed the lease).
+    relay_batch_size: int = 200
+    relay_lease_seconds: float = 30.0
+    relay_poll_seconds: float = 0.05
+    relay_retry_max_seconds: float = 5.0
+    relay_dedupe_ttl_seconds: int = 900
+    # Webhook deliveries: exponential backoff with jitter between attempts.
+    webhook_batch_size: int = 20
+    webhook_poll_seconds: float = 0.5
+    webhook_backoff_base_seconds: float = 5.0
+    webhook_backoff_max_seconds: float = 3600.0
+    # The relay and delivery loops run as arq jobs started by cron every 20 s; each runs
+    # this long (a little more, so consecutive loops overlap and leave no gap).
+    worker_loop_seconds: float = 22.0
+
     # Operations (README "Operations").
     log_level: str = "INFO"
     cors_origins: list[str] = []  # the SPA's origins, e.g. ["https://app.example.com"]

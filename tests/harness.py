@@ -62,6 +62,8 @@ class ServerHarness:
             "REDIS_URL": self.redis_url,
             "REDIS_PREFIX": self.prefix,
             "ENVIRONMENT": "test",
+            # The relay / webhook loops (cron jobs) end fast if a burst worker picks one up.
+            "WORKER_LOOP_SECONDS": "1",
         }
 
     def alembic(self, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,5 +1,71 @@
-"""Routes of this area are added by the issue that owns it."""
+"""Service routes: inbound events and user provisioning (role service, or admin)."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import uuid
+
+from fastapi import APIRouter, Request, Response, status
+
+from app.auth import CurrentService
+from app.db import DbSession
+from app.errors import Unprocessable
+from app.schemas.common import problem_responses
+from app.schemas.events import EventsAccepted, EventsIn, UserPublic, UserUpsert
+from app.services import inbound
+
+router = APIRouter(prefix="/api/v1", tags=["service"])
+
+EVENTS_DESCRIPTION = """
+One inbound event, or `{"events": [...]}` with up to 500. Envelope:
+`{"id", "type", "occurred_at", "source", "data"}`; `type` is one of `user.upserted`,
+`mission.submitted`, `habit.streak_broken`, `goal.overdue`, `readiness.updated`.
+
+- **Idempotent by event `id`**: an id seen before (or twice in one batch) has no effect and
+  is reported in `duplicate_ids`; the answer is still 202. Safe to retry after a timeout.
+- **All or nothing**: a batch is one transaction. An unknown `type`, a bad payload or an
+  event about an unknown mentee (422 `unknown_mentee`: send `user.upserted` first) refuses
+  the whole batch; `errors[].loc` is `["body", "events", <index>, ...]` (a single event is
+  index 0).
+- SLA clocks start at `submitted_at` / `occurred_at` (never later than now):
+  `mission_review` is due 48 h after the submission.
+"""
+
+
+@router.post(
+    "/events",
+    operation_id="post_events",
+    summary="Ingest inbound events (one or a batch)",
+    description=EVENTS_DESCRIPTION,
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=EventsAccepted,
+    responses=problem_responses(401, 403, 409, 413, 422),
+)
+async def post_events(
+    body: EventsIn, principal: CurrentService, session: DbSession, request: Request
+) -> EventsAccepted:
+    settings = request.app.state.settings
+    if len(body.events) > settings.events_max_batch:
+        raise Unprocessable(f"At most {settings.events_max_batch} events per request",
+                            code="batch_too_large")
+    result = await inbound.ingest_events(session, events=body.events, settings=settings)
+    return EventsAccepted(accepted=result.accepted, duplicates=len(result.duplicate_ids),
+                          duplicate_ids=result.duplicate_ids)
+
+
+@router.put(
+    "/users/{user_id}",
+    operation_id="upsert_user",
+    summary="Provision or update a user (idempotent upsert)",
+    description="201 when created, 200 when updated or unchanged. Only the fields sent are "
+                "written on update; `is_mentor` defaults to `role == 'mentor'`.",
+    response_model=UserPublic,
+    responses={201: {"model": UserPublic, "description": "Created"},
+               **problem_responses(401, 403, 409, 422)},
+)
+async def put_user(
+    user_id: uuid.UUID, body: UserUpsert, principal: CurrentService, session: DbSession,
+    response: Response,
+) -> UserPublic:
+    created = await inbound.upsert_user(session, user_id=user_id, user=body)
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return UserPublic.model_validate(await inbound.get_user(session, user_id=user_id))

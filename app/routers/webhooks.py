@@ -1,5 +1,83 @@
-"""Routes of this area are added by the issue that owns it."""
+"""Admin routes for webhook endpoints and their delivery log (role admin)."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response, status
+
+from app.auth import CurrentAdmin
+from app.db import DbSession
+from app.schemas.common import Page, problem_responses
+from app.schemas.events import (
+    WebhookAttemptPublic,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookDeliveryPublic,
+    WebhookPublic,
+)
+from app.services import webhooks
+
+router = APIRouter(prefix="/api/v1/admin/webhooks", tags=["webhooks"])
+
+
+@router.get("", operation_id="list_webhooks", summary="Active webhook endpoints, oldest first",
+            response_model=Page[WebhookPublic], responses=problem_responses(401, 403, 422))
+async def list_webhooks(
+    principal: CurrentAdmin, session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None,
+) -> Page[WebhookPublic]:
+    rows, next_cursor = await webhooks.list_endpoints(session, limit=limit, cursor=cursor)
+    return Page[WebhookPublic](items=[WebhookPublic.model_validate(r) for r in rows],
+                               next_cursor=next_cursor)
+
+
+@router.post(
+    "", operation_id="create_webhook", summary="Register a webhook endpoint",
+    description="The signing `secret` (`whsec_...`) is in this response only: store it. "
+                "Deliveries carry `webhook-id`, `webhook-timestamp` and `webhook-signature` "
+                "(Standard Webhooks). Only http(s) URLs without credentials.",
+    status_code=status.HTTP_201_CREATED, response_model=WebhookCreated,
+    responses=problem_responses(401, 403, 422),
+)
+async def create_webhook(body: WebhookCreate, principal: CurrentAdmin,
+                         session: DbSession) -> WebhookCreated:
+    row, secret = await webhooks.create_endpoint(session, endpoint=body)
+    return WebhookCreated(**WebhookPublic.model_validate(row).model_dump(), secret=secret)
+
+
+@router.delete(
+    "/{endpoint_id}", operation_id="delete_webhook", summary="Remove a webhook endpoint",
+    description="Stops deliveries to it (pending ones become `failed`); its delivery log "
+                "stays readable.",
+    status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+    responses=problem_responses(401, 403, 404),
+)
+async def delete_webhook(endpoint_id: uuid.UUID, principal: CurrentAdmin,
+                         session: DbSession) -> Response:
+    await webhooks.delete_endpoint(session, endpoint_id=endpoint_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{endpoint_id}/deliveries", operation_id="list_webhook_deliveries",
+    summary="An endpoint's deliveries, newest first, with every attempt",
+    response_model=Page[WebhookDeliveryPublic], responses=problem_responses(401, 403, 404, 422),
+)
+async def list_deliveries(
+    endpoint_id: uuid.UUID, principal: CurrentAdmin, session: DbSession,
+    status_filter: Annotated[Literal["pending", "delivered", "failed"] | None,
+                             Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> Page[WebhookDeliveryPublic]:
+    rows, attempts, next_cursor = await webhooks.list_deliveries(
+        session, endpoint_id=endpoint_id, status=status_filter, limit=limit, cursor=cursor)
+    items = [
+        WebhookDeliveryPublic.model_validate(row).model_copy(update={
+            "attempt_log": [WebhookAttemptPublic.model_validate(a) for a in attempts[row.id]]
+        })
+        for row in rows
+    ]
+    return Page[WebhookDeliveryPublic](items=items, next_cursor=next_cursor)

@@ -66,4 +66,4 @@ class WorkerSettings:
 
 
 # Job modules register themselves on import (after the lists above exist).
-from app.workers import ops_jobs  # noqa: E402,F401
+from app.workers import events_jobs, ops_jobs, relay_jobs, webhook_jobs  # noqa: E402,F401
