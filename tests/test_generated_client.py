@@ -50,7 +50,7 @@ def _module(package: str, name: str):
     return importlib.import_module(f"{package}.{name}")
 
 
-async def test_generated_client_reads_the_dashboard_and_books_a_session(
+async def test_generated_client_dashboard_booking_and_events(
         server, factory, tmp_path):
     client_pkg, package = generate_client(server.url, tmp_path)
     mentor, (mentee,) = await factory.mentor_with_mentees(1)
@@ -88,6 +88,30 @@ async def test_generated_client_reads_the_dashboard_and_books_a_session(
             mentee_id=mentee.id, starts_at=starts, duration_minutes=45))
         assert clash.status_code == 409
         assert isinstance(clash.parsed, models.Problem)
+
+    service = await factory.user("service")
+    events_api = _module(package, "api.service.post_events")
+    event = models.HabitStreakBroken(
+        id=uuid.uuid4(), occurred_at=datetime.now(UTC), type_="habit.streak_broken",
+        data=models.HabitStreakBrokenData(mentee_id=mentee.id, habit="reading",
+                                          streak_days=12))
+    async with client_pkg.AuthenticatedClient(base_url=server.url,
+                                              token=factory.token(service)) as api:
+        posted = await events_api.asyncio_detailed(client=api, body=event)
+        assert posted.status_code == 202, posted.content
+        assert isinstance(posted.parsed, models.EventsAccepted)
+        assert (posted.parsed.accepted, posted.parsed.duplicates) == (1, 0)
+        again = await events_api.asyncio(client=api, body=event)
+        assert (again.accepted, again.duplicates) == (0, 1)
+        assert again.duplicate_ids == [event.id]
+
+    # The event reached the mentor's dashboard: the mentee's broken streak is a reason.
+    async with client_pkg.AuthenticatedClient(base_url=server.url,
+                                              token=factory.token(mentor)) as api:
+        dashboard = await dashboard_api.asyncio(client=api)
+        reasons = {str(row.mentee_id): [str(r) for r in row.reasons]
+                   for row in dashboard.at_risk_mentees}
+        assert "habit_streak_broken" in reasons[str(mentee.id)]
 
     async with client_pkg.AuthenticatedClient(base_url=server.url,
                                               token=factory.token(mentee)) as api:

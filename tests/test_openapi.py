@@ -97,3 +97,14 @@ async def test_a_body_that_is_not_utf8_is_a_documented_422(client, factory):
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["errors"][0]["type"] == "json_invalid"
+
+
+def test_component_names_are_unique_and_plain(settings):
+    """Client generators name classes after a schema's title: two models with one name
+    (FastAPI then prefixes module paths, `app__schemas__x__Name`) break generation."""
+    schemas = create_app(settings).openapi()["components"]["schemas"]
+    qualified = [name for name in schemas if "__" in name]
+    assert not qualified, f"models sharing a class name across modules: {qualified}"
+    titles = [schema.get("title", name) for name, schema in schemas.items()]
+    duplicated = {title for title in titles if titles.count(title) > 1}
+    assert not duplicated, duplicated
