@@ -231,6 +231,48 @@ async def test_snapshot_first_then_events_in_order(replica_a, factory, causes, s
     assert set(envelope) == {"id", "type", "occurred_at", "source", "refresh_priority", "data"}
 
 
+async def test_booking_and_mission_through_the_api_arrive_in_order(
+        replica_a, factory, settings, redis, system_db):
+    """End to end: the API commits (outbox), the real relay XADDs, the stream relays."""
+    from app.services.relay import run_relay
+
+    mentor, (mentee,) = await factory.mentor_with_mentees(1)
+    service = await factory.user("service")
+    relay = asyncio.create_task(run_relay(system_db, redis, settings=settings, seconds=30))
+    try:
+        async with stream(replica_a, factory.token(mentor)) as events, \
+                httpx.AsyncClient(base_url=replica_a.url, timeout=10) as http:
+            assert (await events.next()).event == "snapshot"
+            starts = (datetime.now(UTC) + timedelta(days=2)).replace(minute=0, second=0,
+                                                                     microsecond=0)
+            booked = await http.post(
+                "/api/v1/mentor/sessions", headers=factory.headers(mentor),
+                json={"mentee_id": str(mentee.id), "starts_at": starts.isoformat(),
+                      "duration_minutes": 30, "agenda": "e2e"})
+            assert booked.status_code == 201, booked.text
+            submission_id = str(uuid.uuid4())
+            posted = await http.post(
+                "/api/v1/events", headers=factory.headers(service),
+                json={"id": str(uuid.uuid4()), "type": "mission.submitted",
+                      "occurred_at": datetime.now(UTC).isoformat(), "source": "missions",
+                      "data": {"submission_id": submission_id, "mentee_id": str(mentee.id),
+                               "mission_id": str(uuid.uuid4()), "title": "Portfolio",
+                               "submitted_at": datetime.now(UTC).isoformat(),
+                               "url": "https://example.test/p"}})
+            assert posted.status_code == 202, posted.text
+            received = await events.take(2)
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
+
+    assert [e.event for e in received] == ["session.scheduled", "workqueue.item_created"]
+    assert envelope_of(received[0])["data"]["session_id"] == booked.json()["id"]
+    assert envelope_of(received[1])["data"]["kind"] == "mission_review"
+    ids = [tuple(map(int, e.id.split("-"))) for e in received]
+    assert ids == sorted(ids)
+
+
 async def test_snapshot_id_of_an_empty_stream_resumes_everything(replica_a, factory, causes):
     mentor = await factory.mentor()
     async with stream(replica_a, factory.token(mentor)) as events:

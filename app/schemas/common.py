@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -67,3 +68,17 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise Unprocessable("The cursor is not one this service issued", code="invalid_cursor")
     return value
+
+
+class UserProfile(BaseModel):
+    """The profile fields every view of a user shares."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    name: str
+    role: str
+    timezone: str
+    tier: str | None
+    interests: list[str]

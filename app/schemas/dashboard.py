@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.schemas.common import UserProfile
 from app.schemas.sessions import MenteeSessionPublic, MentorSessionPublic, SessionPublic
 from app.schemas.work_queue import WorkItemPublic
 from app.services.risk import REASONS, RISK_RULES_DOC
@@ -101,14 +102,8 @@ class MenteeSummary(BaseModel):
         description="The next scheduled session with this mentor that has not started yet.")
 
 
-class MenteeProfile(BaseModel):
-    id: uuid.UUID
-    email: str
-    name: str
-    role: str
-    timezone: str
-    tier: str | None
-    interests: list[str]
+class MenteeProfile(UserProfile):
+    pass
 
 
 class AssignmentSummary(BaseModel):

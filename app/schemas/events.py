@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from app.auth import Role
+from app.schemas.common import UserProfile
 from app.services.outbox import REFRESH_PRIORITY
 
 MAX_BATCH = 500  # the documented limit; settings.events_max_batch may only lower it
@@ -120,16 +121,7 @@ class UserUpsertData(UserUpsert):
     id: uuid.UUID
 
 
-class UserPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    email: str
-    name: str
-    role: str
-    timezone: str
-    tier: str | None
-    interests: list[str]
+class UserPublic(UserProfile):
     is_mentor: bool
     mentor_capacity_weekly: int
     mentor_max_mentees: int
