@@ -130,6 +130,7 @@ def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
+UNPARSABLE_BODY = "There was an error parsing the body"  # fastapi.routing, on decode errors
 HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large",
@@ -154,6 +155,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == UNPARSABLE_BODY:
+            # FastAPI's answer to a JSON body that is not even text (invalid UTF-8): bad
+            # input like any other malformed JSON, so the same documented 422.
+            return problem(422, "validation_error", "Invalid request",
+                           "The request body or query is invalid.", request,
+                           errors=[{"loc": ["body"], "msg": "The body is not UTF-8 JSON",
+                                    "type": "json_invalid"}])
         code = HTTP_CODES.get(exc.status_code, "http_error")
         title = code.replace("_", " ").capitalize()
         detail = exc.detail if isinstance(exc.detail, str) else title

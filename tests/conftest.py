@@ -3,6 +3,7 @@ role) and real Redis. See tests/harness.py for where the servers come from."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Iterator
 
@@ -11,12 +12,34 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+import app.auth as auth_module
 from app.config import Settings, get_settings
 from app.db import Database
+from app.logging import _HANDLER_NAME
 from app.main import create_app
 from app.redis import make_redis
 from tests.factories import Factory
 from tests.harness import ServerHarness
+from tests.token_audit import LOG_FILES, MINTED, AppLogCapture, find_leaks, recording
+
+# Tests that import mint_token themselves (after this conftest) get the recording one.
+auth_module.mint_token = recording(auth_module.mint_token)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_token_in_logs() -> Iterator[None]:
+    """At the end of the run: no token minted by the tests appears in any log the
+    application wrote (live servers' output, in-process apps' JSON lines)."""
+    capture = AppLogCapture(_HANDLER_NAME)
+    logging.getLogger().addHandler(capture)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeHandler(capture)
+    leaks = find_leaks(LOG_FILES, MINTED)
+    for path in LOG_FILES:
+        path.unlink(missing_ok=True)
+    assert not leaks, "tokens found in the application's logs:\n" + "\n".join(leaks[:20])
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from app.auth import mint_token
 from app.config import Settings
 from app.db import Database
 from app.models import Assignment, Flag, MentoringSession, User
+from tests.token_audit import record as record_token
 
 _counter = itertools.count(1)
 
@@ -37,7 +38,7 @@ class Factory:
 
     def token(self, user: User | uuid.UUID, role: str | None = None, **kw: Any) -> str:
         user_id = user.id if isinstance(user, User) else user
-        return mint_token(user_id, role or user.role, self.settings, **kw)
+        return record_token(mint_token(user_id, role or user.role, self.settings, **kw))
 
     def headers(self, user: User | uuid.UUID, role: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user, role)}"}

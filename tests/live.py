@@ -20,6 +20,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.token_audit import LOG_FILES
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -44,6 +46,7 @@ class LiveServer:
         with log_file:
             process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})},
                                        stdout=log_file, stderr=subprocess.STDOUT)
+        LOG_FILES.append(Path(log_file.name))  # scanned for tokens at the end of the run
         return cls(f"http://127.0.0.1:{port}", process, Path(log_file.name))
 
     def wait_ready(self, seconds: float = 60.0) -> None:

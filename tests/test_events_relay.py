@@ -208,6 +208,24 @@ class TestRelay:
         assert all(d.payload["refresh_priority"] == "urgent" and d.status == "pending"
                    for d in deliveries)
 
+    async def test_a_batch_is_claimed_in_creation_order(self, system_db, settings):
+        """Found by the fuzzing run's backlog: UPDATE ... RETURNING gives rows in physical
+        order, so an event updated after insertion (a retry) came out after newer ones."""
+        user = uuid.uuid4()
+        ids = []
+        for n in range(3):
+            async with system_db.transaction(None) as session:
+                ids.append(await emit(session, type="session.scheduled", data={"n": n},
+                                      recipients=[user]))
+        async with system_db.transaction(None) as session:  # the oldest row moves
+            await session.execute(text("update outbox_events set attempts = attempts "
+                                       "where id = :id"), {"id": ids[0]})
+        claimed = await claim(system_db, settings=settings, limit=10_000)
+        async with system_db.transaction(None) as session:  # give the leases back
+            await session.execute(text("update outbox_events set claimed_until = null "
+                                       "where id = any(:ids)"), {"ids": [r.id for r in claimed]})
+        assert [r.id for r in claimed if r.id in ids] == ids
+
     async def test_republishing_after_a_crash_adds_nothing_twice(
         self, system_db, redis, settings
     ):

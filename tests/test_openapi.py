@@ -85,3 +85,26 @@ async def test_validation_errors_are_served_as_documented(client, factory):
     broken = await client.get("/api/v1/whoami", headers={"Authorization": "Basic abc"})
     assert broken.status_code == 401
     assert broken.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_body_that_is_not_utf8_is_a_documented_422(client, factory):
+    """Found by schemathesis: FastAPI answers 400 (undocumented) when the JSON body cannot
+    even be decoded as text."""
+    mentor = await factory.mentor()
+    response = await client.post("/api/v1/mentor/flags", content=b'{"a": "\xff\xfe"}',
+                                 headers={**factory.headers(mentor),
+                                          "Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["errors"][0]["type"] == "json_invalid"
+
+
+def test_component_names_are_unique_and_plain(settings):
+    """Client generators name classes after a schema's title: two models with one name
+    (FastAPI then prefixes module paths, `app__schemas__x__Name`) break generation."""
+    schemas = create_app(settings).openapi()["components"]["schemas"]
+    qualified = [name for name in schemas if "__" in name]
+    assert not qualified, f"models sharing a class name across modules: {qualified}"
+    titles = [schema.get("title", name) for name, schema in schemas.items()]
+    duplicated = {title for title in titles if titles.count(title) > 1}
+    assert not duplicated, duplicated

@@ -67,7 +67,7 @@ TimeZoneName = Annotated[
 
 # --- users --------------------------------------------------------------------------------
 
-class AvailabilityWindow(BaseModel):
+class UserAvailabilityWindow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     weekday: int = Field(ge=0, le=6, description="0 = Monday")
@@ -82,17 +82,17 @@ class AvailabilityWindow(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _ordered(self) -> AvailabilityWindow:
+    def _ordered(self) -> UserAvailabilityWindow:
         if self.start >= self.end:  # zero-padded HH:MM compares like times
             raise ValueError("start must be before end")
         return self
 
 
-class Availability(BaseModel):
+class UserAvailability(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     timezone: TimeZoneName = "UTC"
-    windows: list[AvailabilityWindow] = Field(default_factory=list, max_length=100)
+    windows: list[UserAvailabilityWindow] = Field(default_factory=list, max_length=100)
 
 
 class UserUpsert(BaseModel):
@@ -112,7 +112,7 @@ class UserUpsert(BaseModel):
     mentor_capacity_weekly: int | None = Field(None, ge=0, le=100)
     mentor_max_mentees: int | None = Field(None, ge=0, le=1000)
     mentor_specialties: list[Tag] | None = Field(None, max_length=100)
-    mentor_availability: Availability | None = None
+    mentor_availability: UserAvailability | None = None
 
 
 class UserUpsertData(UserUpsert):

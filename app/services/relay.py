@@ -87,7 +87,11 @@ async def claim(database: Database, *, settings: Settings, limit: int) -> list[O
         rows = (await connection.execute(
             CLAIM, {"lease": settings.relay_lease_seconds, "limit": limit}
         )).mappings().all()
-    return [OutboxEvent(**row) for row in rows]
+    # UPDATE ... RETURNING comes back in physical order, not the subquery's ORDER BY (rows
+    # updated since insertion move): sort, so one batch keeps each user's stream in order.
+    # occurred_at orders the events of one transaction (they share created_at).
+    return sorted((OutboxEvent(**row) for row in rows),
+                  key=lambda event: (event.created_at, event.occurred_at))
 
 
 async def publish(
