@@ -48,7 +48,9 @@ cases: Counter[str] = Counter()
 
 @pytest.fixture(scope="module")
 def server(settings):
-    with live_server() as running:
+    # Its own Redis prefix: the jobs it enqueues (matcher runs over every waiting mentee)
+    # must not be picked up by later tests' burst workers.
+    with live_server({"REDIS_PREFIX": f"{settings.redis_prefix}fuzz:"}) as running:
         yield running
 
 

@@ -213,7 +213,9 @@ async def test_refresh_job_runs_through_arq_and_feeds_the_api_and_metrics(
         await worker.main()
     finally:
         await worker.close()
-    assert worker.jobs_complete == 1 and worker.jobs_failed == 0
+    # Other tests' deferred jobs (e.g. capacity checks after bookings) may run in the same
+    # burst; the refresh job's own counter says it ran exactly once.
+    assert worker.jobs_complete >= 1 and worker.jobs_failed == 0
     assert REGISTRY.get_sample_value("mentorship_job_runs_total", label) == runs_before + 1
 
     async with system_db.transaction(None) as session:
