@@ -24,7 +24,7 @@ ESCALATION_INSTANT = (
 )
 # The instant of an unfinished item's next SLA step: ESCALATION_INSTANT until the priority
 # has been raised, then due_at until the item is marked overdue. An immutable SQL function
-# (migration 0005), so it is indexed; the prioritizer selects
+# (migration 0007), so it is indexed; the prioritizer selects
 # `NEXT_SLA_STEP <= now at time zone 'UTC'` among the PENDING_SLA_STEP rows.
 NEXT_SLA_STEP = "work_item_next_sla_step(created_at, due_at, escalated_at)"
 PENDING_SLA_STEP = "status <> 'done' and (escalated_at is null or not overdue)"

@@ -2,7 +2,7 @@
 
 `flag.raised` is urgent and carries `director_ids`; its recipients are the directors and the
 mentor, never the mentee (the mentee only ever sees the at-risk banner, not the flag).
-Directors are resolved with the SECURITY DEFINER function `director_ids()` (migration 0006)
+Directors are resolved with the SECURITY DEFINER function `director_ids()` (migration 0005)
 because RLS hides their rows from a mentor. Neither event carries the note: events also go
 to webhooks read by student-facing services.
 """

@@ -115,6 +115,6 @@ async def active_mentor_id(session: AsyncSession, mentee_id: uuid.UUID) -> uuid.
 
 async def director_ids(session: AsyncSession) -> list[uuid.UUID]:
     """Directors receive urgent events (flags). Through the SECURITY DEFINER function
-    `director_ids()` (migration 0006), so any caller may resolve them: RLS hides director
+    `director_ids()` (migration 0005), so any caller may resolve them: RLS hides director
     rows from mentors."""
     return list(await session.scalar(text("select director_ids()")) or [])

@@ -13,7 +13,7 @@ second sweep finds nothing left to do: running it twice emits nothing new. Rows 
 transaction holds (a mentor completing the item right now, or an overlapping sweep) are
 skipped and picked up by the next sweep, which is where they belong anyway.
 
-The rows to change come from one partial expression index (migration 0005) holding only
+The rows to change come from one partial expression index (migration 0007) holding only
 items with a step pending, keyed by when that step is due, so a regular sweep costs
 milliseconds however many items exist. After a long outage the backlog is worked through
 in batches (`sla_sweep_batch_size` rows, oldest step first), one transaction each, so no
@@ -48,7 +48,7 @@ ESCALATE = f"(w.escalated_at is null and {_on('w', ESCALATION_INSTANT)} <= {NOW_
 
 _SWEEP = text(f"""
 with due as (
-    -- A range scan of ix_work_items_sla_next_step (migration 0005); on a row another
+    -- A range scan of ix_work_items_sla_next_step (migration 0007); on a row another
     -- transaction changed meanwhile the condition is checked again once it is locked.
     select w.id, {BECOMES_OVERDUE} as becomes_overdue, {ESCALATE} as escalate
       from work_items w

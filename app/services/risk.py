@@ -1,7 +1,7 @@
 """Which mentees are slipping, and why.
 
 The rules live in ONE place: the SQL function `mentee_risk(ids uuid[], as_of)` created by
-migration 0003. Mentors call it with their own rights (RLS: only their active mentees'
+migration 0006. Mentors call it with their own rights (RLS: only their active mentees'
 rows); the mentee's banner calls `mentee_at_risk()`, a SECURITY DEFINER wrapper over the
 same function that returns a single boolean about the caller. The constants below describe
 those rules for the API documentation and the tests, which check every threshold edge
@@ -33,7 +33,7 @@ NO_RECENT_SESSION = "no_recent_session"
 REASONS = (OPEN_FLAG, NO_SHOW_LAST_SESSION, READINESS_DROP, OVERDUE_WORK,
            HABIT_STREAK_BROKEN, NO_RECENT_SESSION)
 
-# Thresholds (mirrored by the SQL function of migration 0003).
+# Thresholds (mirrored by the SQL function of migration 0006).
 HABIT_WINDOW = timedelta(days=7)
 READINESS_WINDOW = timedelta(days=14)
 READINESS_DROP_POINTS = 10

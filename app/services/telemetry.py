@@ -8,7 +8,7 @@ Two kinds of series:
   over live processes).
 - Database-wide values (outbox backlog and age, the five programme metrics) are global
   facts, not per process: each scrape reads them once through two SECURITY DEFINER
-  functions (migration 0009) and renders them beside the registry, so they are never
+  functions (migration 0003) and renders them beside the registry, so they are never
   duplicated or summed across processes. The programme metrics themselves are computed by
   the refresh job (app/services/programme_metrics.py), never per scrape.
 

@@ -7,7 +7,7 @@ credentials, each read is one function owned by `mentorship_worker` (so it runs 
 BYPASSRLS) that returns only aggregates or the two columns the login needs; only
 `mentorship_app` may execute them.
 
-Revision ID: 0009
+Revision ID: 0003
 Revises: 0002
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0009"
+revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -2,8 +2,8 @@
 reschedule moves the meeting and a cancellation deletes it. NULL for Jitsi-style rooms,
 which need no remote state.
 
-Revision ID: 0007
-Revises: 0009 (chained after main's 0009 when main was merged in)
+Revision ID: 0004
+Revises: 0003
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0009"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -7,16 +7,16 @@ This SECURITY DEFINER function returns only the ids (nothing else of those rows)
 convention as the ops functions) and pins its search_path. Only the API and worker roles may
 execute it.
 
-Revision ID: 0006
-Revises: 0007
+Revision ID: 0005
+Revises: 0004
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0007"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -6,15 +6,15 @@ holds only items with a step still pending, keyed by the instant of that step (a
 SQL function: UTC arithmetic only), so a sweep over millions of work items is one
 short range scan over the rows it changes.
 
-Revision ID: 0005
-Revises: 0003
+Revision ID: 0007
+Revises: 0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0003"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

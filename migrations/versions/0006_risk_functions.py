@@ -9,7 +9,7 @@
   read flags, work items, signals or readiness under RLS; this function reads them with
   its owner's rights and returns one boolean about the caller only (`app_user_id()` when
   `app_role() = 'mentee'`, else NULL): never reasons, never notes, never another mentee.
-  Its owner is `mentorship_worker` (BYPASSRLS, like the ops functions of 0009), so it
+  Its owner is `mentorship_worker` (BYPASSRLS, like the ops functions of 0003), so it
   sees every row even though the tables FORCE row-level security, whoever ran the
   migration; only `mentorship_app` may execute it.
 
@@ -27,8 +27,8 @@ The rules (also documented in app/services/risk.py and the OpenAPI description):
   with them (completed, or scheduled and already started) began in the last 21 days (15).
 risk_score = the sum of the weights, capped at 100.
 
-Revision ID: 0003
-Revises: 0006 (written against 0002; re-chained after merging main)
+Revision ID: 0006
+Revises: 0005
 """
 
 from collections.abc import Sequence
@@ -36,8 +36,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003"
-down_revision: str | None = "0006"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
