@@ -4,7 +4,6 @@ role) and real Redis. See tests/harness.py for where the servers come from."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -19,7 +18,7 @@ from app.logging import _HANDLER_NAME
 from app.main import create_app
 from app.redis import make_redis
 from tests.factories import Factory
-from tests.harness import ServerHarness
+from tests.harness import ServerHarness, settings_environment
 from tests.token_audit import LOG_FILES, MINTED, AppLogCapture, find_leaks, recording
 
 # Tests that import mint_token themselves (after this conftest) get the recording one.
@@ -46,18 +45,10 @@ def no_token_in_logs() -> Iterator[None]:
 def servers() -> Iterator[ServerHarness]:
     servers = ServerHarness()
     servers.create()
-    saved = {key: os.environ.get(key) for key in servers.environment()}
-    os.environ.update(servers.environment())
-    get_settings.cache_clear()
     try:
-        yield servers
+        with settings_environment(servers.environment()):
+            yield servers
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
         servers.drop()
 
 

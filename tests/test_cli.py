@@ -9,8 +9,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
@@ -20,11 +19,11 @@ from typer.testing import CliRunner
 
 from app.auth import decode_token
 from app.cli import cli
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.migrate import upgrade
 from app.services.seed import DatabaseNotEmpty, generate, plain_dsn, seed
 from app.services.seed_data import Generator
-from tests.harness import ROOT, ServerHarness
+from tests.harness import ROOT, ServerHarness, settings_environment
 
 runner = CliRunner()
 NOW = datetime(2026, 3, 27, 14, 0, tzinfo=UTC)  # the weeks around it cross two DST changes
@@ -39,21 +38,9 @@ def mentorship(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
                           timeout=120, check=False)
 
 
-@contextmanager
-def environment(env: dict[str, str]) -> Iterator[None]:
+def environment(env: dict[str, str]):
     """In-process CLI calls with other settings (get_settings() is cached)."""
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    get_settings.cache_clear()
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
+    return settings_environment(env)
 
 
 async def run_mentorship(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
