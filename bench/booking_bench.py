@@ -42,6 +42,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _server import wait_healthy  # noqa: E402
+
 from app.auth import mint_token  # noqa: E402
 from app.config import Settings  # noqa: E402
 
@@ -257,20 +259,6 @@ async def run_phase(base_url: str, phase: Phase, mentors: list[Mentor], duration
         phase.elapsed = time.perf_counter() - started
 
 
-async def wait_ready(base_url: str, process: subprocess.Popen) -> None:
-    async with httpx.AsyncClient(base_url=base_url) as http:
-        for _ in range(300):
-            if process.poll() is not None:
-                raise RuntimeError("uvicorn exited early")
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("uvicorn did not become healthy")
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server-url", default=os.environ.get(
@@ -305,7 +293,7 @@ async def main() -> None:
            "DB_POOL_SIZE": str(args.pool_size), "DB_MAX_OVERFLOW": str(args.max_overflow)}
     process = start_server(port, env, Path(f"/tmp/{name}-uvicorn.log"))
     try:
-        await wait_ready(base_url, process)
+        await wait_healthy(base_url, process, within=30)
         print(f"uvicorn pid {process.pid} on {base_url}; pool {args.pool_size}"
               f"+{args.max_overflow}; slots from {args.weeks} / {args.low_weeks} weeks")
         for phase, group, duration, weeks in (

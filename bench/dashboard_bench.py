@@ -39,6 +39,8 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _server import wait_healthy  # noqa: E402
+
 from app.auth import CurrentMentor, mint_token  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db import DbSession  # noqa: E402
@@ -224,20 +226,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def wait_ready(base: str, process: subprocess.Popen) -> None:
-    async with httpx.AsyncClient() as client:
-        for _ in range(200):
-            if process.poll() is not None:
-                raise RuntimeError("uvicorn exited")
-            try:
-                if (await client.get(f"{base}/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("uvicorn did not start")
-
-
 async def drive(base: str, path: str, tokens: list[str], clients: int,
                 seconds: float) -> dict:
     """`clients` concurrent clients, each with its own keep-alive connection (one shared
@@ -302,7 +290,7 @@ async def measure(base: str, process: subprocess.Popen, tokens: list[str], secon
                   rounds: int, concurrency: list[int]) -> dict[tuple[str, int], dict[str, float]]:
     """Per concurrency: warm up, then alternate floor and dashboard slices `rounds` times,
     so a change in the machine's load hits both routes alike."""
-    await wait_ready(base, process)
+    await wait_healthy(base, process, within=20)
     results = {}
     for clients in concurrency:
         for path in ROUTES.values():

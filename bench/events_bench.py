@@ -42,6 +42,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
+from _server import wait_healthy  # noqa: E402
+
 from app.auth import mint_token  # noqa: E402
 from app.config import get_settings  # noqa: E402
 from app.db import Database  # noqa: E402
@@ -180,18 +182,6 @@ async def relay_lag(db: Database, settings, mentors: list[uuid.UUID], *, rate: f
 def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL)
-
-
-async def wait_healthy(base: str) -> None:
-    async with httpx.AsyncClient(base_url=base) as http:
-        for _ in range(600):
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("the API did not start")
 
 
 def main() -> None:

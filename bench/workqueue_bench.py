@@ -42,6 +42,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _server import wait_healthy  # noqa: E402
+
 from app.auth import CurrentMentor, Principal, mint_token  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db import Database, DbSession  # noqa: E402
@@ -281,19 +283,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def _wait_ready(base: str, within: float = 30) -> None:
-    deadline = time.perf_counter() + within
-    async with httpx.AsyncClient(base_url=base) as http:
-        while time.perf_counter() < deadline:
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError("uvicorn did not start")
-
-
 async def explain(db_url: str, mentor_id: uuid.UUID) -> str:
     """EXPLAIN ANALYZE of the work queue's page query for one mentor, as the API role under
     RLS (the statement is captured from the real service call, then re-run with EXPLAIN)."""
@@ -326,7 +315,7 @@ def mentor_id(n: int) -> uuid.UUID:
 
 async def run_load(base: str, tokens: list[str], clients_list: list[int], seconds: float,
                    warmup: float, server_pid: int, director_token: str) -> None:
-    await _wait_ready(base)
+    await wait_healthy(base, within=30)
     scenarios = [
         ("floor: GET /bench/floor (SELECT 1)", "/bench/floor", None),
         ("GET /api/v1/mentor/workqueue", "/api/v1/mentor/workqueue", None),

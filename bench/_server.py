@@ -1,0 +1,24 @@
+"""Shared by the benchmarks that drive a real uvicorn process."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import httpx
+
+
+async def wait_healthy(base_url: str, process: subprocess.Popen | None = None,
+                       within: float = 60.0) -> None:
+    """Poll `/healthz` until it answers 200; fail early if `process` (the server) exits."""
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        for _ in range(int(within / 0.1)):
+            if process is not None and process.poll() is not None:
+                raise RuntimeError("uvicorn exited before it was healthy")
+            try:
+                if (await http.get("/healthz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("uvicorn did not become healthy")
