@@ -82,12 +82,15 @@ class Settings(BaseSettings):
     stream_maxlen: int = 1000  # per-user Redis stream, approximate trim
     sse_ping_seconds: int = 15
     sse_retry_ms: int = 3000
-    # Each open SSE stream holds one Redis connection (blocking XREAD) from a dedicated pool;
-    # past this many per process a new stream gets 503 instead of exhausting Redis.
+    # Open SSE streams are fed by a few readers per process, each one Redis connection
+    # blocking on XREAD over up to `sse_keys_per_reader` users' streams
+    # (app/services/stream_hub.py). Past `sse_max_streams` per process a new stream gets 503.
     sse_max_streams: int = 10_000
-    sse_redis_client_name: str = "mentorship-sse"  # CLIENT SETNAME on streaming connections
-    sse_block_seconds: float = 30.0  # longest XREAD BLOCK before re-checking token expiry
-    sse_batch: int = 100  # entries per XREAD
+    sse_keys_per_reader: int = Field(200, gt=0)
+    sse_redis_client_name: str = "mentorship-sse"  # CLIENT SETNAME on the readers' connections
+    sse_block_seconds: float = 5.0  # a reader's XREAD BLOCK (new keys wake it sooner)
+    sse_batch: int = 100  # entries per key and XREAD
+    sse_max_pending: int = 1000  # entries queued for one stream; past it, it ends (resumable)
     sse_snapshot_concurrency: int = 5  # snapshots at once per process: spares the DB pool
     sse_send_timeout_seconds: float = 30.0  # a client that stops reading is dropped
 

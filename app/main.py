@@ -53,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if (hub := getattr(app.state, "sse_hub", None)) is not None:
+                hub.close()
             await app.state.redis.aclose()
             await app.state.db.dispose()
             await admin_engine.dispose()

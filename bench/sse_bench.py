@@ -207,7 +207,12 @@ async def bench_idle(server: Server, mentors: list[uuid.UUID], settings) -> dict
         if server.gauge() == 0:
             break
         await asyncio.sleep(0.5)
-    await asyncio.sleep(1)
+    closed_at = time.perf_counter()
+    for _ in range(60):  # the readers' connections close once their last stream has ended
+        if await streaming_redis_connections(settings) == 0:
+            break
+        await asyncio.sleep(0.5)
+    connections_closed_in = time.perf_counter() - closed_at
     result = {
         "streams": len(streams),
         "opened_in_s": round(opened_in, 1),
@@ -218,6 +223,7 @@ async def bench_idle(server: Server, mentors: list[uuid.UUID], settings) -> dict
         "redis_connections_while_open": redis_conns,
         "gauge_after_close": server.gauge(),
         "redis_connections_after_close": await streaming_redis_connections(settings),
+        "redis_connections_closed_in_s": round(connections_closed_in, 1),
         "rss_after_close_mib": round(rss_kib(server.process.pid) / 1024, 1),
         "steps": steps,
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 
 import httpx
@@ -12,6 +14,7 @@ from app.config import Settings
 from app.db import Database
 from app.models import MatchingRun
 from tests.factories import Factory
+from tests.live import ROOT
 from tests.worker_helpers import run_burst_worker
 
 RUN = "/api/v1/director/matching/run"
@@ -102,3 +105,13 @@ class TestMatchingRoutes:
                                      headers=factory.headers(director))
         assert response.status_code == 422
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_the_api_process_does_not_load_the_solver():
+    """NumPy and OR-Tools cost an API process about 35 MiB of RSS for nothing: only the
+    workers run the matcher (app/services/matching.py); the routes use matching_runs."""
+    script = ("import sys\nfrom app.main import create_app\ncreate_app()\n"
+              "print(sorted({'numpy', 'ortools', 'scipy'} & set(sys.modules)))\n")
+    loaded = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    assert loaded == "[]"

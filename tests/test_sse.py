@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from tests.live import ROOT, LiveServer
 
 PATH = "/api/v1/mentor/dashboard/stream"
 READ_TIMEOUT = 15.0
+KEYS_PER_READER_A = 16
 
 
 # --- how events are caused ------------------------------------------------------------------
@@ -51,9 +53,9 @@ async def publish(redis, settings: Settings, user_id: uuid.UUID, type: str,
 
 
 class Causes:
-    """What makes events reach a mentor's stream. For now the relay's XADD is done here;
-    once the sessions, events and relay branches are merged, these become "book a session
-    through the API", "post mission.submitted" (+ run the relay), with the same returns."""
+    """Events in a mentor's stream, XADDed here exactly as the outbox relay does (the
+    API -> outbox -> relay -> stream path is covered end to end by
+    test_booking_and_mission_through_the_api_arrive_in_order)."""
 
     def __init__(self, redis, settings: Settings) -> None:
         self.redis, self.settings = redis, settings
@@ -86,9 +88,11 @@ def sse_client_name() -> str:
 
 @pytest.fixture(scope="module")
 def replicas(settings, sse_client_name):
-    """Two API processes sharing Postgres and Redis; B pings every second and drops a
-    client that stops reading after 2 s."""
-    a = LiveServer.start({"SSE_REDIS_CLIENT_NAME": sse_client_name})
+    """Two API processes sharing Postgres and Redis. A's readers take 16 users' streams each
+    (so a few tests need several readers); B pings every second and drops a client that
+    stops reading after 2 s."""
+    a = LiveServer.start({"SSE_REDIS_CLIENT_NAME": sse_client_name,
+                          "SSE_KEYS_PER_READER": str(KEYS_PER_READER_A)})
     b = LiveServer.start({"SSE_REDIS_CLIENT_NAME": sse_client_name,
                           "SSE_PING_SECONDS": "1", "SSE_SEND_TIMEOUT_SECONDS": "2"})
     try:
@@ -341,6 +345,44 @@ async def test_two_replicas_share_nothing_but_redis(replica_a, replica_b, factor
         assert [(e.event, e.id) for e in await on_b.take(2)] == missed
 
 
+async def test_a_second_tab_resuming_from_further_back_gets_what_it_missed(
+        replica_a, factory, causes):
+    """The first tab's stream is already read live by the replica; a second tab of the
+    same mentor resuming from an older id gets the entries in between, then live ones."""
+    mentor, (mentee,) = await factory.mentor_with_mentees(1)
+    token = factory.token(mentor)
+    async with stream(replica_a, token) as first:
+        await first.next()  # snapshot
+        seen = [await causes.session_booked(mentor, mentee) for _ in range(3)]
+        assert [(e.event, e.id) for e in await first.take(3)] == seen
+        async with stream(replica_a, token, last_event_id=seen[0][1]) as second:
+            assert [(e.event, e.id) for e in await second.take(2)] == seen[1:]
+            live = await causes.mission_submitted(mentor, mentee)
+            assert ((e := await second.next()).event, e.id) == live
+            assert ((e := await first.next()).event, e.id) == live
+
+
+async def test_streams_end_when_the_server_shuts_down(factory, settings):
+    """SIGTERM: every open stream ends at once (the hub watches for the exit once per
+    process), so uvicorn's graceful shutdown does not wait for the clients."""
+    server = LiveServer.start()
+    try:
+        server.wait_ready()
+        mentor = await factory.mentor()
+        async with stream(server, factory.token(mentor)) as one, \
+                stream(server, factory.token(mentor)) as two:
+            await one.next(), await two.next()  # snapshots
+            started = asyncio.get_running_loop().time()
+            server.process.send_signal(signal.SIGTERM)
+            assert await one.rest(within=10) == [] and await two.rest(within=10) == []
+            assert asyncio.get_running_loop().time() - started < 5
+        # uvicorn re-raises the signal once its graceful shutdown is complete.
+        assert await asyncio.to_thread(server.process.wait, 15) == -signal.SIGTERM
+        assert "Application shutdown complete" in server.logs()
+    finally:
+        server.stop()
+
+
 async def test_access_token_in_the_query_works_and_is_never_logged(replica_a, factory, causes):
     mentor = await factory.mentor()
     token = factory.token(mentor)
@@ -438,8 +480,10 @@ async def test_redis_failure_ends_the_stream_and_the_client_resumes(
 
 async def test_200_clients_leave_nothing_behind(replica_a, factory, redis, sse_client_name,
                                                 system_db):
-    mentor = await factory.mentor()
-    token = factory.token(mentor)
+    """200 streams of 50 mentors (4 tabs each): the 50 users' streams are read by
+    ceil(50 / 16) = 4 Redis connections while open, and by none once everyone has left."""
+    mentors = [await factory.mentor() for _ in range(50)]
+    tokens = [factory.token(mentor) for mentor in mentors for _ in range(4)]
     assert await open_streams_gauge(replica_a) == 0
 
     async def no_connections() -> bool:
@@ -448,21 +492,22 @@ async def test_200_clients_leave_nothing_behind(replica_a, factory, redis, sse_c
     await eventually(no_connections)
     limits = httpx.Limits(max_connections=250, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=replica_a.url, timeout=60, limits=limits) as http:
-        async def connect(stack) -> Events:
+        async def connect(stack, token) -> Events:
             events = await stack.enter_async_context(stream(replica_a, token, http=http))
             assert (await events.next(within=60)).event == "snapshot"
             return events  # kept referenced: a collected SSE iterator closes its response
 
-        stacks = [AsyncExitStack() for _ in range(200)]
+        stacks = [AsyncExitStack() for _ in tokens]
         try:
-            clients = await asyncio.gather(*(connect(stack) for stack in stacks))
+            clients = await asyncio.gather(*(connect(stack, token)
+                                             for stack, token in zip(stacks, tokens, strict=True)))
             assert len(clients) == 200
             assert await open_streams_gauge(replica_a) == 200
 
-            async def all_connected() -> bool:
-                return len(await streaming_connections(redis, sse_client_name)) == 200
+            async def readers_connected() -> bool:
+                return len(await streaming_connections(redis, sse_client_name)) == 4
 
-            await eventually(all_connected)
+            await eventually(readers_connected)
             # The snapshots' transactions ended before streaming: no connection is held.
             assert await transactions_open_as_api(system_db) == 0
         finally:

@@ -13,7 +13,7 @@ from app.schemas.matching import (
     MatchingRunPublic,
     UnplacedMentee,
 )
-from app.services import matching
+from app.services import matching_runs
 
 router = APIRouter(prefix="/api/v1/director/matching", tags=["director"])
 
@@ -34,7 +34,7 @@ async def run_matching(
     body: MatchingRunCreate | None = None,
 ) -> MatchingRunAccepted:
     scope = body or MatchingRunCreate()
-    run = await matching.request_matching_run(
+    run = await matching_runs.request_matching_run(
         session, principal=principal, redis=request.app.state.redis,
         settings=request.app.state.settings,
         mentee_ids=scope.mentee_ids, mentor_ids=scope.mentor_ids,
@@ -55,7 +55,7 @@ async def run_matching(
 )
 async def get_matching_run(job_id: str, principal: CurrentStaff,
                            session: DbSession) -> MatchingRunPublic:
-    run = await matching.get_matching_run(session, job_id=job_id)
+    run = await matching_runs.get_matching_run(session, job_id=job_id)
     return MatchingRunPublic(
         job_id=run.job_id, status=run.status, requested_by=run.requested_by,
         created_at=run.created_at, started_at=run.started_at, finished_at=run.finished_at,

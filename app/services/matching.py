@@ -58,20 +58,17 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import structlog
-from redis.asyncio import Redis
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import bindparam, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import Principal
 from app.config import Settings
 from app.db import Database
-from app.errors import NotFound
 from app.models import MatchingRun
 from app.services.capacity import MENTOR_ZONE_SQL
-from app.services.jobqueue import AUTO_MATCH_JOB, enqueue_job
+from app.services.matching_runs import get_matching_run
 from app.services.matching_solver import (
     REASON_SEPARATOR,
     SCALE,
@@ -283,42 +280,7 @@ def _ms_since(started: float) -> int:
     return round((time.perf_counter() - started) * 1000)
 
 
-# --- runs: requested by a director, executed by a worker ----------------------------------
-
-async def request_matching_run(
-    session: AsyncSession, *, principal: Principal, redis: Redis, settings: Settings,
-    mentee_ids: list[uuid.UUID] | None = None, mentor_ids: list[uuid.UUID] | None = None,
-) -> MatchingRun:
-    """Record a queued run and enqueue the job (job id = the run's `job_id`).
-
-    The row is written first, in the caller's transaction, and the job is enqueued before
-    that transaction commits: if Redis refuses, the request fails and nothing is recorded;
-    if the worker starts before the commit, its upsert of the same `job_id` waits for this
-    transaction (unique index) and then takes the row over; if the commit fails after the
-    enqueue, the job still runs and creates the row itself."""
-    job_id = f"match-{uuid.uuid4()}"
-    now = datetime.now(UTC)
-    run = MatchingRun(id=uuid.uuid4(), job_id=job_id, status="queued",
-                      requested_by=principal.user_id, created_at=now)
-    # RLS lets staff insert runs; no RETURNING needed.
-    await session.execute(insert(MatchingRun).values(
-        id=run.id, job_id=job_id, status="queued", requested_by=principal.user_id, created_at=now,
-    ))
-    await enqueue_job(
-        redis, settings, AUTO_MATCH_JOB, job_id=job_id,
-        requested_by=str(principal.user_id),
-        mentee_ids=[str(i) for i in mentee_ids] if mentee_ids is not None else None,
-        mentor_ids=[str(i) for i in mentor_ids] if mentor_ids is not None else None,
-    )
-    return run
-
-
-async def get_matching_run(session: AsyncSession, *, job_id: str) -> MatchingRun:
-    run = await session.scalar(select(MatchingRun).where(MatchingRun.job_id == job_id))
-    if run is None:
-        raise NotFound("No matching run with this job id", code="matching_run_not_found")
-    return run
-
+# --- runs: requested by a director (app/services/matching_runs.py), executed here ------
 
 def _summary(run: MatchingRun) -> dict[str, Any]:
     return {

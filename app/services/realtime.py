@@ -2,13 +2,13 @@
 
 Everything a stream needs lives in Redis (the per-user stream the outbox relay writes) or in
 the client's `Last-Event-ID`, so any replica can serve any (re)connection. An open stream
-holds one Redis connection (blocking XREAD, from a dedicated pool) and no database
-connection: the snapshot is read in its own short transaction before the stream starts.
+holds no connection of its own: this process's readers (app/services/stream_hub.py) block
+on XREAD for all its streams, and the snapshot is read in its own short transaction before
+the stream starts.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -18,32 +18,29 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio
 import structlog
 from prometheus_client import Gauge
 from pydantic_core import to_jsonable_python
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.connection import Connection
+from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette import ServerSentEvent
 
 from app.auth import Principal
-from app.config import Settings
 from app.db import Database
 from app.errors import ServiceUnavailable
 from app.redis import user_stream_key
 from app.services.dashboard import build_dashboard
+from app.services.stream_hub import StreamHub, StreamId, Subscription
 
 log = structlog.get_logger("app.realtime")
 
 OPEN_STREAMS = Gauge(
     "mentorship_sse_open_streams",
-    "Open SSE dashboard streams (each holds one Redis connection).",
+    "Open SSE dashboard streams.",
     multiprocess_mode="livesum",
 )
 
-StreamId = tuple[int, int]
 ZERO_ID: StreamId = (0, 0)
 _STREAM_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
 _MAX_PART = 2**64 - 1
@@ -124,46 +121,6 @@ async def snapshot_body(session: AsyncSession, *, mentor_id: uuid.UUID,
     return to_jsonable_python(body)
 
 
-class StreamHub:
-    """This process's streaming resources. Nothing here is needed by another replica."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        # Blocking XREAD occupies a connection for the stream's life, so streams get their
-        # own pool, never the shared client's. Each connection is closed when its stream
-        # ends (see `close_connection`), so an idle pool holds no sockets.
-        self.pool = BlockingConnectionPool.from_url(
-            settings.redis_url,
-            max_connections=settings.sse_max_streams,
-            timeout=5,
-            client_name=settings.sse_redis_client_name,
-            decode_responses=True,
-            socket_connect_timeout=5,
-            socket_timeout=settings.sse_block_seconds + 10,
-            socket_keepalive=True,
-        )
-        self.snapshot_slots = asyncio.Semaphore(settings.sse_snapshot_concurrency)
-        self.open_streams = 0
-
-    @classmethod
-    def of(cls, state: Any) -> StreamHub:
-        """The hub stored on `app.state`, made on first use."""
-        hub = getattr(state, "sse_hub", None)
-        if hub is None:
-            hub = state.sse_hub = cls(state.settings)
-        return hub
-
-    @property
-    def full(self) -> bool:
-        return self.open_streams >= self.settings.sse_max_streams
-
-    async def close_connection(self, connection: Connection) -> None:
-        # Shielded: runs while the stream's task is being cancelled (client gone).
-        with anyio.move_on_after(5, shield=True):
-            await connection.disconnect()
-            await self.pool.release(connection)
-
-
 @dataclass(slots=True)
 class StreamStart:
     key: str
@@ -193,74 +150,86 @@ async def start_stream(*, hub: StreamHub, redis: Redis, db: Database, principal:
     return StreamStart(key, cursor, body)
 
 
-def _entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
-    """Entries of a one-stream XREAD reply (RESP2: [[key, [[id, [field, value, ...]]]]])."""
-    if not reply:
-        return []
-    _key, raw_entries = reply[0]
-    return [(entry_id, dict(zip(fields[::2], fields[1::2], strict=True)))
-            for entry_id, fields in raw_entries]
-
-
-async def relay(hub: StreamHub, start: StreamStart, *,
-                expires_at: datetime | None) -> AsyncIterator[ServerSentEvent]:
+class LiveStream:
     """The SSE events of one stream: the snapshot if any, then each entry of the user's
     stream after `start.cursor` (`event:` type, `id:` entry id, `data:` the JSON envelope),
-    until the client leaves, the token expires or Redis fails (the client then reconnects
-    after `retry` and resumes with Last-Event-ID).
+    until the client leaves (`stop`), the token expires, Redis fails or the server shuts
+    down (the client then reconnects after `retry` and resumes with Last-Event-ID).
 
-    The keep-alive comment is sent from here, not by a ping task of EventSourceResponse:
-    the XREAD timeout is the ping interval, so an idle stream costs one task fewer
-    (about 6.5 of 55 KiB per stream, measured with tracemalloc; see bench/RESULTS.md)."""
-    settings = hub.settings
-    retry: int | None = settings.sse_retry_ms  # sent once, on the first event
-    cursor = start.cursor
-    snapshot, start.snapshot = start.snapshot, None  # not kept for the stream's life
-    ping_every = settings.sse_ping_seconds if settings.sse_ping_seconds > 0 else None
-    connection: Connection | None = None
-    hub.open_streams += 1
-    OPEN_STREAMS.inc()
-    try:
-        if snapshot is not None:
-            data, snapshot = json.dumps(snapshot, separators=(",", ":")), None
-            yield ServerSentEvent(data, event="snapshot", id=cursor, retry=retry)
-            retry = data = None
-        last_sent = time.monotonic()
-        connection = await hub.pool.get_connection()
-        while True:
-            expires_in = _seconds_left(expires_at)
-            if expires_in <= 0:
-                yield ServerSentEvent(
-                    json.dumps({"reason": "token_expired",
-                                "expired_at": expires_at.isoformat() if expires_at else None}),
-                    event="token_expired", id=cursor, retry=retry)
-                return
-            wait = min(expires_in, settings.sse_block_seconds)
-            if ping_every is not None:
-                ping_in = ping_every - (time.monotonic() - last_sent)
-                if ping_in <= 0:
-                    yield ServerSentEvent(comment="ping")
+    The keep-alive comment is sent from here, not by a ping task of the response: waiting
+    for entries times out at the ping interval, so an idle stream costs no task of its own.
+    """
+
+    def __init__(self, hub: StreamHub, start: StreamStart, *,
+                 expires_at: datetime | None) -> None:
+        self.hub, self.start, self.expires_at = hub, start, expires_at
+        self._subscription: Subscription | None = None
+        self._stopped = False
+
+    def stop(self) -> None:
+        """The client has gone: end the stream (from the response's disconnect listener)."""
+        self._stopped = True
+        if self._subscription is not None:
+            self._subscription.close("disconnected")
+
+    async def events(self) -> AsyncIterator[ServerSentEvent]:
+        hub, start, settings = self.hub, self.start, self.hub.settings
+        retry: int | None = settings.sse_retry_ms  # sent once, on the first event
+        cursor = start.cursor
+        snapshot, start.snapshot = start.snapshot, None  # not kept for the stream's life
+        ping_every = settings.sse_ping_seconds if settings.sse_ping_seconds > 0 else None
+        subscription, behind_until = hub.subscribe(start.key, cursor)
+        self._subscription = subscription
+        if self._stopped:
+            subscription.close("disconnected")
+        hub.open_streams += 1
+        OPEN_STREAMS.inc()
+        try:
+            if snapshot is not None:
+                data, snapshot = json.dumps(snapshot, separators=(",", ":")), None
+                yield ServerSentEvent(data, event="snapshot", id=cursor, retry=retry)
+                retry = data = None
+            last_sent = time.monotonic()
+            entries = (await hub.catch_up(subscription, behind_until)
+                       if behind_until is not None else [])
+            while True:
+                for entry_id, fields in entries:
+                    cursor = entry_id
+                    if "type" not in fields or "data" not in fields:
+                        log.warning("sse_malformed_entry", key=start.key, entry_id=entry_id)
+                        continue
+                    yield ServerSentEvent(fields["data"], event=fields["type"], id=entry_id,
+                                          retry=retry)
+                    retry = None
                     last_sent = time.monotonic()
-                    continue
-                wait = min(wait, ping_in)
-            await connection.send_command("XREAD", "COUNT", settings.sse_batch, "BLOCK",
-                                          max(1, int(wait * 1000)), "STREAMS", start.key, cursor)
-            for entry_id, fields in _entries(await connection.read_response()):
-                cursor = entry_id
-                if "type" not in fields or "data" not in fields:
-                    log.warning("sse_malformed_entry", key=start.key, entry_id=entry_id)
-                    continue
-                yield ServerSentEvent(fields["data"], event=fields["type"], id=entry_id,
-                                      retry=retry)
-                retry = None
-                last_sent = time.monotonic()
-    except (RedisError, OSError) as exc:
-        log.warning("sse_redis_error", error=type(exc).__name__, key=start.key)
-    finally:
-        hub.open_streams -= 1
-        OPEN_STREAMS.dec()
-        if connection is not None:
-            await hub.close_connection(connection)
+                if subscription.closed:
+                    if subscription.closed not in ("disconnected", "shutdown"):
+                        log.warning("sse_stream_ended", reason=subscription.closed,
+                                    key=start.key)
+                    return
+                expires_in = _seconds_left(self.expires_at)
+                if expires_in <= 0:
+                    expired = self.expires_at.isoformat() if self.expires_at else None
+                    yield ServerSentEvent(
+                        json.dumps({"reason": "token_expired", "expired_at": expired}),
+                        event="token_expired", id=cursor, retry=retry)
+                    return
+                wait = expires_in
+                if ping_every is not None:
+                    ping_in = ping_every - (time.monotonic() - last_sent)
+                    if ping_in <= 0:
+                        yield ServerSentEvent(comment="ping")
+                        last_sent = time.monotonic()
+                        ping_in = ping_every
+                    wait = min(wait, ping_in)
+                await subscription.wait(wait)
+                entries = subscription.take()
+        except (RedisError, OSError) as exc:  # the catch-up read
+            log.warning("sse_redis_error", error=type(exc).__name__, key=start.key)
+        finally:
+            hub.unsubscribe(subscription)
+            hub.open_streams -= 1
+            OPEN_STREAMS.dec()
 
 
 def _seconds_left(expires_at: datetime | None) -> float:
