@@ -1,14 +1,21 @@
 """SSE dashboard benchmarks against a real uvicorn process (issue 7).
 
     TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \\
-    TEST_REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/sse_bench.py [idle|latency|all]
+    TEST_REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/sse_bench.py \
+        [idle|e2e|fanout|all]
 
 - idle: N concurrent idle streams (default 5,000, one per mentor) on one API process;
   prints the server's RSS before and with the streams, KiB per connection, and checks the
   open-stream gauge and the streaming Redis connections. Goal: RSS < 300 MiB.
-- latency: M connected mentors (default 1,000), events published at R/s (default 100)
-  to random mentors' streams exactly as the outbox relay does (XADD); latency from just
-  before the XADD to the client's receipt of the event. Goal: p99 < 250 ms.
+- e2e: M connected mentors (default 1,000); R events/s (default 100) caused through the API
+  (`POST /api/v1/events`, `--batch` `mission.submitted` per request (default 1), each for a
+  random mentor's mentee), which commits a work item and its `workqueue.item_created`
+  outbox row; a relay process (`python -m app.services.relay`) XADDs it to the mentor's
+  stream; the stream sends it. Latency to the client's receipt from the outbox row's
+  `occurred_at` (written in the transaction, so an upper bound of commit -> receipt; the
+  goal: p99 < 250 ms), from the 202 response and from just before the request.
+- fanout: the SSE part alone: events XADDed at R/s to random mentors' streams exactly as
+  the relay does; latency from just before the XADD to the client's receipt.
 
 The clients are raw asyncio sockets in this process (GET, read headers, parse SSE lines);
 the server is a separate `uvicorn --factory app.main:create_app` process. Both raise their
@@ -20,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import contextlib
 import json
 import os
 import random
@@ -30,6 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -139,23 +149,30 @@ class RawStream:
         self.writer.close()
 
 
-async def make_mentors(harness: ServerHarness, n: int) -> list[uuid.UUID]:
+async def make_mentors(n: int) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """n mentors, each with one assigned mentee: (mentor ids, mentee ids), same order."""
     from sqlalchemy import insert
 
     from app.config import get_settings
     from app.db import Database
-    from app.models import User
+    from app.models import Assignment, User
 
     settings = get_settings()
     db = Database.connect(settings.worker_db_url, settings)
-    ids = [uuid.uuid4() for _ in range(n)]
-    rows = [{"id": i, "email": f"bench-{i}@example.test", "name": f"Mentor {k}",
-             "role": "mentor", "is_mentor": True} for k, i in enumerate(ids)]
+    mentors = [uuid.uuid4() for _ in range(n)]
+    mentees = [uuid.uuid4() for _ in range(n)]
+    users = [{"id": i, "email": f"bench-{i}@example.test", "name": f"Mentor {k}",
+              "role": "mentor", "is_mentor": True} for k, i in enumerate(mentors)]
+    users += [{"id": i, "email": f"bench-{i}@example.test", "name": f"Mentee {k}",
+               "role": "mentee"} for k, i in enumerate(mentees)]
+    assignments = [{"id": uuid.uuid4(), "mentee_id": mentee, "mentor_id": mentor,
+                    "source": "auto"} for mentor, mentee in zip(mentors, mentees, strict=True)]
     async with db.transaction(None) as session:
-        for start in range(0, n, 1000):
-            await session.execute(insert(User), rows[start:start + 1000])
+        for table, rows in ((User, users), (Assignment, assignments)):
+            for start in range(0, len(rows), 1000):
+                await session.execute(insert(table), rows[start:start + 1000])
     await db.dispose()
-    return ids
+    return mentors, mentees
 
 
 async def open_many(port: int, tokens: list[str], concurrency: int = 100) -> list[RawStream]:
@@ -231,73 +248,196 @@ async def bench_idle(server: Server, mentors: list[uuid.UUID], settings) -> dict
     return result
 
 
-async def bench_latency(server: Server, mentors: list[uuid.UUID], settings, rate: float,
-                        seconds: float) -> dict:
-    from app.auth import mint_token
-    from app.redis import make_redis, user_stream_key
-
-    streams = await open_many(server.port, [mint_token(m, "mentor", settings) for m in mentors])
-    latencies: list[float] = []
-    expected = 0
-    done = asyncio.Event()
-
-    async def receive(stream: RawStream) -> None:
-        while True:
-            try:
-                _event, _id, data = await stream.next_event()
-            except (ConnectionError, asyncio.IncompleteReadError):
-                return
-            sent = json.loads(data)["data"]["published_at"]
-            latencies.append(time.time() - sent)
-            if len(latencies) == expected:
-                done.set()
-
-    readers = [asyncio.create_task(receive(s)) for s in streams]
-    redis = make_redis(settings)
-    total = int(rate * seconds)
-    expected = total
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    for n in range(total):
-        await asyncio.sleep(max(0.0, start + n / rate - loop.time()))
-        mentor = random.choice(mentors)
-        envelope = {"id": str(uuid.uuid4()), "type": "workqueue.item_created",
-                    "occurred_at": "", "source": "mentorship", "refresh_priority": "normal",
-                    "data": {"n": n, "published_at": time.time()}}
-        await redis.xadd(user_stream_key(settings, mentor),
-                         {"type": "workqueue.item_created", "data": json.dumps(envelope)},
-                         maxlen=settings.stream_maxlen, approximate=True)
-    try:
-        await asyncio.wait_for(done.wait(), 30)
-    except TimeoutError:
-        pass
-    await redis.aclose()
-    for s in streams:
-        s.close()
-    for task in readers:
-        task.cancel()
-    ms = sorted(x * 1000 for x in latencies)
+def percentiles(seconds: list[float]) -> dict:
+    ms = sorted(x * 1000 for x in seconds)
 
     def pct(p: float) -> float:
         return round(ms[min(len(ms) - 1, int(p / 100 * len(ms)))], 1)
 
+    return {"p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99),
+            "max_ms": round(ms[-1], 1), "mean_ms": round(statistics.fmean(ms), 1)}
+
+
+async def at_rate(rate: float, seconds: float, cause) -> None:
+    """Call `cause(n)` (a coroutine) at `rate` per second, open loop: a slow one does not
+    delay the next."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    tasks = []
+    for n in range(int(rate * seconds)):
+        await asyncio.sleep(max(0.0, start + n / rate - loop.time()))
+        tasks.append(asyncio.create_task(cause(n)))
+    await asyncio.gather(*tasks)
+
+
+class Receiver:
+    """Reads every stream in the background: {marker: receipt time} of the marked events."""
+
+    def __init__(self, streams: list[RawStream], marker_of, expected: int) -> None:
+        self.arrivals: dict[str, float] = {}
+        self.complete = asyncio.Event()  # all `expected` arrived
+        self._marker_of, self._expected = marker_of, expected
+        self._tasks = [asyncio.create_task(self._receive(s)) for s in streams]
+
+    async def _receive(self, stream: RawStream) -> None:
+        while True:
+            try:
+                event, _id, data = await stream.next_event()
+            except (ConnectionError, asyncio.IncompleteReadError):
+                return
+            marker = self._marker_of(event, data)
+            if marker is not None:
+                self.arrivals[marker] = time.time()
+                if len(self.arrivals) >= self._expected:
+                    self.complete.set()
+
+    def expect(self, count: int) -> None:
+        self._expected = count
+        self.complete.clear()
+        if len(self.arrivals) >= count:
+            self.complete.set()
+
+    async def wait(self, within: float = 30.0) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.complete.wait(), within)
+
+    def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+
+async def bench_e2e(server: Server, mentors: list[uuid.UUID], mentees: list[uuid.UUID],
+                    settings, rate: float, seconds: float, batch: int) -> dict:
+    from app.auth import mint_token
+
+    relay = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.services.relay", cwd=ROOT, env=dict(os.environ),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    streams = await open_many(server.port, [mint_token(m, "mentor", settings) for m in mentors])
+    service = {"Authorization": f"Bearer {mint_token(uuid.uuid4(), 'service', settings)}"}
+    sent: dict[str, tuple[float, float]] = {}  # marker -> (request sent, 202 received)
+    written: dict[str, float] = {}  # marker -> the outbox row's occurred_at (before commit)
+    failures: list[str] = []  # status codes or transport errors
+
+    def marker_of(event: str, data: str) -> str | None:
+        if event != "workqueue.item_created":
+            return None
+        envelope = json.loads(data)
+        marker = envelope["data"]["title"].rpartition("#")[2]
+        written[marker] = datetime.fromisoformat(envelope["occurred_at"]).timestamp()
+        return marker
+
+    def mission(marker: str) -> dict:
+        now = datetime.now(UTC).isoformat()
+        return {"id": str(uuid.uuid4()), "type": "mission.submitted", "occurred_at": now,
+                "source": "bench", "data": {
+                    "submission_id": str(uuid.uuid4()), "mentee_id": str(random.choice(mentees)),
+                    "mission_id": str(uuid.uuid4()), "title": f"bench #{marker}",
+                    "submitted_at": now, "url": "https://missions.example/x"}}
+
+    async def cause(n: int | str) -> None:
+        markers = [f"{n}.{k}" for k in range(batch)]
+        events = [mission(m) for m in markers]
+        started = time.time()
+        try:
+            response = await http.post("/api/v1/events", headers=service,
+                                       json={"events": events} if batch > 1 else events[0])
+        except httpx.TransportError as exc:
+            failures.append(type(exc).__name__)
+            return
+        if response.status_code == 202:
+            sent.update((m, (started, time.time())) for m in markers)
+        else:
+            failures.append(str(response.status_code))
+
+    requests = int(rate / batch * seconds)
+    # Idle connections expire before uvicorn closes them (5 s keep-alive): no reuse race.
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64,
+                          keepalive_expiry=2.0)
+    try:
+        receiver = Receiver(streams, marker_of, batch)
+        async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as http:
+            await cause("warm-up")  # through once: the relay process has started
+            await receiver.wait(60)
+            sent.clear()
+            failures.clear()
+            receiver.expect(batch + requests * batch)
+            await at_rate(rate / batch, seconds, cause)
+            await receiver.wait()
+        receiver.stop()
+    finally:
+        relay.terminate()
+        await relay.wait()
+        for s in streams:
+            s.close()
+    arrivals = receiver.arrivals
+    matched = [m for m in sent if m in arrivals]
+    result = {
+        "mentors_connected": len(streams), "events_per_s": rate, "events_per_request": batch,
+        "seconds": seconds, "events": requests * batch, "accepted": len(sent),
+        "failed_requests": dict(collections.Counter(failures)),
+        "received": len(matched), "missing": len(sent) - len(matched),
+        "request": percentiles([sent[m][1] - sent[m][0] for m in sent]),
+        # The goal: the outbox row is written just before the commit, so this bounds
+        # commit -> receipt from above.
+        "outbox_write_to_receipt": percentiles([arrivals[m] - written[m] for m in matched]),
+        "response_to_receipt": percentiles([arrivals[m] - sent[m][1] for m in matched]),
+        "request_to_receipt": percentiles([arrivals[m] - sent[m][0] for m in matched]),
+    }
+    print("e2e:", json.dumps(result, indent=2))
+    return result
+
+
+async def bench_fanout(server: Server, mentors: list[uuid.UUID], settings, rate: float,
+                       seconds: float) -> dict:
+    from app.auth import mint_token
+    from app.redis import make_redis, user_stream_key
+
+    streams = await open_many(server.port, [mint_token(m, "mentor", settings) for m in mentors])
+    published: dict[str, float] = {}
+    redis = make_redis(settings)
+
+    def marker_of(event: str, data: str) -> str | None:
+        return str(json.loads(data)["data"]["n"]) if event == "workqueue.item_created" else None
+
+    async def publish(n: int) -> None:
+        envelope = {"id": str(uuid.uuid4()), "type": "workqueue.item_created",
+                    "occurred_at": "", "source": "mentorship", "refresh_priority": "normal",
+                    "data": {"n": n}}
+        published[str(n)] = time.time()
+        await redis.xadd(user_stream_key(settings, random.choice(mentors)),
+                         {"type": "workqueue.item_created", "data": json.dumps(envelope)},
+                         maxlen=settings.stream_maxlen, approximate=True)
+
+    total = int(rate * seconds)
+    receiver = Receiver(streams, marker_of, total)
+    try:
+        await at_rate(rate, seconds, publish)
+        await receiver.wait()
+    finally:
+        receiver.stop()
+        await redis.aclose()
+        for s in streams:
+            s.close()
+    arrivals = receiver.arrivals
     result = {
         "mentors_connected": len(streams), "rate_per_s": rate, "seconds": seconds,
-        "published": total, "received": len(ms),
-        "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99),
-        "max_ms": round(ms[-1], 1), "mean_ms": round(statistics.fmean(ms), 1),
+        "published": total, "received": len(arrivals),
+        "xadd_to_receipt": percentiles([arrivals[m] - published[m] for m in arrivals]),
     }
-    print("latency:", json.dumps(result, indent=2))
+    print("fanout:", json.dumps(result, indent=2))
     return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("which", nargs="?", default="all", choices=["idle", "latency", "all"])
+    parser.add_argument("which", nargs="?", default="all",
+                        choices=["idle", "e2e", "fanout", "all"])
     parser.add_argument("--streams", type=int, default=5000)
     parser.add_argument("--mentors", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--batch", type=int, default=1, help="e2e: events per request")
     args = parser.parse_args()
     raise_nofile()
 
@@ -310,21 +450,24 @@ def main() -> None:
     settings = get_settings()
     server = Server({"SSE_REDIS_CLIENT_NAME": CLIENT_NAME})
     try:
-        asyncio.run(run(args, harness, server, settings))
+        asyncio.run(run(args, server, settings))
     finally:
         server.stop()
         asyncio.run(drop_keys(settings))
         harness.drop()
 
 
-async def run(args, harness: ServerHarness, server: Server, settings) -> None:
-    mentors = await make_mentors(harness, max(args.streams, args.mentors))
+async def run(args, server: Server, settings) -> None:
+    mentors, mentees = await make_mentors(max(args.streams, args.mentors))
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, "
           f"{time.strftime('%Y-%m-%d')}")
     if args.which in ("idle", "all"):
         await bench_idle(server, mentors[:args.streams], settings)
-    if args.which in ("latency", "all"):
-        await bench_latency(server, mentors[:args.mentors], settings, args.rate, args.seconds)
+    if args.which in ("e2e", "all"):
+        await bench_e2e(server, mentors[:args.mentors], mentees[:args.mentors], settings,
+                        args.rate, args.seconds, args.batch)
+    if args.which in ("fanout", "all"):
+        await bench_fanout(server, mentors[:args.mentors], settings, args.rate, args.seconds)
 
 
 async def drop_keys(settings) -> None:
