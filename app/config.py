@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     # blocking on XREAD over up to `sse_keys_per_reader` users' streams
     # (app/services/stream_hub.py). Past `sse_max_streams` per process a new stream gets 503.
     sse_max_streams: int = 10_000
-    sse_keys_per_reader: int = Field(200, gt=0)
+    sse_keys_per_reader: int = Field(50, gt=0)
     sse_redis_client_name: str = "mentorship-sse"  # CLIENT SETNAME on the readers' connections
     sse_block_seconds: float = 5.0  # a reader's XREAD BLOCK (new keys wake it sooner)
     sse_batch: int = 100  # entries per key and XREAD

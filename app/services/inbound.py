@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, literal_column, or_, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -44,6 +44,7 @@ from app.schemas.events import (
     UserUpserted,
 )
 from app.services.work_items import NewWorkItem, create_work_item, create_work_items
+from app.sql import insert
 
 
 @dataclass
@@ -334,7 +335,7 @@ async def upsert_user(
         raise Conflict("Another user has this email", code="email_taken",
                        errors=[{"loc": loc, "msg": "email taken", "type": "email_taken"}])
     values = _user_values(user_id, user)
-    statement = insert(User).values(**values)
+    statement = pg_insert(User).values(**values)  # DO UPDATE: not in app.sql's insert
     columns = [name for name in values if name != "id"]
     changed = or_(*(User.__table__.c[name].is_distinct_from(statement.excluded[name])
                     for name in columns))

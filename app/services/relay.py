@@ -35,7 +35,6 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
 
 from app.config import Settings
 from app.db import Database
@@ -43,6 +42,7 @@ from app.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 from app.redis import user_stream_key
 from app.schemas.events import matches_filter
 from app.services.outbox import envelope
+from app.sql import insert
 
 log = structlog.get_logger("app.relay")
 

@@ -11,12 +11,12 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.models import Assignment, OutboxEvent, WorkItem
 from app.services.outbox import REFRESH_PRIORITY
+from app.sql import insert
 
 PRIORITY_ORDER = ("low", "normal", "high", "urgent")
 
