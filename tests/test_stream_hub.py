@@ -6,6 +6,7 @@ uvicorn is in test_sse.py."""
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import uuid
 
@@ -188,3 +189,14 @@ def test_take_skips_what_was_already_delivered():
 
 async def _has_connections(redis, settings: Settings, expected: bool = True) -> bool:
     return bool(await reader_connections(redis, settings)) == expected
+
+
+async def test_a_wait_without_deadline_ends_with_the_next_entry():
+    """No ping and a token without expiry: the stream waits without a timer."""
+    subscription = Subscription("k", "0-0", max_pending=10)
+    waiting = asyncio.create_task(subscription.wait(math.inf))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    subscription.push([("1-0", {})])
+    await asyncio.wait_for(waiting, 1)
+    assert [e[0] for e in subscription.take()] == ["1-0"]

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from typing import Any
 
 import structlog
@@ -97,7 +98,7 @@ class Subscription:
         self._waiter = asyncio.get_running_loop().create_future()
         try:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(seconds):
+                async with asyncio.timeout(seconds if math.isfinite(seconds) else None):
                     await self._waiter
         finally:
             self._waiter = None
@@ -122,8 +123,9 @@ class _Reader:
         self.hub = hub
         self.watches: dict[str, _Watch] = {}
         self.client_id: int | None = None
-        self.reading = 0  # which XREAD is in flight (0: none): tells a waker it got through
-        self._waker: asyncio.Task[None] | None = None
+        self.reading = 0  # which XREAD is in flight (0: none)
+        self._waking = 0  # the XREAD a waker is unblocking
+        self._wakers: set[asyncio.Task[None]] = set()
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
@@ -151,8 +153,8 @@ class _Reader:
                     subscription.close("redis_error")
         finally:
             self.hub._forget(self)
-            if self._waker is not None:
-                self._waker.cancel()
+            for waker in list(self._wakers):
+                waker.cancel()
             # Shielded: also runs when the task is cancelled (last subscription left).
             with contextlib.suppress(Exception):
                 await asyncio.shield(client.aclose())
@@ -166,9 +168,13 @@ class _Reader:
             subscription.push(entries)
 
     def wake(self) -> None:
-        """Make the XREAD in flight return, so that the next one reads the keys added."""
-        if self.reading and self._waker is None and self.client_id is not None:
-            self._waker = asyncio.get_running_loop().create_task(self._unblock(self.reading))
+        """Make the XREAD in flight return, so that the next one reads the keys added.
+        A key added while no XREAD is in flight is in the next one anyway."""
+        if self.reading and self.reading != self._waking and self.client_id is not None:
+            self._waking = self.reading
+            waker = asyncio.get_running_loop().create_task(self._unblock(self.reading))
+            self._wakers.add(waker)
+            waker.add_done_callback(self._wakers.discard)
 
     async def _unblock(self, generation: int) -> None:
         try:
@@ -182,8 +188,6 @@ class _Reader:
                 await asyncio.sleep(0.005)
         except RedisError as exc:  # the block timeout will pick the key up
             log.warning("sse_unblock_failed", error=type(exc).__name__)
-        finally:
-            self._waker = None
 
 
 class StreamHub:
