@@ -31,7 +31,7 @@ from app.db import Database
 from app.errors import ServiceUnavailable
 from app.redis import user_stream_key
 from app.services.dashboard import build_dashboard
-from app.services.stream_hub import StreamHub, StreamId, Subscription
+from app.services.stream_hub import StreamHub, StreamId, Subscription, format_stream_id
 
 log = structlog.get_logger("app.realtime")
 
@@ -53,10 +53,6 @@ def parse_stream_id(value: str | None) -> StreamId | None:
         return None
     ms, seq = int(match[1]), int(match[2])
     return (ms, seq) if ms <= _MAX_PART and seq <= _MAX_PART else None
-
-
-def format_stream_id(value: StreamId) -> str:
-    return f"{value[0]}-{value[1]}"
 
 
 @dataclass(frozen=True, slots=True)

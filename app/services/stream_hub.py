@@ -51,6 +51,10 @@ def entry_id(value: str) -> StreamId:
     return int(ms), int(seq)
 
 
+def format_stream_id(value: StreamId) -> str:
+    return f"{value[0]}-{value[1]}"
+
+
 class Subscription:
     """One open stream's view of its key: entries not yet delivered, and why it ended."""
 
@@ -241,8 +245,8 @@ class StreamHub:
 
     async def catch_up(self, subscription: Subscription, until: str) -> list[Entry]:
         """The entries after the subscription's cursor up to `until`, read once."""
-        last = f"{subscription.last[0]}-{subscription.last[1]}"
-        entries = await self.redis.xrange(subscription.key, min=f"({last}", max=until)
+        after = format_stream_id(subscription.last)
+        entries = await self.redis.xrange(subscription.key, min=f"({after}", max=until)
         subscription.pending[:0] = entries  # before anything pushed since
         return subscription.take()
 
