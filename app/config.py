@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     sse_retry_ms: int = 3000
     # Open SSE streams are fed by a few readers per process, each one Redis connection
     # blocking on XREAD over up to `sse_keys_per_reader` users' streams
-    # (app/services/stream_hub.py). Past `sse_max_streams` per process a new stream gets 503.
+    # (app/services/live/hub.py). Past `sse_max_streams` per process a new stream gets 503.
     sse_max_streams: int = 10_000
     sse_keys_per_reader: int = Field(50, gt=0)
     sse_redis_client_name: str = "mentorship-sse"  # CLIENT SETNAME on the readers' connections
@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     # this long (a little more, so consecutive loops overlap and leave no gap).
     worker_loop_seconds: float = 22.0
 
-    # Auto-matcher (app/services/matching.py). The fit of a mentee with a mentor is
+    # Auto-matcher (app/services/matching/engine.py). The fit of a mentee with a mentor is
     #   (w_specialty * specialty + w_timezone * timezone + w_load * load) / (sum of weights)
     # in [0, 1], where specialty = share of the mentee's interests among the mentor's
     # specialties, timezone = 1 - (UTC offset gap in hours, circular, 0..12) / 12 and

@@ -10,25 +10,25 @@ from starlette.middleware.cors import CORSMiddleware
 
 from app.admin import mount_admin
 from app.config import Settings, get_settings
-from app.db import Database
-from app.errors import install_error_handlers
-from app.logging import configure_logging
-from app.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from app.openapi import install_openapi, operation_id_from_name
-from app.redis import make_redis
+from app.core import telemetry
+from app.core.db import Database
+from app.core.errors import install_error_handlers
+from app.core.logging import configure_logging
+from app.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from app.core.openapi import install_openapi, operation_id_from_name
+from app.core.redis import make_redis
 from app.routers import (
     dashboard,
     director,
     events,
+    live,
     matching,
     metrics,
     ops,
     sessions,
-    stream,
     webhooks,
-    workspace,
+    workqueue,
 )
-from app.services import telemetry
 
 DESCRIPTION = """
 Coordinates a mentoring programme: who mentors whom, each mentor's work queue with SLAs,
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(telemetry.HttpMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(ops.router)
-    for module in (dashboard, workspace, sessions, director, events, webhooks, matching, stream,
+    for module in (dashboard, workqueue, sessions, director, events, webhooks, matching, live,
                    metrics):
         app.include_router(module.router)
     admin_engine = mount_admin(app, settings)

@@ -4,7 +4,6 @@ or the embedded server), plus bulk loading with COPY as the migrating account.""
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,13 +11,12 @@ from typing import Any
 import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 from app.config import Settings, get_settings  # noqa: E402
-from tests.harness import ServerHarness, _plain_dsn  # noqa: E402
+from tests.support.harness import ServerHarness, _plain_dsn  # noqa: E402
 
 
 class BenchDatabase:

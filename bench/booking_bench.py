@@ -40,12 +40,10 @@ import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from _server import wait_healthy  # noqa: E402
-
-from app.auth import mint_token  # noqa: E402
 from app.config import Settings  # noqa: E402
+from app.core.auth import mint_token  # noqa: E402
+from bench._server import wait_healthy  # noqa: E402
 
 ZONES = ["Europe/London", "America/New_York", "Asia/Kolkata", "UTC"]
 JWT_SECRET = "bench-secret-0123456789abcdef0123456789"

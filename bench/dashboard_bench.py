@@ -37,14 +37,12 @@ import httpx
 from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from _server import wait_healthy  # noqa: E402
-
-from app.auth import CurrentMentor, mint_token  # noqa: E402
 from app.config import Settings  # noqa: E402
-from app.db import DbSession  # noqa: E402
+from app.core.auth import CurrentMentor, mint_token  # noqa: E402
+from app.core.db import DbSession  # noqa: E402
 from app.main import create_app  # noqa: E402
+from bench._server import wait_healthy  # noqa: E402
 
 DATABASE = "mentorship_bench_dashboard"
 MENTORS, PER_MENTOR = 1_000, 20
@@ -197,7 +195,7 @@ async def mentor_ids(server: str) -> list[uuid.UUID]:
 
 async def explain(server: str, mentor: uuid.UUID) -> None:
     """EXPLAIN ANALYZE of the dashboard's main statement as the app role, under RLS."""
-    from app.services.dashboard import _DASHBOARD
+    from app.services.dashboard.mentor import _DASHBOARD
 
     connection = await asyncpg.connect(_dsn(server.replace("postgres@", "mentorship_app@"),
                                             DATABASE))

@@ -6,7 +6,7 @@ Creates a throwaway database (migrated with Alembic, like the tests), seeds 1,00
 1. ingestion: `--clients` concurrent clients POST batches of 100 `mission.submitted` events
    (random mentees) for `--seconds` (default 60) -> events/s, request latency;
 2. single events: the same with one event per request (`--single-seconds`);
-3. relay: a relay process (`python -m app.services.relay`) running while the producer writes
+3. relay: a relay process (`python -m app.services.events.relay`) running while the producer writes
    outbound events at `--rate` (200/s) in committed transactions; lag = XADD time (the
    Redis stream entry id's milliseconds) - commit time (taken when COMMIT returned)
    -> p50/p95/p99/max. Also the relay's drain rate over the ingestion backlog.
@@ -38,18 +38,16 @@ import httpx
 from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
-from _server import wait_healthy  # noqa: E402
-
-from app.auth import mint_token  # noqa: E402
 from app.config import get_settings  # noqa: E402
-from app.db import Database  # noqa: E402
-from app.redis import make_redis, user_stream_key  # noqa: E402
-from app.services.outbox import emit  # noqa: E402
-from tests.harness import ServerHarness, _plain_dsn  # noqa: E402
+from app.core.auth import mint_token  # noqa: E402
+from app.core.db import Database  # noqa: E402
+from app.core.outbox import emit  # noqa: E402
+from app.core.redis import make_redis, user_stream_key  # noqa: E402
+from bench._server import wait_healthy  # noqa: E402
+from tests.support.harness import ServerHarness, _plain_dsn  # noqa: E402
 
 MENTORS, PER_MENTOR = 1000, 20
 
@@ -233,7 +231,7 @@ async def run(args: argparse.Namespace, servers: ServerHarness, env: dict[str, s
     if not args.relay_only:
         await ingestion(args, base, token, mentees)
 
-    processes.append(spawn(["app.services.relay"], env))
+    processes.append(spawn(["app.services.events.relay"], env))
     db = Database.connect(settings.worker_db_url, settings)
     try:
         drained, took = await wait_drained(db, within=900)

@@ -25,12 +25,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from _database import BenchDatabase
 from sqlalchemy import text
 
-from app.db import Database
-from app.services.matching import MATCHER_LOCK_KEY, auto_match, execute_matching_run, load_problem
-from app.services.matching_solver import FitModel, Weights, solve_greedy, solve_optimal
+from app.core.db import Database
+from app.services.matching.engine import (
+    MATCHER_LOCK_KEY,
+    auto_match,
+    execute_matching_run,
+    load_problem,
+)
+from app.services.matching.solver import FitModel, Weights, solve_greedy, solve_optimal
+from bench._database import BenchDatabase
 
 TAGS = ["python", "go", "rust", "java", "javascript", "typescript", "react", "vue", "sql",
         "data", "ml", "ai", "statistics", "devops", "cloud", "aws", "security", "mobile",

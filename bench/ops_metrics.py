@@ -16,26 +16,22 @@ import asyncio
 import os
 import random
 import statistics
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import httpx
 from asgi_lifespan import LifespanManager
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from app.config import get_settings  # noqa: E402
-from app.db import Database  # noqa: E402
+from app.core.db import Database  # noqa: E402
 from app.main import create_app  # noqa: E402
-from app.services.programme_metrics import (  # noqa: E402
+from app.services.ops.metrics import (  # noqa: E402
     compute_programme_metrics,
     refresh_programme_metrics,
 )
-from tests.harness import ServerHarness, _plain_dsn  # noqa: E402
+from tests.support.harness import ServerHarness, _plain_dsn  # noqa: E402
 
 MENTORS, PER_MENTOR, WEEKS = 1000, 20, 15
 NOW = datetime.now(UTC).replace(microsecond=0)

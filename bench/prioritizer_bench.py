@@ -19,11 +19,10 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
-from _database import BenchDatabase
-
 from app.config import Settings
-from app.db import Database
-from app.services.prioritizer import sweep_work_queue
+from app.core.db import Database
+from app.services.workqueue.prioritizer import sweep_work_queue
+from bench._database import BenchDatabase
 
 SEED_USERS = """
 insert into users (id, email, name, role, is_mentor)

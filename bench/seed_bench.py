@@ -24,9 +24,8 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from app.migrate import upgrade  # noqa: E402
+from app.devtools.migrate import upgrade  # noqa: E402
 
 CHECKS = {
     "weeks over a mentor's weekly capacity": """
@@ -87,7 +86,7 @@ def main() -> int:
     asyncio.run(admin(args.server_url, f'CREATE DATABASE "{name}"'))
     try:
         upgrade(database_url, configure_logger=False)
-        command = [sys.executable, "-m", "app.cli", "seed", "--mentors", str(args.mentors),
+        command = [sys.executable, "-m", "app.devtools.cli", "seed", "--mentors", str(args.mentors),
                    "--mentees", str(args.mentees), "--seed", str(args.seed)]
         started = time.perf_counter()
         result = subprocess.run(command, cwd=ROOT, env={**os.environ, "DATABASE_URL": database_url},

@@ -10,7 +10,7 @@
 - e2e: M connected mentors (default 1,000); R events/s (default 100) caused through the API
   (`POST /api/v1/events`, `--batch` `mission.submitted` per request (default 1), each for a
   random mentor's mentee), which commits a work item and its `workqueue.item_created`
-  outbox row; a relay process (`python -m app.services.relay`) XADDs it to the mentor's
+  outbox row; a relay process (`python -m app.services.events.relay`) XADDs it to the mentor's
   stream; the stream sends it. Latency to the client's receipt from the outbox row's
   `occurred_at` (written in the transaction, so an upper bound of commit -> receipt; the
   goal: p99 < 250 ms), from the 202 response and from just before the request.
@@ -19,7 +19,7 @@
 
 The clients are raw asyncio sockets in this process (GET, read headers, parse SSE lines);
 the server is a separate `uvicorn --factory app.main:create_app` process. Both raise their
-open-file limit. A fresh database and Redis key prefix are made (tests/harness.py) and
+open-file limit. A fresh database and Redis key prefix are made (tests/support/harness.py) and
 dropped afterwards.
 """
 
@@ -45,10 +45,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from tests.harness import ServerHarness  # noqa: E402
-from tests.live import free_port  # noqa: E402
+from tests.support.harness import ServerHarness  # noqa: E402
+from tests.support.live import free_port  # noqa: E402
 
 PATH = "/api/v1/mentor/dashboard/stream"
 CLIENT_NAME = f"mentorship-sse-bench-{uuid.uuid4().hex[:6]}"
@@ -197,7 +196,7 @@ async def make_mentors(n: int) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
     from sqlalchemy import insert
 
     from app.config import get_settings
-    from app.db import Database
+    from app.core.db import Database
     from app.models import Assignment, User
 
     settings = get_settings()
@@ -229,7 +228,7 @@ async def open_many(port: int, tokens: list[str], concurrency: int = 100) -> lis
 
 
 async def streaming_redis_connections(settings) -> int:
-    from app.redis import make_redis
+    from app.core.redis import make_redis
 
     redis = make_redis(settings)
     try:
@@ -239,7 +238,7 @@ async def streaming_redis_connections(settings) -> int:
 
 
 async def bench_idle(server: Server, mentors: list[uuid.UUID], settings) -> dict:
-    from app.auth import mint_token
+    from app.core.auth import mint_token
 
     tokens = [mint_token(m, "mentor", settings) for m in mentors]
     # Warm up (imports, pools) with a few streams, then measure the baseline.
@@ -351,10 +350,10 @@ class Receiver:
 
 async def bench_e2e(server: Server, mentors: list[uuid.UUID], mentees: list[uuid.UUID],
                     settings, rate: float, seconds: float, batch: int) -> dict:
-    from app.auth import mint_token
+    from app.core.auth import mint_token
 
     relay = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.services.relay", cwd=ROOT, env=dict(os.environ),
+        sys.executable, "-m", "app.services.events.relay", cwd=ROOT, env=dict(os.environ),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     streams = await open_many(server.port, [mint_token(m, "mentor", settings) for m in mentors])
     service_token = mint_token(uuid.uuid4(), "service", settings)
@@ -430,8 +429,8 @@ async def bench_e2e(server: Server, mentors: list[uuid.UUID], mentees: list[uuid
 
 async def bench_fanout(server: Server, mentors: list[uuid.UUID], settings, rate: float,
                        seconds: float) -> dict:
-    from app.auth import mint_token
-    from app.redis import make_redis, user_stream_key
+    from app.core.auth import mint_token
+    from app.core.redis import make_redis, user_stream_key
 
     streams = await open_many(server.port, [mint_token(m, "mentor", settings) for m in mentors])
     published: dict[str, float] = {}
@@ -511,7 +510,7 @@ async def run(args, server: Server, settings) -> None:
 
 
 async def drop_keys(settings) -> None:
-    from app.redis import make_redis
+    from app.core.redis import make_redis
 
     redis = make_redis(settings)
     try:

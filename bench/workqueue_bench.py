@@ -40,14 +40,12 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from _server import wait_healthy  # noqa: E402
-
-from app.auth import CurrentMentor, Principal, mint_token  # noqa: E402
 from app.config import Settings  # noqa: E402
-from app.db import Database, DbSession  # noqa: E402
-from app.services.work_queue import WorkQueueFilters, list_work_queue  # noqa: E402
+from app.core.auth import CurrentMentor, Principal, mint_token  # noqa: E402
+from app.core.db import Database, DbSession  # noqa: E402
+from app.services.workqueue.queue import WorkQueueFilters, list_work_queue  # noqa: E402
+from bench._server import wait_healthy  # noqa: E402
 
 DB_NAME = "mentorship_bench_workqueue"
 MENTORS, MENTEES_PER_MENTOR, ITEMS_PER_MENTEE, SESSIONS_PER_MENTEE = 1000, 20, 10, 5

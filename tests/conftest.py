@@ -1,5 +1,5 @@
 """Test fixtures: real Postgres (migrated by Alembic, used through the non-superuser app
-role) and real Redis. See tests/harness.py for where the servers come from."""
+role) and real Redis. See tests/support/harness.py for where the servers come from."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-import app.auth as auth_module
+import app.core.auth as auth_module
 from app.config import Settings, get_settings
-from app.db import Database
-from app.logging import _HANDLER_NAME
+from app.core.db import Database
+from app.core.logging import _HANDLER_NAME
+from app.core.redis import make_redis
 from app.main import create_app
-from app.redis import make_redis
-from tests.factories import Factory
-from tests.harness import ServerHarness, settings_environment
-from tests.token_audit import LOG_FILES, MINTED, AppLogCapture, find_leaks, recording
+from tests.support.factories import Factory
+from tests.support.harness import ServerHarness, settings_environment
+from tests.support.token_audit import LOG_FILES, MINTED, AppLogCapture, find_leaks, recording
 
 # Tests that import mint_token themselves (after this conftest) get the recording one.
 auth_module.mint_token = recording(auth_module.mint_token)

@@ -8,8 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.auth import CurrentMentee, CurrentMentor
-from app.db import DbSession
+from app.core.auth import CurrentMentee, CurrentMentor
+from app.core.db import DbSession
 from app.schemas.common import Page, problem_responses
 from app.schemas.dashboard import (
     UTILIZATION_DOC,
@@ -18,9 +18,9 @@ from app.schemas.dashboard import (
     MenteeHome,
     MenteeSummary,
 )
-from app.services import mentees as mentees_service
-from app.services.dashboard import build_dashboard
-from app.services.risk import RISK_RULES_DOC
+from app.services.dashboard import mentees as mentees_service
+from app.services.dashboard.mentor import build_dashboard
+from app.services.risk.scoring import RISK_RULES_DOC
 
 router = APIRouter()
 

@@ -7,14 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.auth import CurrentStaff
-from app.db import DbSession
+from app.core.auth import CurrentStaff
+from app.core.db import DbSession
 from app.schemas.common import Page, problem_responses
 from app.schemas.director import AssignmentCreate, AssignmentPublic, MentorLoadPublic, MentorSort
-from app.schemas.flags import FlagPublic, FlagStatus, Severity
-from app.services import flags as flag_service
-from app.services import mentor_directory
-from app.services.assignments import assign_mentee
+from app.schemas.risk import FlagPublic, FlagStatus, Severity
+from app.services.dashboard import directory as mentor_directory
+from app.services.relationships.assignments import assign_mentee
+from app.services.risk import flags as flag_service
 
 router = APIRouter(prefix="/api/v1/director", tags=["director"])
 

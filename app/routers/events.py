@@ -6,12 +6,12 @@ import uuid
 
 from fastapi import APIRouter, Request, Response, status
 
-from app.auth import CurrentService
-from app.db import DbSession
-from app.errors import Unprocessable
+from app.core.auth import CurrentService
+from app.core.db import DbSession
+from app.core.errors import Unprocessable
 from app.schemas.common import problem_responses
 from app.schemas.events import EventsAccepted, EventsIn, UserPublic, UserUpsert
-from app.services import inbound
+from app.services.events import inbound
 
 router = APIRouter(prefix="/api/v1", tags=["service"])
 

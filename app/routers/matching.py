@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from app.auth import CurrentStaff
-from app.db import DbSession
+from app.core.auth import CurrentStaff
+from app.core.db import DbSession
 from app.schemas.common import problem_responses
 from app.schemas.matching import (
     MatchingRunAccepted,
@@ -13,7 +13,7 @@ from app.schemas.matching import (
     MatchingRunPublic,
     UnplacedMentee,
 )
-from app.services import matching_runs
+from app.services.matching import runs as matching_runs
 
 router = APIRouter(prefix="/api/v1/director/matching", tags=["director"])
 

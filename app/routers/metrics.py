@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from app.auth import CurrentStaff
-from app.db import DbSession
+from app.core import telemetry
+from app.core.auth import CurrentStaff
+from app.core.db import DbSession
 from app.schemas.common import problem_responses
-from app.schemas.metrics import ProgrammeMetricsPublic
-from app.services import telemetry
-from app.services.programme_metrics import stored_programme_metrics
+from app.schemas.ops import ProgrammeMetricsPublic
+from app.services.ops.metrics import stored_programme_metrics
 
 router = APIRouter()
 

@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from app.auth import CurrentPrincipal
-from app.errors import problem
+from app.core.auth import CurrentPrincipal
+from app.core.errors import problem
 
 router = APIRouter(tags=["ops"])
 

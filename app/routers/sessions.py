@@ -6,8 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from pydantic import AwareDatetime
 
-from app.auth import CurrentMentee, CurrentMentor, Principal, require_roles
-from app.db import DbSession, DbSessionQueryToken
+from app.core.auth import CurrentMentee, CurrentMentor, Principal, require_roles
+from app.core.db import DbSession, DbSessionQueryToken
+from app.core.jobqueue import schedule_capacity_check
 from app.schemas.common import Page, problem_responses
 from app.schemas.sessions import (
     FeedbackCreate,
@@ -20,10 +21,10 @@ from app.schemas.sessions import (
     SessionStatus,
     SessionUpdate,
 )
-from app.services import calendar, profile
-from app.services import sessions as service
-from app.services.jobqueue import schedule_capacity_check
-from app.services.video import VideoProvider, make_video_provider
+from app.services.mentors import profile
+from app.services.sessions import booking as service
+from app.services.sessions import calendar
+from app.services.sessions.video import VideoProvider, make_video_provider
 
 router = APIRouter()
 

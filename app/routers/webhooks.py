@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.auth import CurrentAdmin
-from app.db import DbSession
+from app.core.auth import CurrentAdmin
+from app.core.db import DbSession
 from app.schemas.common import Page, problem_responses
 from app.schemas.events import (
     WebhookAttemptPublic,
@@ -17,7 +17,7 @@ from app.schemas.events import (
     WebhookDeliveryPublic,
     WebhookPublic,
 )
-from app.services import webhooks
+from app.services.events import webhooks
 
 router = APIRouter(prefix="/api/v1/admin/webhooks", tags=["webhooks"])
 

@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.errors import Unprocessable
+from app.core.errors import Unprocessable
 
 T = TypeVar("T")
 

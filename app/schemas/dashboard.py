@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 
 from app.schemas.common import UserProfile
 from app.schemas.sessions import MenteeSessionPublic, MentorSessionPublic, SessionPublic
-from app.schemas.work_queue import WorkItemPublic
-from app.services.risk import REASONS, RISK_RULES_DOC
+from app.schemas.workqueue import WorkItemPublic
+from app.services.risk.scoring import REASONS, RISK_RULES_DOC
 
 RiskReason = Literal[REASONS]  # type: ignore[valid-type]
 

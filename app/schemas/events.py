@@ -27,9 +27,9 @@ from pydantic import (
     model_validator,
 )
 
-from app.auth import Role
+from app.core.auth import Role
+from app.core.outbox import REFRESH_PRIORITY
 from app.schemas.common import UserProfile
-from app.services.outbox import REFRESH_PRIORITY
 
 MAX_BATCH = 500  # the documented limit; settings.events_max_batch may only lower it
 

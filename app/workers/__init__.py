@@ -12,10 +12,10 @@ from typing import Any
 from arq.connections import RedisSettings
 
 from app.config import Settings, get_settings
-from app.db import Database
-from app.logging import configure_logging
-from app.redis import make_redis, queue_name
-from app.services import telemetry
+from app.core import telemetry
+from app.core.db import Database
+from app.core.logging import configure_logging
+from app.core.redis import make_redis, queue_name
 
 # Instrumented lists: every job appended is counted (mentorship_job_runs_total).
 FUNCTIONS: list[Any] = telemetry.JobRegistry()

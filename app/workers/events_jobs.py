@@ -13,7 +13,7 @@ from typing import Any
 from arq import func
 
 from app.schemas.events import MissionSubmittedData
-from app.services import inbound
+from app.services.events import inbound
 from app.workers import FUNCTIONS
 
 

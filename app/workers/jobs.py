@@ -20,10 +20,10 @@ from typing import Any
 
 from arq import cron, func
 
-from app.services.capacity_checker import check_capacity
-from app.services.jobqueue import AUTO_MATCH_JOB, CAPACITY_CHECK_JOB
-from app.services.matching import execute_matching_run
-from app.services.prioritizer import sweep_work_queue
+from app.core.jobqueue import AUTO_MATCH_JOB, CAPACITY_CHECK_JOB
+from app.services.matching.engine import execute_matching_run
+from app.services.mentors.capacity_checker import check_capacity
+from app.services.workqueue.prioritizer import sweep_work_queue
 from app.workers import CRON_JOBS, FUNCTIONS
 
 

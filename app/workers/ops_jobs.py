@@ -7,7 +7,7 @@ from typing import Any
 
 from arq import cron
 
-from app.services.programme_metrics import refresh_programme_metrics
+from app.services.ops.metrics import refresh_programme_metrics
 from app.workers import CRON_JOBS
 
 

@@ -7,7 +7,7 @@ consecutive loops overlap by a couple of seconds, and a fresh or dead worker's r
 within 20 s. Overlapping or extra relays are safe: rows are claimed with
 `FOR UPDATE SKIP LOCKED` and a lease.
 
-`python -m app.services.relay [seconds]` runs a relay as a process of its own.
+`python -m app.services.events.relay [seconds]` runs a relay as a process of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from arq import cron
 
 from app.config import get_settings
-from app.services.relay import run_relay
+from app.services.events.relay import run_relay
 from app.workers import CRON_JOBS
 
 

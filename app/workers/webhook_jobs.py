@@ -9,7 +9,7 @@ from typing import Any
 from arq import cron
 
 from app.config import get_settings
-from app.services.webhooks import run_deliveries
+from app.services.events.webhooks import run_deliveries
 from app.workers import CRON_JOBS
 
 

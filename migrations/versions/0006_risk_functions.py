@@ -13,7 +13,7 @@
   sees every row even though the tables FORCE row-level security, whoever ran the
   migration; only `mentorship_app` may execute it.
 
-The rules (also documented in app/services/risk.py and the OpenAPI description):
+The rules (also documented in app/services/risk/scoring.py and the OpenAPI description):
 - open_flag: an open flag about the mentee (weight by the highest open severity:
   low 15, medium 25, high 40, critical 60).
 - habit_streak_broken: a `habit_streak_broken` signal in the last 7 days (15).

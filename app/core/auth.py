@@ -1,0 +1,132 @@
+"""JWT verification (PyJWT), the `Principal` and role dependencies.
+
+The algorithm is pinned by settings and never read from the token; `sub`, `role` and `exp`
+are required; `iss` / `aud` are checked when configured.
+"""
+
+
+# No `from __future__ import annotations` here: FastAPI must resolve the closure-local
+# `Depends(source)` in `require_roles` at definition time.
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal, get_args
+
+import jwt
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.config import Settings
+from app.core.errors import Forbidden, Unauthorized
+
+Role = Literal["mentee", "mentor", "director", "admin", "service"]
+ROLES: tuple[str, ...] = get_args(Role)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: uuid.UUID
+    role: Role
+    expires_at: datetime | None = None
+
+
+def _verification_key(settings: Settings) -> str:
+    if settings.jwt_algorithm == "RS256":
+        if not settings.jwt_public_key:
+            raise Unauthorized("Token verification is not configured")
+        return settings.jwt_public_key
+    return settings.jwt_secret
+
+
+def decode_token(token: str, settings: Settings) -> Principal:
+    try:
+        claims = jwt.decode(
+            token,
+            _verification_key(settings),
+            algorithms=[settings.jwt_algorithm],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={
+                "require": ["sub", "role", "exp"],
+                "verify_aud": settings.jwt_audience is not None,
+            },
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("The token has expired", code="token_expired") from exc
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("The token is invalid", code="invalid_token") from exc
+    role = claims.get("role")
+    if role not in ROLES:
+        raise Unauthorized("The token's role is unknown", code="invalid_token")
+    try:
+        user_id = uuid.UUID(str(claims["sub"]))
+    except ValueError as exc:
+        raise Unauthorized("The token's subject is not a UUID", code="invalid_token") from exc
+    return Principal(user_id, role, datetime.fromtimestamp(claims["exp"], UTC))
+
+
+def mint_token(user_id: uuid.UUID | str, role: str, settings: Settings,
+               ttl: timedelta = timedelta(hours=12)) -> str:
+    """Issue a token the way the platform's identity service would (CLI, tests, demo)."""
+    now = datetime.now(UTC)
+    claims: dict[str, object] = {"sub": str(user_id), "role": role, "iat": now, "exp": now + ttl}
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    key = settings.jwt_private_key if settings.jwt_algorithm == "RS256" else settings.jwt_secret
+    if not key:
+        raise RuntimeError("JWT_PRIVATE_KEY is needed to mint RS256 tokens")
+    return jwt.encode(claims, key, algorithm=settings.jwt_algorithm)
+
+
+bearer_scheme = HTTPBearer(auto_error=False, description="JWT issued by the platform")
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("A bearer token is required", code="missing_token")
+    principal = decode_token(credentials.credentials, request.app.state.settings)
+    request.state.principal = principal
+    return principal
+
+
+async def principal_from_header_or_query(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    access_token: Annotated[
+        str | None,
+        Query(description="The bearer token, for clients that cannot send headers "
+                          "(EventSource, calendar apps)."),
+    ] = None,
+) -> Principal:
+    token = credentials.credentials if credentials else access_token
+    if not token:
+        raise Unauthorized("A bearer token or access_token is required", code="missing_token")
+    principal = decode_token(token, request.app.state.settings)
+    request.state.principal = principal
+    return principal
+
+
+def require_roles(*roles: Role, allow_query_token: bool = False):
+    """Dependency: the caller's principal, which must hold one of `roles` (else 403)."""
+    source = principal_from_header_or_query if allow_query_token else current_principal
+
+    async def dependency(principal: Annotated[Principal, Depends(source)]) -> Principal:
+        if principal.role not in roles:
+            raise Forbidden(f"This route is for the role(s): {', '.join(roles)}",
+                            code="wrong_role")
+        return principal
+
+    return dependency
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+CurrentMentor = Annotated[Principal, Depends(require_roles("mentor"))]
+CurrentMentee = Annotated[Principal, Depends(require_roles("mentee"))]
+CurrentStaff = Annotated[Principal, Depends(require_roles("director", "admin"))]
+CurrentAdmin = Annotated[Principal, Depends(require_roles("admin"))]
+CurrentService = Annotated[Principal, Depends(require_roles("service", "admin"))]

@@ -1,0 +1,96 @@
+"""Engines, session factories and the per-request RLS transaction.
+
+Two engines: the API's (role `mentorship_app`, RLS applies) and the workers'
+(role `mentorship_worker`, BYPASSRLS, acting as the system). Each request runs in exactly
+one transaction that first sets `app.user_id` / `app.role` transaction-locally, so nothing
+leaks to the next user of a pooled connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.config import Settings
+from app.core.auth import Principal, current_principal, principal_from_header_or_query
+
+SET_PRINCIPAL = text(
+    "select set_config('app.user_id', :user_id, true), set_config('app.role', :role, true)"
+)
+
+
+def make_engine(url: str, settings: Settings, **kwargs) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=kwargs.pop("pool_size", settings.db_pool_size),
+        max_overflow=kwargs.pop("max_overflow", settings.db_max_overflow),
+        pool_pre_ping=True,
+        **kwargs,
+    )
+
+
+@dataclass
+class Database:
+    """The process's engines and session factories (one per process, built in lifespan)."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def connect(cls, url: str, settings: Settings, **kwargs) -> Database:
+        engine = make_engine(url, settings, **kwargs)
+        return cls(engine, async_sessionmaker(engine, expire_on_commit=False))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self, principal: Principal | None) -> AsyncIterator[AsyncSession]:
+        """One transaction as `principal` (None: an anonymous caller who sees nothing under
+        RLS, or the system on the workers' BYPASSRLS engine). Commits on success."""
+        async with self.sessions() as session, session.begin():
+            if principal is not None:
+                await session.execute(
+                    SET_PRINCIPAL, {"user_id": str(principal.user_id), "role": principal.role}
+                )
+            yield session
+
+
+# --- FastAPI dependencies -------------------------------------------------------------------
+# The transaction commits when the route returns, before the response is sent
+# (scope="function"), so a client never sees 2xx for a write that then failed.
+
+async def _transaction_as(request: Request, principal: Principal) -> AsyncIterator[AsyncSession]:
+    database: Database = request.app.state.db
+    async with database.transaction(principal) as session:
+        yield session
+
+
+async def rls_session(
+    request: Request, principal: Annotated[Principal, Depends(current_principal)]
+) -> AsyncIterator[AsyncSession]:
+    async for session in _transaction_as(request, principal):
+        yield session
+
+
+async def rls_session_query_token(
+    request: Request, principal: Annotated[Principal, Depends(principal_from_header_or_query)]
+) -> AsyncIterator[AsyncSession]:
+    async for session in _transaction_as(request, principal):
+        yield session
+
+
+DbSession = Annotated[AsyncSession, Depends(rls_session, scope="function")]
+# For routes that also accept `?access_token=` (calendar feed, SSE).
+DbSessionQueryToken = Annotated[AsyncSession, Depends(rls_session_query_token, scope="function")]

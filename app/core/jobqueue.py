@@ -1,0 +1,65 @@
+"""Enqueueing arq jobs from the API (or from another job) by name.
+
+The API's Redis client decodes responses to str; arq only writes when enqueueing (the job is
+pickled bytes, which redis-py sends as is), so an `ArqRedis` over the same connection pool
+is enough. Results are never read back through it: a job reports through Postgres (e.g.
+`matching_runs`), not through arq's result keys.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from arq.connections import ArqRedis
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from app.config import Settings
+from app.core.errors import ServiceUnavailable
+from app.core.redis import queue_name
+
+log = structlog.get_logger("app.jobqueue")
+
+# Job names registered by app/workers/jobs.py.
+AUTO_MATCH_JOB = "auto_match_mentors"
+CAPACITY_CHECK_JOB = "check_mentor_capacity"
+
+
+async def enqueue_job(redis: Redis, settings: Settings, function: str, *args: Any,
+                      job_id: str | None = None, defer_by: timedelta | None = None,
+                      **kwargs: Any) -> bool:
+    """Enqueue `function(*args, **kwargs)`. Returns False when a job with `job_id` is already
+    queued or running (the id makes enqueueing idempotent). Raises `ServiceUnavailable`
+    when Redis cannot be reached, so the caller's transaction rolls back."""
+    client = ArqRedis(redis.connection_pool, default_queue_name=queue_name(settings))
+    try:
+        job = await client.enqueue_job(function, *args, _job_id=job_id, _defer_by=defer_by,
+                                       **kwargs)
+    except (RedisError, OSError) as exc:
+        raise ServiceUnavailable("The job queue is unavailable", code="queue_unavailable") from exc
+    return job is not None
+
+
+async def enqueue_capacity_check(redis: Redis, settings: Settings,
+                                 mentor_id: uuid.UUID) -> bool:
+    """After a booking: check this mentor's capacity a few seconds later (once the booking
+    has committed). Bookings in that window share the queued job (same job id); the hourly
+    cron catches anything else."""
+    return await enqueue_job(
+        redis, settings, CAPACITY_CHECK_JOB, str(mentor_id),
+        # arq keys are not prefixed by queue: the prefix keeps deployments apart.
+        job_id=f"{settings.redis_prefix}capacity-check:{mentor_id}",
+        defer_by=timedelta(seconds=settings.capacity_check_delay_seconds),
+    )
+
+
+async def schedule_capacity_check(redis: Redis, settings: Settings, mentor_id: uuid.UUID) -> None:
+    """Run after a booking's response (its transaction has committed). A queue outage must
+    not fail a booking that already happened: it is logged, and the hourly cron catches up."""
+    try:
+        await enqueue_capacity_check(redis, settings, mentor_id)
+    except ServiceUnavailable:
+        log.warning("capacity_check_not_enqueued", mentor_id=str(mentor_id))

@@ -1,0 +1,120 @@
+"""The transactional outbox: outbound events are rows written in the caller's transaction.
+
+The relay (app/services/events/relay.py, run by the workers) publishes committed rows to the
+recipients' Redis streams and to webhooks; nothing is sent before the change commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+from sqlalchemy import insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Assignment, OutboxEvent
+
+SOURCE = "mentorship"
+
+# How fast the student dashboard and other consumers should refresh on each event.
+REFRESH_PRIORITY: dict[str, str] = {
+    "assignment.created": "high",
+    "assignment.ended": "high",
+    "session.scheduled": "high",
+    "session.rescheduled": "high",
+    "session.cancelled": "high",
+    "session.completed": "normal",
+    "mission.reviewed": "high",  # readiness and portfolio update downstream
+    "flag.raised": "urgent",  # at-risk banner and director notification
+    "flag.resolved": "normal",
+    "workqueue.item_created": "normal",
+    "workqueue.item_overdue": "high",
+    "workqueue.item_completed": "normal",
+    "capacity.exceeded": "high",
+}
+
+
+async def emit(
+    session: AsyncSession,
+    *,
+    type: str,
+    data: dict[str, Any],
+    recipients: Iterable[uuid.UUID | None] = (),
+    occurred_at: datetime | None = None,
+) -> uuid.UUID:
+    """Write one outbound event in the current transaction and return its id.
+
+    `recipients` are the users whose real-time stream gets the event (None entries, e.g. a
+    mentee without a mentor, are dropped). No RETURNING: the API role may insert outbox
+    rows but not read them back.
+    """
+    event_id = uuid.uuid4()
+    unique_recipients = list(dict.fromkeys(r for r in recipients if r is not None))
+    await session.execute(
+        insert(OutboxEvent).values(
+            id=event_id,
+            type=type,
+            occurred_at=occurred_at or datetime.now(UTC),
+            data=to_jsonable_python(data),
+            refresh_priority=REFRESH_PRIORITY[type],
+            recipients=unique_recipients,
+        )
+    )
+    return event_id
+
+
+# Set-based emitters (the prioritizer, the capacity checker, the matcher) write many events
+# in one statement; these build that SQL with the same columns and shape as `emit`.
+
+def sql_rfc3339(expression: str) -> str:
+    """SQL rendering a timestamptz exactly as `emit` serialises a UTC datetime
+    (`2026-03-02T09:00:00Z`, microseconds only when present), for set-based emitters."""
+    utc = f"({expression}) at time zone 'UTC'"
+    return (
+        f"""to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS') || """
+        f"case when extract(microseconds from {utc})::bigint % 1000000 <> 0 "
+        f"then to_char({utc}, '.US') else '' end || 'Z'"
+    )
+
+
+def insert_events_sql(*, type: str, data: str, recipients: str, source: str,
+                      occurred_at: str = ":now") -> str:
+    """`INSERT INTO outbox_events ... SELECT` for set-based emitters (one event per row of
+    `source`), with the same columns and refresh priority as `emit`. `data` is a SQL
+    expression building the JSON object, `recipients` one building a uuid[] (NULLs are
+    removed; keep it free of duplicates)."""
+    return (
+        "insert into outbox_events (id, type, occurred_at, data, refresh_priority, recipients) "
+        f"select gen_random_uuid(), '{type}', {occurred_at}, {data}, "
+        f"'{REFRESH_PRIORITY[type]}', array_remove({recipients}, null) from {source}"
+    )
+
+
+def envelope(row: OutboxEvent) -> dict[str, Any]:
+    """The wire shape of an outbound event (SSE `data:` and webhook body)."""
+    return {
+        "id": str(row.id),
+        "type": row.type,
+        "occurred_at": row.occurred_at.isoformat(),
+        "source": SOURCE,
+        "refresh_priority": row.refresh_priority,
+        "data": row.data,
+    }
+
+
+async def active_mentor_id(session: AsyncSession, mentee_id: uuid.UUID) -> uuid.UUID | None:
+    return await session.scalar(
+        select(Assignment.mentor_id).where(
+            Assignment.mentee_id == mentee_id, Assignment.ended_at.is_(None)
+        )
+    )
+
+
+async def director_ids(session: AsyncSession) -> list[uuid.UUID]:
+    """Directors receive urgent events (flags). Through the SECURITY DEFINER function
+    `director_ids()` (migration 0005), so any caller may resolve them: RLS hides director
+    rows from mentors."""
+    return list(await session.scalar(text("select director_ids()")) or [])

@@ -1,0 +1,232 @@
+"""`mentorship dev`: everything needed to try the service, in one foreground command.
+
+Without DATABASE_URL / REDIS_URL (environment or .env) it starts an embedded PostgreSQL and
+an embedded Redis under the data directory; then it creates the database if missing,
+migrates, seeds a demo programme when the database is empty, prints the URLs and demo
+tokens, and runs the API (uvicorn) and one arq worker as child processes until Ctrl-C or
+SIGTERM. Shutdown stops the children (SIGTERM, then SIGKILL after a grace period) and then
+the embedded servers, so nothing is left running.
+
+The children run in their own process group, so a terminal Ctrl-C reaches only this
+process, which stops them in order; on Linux they also get SIGTERM if this process dies
+without cleaning up (PR_SET_PDEATHSIG), so they are never orphaned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+from app.config import Settings, get_settings
+from app.core.auth import mint_token
+from app.devtools.migrate import ensure_database, upgrade
+
+DEV_DATABASE = "mentorship"
+STOP_GRACE_SECONDS = 10.0
+READY_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class DevOptions:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path(".data")
+    mentors: int = 20
+    mentees: int = 300
+    seed: int = 1
+    token_ttl_hours: float = 24.0
+    workers: int = 1
+
+
+class _Stop(Exception):
+    """Raised by the signal handlers: leave the wait loop and shut down."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def _say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def _child_setup() -> None:  # runs in the child between fork and exec
+    if sys.platform == "linux":
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _spawn(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+    process = subprocess.Popen(argv, env=env, start_new_session=True,
+                               preexec_fn=_child_setup)  # noqa: PLW1509 (no threads yet)
+    _say(f"  started {name} (pid {process.pid}): {' '.join(argv[1:])}")
+    return process
+
+
+def _stop_children(children: dict[str, subprocess.Popen]) -> None:
+    for process in children.values():
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for name, process in children.items():
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _say(f"  {name} did not stop in {STOP_GRACE_SECONDS:g} s: killing it")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        # Anything the child left in its process group goes too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _wait_ready(url: str, children: dict[str, subprocess.Popen]) -> bool:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in children.values()):
+            return False
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return True
+        time.sleep(0.3)
+    return False
+
+
+def _describe_postgres(url: str) -> str:
+    parsed = make_url(url)
+    host = parsed.query.get("host")
+    if host and not parsed.host:  # unix socket (the embedded server)
+        return f"database {parsed.database} on the socket in {host}"
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=True)
+
+
+async def _prepare_data(settings: Settings, options: DevOptions):
+    from app.devtools.seed import demo_users, is_empty, plain_dsn, seed
+
+    connection = await asyncpg.connect(plain_dsn(settings.worker_db_url))
+    try:
+        empty = await is_empty(connection)
+    finally:
+        await connection.close()
+    if empty:
+        result = await seed(settings, mentors=options.mentors, mentees=options.mentees,
+                            seed=options.seed)
+        _say(f"Seeded a demo programme in {result.seconds:.1f} s: "
+             + ", ".join(f"{n} {t}" for t, n in result.counts.items()))
+    else:
+        _say("The database already has data: not seeding.")
+    return await demo_users(settings)
+
+
+def run(options: DevOptions) -> int:
+    """Run the development stack in the foreground; returns the exit status."""
+    # From here on SIGINT and SIGTERM unwind through the `finally` below.
+    signal.signal(signal.SIGINT, _raise_stop)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    from app.devtools.embedded import start_postgres, start_redis, stop_postgres, stop_redis
+
+    settings = get_settings()
+    embedded_postgres = "database_url" not in settings.model_fields_set
+    embedded_redis = "redis_url" not in settings.model_fields_set
+    data_dir = options.data_dir.expanduser().resolve()
+    children: dict[str, subprocess.Popen] = {}
+    status = 0
+    with contextlib.ExitStack() as servers:  # embedded servers stop last, in reverse order
+        try:
+            overrides: dict[str, str] = {}
+            if embedded_postgres:
+                _say(f"DATABASE_URL not set: starting embedded PostgreSQL in {data_dir}/postgres")
+                server_url = start_postgres(data_dir / "postgres", cleanup_mode=None)
+                servers.callback(_announce_stop, "PostgreSQL", stop_postgres,
+                                 data_dir / "postgres")
+                overrides["DATABASE_URL"] = make_url(server_url).set(
+                    database=DEV_DATABASE).render_as_string(hide_password=False)
+            if embedded_redis:
+                _say(f"REDIS_URL not set: starting embedded Redis in {data_dir}/redis")
+                handle, redis_url = start_redis(data_dir / "redis")
+                servers.callback(_announce_stop, "Redis", stop_redis, handle)
+                overrides["REDIS_URL"] = redis_url
+            os.environ.update(overrides)
+            get_settings.cache_clear()
+            settings = get_settings()
+
+            if ensure_database(settings.database_url):
+                _say(f"Created database {make_url(settings.database_url).database}")
+            _say("Migrating to the latest schema (alembic upgrade head)")
+            upgrade(settings.database_url)
+
+            # The children start (imports take seconds) while the demo data is seeded.
+            env = {**os.environ, **overrides}
+            base = f"http://{options.host}:{options.port}"
+            children["api"] = _spawn("api", [
+                sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app",
+                "--host", options.host, "--port", str(options.port)], env)
+            for n in range(options.workers):
+                children[f"worker-{n + 1}"] = _spawn(
+                    f"worker-{n + 1}", [sys.executable, "-m", "arq", "app.workers.WorkerSettings"],
+                    env)
+            demo = asyncio.run(_prepare_data(settings, options))
+            ready = _wait_ready(base, children)
+            _banner(settings, options, base, demo, ready)
+            status = 0 if ready else 1
+            while ready and status == 0:
+                for name, process in children.items():
+                    if process.poll() is not None:
+                        _say(f"{name} exited with status {process.returncode}: stopping")
+                        status = 1
+                time.sleep(0.3)
+        except (_Stop, KeyboardInterrupt) as stop:
+            _say(f"\nStopping ({stop or 'interrupted'})")
+        finally:
+            # A second Ctrl-C must not cut the shutdown short.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            _stop_children(children)
+    _say("Stopped.")
+    return status
+
+
+def _announce_stop(name: str, stop, *args) -> None:
+    _say(f"  stopping embedded {name}")
+    try:
+        stop(*args)
+    except Exception as exc:  # keep stopping the rest
+        _say(f"  could not stop embedded {name}: {exc}")
+
+
+def _banner(settings: Settings, options: DevOptions, base: str, demo: dict, ready: bool) -> None:
+    ttl = timedelta(hours=options.token_ttl_hours)
+    _say("")
+    _say("Mentorship Coordination Engine (development)")
+    _say(f"  API       {base}" + ("" if ready else "   (NOT READY: see the logs above)"))
+    _say(f"  Docs      {base}/docs")
+    _say(f"  Postgres  {_describe_postgres(settings.database_url)}")
+    _say(f"  Redis     {settings.redis_url}")
+    _say("")
+    _say(f"Demo tokens (valid {options.token_ttl_hours:g} h):")
+    for role in ("mentor", "mentee", "director", "admin", "service"):
+        user = demo.get(role)
+        if user is None:
+            continue
+        token = mint_token(user.id, role, settings, ttl=ttl)
+        _say(f"  {role:<9} {user.name} <{user.email}>")
+        _say(f"            export {role.upper()}_TOKEN={token}")
+    _say("")
+    _say("Try:")
+    _say(f'  curl -H "Authorization: Bearer $MENTOR_TOKEN" {base}/api/v1/mentor/dashboard')
+    _say("Press Ctrl-C to stop.")

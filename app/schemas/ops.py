@@ -1,0 +1,64 @@
+"""Programme metrics as the director API serves them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.services.ops.metrics import MetricValue
+
+
+class GoalPublic(BaseModel):
+    lt: float | None = Field(None, description="Met when the value is below this.")
+    gt: float | None = Field(None, description="Met when the value is above this.")
+    min: float | None = Field(None, description="Lower bound of the goal range (inclusive).")
+    max: float | None = Field(None, description="Upper bound of the goal range (inclusive).")
+    text: str = Field(description='The goal as people write it: "< 24", "0.6-0.8".')
+
+
+class ProgrammeMetricPublic(BaseModel):
+    name: str
+    value: float | None = Field(description="None until computed, or when there is no data.")
+    unit: str
+    description: str
+    goal: GoalPublic
+    met: bool | None = Field(description="Whether the value meets the goal; None without a value.")
+    computed_at: datetime | None
+    details: dict[str, Any] = Field(description="The counts behind the value.")
+
+    @classmethod
+    def from_value(cls, metric: MetricValue) -> ProgrammeMetricPublic:
+        definition = metric.definition
+        goal = definition.goal
+        return cls(
+            name=metric.name, value=metric.value, unit=definition.unit,
+            description=definition.description,
+            goal=GoalPublic(lt=goal.lt, gt=goal.gt, min=goal.min, max=goal.max, text=goal.text),
+            met=metric.met, computed_at=metric.computed_at, details=metric.details,
+        )
+
+
+class ProgrammeMetricsPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"example": {
+        "computed_at": "2026-11-02T09:31:00Z",
+        "metrics": [{
+            "name": "session_attendance_rate", "value": 0.91, "unit": "ratio",
+            "description": "completed / (completed + no_show) over sessions that started in "
+                           "the last 30 days (scheduled and cancelled sessions do not count).",
+            "goal": {"lt": None, "gt": 0.85, "min": None, "max": None, "text": "> 0.85"},
+            "met": True, "computed_at": "2026-11-02T09:31:00Z",
+            "details": {"window_days": 30, "completed": 91, "no_show": 9},
+        }],
+    }})
+
+    metrics: list[ProgrammeMetricPublic]
+    computed_at: datetime | None = Field(
+        description="When the refresh job last computed them (every minute); None if never.")
+
+    @classmethod
+    def from_values(cls, values: list[MetricValue]) -> ProgrammeMetricsPublic:
+        times = [value.computed_at for value in values if value.computed_at is not None]
+        return cls(metrics=[ProgrammeMetricPublic.from_value(v) for v in values],
+                   computed_at=min(times) if times else None)

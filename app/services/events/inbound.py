@@ -1,0 +1,372 @@
+"""Inbound events: exactly-once effects through the inbox, in the caller's transaction.
+
+`ingest_events` records every event id in `inbox_events` with
+`INSERT ... ON CONFLICT DO NOTHING RETURNING id` in the same transaction as the effects, so:
+- a repeat (an id seen before) returns nothing from the insert and has no effect;
+- two transactions carrying the same id at once: the second one's insert waits on the unique
+  primary key until the first commits, then sees the conflict (no effect) or, if the first
+  rolled back, inserts and applies it. Never twice, never an error;
+- a batch is one transaction, so any failing item (unknown mentee, ...) undoes all of it.
+
+Decisions (documented in the OpenAPI description of POST /api/v1/events):
+- An event about a mentee the service does not know (no user with that id and role
+  `mentee`) is refused with 422 `unknown_mentee` and the item's index: the sender provisions
+  the user (`user.upserted` earlier in the batch works) and retries; nothing is stored.
+- SLA clocks start when the thing happened (`submitted_at` for a submission, `occurred_at`
+  for the others), capped at now, so a late or replayed event is not granted extra time.
+- An item for a mentee without a mentor is still created: work items belong to the mentee
+  and RLS shows them to whoever is the mentee's active mentor, now or once assigned.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, literal_column, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.sql import insert
+from app.models import InboxEvent, MenteeSignal, MissionSubmission, ReadinessRecord, User
+from app.schemas.events import (
+    GoalOverdue,
+    HabitStreakBroken,
+    InboundEvent,
+    MissionSubmitted,
+    MissionSubmittedData,
+    ReadinessUpdated,
+    UserUpsert,
+    UserUpserted,
+)
+from app.services.workqueue.items import NewWorkItem, create_work_item, create_work_items
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicate_ids: list[uuid.UUID] = field(default_factory=list)
+
+
+@dataclass
+class _Known:
+    """What the batch knows about users so far: (role, tier) by id."""
+
+    users: dict[uuid.UUID, tuple[str, str | None]]
+
+    def mentee(self, mentee_id: uuid.UUID, index: int) -> str | None:
+        """The mentee's tier; 422 `unknown_mentee` (with the item's index) if not a mentee."""
+        known = self.users.get(mentee_id)
+        if known is None or known[0] != "mentee":
+            raise Unprocessable(
+                f"Event {index}: no mentee with id {mentee_id}; provision the user first",
+                code="unknown_mentee",
+                errors=[{"loc": ["body", "events", index, "data", "mentee_id"],
+                         "msg": "unknown mentee", "type": "unknown_mentee"}],
+            )
+        return known[1]
+
+
+def _started(at: datetime) -> datetime:
+    return min(at, datetime.now(UTC))
+
+
+async def ingest_events(
+    session: AsyncSession, *, events: Sequence[InboundEvent], settings: Settings
+) -> IngestResult:
+    """Apply each event not seen before, once; returns how many were applied and which ids
+    were duplicates (seen before, or repeated inside the batch)."""
+    result = IngestResult()
+    first: dict[uuid.UUID, int] = {}
+    for index, event in enumerate(events):
+        if event.id in first:
+            result.duplicate_ids.append(event.id)
+        else:
+            first[event.id] = index
+    if not first:
+        return result
+
+    # Inbox rows in id order: concurrent batches sharing ids wait on them in the same order,
+    # so they cannot deadlock on the inbox.
+    inbox = [
+        {"id": events[i].id, "type": events[i].type, "source": events[i].source,
+         "occurred_at": events[i].occurred_at}
+        for i in sorted(first.values(), key=lambda i: events[i].id)
+    ]
+    new_ids = set(await session.scalars(
+        insert(InboxEvent.__table__).on_conflict_do_nothing(index_elements=["id"])
+        .returning(InboxEvent.id),
+        inbox,
+    ))
+    result.duplicate_ids.extend(i for i in first if i not in new_ids)
+    fresh = [(index, events[index]) for index in sorted(first.values())
+             if events[index].id in new_ids]
+    if not fresh:
+        return result
+
+    referenced = {e.data.id if isinstance(e, UserUpserted) else e.data.mentee_id
+                  for _, e in fresh}
+    rows = await session.execute(
+        select(User.id, User.role, User.tier).where(User.id.in_(referenced))
+    )
+    known = _Known({row.id: (row.role, row.tier) for row in rows})
+    # Consecutive submissions are applied together (a few statements per run, whatever its
+    # length); everything else in order, one event at a time.
+    run: list[MissionSubmitted] = []
+    for index, event in fresh:
+        if isinstance(event, MissionSubmitted):
+            known.mentee(event.data.mentee_id, index)
+            run.append(event)
+            continue
+        if run:
+            await _submissions(session, run, settings=settings)
+            run = []
+        await _apply(session, event=event, index=index, known=known, settings=settings)
+    if run:
+        await _submissions(session, run, settings=settings)
+    result.accepted = len(fresh)
+    return result
+
+
+async def _submissions(
+    session: AsyncSession, events: list[MissionSubmitted], *, settings: Settings
+) -> None:
+    await create_mission_review_queue_items(
+        session, settings=settings, submissions=[(e.data, e.id) for e in events]
+    )
+
+
+async def _apply(
+    session: AsyncSession, *, event: InboundEvent, index: int, known: _Known, settings: Settings
+) -> None:
+    if isinstance(event, UserUpserted):
+        await upsert_user(session, user_id=event.data.id, user=event.data, index=index)
+        known.users[event.data.id] = (event.data.role, event.data.tier)
+    elif isinstance(event, HabitStreakBroken):
+        known.mentee(event.data.mentee_id, index)
+        await _habit_streak_broken(session, event=event, settings=settings)
+    elif isinstance(event, GoalOverdue):
+        tier = known.mentee(event.data.mentee_id, index)
+        await _goal_overdue(session, event=event, tier=tier, settings=settings)
+    elif isinstance(event, ReadinessUpdated):
+        known.mentee(event.data.mentee_id, index)
+        await _readiness_updated(session, event=event)
+    else:  # pragma: no cover - the discriminated union admits nothing else
+        raise TypeError(f"unhandled event type {event.type}")
+
+
+# --- effects --------------------------------------------------------------------------------
+
+async def create_mission_review_queue_item(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    submission: MissionSubmittedData,
+    event_id: uuid.UUID | None = None,
+) -> uuid.UUID | None:
+    """Store the submission (once) and create its `mission_review` item (once, keyed
+    `mission.submitted:<submission_id>`, which the review completes). Returns the new item's
+    id, or None when nothing was created (already there, or the submission is decided).
+    Serves `mission.submitted` and the arq job of the same name (replays, backfills)."""
+    created = await create_mission_review_queue_items(
+        session, settings=settings, submissions=[(submission, event_id)]
+    )
+    return created.get(submission.submission_id)
+
+
+async def create_mission_review_queue_items(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    submissions: Sequence[tuple[MissionSubmittedData, uuid.UUID | None]],
+) -> dict[uuid.UUID, uuid.UUID]:
+    """`create_mission_review_queue_item` for many submissions in a few statements.
+    Returns {submission_id: new item id} for the items created."""
+    values: dict[uuid.UUID, dict[str, Any]] = {}
+    for data, _ in submissions:
+        values.setdefault(data.submission_id, {
+            "id": data.submission_id, "mentee_id": data.mentee_id,
+            "mission_id": data.mission_id, "title": data.title,
+            "url": str(data.url) if data.url else None, "submitted_at": data.submitted_at,
+        })
+    if not values:
+        return {}
+    # Key order, so two batches sharing submissions lock them in the same order.
+    stored = set(await session.scalars(
+        insert(MissionSubmission.__table__).on_conflict_do_nothing(index_elements=["id"])
+        .returning(MissionSubmission.id),
+        [values[key] for key in sorted(values)],
+    ))
+    mentee_of = {sid: row["mentee_id"] for sid, row in values.items()}
+    decided: set[uuid.UUID] = set()
+    if replays := [sid for sid in values if sid not in stored]:
+        # Known submissions (a replay): the stored row is the truth; a decided one needs
+        # no review.
+        for row in await session.execute(
+            select(MissionSubmission.id, MissionSubmission.mentee_id, MissionSubmission.status)
+            .where(MissionSubmission.id.in_(replays))
+        ):
+            mentee_of[row.id] = row.mentee_id
+            if row.status != "pending":
+                decided.add(row.id)
+    items = [
+        NewWorkItem(
+            kind="mission_review",
+            mentee_id=mentee_of[data.submission_id],
+            source_key=f"mission.submitted:{data.submission_id}",
+            title=f"Review mission: {data.title}",
+            details={
+                "submission_id": str(data.submission_id),
+                "mission_id": str(data.mission_id),
+                "url": str(data.url) if data.url else None,
+                "submitted_at": data.submitted_at.isoformat(),
+                "event_id": str(event_id) if event_id else None,
+            },
+            created_at=_started(data.submitted_at),
+        )
+        for data, event_id in submissions
+        if data.submission_id not in decided
+    ]
+    created = await create_work_items(session, settings=settings, items=items)
+    return {uuid.UUID(key.split(":", 1)[1]): item_id for key, item_id in created.items()}
+
+
+async def _habit_streak_broken(
+    session: AsyncSession, *, event: HabitStreakBroken, settings: Settings
+) -> None:
+    data = event.data
+    await session.execute(
+        insert(MenteeSignal).values(
+            mentee_id=data.mentee_id, kind="habit_streak_broken",
+            data={"habit": data.habit, "streak_days": data.streak_days},
+            occurred_at=event.occurred_at, event_id=event.id,
+        ).on_conflict_do_nothing(index_elements=["event_id"])
+    )
+    await create_work_item(
+        session,
+        settings=settings,
+        kind="risk_assessment",
+        mentee_id=data.mentee_id,
+        source_key=f"habit.streak_broken:{event.id}",
+        title=f"Risk check: {data.habit} streak broken after {data.streak_days} days",
+        details={"habit": data.habit, "streak_days": data.streak_days,
+                 "event_id": str(event.id)},
+        created_at=_started(event.occurred_at),
+    )
+
+
+async def _goal_overdue(
+    session: AsyncSession, *, event: GoalOverdue, tier: str | None, settings: Settings
+) -> None:
+    data = event.data
+    details = {"goal_id": str(data.goal_id), "title": data.title,
+               "due_at": data.due_at.isoformat()}
+    await session.execute(
+        insert(MenteeSignal).values(
+            mentee_id=data.mentee_id, kind="goal_overdue", data=details,
+            occurred_at=event.occurred_at, event_id=event.id,
+        ).on_conflict_do_nothing(index_elements=["event_id"])
+    )
+    if tier is None or tier not in settings.goal_feedback_tiers:
+        return  # recorded (it feeds risk), but this tier has no goal feedback
+    await create_work_item(
+        session,
+        settings=settings,
+        kind="goal_feedback",
+        mentee_id=data.mentee_id,
+        source_key=f"goal.overdue:{data.goal_id}",  # one item per goal, however often reported
+        title=f"Goal feedback: {data.title}",
+        details={**details, "event_id": str(event.id)},
+        created_at=_started(event.occurred_at),
+    )
+
+
+async def _readiness_updated(session: AsyncSession, *, event: ReadinessUpdated) -> None:
+    data = event.data
+    previous = data.previous_score
+    if previous is None:  # the trend still shows a drop when the sender omits it
+        previous = await session.scalar(
+            select(ReadinessRecord.score).where(ReadinessRecord.mentee_id == data.mentee_id)
+            .order_by(ReadinessRecord.recorded_at.desc()).limit(1)
+        )
+    await session.execute(
+        insert(ReadinessRecord).values(
+            mentee_id=data.mentee_id, score=data.score, previous_score=previous,
+            recorded_at=event.occurred_at, event_id=event.id,
+        ).on_conflict_do_nothing(index_elements=["event_id"])
+    )
+
+
+# --- users ----------------------------------------------------------------------------------
+
+# Optional fields written only when sent (None for a non-nullable column = not sent).
+_OPTIONAL = ("timezone", "tier", "interests", "mentor_capacity_weekly", "mentor_max_mentees",
+             "mentor_specialties", "mentor_availability")
+_NULLABLE = {"tier"}
+
+
+def _user_values(user_id: uuid.UUID, user: UserUpsert) -> dict[str, Any]:
+    dumped = user.model_dump(mode="json")
+    values: dict[str, Any] = {
+        "id": user_id, "email": user.email, "name": user.name, "role": user.role,
+        "is_mentor": user.is_mentor if user.is_mentor is not None else user.role == "mentor",
+    }
+    for name in _OPTIONAL:
+        if name in user.model_fields_set and (dumped[name] is not None or name in _NULLABLE):
+            values[name] = dumped[name]
+    return values
+
+
+async def upsert_user(
+    session: AsyncSession, *, user_id: uuid.UUID, user: UserUpsert, index: int | None = None
+) -> bool:
+    """Create or update the user (idempotent: an identical upsert changes nothing, not even
+    `updated_at`). Returns True when the user was created. Another user's email: 409."""
+    taken = await session.scalar(
+        select(User.id).where(func.lower(User.email) == user.email.lower(), User.id != user_id)
+    )
+    if taken is not None:
+        loc = ["body", "events", index, "data", "email"] if index is not None else ["body", "email"]
+        raise Conflict("Another user has this email", code="email_taken",
+                       errors=[{"loc": loc, "msg": "email taken", "type": "email_taken"}])
+    values = _user_values(user_id, user)
+    statement = pg_insert(User).values(**values)  # DO UPDATE: not in app.core.sql's insert
+    columns = [name for name in values if name != "id"]
+    changed = or_(*(User.__table__.c[name].is_distinct_from(statement.excluded[name])
+                    for name in columns))
+    statement = statement.on_conflict_do_update(
+        index_elements=["id"],
+        set_={**{name: statement.excluded[name] for name in columns}, "updated_at": func.now()},
+        where=changed,
+    ).returning(literal_column("xmax = 0"))
+    return bool(await session.scalar(statement))
+
+
+async def get_user(session: AsyncSession, *, user_id: uuid.UUID) -> User:
+    user = await session.scalar(
+        select(User).where(User.id == user_id).execution_options(populate_existing=True)
+    )
+    if user is None:
+        raise NotFound("No such user")
+    return user
+
+
+async def mission_review_from_submission(
+    session: AsyncSession, *, settings: Settings, submission_id: uuid.UUID
+) -> uuid.UUID | None:
+    """Backfill: (re)create the review item of a stored submission."""
+    row = await session.get(MissionSubmission, submission_id)
+    if row is None:
+        raise NotFound("No such submission")
+    return await create_mission_review_queue_item(
+        session, settings=settings,
+        submission=MissionSubmittedData(
+            submission_id=row.id, mentee_id=row.mentee_id, mission_id=row.mission_id,
+            title=row.title, submitted_at=row.submitted_at, url=row.url,
+        ),
+    )

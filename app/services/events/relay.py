@@ -1,0 +1,221 @@
+"""The outbox relay: publishes committed outbox rows to the recipients' Redis streams and
+enqueues their webhook deliveries. Any number of relays may run at once.
+
+One pass:
+1. claim: a short transaction sets a lease (`claimed_until`) on up to N unpublished rows
+   whose lease is free or expired, chosen with `FOR UPDATE SKIP LOCKED` so relays never
+   wait for each other or take the same rows;
+2. publish every (event, recipient) pair to Redis in one pipeline;
+3. a second transaction marks the published rows and inserts their webhook deliveries
+   (`ON CONFLICT (endpoint_id, event_id) DO NOTHING`). Rows whose publish failed get a short
+   backoff lease instead and are retried.
+A relay killed anywhere loses nothing: its lease expires and another relay takes the rows.
+
+No event twice in a stream: step 2 runs a Lua script per (event, recipient) that sets a
+marker `<prefix>outbox:published:<event>:<user>` (NX, TTL `relay_dedupe_ttl_seconds`, longer
+than the lease) and XADDs only if the marker was new, atomically. A relay re-publishing rows
+after a crash, or retrying a pipeline whose reply was lost, skips what already reached the
+stream. Markers and streams live in the same Redis: if Redis loses its data it loses both,
+and the re-publish rightly adds the event once to the fresh stream. (Deterministic entry
+ids cannot do this: XADD ids must increase per stream, and concurrent relays publish out of
+order.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import func, select, text, update
+
+from app.config import Settings
+from app.core.db import Database
+from app.core.outbox import envelope
+from app.core.redis import user_stream_key
+from app.core.sql import insert
+from app.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
+from app.schemas.events import matches_filter
+
+log = structlog.get_logger("app.relay")
+
+CLAIM = text("""
+    UPDATE outbox_events
+       SET claimed_until = now() + make_interval(secs => :lease), attempts = attempts + 1
+     WHERE id IN (
+           SELECT id FROM outbox_events
+            WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
+            ORDER BY created_at
+            LIMIT :limit
+              FOR UPDATE SKIP LOCKED)
+ RETURNING id, type, occurred_at, data, refresh_priority, recipients, created_at, attempts
+""")
+
+# KEYS: marker, stream. ARGV: marker ttl, maxlen, type, data. Returns the entry id or nil.
+PUBLISH_ONCE = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', ARGV[3],
+                    'data', ARGV[4])
+end
+return false
+"""
+
+
+def marker_key(settings: Settings, event_id: uuid.UUID, user_id: uuid.UUID) -> str:
+    return f"{settings.redis_prefix}outbox:published:{event_id}:{user_id}"
+
+
+@dataclass
+class PassResult:
+    claimed: int = 0
+    published: int = 0
+    failed: int = 0
+
+
+async def claim(database: Database, *, settings: Settings, limit: int) -> list[OutboxEvent]:
+    # One statement in autocommit: one round trip instead of BEGIN / UPDATE / COMMIT, which
+    # is most of an idle relay's poll and of the commit -> XADD lag.
+    async with database.engine.connect() as connection:
+        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        rows = (await connection.execute(
+            CLAIM, {"lease": settings.relay_lease_seconds, "limit": limit}
+        )).mappings().all()
+    # UPDATE ... RETURNING comes back in physical order, not the subquery's ORDER BY (rows
+    # updated since insertion move): sort, so one batch keeps each user's stream in order.
+    # occurred_at orders the events of one transaction (they share created_at).
+    return sorted((OutboxEvent(**row) for row in rows),
+                  key=lambda event: (event.created_at, event.occurred_at))
+
+
+async def publish(
+    redis: Redis, rows: Sequence[OutboxEvent], *, settings: Settings
+) -> tuple[list[uuid.UUID], dict[uuid.UUID, str]]:
+    """XADD each row to each recipient's stream (at most once). Returns the ids fully
+    published and an error message per row that was not."""
+    calls: list[uuid.UUID] = []
+    async with redis.pipeline(transaction=False) as pipe:
+        for row in rows:
+            payload = json.dumps(envelope(row), separators=(",", ":"))
+            for user_id in row.recipients:
+                # EVAL, not EVALSHA: Redis caches the compiled script, and a pipeline of
+                # EVALSHA would cost a SCRIPT EXISTS round trip first.
+                pipe.eval(PUBLISH_ONCE, 2, marker_key(settings, row.id, user_id),
+                          user_stream_key(settings, user_id), settings.relay_dedupe_ttl_seconds,
+                          settings.stream_maxlen, row.type, payload)
+                calls.append(row.id)
+        replies = await pipe.execute(raise_on_error=False) if calls else []
+    errors: dict[uuid.UUID, str] = {}
+    for event_id, reply in zip(calls, replies, strict=True):
+        if isinstance(reply, Exception):
+            errors.setdefault(event_id, f"{type(reply).__name__}: {reply}")
+    return [row.id for row in rows if row.id not in errors], errors
+
+
+async def settle(
+    database: Database, rows: Sequence[OutboxEvent], *, published: Sequence[uuid.UUID],
+    errors: dict[uuid.UUID, str], settings: Settings,
+) -> None:
+    """Mark published rows and enqueue their webhooks; back off the failed ones."""
+    by_id = {row.id: row for row in rows}
+    async with database.transaction(None) as session:
+        if published:
+            endpoints = (await session.execute(
+                select(WebhookEndpoint.id, WebhookEndpoint.event_types)
+                .where(WebhookEndpoint.active)
+            )).all()
+            deliveries = [
+                {"id": uuid.uuid4(), "endpoint_id": endpoint.id, "event_id": event_id,
+                 "event_type": by_id[event_id].type, "payload": envelope(by_id[event_id])}
+                for event_id in published
+                for endpoint in endpoints
+                if matches_filter(by_id[event_id].type, endpoint.event_types)
+            ]
+            if deliveries:
+                await session.execute(
+                    insert(WebhookDelivery).values(deliveries)
+                    .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
+                )
+            await session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id.in_(published), OutboxEvent.published_at.is_(None))
+                .values(published_at=func.now(), claimed_until=None, last_error=None)
+            )
+        for event_id, error in errors.items():
+            backoff = min(settings.relay_retry_max_seconds,
+                          0.25 * 2 ** min(by_id[event_id].attempts, 10))
+            await session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id == event_id, OutboxEvent.published_at.is_(None))
+                .values(claimed_until=func.now() + timedelta(seconds=backoff),
+                        last_error=error[:1000])
+            )
+
+
+async def relay_pass(
+    database: Database, redis: Redis, *, settings: Settings, limit: int | None = None
+) -> PassResult:
+    """Claim, publish and settle one batch. Redis being down fails the batch's publish (the
+    rows are retried after a short backoff); nothing is lost."""
+    rows = await claim(database, settings=settings, limit=limit or settings.relay_batch_size)
+    if not rows:
+        return PassResult()
+    try:
+        # Bounded, so a hung connection cannot outlive the lease (a retry after a timeout
+        # is safe: the markers keep it from adding anything twice).
+        async with asyncio.timeout(settings.relay_lease_seconds / 2):
+            published, errors = await publish(redis, rows, settings=settings)
+    except (RedisError, OSError, TimeoutError) as exc:
+        published, errors = [], {row.id: f"{type(exc).__name__}: {exc}" for row in rows}
+    await settle(database, rows, published=published, errors=errors, settings=settings)
+    if errors:
+        log.warning("outbox_publish_failed", failed=len(errors),
+                    error=next(iter(errors.values())))
+    return PassResult(claimed=len(rows), published=len(published), failed=len(errors))
+
+
+async def run_relay(
+    database: Database, redis: Redis, *, settings: Settings, seconds: float | None = None
+) -> int:
+    """Relay until `seconds` have passed (forever if None): a full batch is followed at once
+    by the next, an empty or failing one by a short sleep. Returns the events published."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    total = 0
+    while deadline is None or time.monotonic() < deadline:
+        try:
+            result = await relay_pass(database, redis, settings=settings)
+        except Exception:  # the database blipped: keep the loop alive, retry shortly
+            log.exception("outbox_relay_pass_failed")
+            result = PassResult(failed=1)
+        total += result.published
+        if result.claimed < settings.relay_batch_size or result.failed:
+            await asyncio.sleep(settings.relay_poll_seconds if not result.failed
+                                else min(1.0, settings.relay_retry_max_seconds))
+    return total
+
+
+async def main(seconds: float | None = None) -> None:
+    """A relay process of its own: `python -m app.services.events.relay [seconds]`."""
+    from app.config import get_settings
+    from app.core.redis import make_redis
+
+    settings = get_settings()
+    database = Database.connect(settings.worker_db_url, settings, pool_size=2, max_overflow=2)
+    redis = make_redis(settings)
+    try:
+        await run_relay(database, redis, settings=settings, seconds=seconds)
+    finally:
+        await redis.aclose()
+        await database.dispose()
+
+
+if __name__ == "__main__":
+    import sys
+
+    asyncio.run(main(float(sys.argv[1]) if len(sys.argv) > 1 else None))

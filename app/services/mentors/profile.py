@@ -1,0 +1,79 @@
+"""The mentor's own profile: capacity, specialties, availability, and this week's load."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.auth import Principal
+from app.core.errors import NotFound
+from app.models import User
+from app.schemas.sessions import CapacityPublic, MentorProfilePublic, MentorProfileUpdate
+from app.services.mentors.availability import parse_availability
+from app.services.mentors.capacity import iso_week_label, mentor_loads, mentor_zone
+
+
+def weekly_slots_label(used: int, total: int) -> str:
+    return f"{used}/{total} weekly slots"
+
+
+async def mentor_capacity(session: AsyncSession, *, mentor: User,
+                          now: datetime) -> CapacityPublic:
+    """This ISO week's load (in the mentor's zone), e.g. "7/10 weekly slots"."""
+    load = (await mentor_loads(session, mentor_ids=[mentor.id], at=now))[mentor.id]
+    return CapacityPublic(
+        iso_week=iso_week_label(mentor_zone(mentor), now),
+        weekly_slots_used=load.weekly_slots_used,
+        weekly_slots_total=load.weekly_slots_total,
+        weekly_slots=weekly_slots_label(load.weekly_slots_used, load.weekly_slots_total),
+        mentees_active=load.mentees_active,
+        mentees_max=load.mentees_max,
+        utilization=round(load.utilization, 4),
+    )
+
+
+async def _profile(session: AsyncSession, mentor: User, now: datetime) -> MentorProfilePublic:
+    availability = parse_availability(mentor.mentor_availability)
+    return MentorProfilePublic(
+        id=mentor.id,
+        name=mentor.name,
+        email=mentor.email,
+        timezone=mentor.timezone,
+        mentor_capacity_weekly=mentor.mentor_capacity_weekly,
+        mentor_max_mentees=mentor.mentor_max_mentees,
+        mentor_specialties=list(mentor.mentor_specialties or []),
+        mentor_availability=availability or dict(mentor.mentor_availability or {}),
+        capacity=await mentor_capacity(session, mentor=mentor, now=now),
+    )
+
+
+async def _me(session: AsyncSession, principal: Principal, *, lock: bool = False) -> User:
+    query = select(User).where(User.id == principal.user_id)
+    if lock:
+        query = query.with_for_update(key_share=True)  # same lock as booking: one at a time
+    mentor = await session.scalar(query.execution_options(populate_existing=True))
+    if mentor is None:
+        raise NotFound("Your mentor profile does not exist")
+    return mentor
+
+
+async def get_profile(session: AsyncSession, *, principal: Principal,
+                      now: datetime | None = None) -> MentorProfilePublic:
+    return await _profile(session, await _me(session, principal), now or datetime.now(UTC))
+
+
+async def update_profile(session: AsyncSession, *, principal: Principal,
+                         changes: MentorProfileUpdate,
+                         now: datetime | None = None) -> MentorProfilePublic:
+    """Replace the editable profile. Lowering capacity below what is already booked is
+    allowed (existing sessions stay); new bookings are refused until there is room."""
+    mentor = await _me(session, principal, lock=True)
+    mentor.mentor_capacity_weekly = changes.mentor_capacity_weekly
+    mentor.mentor_max_mentees = changes.mentor_max_mentees
+    mentor.mentor_specialties = changes.mentor_specialties
+    mentor.mentor_availability = changes.mentor_availability.model_dump()
+    await session.flush()
+    await session.refresh(mentor)
+    return await _profile(session, mentor, now or datetime.now(UTC))
