@@ -9,7 +9,7 @@ from app.core.auth import CurrentStaff
 from app.core.db import DbSession
 from app.schemas.common import problem_responses
 from app.schemas.ops import ProgrammeMetricsPublic
-from app.services.ops.metrics import stored_programme_metrics
+from app.services.ops.metrics import metrics_public, stored_programme_metrics
 
 router = APIRouter()
 
@@ -51,4 +51,4 @@ async def prometheus_metrics(request: Request) -> Response:
 async def director_programme_metrics(
     principal: CurrentStaff, session: DbSession
 ) -> ProgrammeMetricsPublic:
-    return ProgrammeMetricsPublic.from_values(await stored_programme_metrics(session))
+    return metrics_public(await stored_programme_metrics(session))
