@@ -87,7 +87,7 @@ async def current_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("A bearer token is required", code="missing_token")
-    principal = decode_token(credentials.credentials, request.app.state.settings)
+    principal = decode_token(credentials.credentials, request.app.state.shared.settings)
     request.state.principal = principal
     return principal
 
@@ -104,7 +104,7 @@ async def principal_from_header_or_query(
     token = credentials.credentials if credentials else access_token
     if not token:
         raise Unauthorized("A bearer token or access_token is required", code="missing_token")
-    principal = decode_token(token, request.app.state.settings)
+    principal = decode_token(token, request.app.state.shared.settings)
     request.state.principal = principal
     return principal
 
