@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 10.0
     webhook_max_age_hours: int = 25  # retried with backoff for at least a day, then failed
     stream_maxlen: int = 1000  # per-user Redis stream, approximate trim
+    # Set on a user's stream and its epoch meta together by every append and every open
+    # (app/core/streams.py); 0: they never expire.
+    stream_ttl_seconds: int = Field(0, ge=0)
     sse_ping_seconds: int = 15
     sse_retry_ms: int = 3000
     # Open SSE streams are fed by a few readers per process, each one Redis connection
