@@ -83,6 +83,8 @@ class ServerHarness:
             "REDIS_URL": self.redis_url,
             "REDIS_PREFIX": self.prefix,
             "ENVIRONMENT": "test",
+            # Webhook receivers in tests listen on 127.0.0.1 (the SSRF tests turn it off).
+            "WEBHOOK_ALLOW_PRIVATE": "true",
             # The relay / webhook loops (cron jobs) end fast if a burst worker picks one up.
             "WORKER_LOOP_SECONDS": "1",
         }
