@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     # Outbound webhooks and real-time streams.
     webhook_timeout_seconds: float = 10.0
     webhook_max_age_hours: int = 25  # retried with backoff for at least a day, then failed
+    # Loopback and private webhook destinations (app/services/events/destinations.py);
+    # unset: allowed only with ENVIRONMENT=development. Link-local and cloud metadata
+    # addresses are refused whatever this says.
+    webhook_allow_private: bool | None = None
     stream_maxlen: int = 1000  # per-user Redis stream, approximate trim
     # Set on a user's stream and its epoch meta together by every append and every open
     # (app/core/streams.py); 0: they never expire.
@@ -193,6 +197,12 @@ class Settings(BaseSettings):
     @property
     def worker_db_url(self) -> str:
         return self.worker_database_url or self.role_url(WORKER_DB_ROLE, self.worker_db_password)
+
+    @property
+    def webhooks_may_reach_private(self) -> bool:
+        if self.webhook_allow_private is not None:
+            return self.webhook_allow_private
+        return self.environment == "development"
 
     def insecure_settings(self) -> list[str]:
         """Why this configuration must not serve (empty: it may). Development accepts all."""

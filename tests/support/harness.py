@@ -87,6 +87,8 @@ class ServerHarness:
             "REDIS_URL": self.redis_url,
             "REDIS_PREFIX": self.prefix,
             "ENVIRONMENT": "test",
+            # Webhook receivers in tests listen on 127.0.0.1 (the SSRF tests turn it off).
+            "WEBHOOK_ALLOW_PRIVATE": "true",
             "JWT_SECRET": self.jwt_secret,
             "ADMIN_SECRET_KEY": self.admin_secret_key,
             # The relay / webhook loops (cron jobs) end fast if a burst worker picks one up.
