@@ -1,4 +1,4 @@
-"""The layout's rules hold: import contracts (pyproject.toml [tool.importlinter]) and module size."""
+"""The layout's rules hold: the import contracts of pyproject.toml [tool.importlinter]."""
 
 from __future__ import annotations
 
