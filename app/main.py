@@ -19,6 +19,7 @@ from app.core.openapi import install_openapi, operation_id_from_name
 from app.core.redis import make_redis
 from app.core.state import AppState
 from app.routers import (
+    compliance,
     dashboard,
     director,
     events,
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.include_router(ops.router)
     for module in (dashboard, workqueue, sessions, director, events, webhooks, matching, live,
-                   metrics):
+                   metrics, compliance):
         app.include_router(module.router)
     admin_engine = mount_admin(app, settings)
     install_openapi(app)
