@@ -83,8 +83,8 @@ class ServerHarness:
             "REDIS_URL": self.redis_url,
             "REDIS_PREFIX": self.prefix,
             "ENVIRONMENT": "test",
-            # The relay / webhook loops (cron jobs) end fast if a burst worker picks one up.
-            "WORKER_LOOP_SECONDS": "1",
+            # A burst worker that runs the relay / webhook loops drains them briefly.
+            "WORKER_DRAIN_SECONDS": "5",
         }
 
     def alembic(self, *args: str) -> subprocess.CompletedProcess[str]:
