@@ -9,8 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-WorkItemKind = Literal["mission_review", "risk_assessment", "goal_feedback", "session_followup"]
-Priority = Literal["low", "normal", "high", "urgent"]
+from app.models.work_item import Priority
 
 
 class SlaPolicy(BaseSettings):

@@ -10,7 +10,7 @@ are required; `iss` / `aud` are checked when configured.
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal, get_args
+from typing import Annotated
 
 import jwt
 from fastapi import Depends, Query, Request
@@ -18,9 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.config import Settings
 from app.core.errors import Forbidden, Unauthorized
-
-Role = Literal["mentee", "mentor", "director", "admin", "service"]
-ROLES: tuple[str, ...] = get_args(Role)
+from app.models.user import ROLES, Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +99,7 @@ async def current_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("A bearer token is required", code="missing_token")
-    principal = decode_token(credentials.credentials, request.app.state.settings)
+    principal = decode_token(credentials.credentials, request.app.state.shared.settings)
     request.state.principal = principal
     return principal
 
@@ -118,7 +116,7 @@ async def principal_from_header_or_query(
     token = credentials.credentials if credentials else access_token
     if not token:
         raise Unauthorized("A bearer token or access_token is required", code="missing_token")
-    principal = decode_token(token, request.app.state.settings)
+    principal = decode_token(token, request.app.state.shared.settings)
     request.state.principal = principal
     return principal
 

@@ -18,6 +18,7 @@ import asyncpg
 import typer
 
 from app.config import InsecureSettings, get_settings
+from app.models.user import ROLES
 
 cli = typer.Typer(
     name="mentorship",
@@ -28,7 +29,6 @@ cli = typer.Typer(
     rich_markup_mode=None,
 )
 
-ROLES = ("mentee", "mentor", "director", "admin", "service")
 
 
 def _fail(message: str) -> None:
