@@ -12,6 +12,7 @@ client is `NamespacedArqRedis`, app/core/arqredis.py).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from arq.connections import RedisSettings
@@ -44,9 +45,35 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     return [telemetry.instrument_job(job.cron(settings)) for job in CRON_JOBS]
 
 
+# arq logs two INFO lines per job run; these cron jobs run every 20-60 s whether or not
+# there is work, so at INFO an idle worker would scroll forever. Their start/finish lines
+# show at DEBUG; failures, retries and cancellations (other arq messages) always show.
+ROUTINE_CRON_JOBS = frozenset({
+    "outbox_relay_loop", "webhook_delivery_loop", "refresh_programme_metrics",
+    "cron:prioritize_work_queue", "cron:check_mentor_capacity",
+})
+_JOB_STARTED, _JOB_FINISHED = "%6.2fs → %s(%s)%s", "%6.2fs ← %s ● %s"
+
+
+class RoutineJobFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or record.msg not in (_JOB_STARTED, _JOB_FINISHED):
+            return True
+        routine = (isinstance(record.args, tuple) and len(record.args) > 1
+                   and record.args[1] in ROUTINE_CRON_JOBS)
+        return not routine or logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+def quiet_routine_jobs() -> None:
+    arq_logger = logging.getLogger("arq.worker")
+    if not any(isinstance(f, RoutineJobFilter) for f in arq_logger.filters):
+        arq_logger.addFilter(RoutineJobFilter())
+
+
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
     configure_logging(settings.log_level, json=settings.environment != "development")
+    quiet_routine_jobs()
     settings.require_secure("The worker")  # fail closed, like the API
     ctx["settings"] = settings
     ctx["db"] = Database.connect(settings.worker_db_url, settings, pool_size=5, max_overflow=5)
