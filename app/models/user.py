@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, Literal, get_args
 
 from sqlalchemy import CheckConstraint, Index, String, Text, func, text
@@ -41,5 +42,6 @@ class User(Base):
     mentor_availability: Mapped[dict[str, Any]] = mapped_column(
         JSONB, server_default=EMPTY_AVAILABILITY
     )
+    erased_at: Mapped[datetime | None]  # pseudonymised (app/services/compliance/erasure.py)
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]
