@@ -51,6 +51,10 @@ async def test_asyncapi_parser_accepts_the_catalogue(client, tmp_path):
     document = (await client.get("/asyncapi.json")).json()
     path = tmp_path / "asyncapi.json"
     path.write_text(json.dumps(document))
+    _parse_with_the_official_parser(npm, path)
+
+
+def _parse_with_the_official_parser(npm: str, path: Path) -> None:
     if not (TOOLS / "node_modules" / "@asyncapi" / "parser").exists():
         subprocess.run([npm, "install", "--prefix", str(TOOLS), "--no-audit", "--no-fund",
                         PARSER], check=True, capture_output=True, timeout=600)
