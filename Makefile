@@ -1,7 +1,7 @@
 # The two commands of the README: `make dev` (set up and run everything) and `make test`.
 # Options pass through: `make dev ARGS="--port 9000 --workers 2"` (or `make dev PORT=9000`),
 # `make test ARGS="tests/devtools -x"`.
-.PHONY: setup dev test lint
+.PHONY: setup dev test lint client
 
 setup:
 	@scripts/bootstrap
@@ -14,3 +14,7 @@ test: setup
 
 lint: setup
 	.venv/bin/ruff check app tests bench migrations
+
+# The SPA's TypeScript types, regenerated from /openapi.json (commit the result).
+client: setup
+	scripts/generate-ts-client
