@@ -14,10 +14,13 @@ from app.devtools.seed_vocab import (
     AGENDAS,
     EMAIL_DOMAIN,
     GOALS,
+    HABIT_WINDOW_HOURS,
     HABITS,
     KIND_WEIGHTS,
     KINDS,
+    LATE_DONE_SHARE,
     MISSIONS,
+    NO_SHOW_SHARE,
     PRIORITIES,
     UNASSIGNED_ITEM_HOURS,
     UPCOMING_WEEKS,
@@ -80,7 +83,7 @@ class ActivityMixin:
                     notes = reason = None
                     sequence, updated = 0, booked
                     if ends <= now:
-                        status = ("completed" if r[0] < 0.85 else
+                        status = ("completed" if r[0] < 0.93 - NO_SHOW_SHARE else
                                   "no_show" if r[0] < 0.93 else "cancelled")
                     else:
                         status = "cancelled" if r[0] < 0.06 else "scheduled"
@@ -146,24 +149,49 @@ class ActivityMixin:
                 oldest_h = (now - self.assigned_at[j]) / hour
             else:  # waiting for a mentor: recent items only, nobody works them yet
                 oldest_h = min(UNASSIGNED_ITEM_HOURS, (now - mentee["created_at"]) / hour)
-            for _ in range(self.items_per_mentee):
+            habit_trouble = j in self.habit_trouble
+            late = j in self.overdue_trouble
+            for n in range(self.items_per_mentee):
                 r = u[k]
                 kind = KINDS[kind_draw[k]]
+                # The mentees chosen for a risk reason show it through their first items:
+                # a streak broken this week; an item past its SLA, still unfinished.
+                recent_habit = habit_trouble and n == 0
+                forced_late = late and n == (1 if habit_trouble else 0)
+                if recent_habit:
+                    kind = "risk_assessment"
+                elif forced_late:
+                    kind = "mission_review"
                 if kind == "session_followup" and not followups:
                     kind = "mission_review"
                 if kind == "goal_feedback" and mentee["tier"] not in goal_tiers:
                     kind = "risk_assessment"
+                # Everyone else's broken streaks are older than the risk window (a week);
+                # someone waiting for a mentor has no history that old.
+                if (kind == "risk_assessment" and not recent_habit
+                        and oldest_h * 0.98 < HABIT_WINDOW_HOURS + 1):
+                    kind = "mission_review"
                 w = window_h[kind]
                 if kind == "session_followup":
                     session_id, created = followups.pop(draws[k][0] % len(followups))
                 else:
                     age_h = oldest_h * r[0] if mentor_id is None else ages[k]
+                    if recent_habit:
+                        age_h = (HABIT_WINDOW_HOURS - 1) * r[0]
+                    elif kind == "risk_assessment":
+                        age_h += HABIT_WINDOW_HOURS + 1
+                    elif forced_late:
+                        age_h = w * (1.05 + r[0])
+                    elif mentor_id is None and not late:
+                        age_h = min(age_h, 0.9 * w)  # nobody works them, but none is late
                     created = (now - min(age_h, oldest_h * 0.98) * hour).replace(microsecond=0)
                 age_h = (now - created) / hour
                 if mentor_id is None:
                     status = "open"
-                else:  # old items are nearly all done; young ones less so
-                    done_p = 0.985 if age_h > w else 0.85 * age_h / w
+                elif forced_late and age_h > w:
+                    status = "in_progress" if r[2] < 0.3 else "open"
+                else:  # old items are done (but for a few late mentees); young ones less so
+                    done_p = (LATE_DONE_SHARE if late else 1.0) if age_h > w else 0.85 * age_h / w
                     status = ("done" if r[1] < done_p else
                               "in_progress" if r[2] < 0.3 else "open")
                 completed = started = completed_by = None

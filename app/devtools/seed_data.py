@@ -35,7 +35,13 @@ from app.config import Settings
 from app.devtools.seed_activity import ActivityMixin
 from app.devtools.seed_people import PeopleMixin
 from app.devtools.seed_signals import SignalsMixin
-from app.devtools.seed_vocab import LOAD_ORDER, DemoUser, Table
+from app.devtools.seed_vocab import (
+    HABIT_TROUBLE,
+    LOAD_ORDER,
+    OVERDUE_TROUBLE,
+    DemoUser,
+    Table,
+)
 
 __all__ = ["DemoUser", "Generator", "Table", "generate"]
 
@@ -64,6 +70,16 @@ class Generator(PeopleMixin, ActivityMixin, SignalsMixin):
         self.tables[name] = Table(tuple(columns))
         return self.tables[name]
 
+    def troubles(self) -> None:
+        """Which mentees show a risk reason through their work items (a stream of its own,
+        so the other tables' draws do not move): HABIT_TROUBLE of them broke a habit streak
+        this week, OVERDUE_TROUBLE have work past its SLA."""
+        rng = self.rng(7)
+        self.habit_trouble = set(
+            rng.permutation(self.n_mentees)[:round(HABIT_TROUBLE * self.n_mentees)].tolist())
+        self.overdue_trouble = set(
+            rng.permutation(self.n_mentees)[:round(OVERDUE_TROUBLE * self.n_mentees)].tolist())
+
     def run(self) -> dict[str, Table]:
         self.stream(lambda name, table: None)
         return {name: self.tables[name] for name in LOAD_ORDER}
@@ -77,6 +93,7 @@ class Generator(PeopleMixin, ActivityMixin, SignalsMixin):
                  (self.flags, ["flags"]),
                  (self.readiness, ["readiness_history", "mentee_signals"])]
         self.users()
+        self.troubles()
         for build, ready in steps:
             build()
             for name in ready:

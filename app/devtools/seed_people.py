@@ -16,6 +16,7 @@ from app.devtools.seed_vocab import (
     FIRST_NAMES,
     LAST_NAMES,
     LOAD_SHARE,
+    SOFT_CASELOAD_WEEKS,
     STAFF,
     TIER_WEIGHTS,
     TIERS,
@@ -140,11 +141,18 @@ class PeopleMixin:
                          sum(m["max"] for m in self.mentors))
         order = rng.permutation(self.n_mentees).tolist()
         assigned, unassigned = order[:n_assigned], order[n_assigned:]
-        remaining = [m["max"] for m in self.mentors]
+        # Mentors first take mentees for SOFT_CASELOAD_WEEKS of their weekly slots (so each
+        # mentee sees them every few weeks), and up to their maximum only once all are full.
+        taken = [0] * self.n_mentors
+        limit = [min(m["max"], max(1, math.floor(SOFT_CASELOAD_WEEKS * self._per_week(m))))
+                 for m in self.mentors]
         open_mentors = list(range(self.n_mentors))
         self.mentor_of: dict[int, int] = {}
         candidates = rng.integers(0, 1 << 30, size=(n_assigned, 8)).tolist()
         for pos, j in enumerate(assigned):
+            if not open_mentors:
+                limit = [m["max"] for m in self.mentors]
+                open_mentors = [i for i in range(self.n_mentors) if taken[i] < limit[i]]
             if pos < self.n_mentors:
                 best = pos  # every mentor gets at least one mentee
             else:
@@ -154,8 +162,8 @@ class PeopleMixin:
                 options = sorted({open_mentors[c % len(open_mentors)] for c in candidates[pos]})
                 best = max(options, key=lambda i: self._score(self.mentors[i], mentee))
             self.mentor_of[j] = best
-            remaining[best] -= 1
-            if remaining[best] == 0:
+            taken[best] += 1
+            if taken[best] >= limit[best]:
                 open_mentors.remove(best)
 
         # A mentor's sessions go back `history_weeks`: their mentees were assigned before.

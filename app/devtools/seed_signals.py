@@ -7,7 +7,14 @@ from datetime import timedelta
 
 import numpy as np
 
-from app.devtools.seed_vocab import FLAG_CATEGORIES, READINESS_POINTS, SEVERITIES, uuids
+from app.devtools.seed_vocab import (
+    FLAG_CATEGORIES,
+    FLAGGED,
+    READINESS_DROP,
+    READINESS_POINTS,
+    SEVERITIES,
+    uuids,
+)
 
 
 class SignalsMixin:
@@ -26,7 +33,7 @@ class SignalsMixin:
         category = rng.integers(0, len(FLAG_CATEGORIES), size=len(assigned)).tolist()
         for n, j in enumerate(assigned):
             r = u[n]
-            if r[0] >= 0.07:  # about 7 % of assigned mentees are flagged
+            if r[0] >= FLAGGED:
                 continue
             mentor_id = self.mentors[self.mentor_of[j]]["id"]
             created = max(self.assigned_at[j], self.now - timedelta(days=30 * r[1]))
@@ -47,15 +54,21 @@ class SignalsMixin:
         ids = uuids(rng, n)
         event_ids = uuids(rng, n)
         start = rng.uniform(35, 80, size=self.n_mentees).tolist()
-        steps = rng.normal(1.5, 4, size=(self.n_mentees, READINESS_POINTS)).tolist()
-        drop = (rng.random(self.n_mentees) < 0.08).tolist()
+        # Slow progress with small dips (never 10 points within two weeks by chance), and a
+        # sharp drop for READINESS_DROP of the mentees, among those with a long history.
+        steps = np.clip(rng.normal(1.5, 2.5, size=(self.n_mentees, READINESS_POINTS)),
+                        -3, None).tolist()
+        now, day = self.now, timedelta(days=1)
+        spans = [min(60 * day, (now - m["created_at"]) * 0.95) for m in self.mentees]
+        eligible = [j for j, span in enumerate(spans) if span >= 20 * day]
+        chosen = rng.permutation(len(eligible))[:round(READINESS_DROP * self.n_mentees)]
+        drop = {eligible[c] for c in chosen.tolist()}
         drop_size = rng.uniform(10, 20, size=self.n_mentees).tolist()
         offsets = np.sort(rng.random((self.n_mentees, READINESS_POINTS)), axis=1).tolist()
-        now, day = self.now, timedelta(days=1)
         k = 0
         for j, mentee in enumerate(self.mentees):
-            span = min(60 * day, (now - mentee["created_at"]) * 0.95)
-            dropping = drop[j] and span >= 20 * day
+            span = spans[j]
+            dropping = j in drop
             if dropping:  # a sharp drop within the last 14 days: a risk reason
                 early = span - 9 * day
                 times = [now - span + early * o for o in offsets[j][:-2]]

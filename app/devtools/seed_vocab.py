@@ -81,6 +81,17 @@ UPCOMING_WEEKS = 2  # sessions are booked up to two weeks after the current one
 LOAD_SHARE = 0.7  # sessions booked per week / weekly capacity
 UNASSIGNED_ITEM_HOURS = 52  # items of mentees waiting for a mentor are this recent at most
 
+# Risk (app/services/risk): a demo programme where 10-20 % of mentees are at risk, as a
+# director would expect, with every reason present. Shares of mentees (or sessions):
+HABIT_TROUBLE = 0.025  # broke a habit streak in the last week (the others' streaks are older)
+OVERDUE_TROUBLE = 0.025  # have work past its SLA (everyone else's late work is done)
+LATE_DONE_SHARE = 0.7  # of those mentees' items past their SLA, the share done
+READINESS_DROP = 0.025  # readiness fell 10+ points in the last two weeks
+FLAGGED = 0.04  # of assigned mentees, flagged by their mentor (about half resolved since)
+NO_SHOW_SHARE = 0.03  # of past sessions (7 % are cancelled, the rest completed)
+HABIT_WINDOW_HOURS = 7 * 24
+SOFT_CASELOAD_WEEKS = 2.0  # mentors first get mentees for this many weeks of slots (below)
+
 # Tables in load order (foreign keys first).
 LOAD_ORDER = [
     "users", "assignments", "sessions", "session_feedback", "mission_submissions",
