@@ -5,7 +5,7 @@ from app.models.audit import AuditEntry
 from app.models.base import Base
 from app.models.events import InboxEvent, OutboxEvent
 from app.models.mission import MissionReview, MissionSubmission
-from app.models.ops import CapacityAlert, MatchingRun, ProgrammeMetric
+from app.models.ops import CapacityAlert, MatchingRun, ProgrammeMetric, ProgrammeMetricDay
 from app.models.risk import Flag, MenteeSignal, ReadinessRecord
 from app.models.session import MentoringSession, SessionFeedback
 from app.models.user import User
@@ -15,6 +15,6 @@ from app.models.work_item import WorkItem
 __all__ = [
     "Assignment", "AuditEntry", "Base", "CapacityAlert", "Flag", "InboxEvent", "MatchingRun",
     "MenteeSignal", "MentoringSession", "MissionReview", "MissionSubmission", "OutboxEvent",
-    "ProgrammeMetric", "ReadinessRecord", "SessionFeedback", "User", "WebhookAttempt",
-    "WebhookDelivery", "WebhookEndpoint", "WorkItem",
+    "ProgrammeMetric", "ProgrammeMetricDay", "ReadinessRecord", "SessionFeedback", "User",
+    "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint", "WorkItem",
 ]
