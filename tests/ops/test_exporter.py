@@ -4,8 +4,6 @@ metrics`."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -19,6 +17,7 @@ from app.core import telemetry
 from app.models import OutboxEvent
 from app.services.ops.exporter import DeploymentExporter, lease_key
 from app.services.ops.metrics import DEFINITIONS
+from tests.support.tools import require_tool
 
 
 def samples(exposition: str, name: str) -> list:
@@ -26,18 +25,8 @@ def samples(exposition: str, name: str) -> list:
             for s in family.samples if s.name == name]
 
 
-def promtool() -> str:
-    """Debian's `prometheus` package; the CI setup installs it (a missing one fails there)."""
-    path = shutil.which("promtool")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("promtool is missing (apt-get install prometheus)")
-        pytest.skip("promtool not installed (apt-get install prometheus)")
-    return path
-
-
 def promtool_check_metrics(exposition: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([promtool(), "check", "metrics"], input=exposition,
+    return subprocess.run([require_tool("promtool"), "check", "metrics"], input=exposition,
                           capture_output=True, text=True, timeout=60)
 
 
