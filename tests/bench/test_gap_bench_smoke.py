@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_gap_bench_runs_and_reports_every_route(settings):
+def test_gap_bench_runs_and_reports_every_route(servers):
     if shutil.which("wrk") is None:
         message = "needs `wrk`: apt-get install wrk"
         if os.environ.get("CI", "").lower() == "true":
@@ -22,7 +22,10 @@ def test_gap_bench_runs_and_reports_every_route(settings):
     result = subprocess.run(
         [sys.executable, "-m", "bench.gap_bench", "--mentors", "5", "--mentees", "20",
          "--seconds", "1", "--rounds", "1", "--tokens", "5"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        # the suite's servers (127.0.0.1 or the embedded ones)
+        env={**os.environ, "TEST_DATABASE_URL": servers.server_url,
+             "TEST_REDIS_URL": servers.redis_url})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for route in ("floor (bare stack)", "/api/v1/mentor/profile", "/api/v1/mentor/dashboard",
                   "/api/v1/mentor/workqueue"):
