@@ -1,5 +1,5 @@
 # The two commands of the README: `make dev` (set up and run everything) and `make test`.
-.PHONY: setup dev test lint
+.PHONY: setup dev test lint image-test
 
 setup:
 	@scripts/bootstrap
@@ -11,4 +11,9 @@ test: setup
 	.venv/bin/pytest
 
 lint: setup
-	.venv/bin/ruff check app tests bench migrations
+	.venv/bin/ruff check app tests bench migrations deploy
+
+# Build the container image and run the compose stack end to end (needs a Docker engine;
+# README "Container image").
+image-test: setup
+	.venv/bin/python -m deploy.image_test

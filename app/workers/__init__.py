@@ -15,7 +15,10 @@ from app.config import Settings, get_settings
 from app.core import telemetry
 from app.core.db import Database
 from app.core.logging import configure_logging
+from app.core.probe import worker_health_key
 from app.core.redis import make_redis, queue_name
+
+HEALTH_CHECK_INTERVAL_SECONDS = 60
 
 # Instrumented lists: every job appended is counted (mentorship_job_runs_total).
 FUNCTIONS: list[Any] = telemetry.JobRegistry()
@@ -46,7 +49,11 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "on_shutdown": shutdown,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "queue_name": queue_name(settings),
-        "health_check_key": f"{queue_name(settings)}:health-check",
+        # One key per host (container), living interval + 1 s: `python -m app.core.probe
+        # worker` (the container's health check) and `arq --check` fail about a minute after
+        # this host's worker stopped (arq's default: an hour, one key for every worker).
+        "health_check_key": worker_health_key(settings.redis_prefix),
+        "health_check_interval": HEALTH_CHECK_INTERVAL_SECONDS,
         "ctx": {"settings": settings},
     }
 
@@ -62,6 +69,7 @@ class WorkerSettings:
     redis_settings = _options["redis_settings"]
     queue_name = _options["queue_name"]
     health_check_key = _options["health_check_key"]
+    health_check_interval = _options["health_check_interval"]
     max_tries = 5
 
 
