@@ -1,7 +1,8 @@
 """What an operator relies on, checked on the running stack of `deploy.image_test`:
 
 - production secrets: ENVIRONMENT=production with an explicit 32+ byte JWT_SECRET and an
-  admin session key; a token signed with the development default secret is refused;
+  admin session key; a token signed with the development default secret is refused; the
+  API and the worker refuse to start with a short or the development JWT_SECRET;
 - the worker's health check passes (`arq --check`, what Docker runs);
 - SIGKILL of the worker, then start: a matcher run requested before the kill finishes after;
 - SIGTERM to an API replica: it ends its SSE streams, exits 0 within the grace period, and
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -131,6 +133,25 @@ async def production_secrets(timer, stack: Stack, url: str, people: People) -> N
                401, "a token signed with the development default secret")
     timer.note("ENVIRONMENT=production, JWT_SECRET of "
                f"{len(env['JWT_SECRET'].encode())} bytes, admin key set; dev-secret token: 401")
+    for service, secret in (("api", "too-short-a-secret"), ("worker", DEV_JWT_SECRET)):
+        refusal = refused_to_start(stack, service, secret)
+        timer.note(f"{service} with a weak JWT_SECRET: {refusal}")
+
+
+def refused_to_start(stack: Stack, service: str, secret: str) -> str:
+    """Start a one-off container of the service (its own command) with a weak secret: it
+    must exit non-zero saying why, not serve."""
+    try:
+        result = stack("run", "--rm", "--no-deps", "-T", "-e", f"JWT_SECRET={secret}", service,
+                       check=False, timeout=180)
+    except subprocess.TimeoutExpired as exc:
+        raise StepFailed(f"{service} kept running with JWT_SECRET={secret!r}") from exc
+    said = result.stdout + result.stderr
+    if result.returncode == 0 or "refuses to start" not in said:
+        raise StepFailed(f"{service} with JWT_SECRET={secret!r}: exit {result.returncode}, "
+                         f"{said[-800:]}")
+    reason = next(line for line in said.splitlines() if "refuses to start" in line)
+    return f"exit {result.returncode}, " + reason[reason.index("refuses"):][:110]
 
 
 async def worker_health(timer, stack: Stack) -> None:

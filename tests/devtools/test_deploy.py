@@ -139,7 +139,7 @@ class TestCompose:
 
 
 class TestTheCommandsExist:
-    def test_api_factory(self) -> None:
+    def test_api_factory(self, settings) -> None:  # the run's keys: production fails closed
         module, name = API_COMMAND[2].split(":")
         assert isinstance(getattr(importlib.import_module(module), name)(), FastAPI)
         from uvicorn.main import main as uvicorn_cli
