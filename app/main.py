@@ -12,6 +12,7 @@ from app.admin import mount_admin
 from app.config import Settings, get_settings
 from app.core import telemetry
 from app.core.db import Database
+from app.core.docs import install_docs
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=operation_id_from_name,
+        docs_url=None, redoc_url=None,  # served from local assets by install_docs
     )
     install_error_handlers(app)
     # Outermost last: request id > metrics > CORS (so a 413 carries CORS headers) > size.
@@ -89,5 +91,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    metrics):
         app.include_router(module.router)
     admin_engine = mount_admin(app, settings)
+    install_docs(app)
     install_openapi(app)
     return app

@@ -6,11 +6,10 @@ and on a loaded machine outlasts the probe's timeout. Settings come from the env
 
 - api: `GET http://127.0.0.1:8000/readyz` answers 200 (Postgres and Redis reachable).
 - worker: this host's arq health-check key exists in Redis (the key `arq --check` reads).
-  A live worker refreshes it each `health_check_interval` (app.workers.WorkerSettings) with
-  that interval + 1 s to live, so it is gone about a minute after the worker stopped (at once
-  on a graceful stop). The key names the host (a container's hostname is its own), so the
-  probe says "the worker in this container is alive", and stopping one worker never makes
-  the others look dead.
+  A live worker refreshes it every WORKER_HEALTH_CHECK_SECONDS (20) with that interval + 1 s
+  to live, so it is gone about 20 s after the worker died (at once on a graceful stop). The
+  key names the host (a container's hostname is its own), so the probe says "the worker in
+  this container is alive", and stopping one worker never makes the others look dead.
 """
 
 from __future__ import annotations
@@ -26,7 +25,8 @@ DEFAULT_REDIS_PREFIX = "mentorship:"
 
 
 def worker_health_key(prefix: str, host: str | None = None) -> str:
-    """app.workers' `health_check_key`: queue name + ':health-check:' + host name."""
+    """The workers' health key (app.core.jobqueue.health_check_key): the arq queue's name
+    (app.core.redis.queue_name) + ':health-check:' + the host name."""
     return f"{prefix}arq:queue:health-check:{host or socket.gethostname()}"
 
 

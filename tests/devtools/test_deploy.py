@@ -11,6 +11,7 @@ import importlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tomllib
@@ -174,6 +175,7 @@ class TestProbes:
         assert options["health_check_key"] == worker_health_key(settings.redis_prefix)
         assert options["health_check_key"].startswith(f"{queue_name(settings)}:health-check:")
         assert options["health_check_interval"] <= 60
+        assert socket.gethostname() in options["health_check_key"]
 
     async def test_worker_probe_follows_the_key(self, settings: Settings, redis) -> None:
         key = worker_health_key(settings.redis_prefix)
