@@ -20,6 +20,7 @@ from app.core.openapi import install_openapi, operation_id_from_name
 from app.core.redis import make_redis
 from app.core.state import AppState
 from app.routers import (
+    compliance,
     dashboard,
     director,
     events,
@@ -88,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.include_router(ops.router)
     for module in (dashboard, workqueue, sessions, director, events, webhooks, matching, live,
-                   metrics):
+                   metrics, compliance):
         app.include_router(module.router)
     admin_engine = mount_admin(app, settings)
     install_docs(app)
