@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     jwt_private_key: str | None = None  # only for `mentorship token` with RS256
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
+    # How long a process trusts what it read about a user's role and active flag: a demoted
+    # or deactivated user loses access within this time (app/core/identity.py).
+    auth_cache_seconds: float = Field(60.0, ge=0)
 
     sla_policy: dict[str, SlaPolicy] = Field(default_factory=lambda: dict(DEFAULT_SLA))
     goal_feedback_tiers: list[str] = ["7"]

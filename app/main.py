@@ -13,18 +13,20 @@ from app.config import Settings, get_settings
 from app.core import telemetry
 from app.core.db import Database
 from app.core.errors import install_error_handlers
+from app.core.identity import IdentityCache
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from app.core.openapi import install_openapi, operation_id_from_name
 from app.core.redis import make_redis
 from app.routers import (
     dashboard,
-    director,
     events,
     live,
     matching,
     metrics,
     ops,
+    relationships,
+    risk,
     sessions,
     webhooks,
     workqueue,
@@ -49,6 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.db = Database.connect(settings.api_db_url, settings)
         app.state.redis = make_redis(settings)
+        app.state.identities = IdentityCache(app.state.db.engine,
+                                             ttl_seconds=settings.auth_cache_seconds)
         telemetry.instrument_engine(app.state.db.engine, pool="api")
         try:
             yield
@@ -81,8 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(telemetry.HttpMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(ops.router)
-    for module in (dashboard, workqueue, sessions, director, events, webhooks, matching, live,
-                   metrics):
+    for module in (dashboard, workqueue, risk, sessions, relationships, events, webhooks,
+                   matching, live, metrics):
         app.include_router(module.router)
     admin_engine = mount_admin(app, settings)
     install_openapi(app)

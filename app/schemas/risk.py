@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 Severity = Literal["low", "medium", "high", "critical"]
-FlagStatus = Literal["open", "resolved"]
+FlagStatus = Literal["open", "escalated", "resolved"]
 
 
 class FlagCreate(BaseModel):
@@ -24,6 +24,12 @@ class FlagUpdate(BaseModel):
     resolution: str | None = Field(None, max_length=4000)
 
 
+class DirectorFlagUpdate(BaseModel):
+    status: Literal["resolved", "escalated"]
+    resolution: str | None = Field(
+        None, max_length=4000, description="How it was resolved, or why it is escalated.")
+
+
 class FlagPublic(BaseModel):
     id: uuid.UUID
     mentee_id: uuid.UUID
@@ -36,4 +42,6 @@ class FlagPublic(BaseModel):
     resolution: str | None = None
     resolved_by: uuid.UUID | None = None
     resolved_at: datetime | None = None
+    escalated_at: datetime | None = None
+    escalated_by: uuid.UUID | None = None
     created_at: datetime

@@ -21,6 +21,7 @@ from app.services.matching.engine import (
     execute_matching_run,
 )
 from app.services.relationships.assignments import assign_mentee
+from tests.support.events_helpers import director_ids
 from tests.support.factories import ALWAYS_AVAILABLE, Factory
 from tests.support.worker_helpers import advisory_locks, lock_waiters, wait_until
 
@@ -132,9 +133,10 @@ class TestAutoMatch:
         events = await events_for(system_db, [r.id for r in auto])
         assert len(events) == 5
         by_assignment = {e.data["assignment_id"]: e for e in events}
+        directors = await director_ids(system_db)
         for row in auto:
             event = by_assignment[str(row.id)]
-            assert set(event.recipients) == {row.mentee_id, row.mentor_id}
+            assert set(event.recipients) == {row.mentee_id, row.mentor_id} | directors
             assert event.refresh_priority == "high"
             assert event.data["mentor_id"] == str(row.mentor_id)
             assert event.data["source"] == "auto" and event.data["reasons"] == row.reasons

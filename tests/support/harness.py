@@ -85,6 +85,9 @@ class ServerHarness:
             "ENVIRONMENT": "test",
             # The relay / webhook loops (cron jobs) end fast if a burst worker picks one up.
             "WORKER_LOOP_SECONDS": "1",
+            # Tokens are re-checked against the database this often (a demotion in a test
+            # takes effect after a short sleep, not a minute).
+            "AUTH_CACHE_SECONDS": "0.2",
         }
 
     def alembic(self, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,187 @@
+"""Relationships that change and end: the waiting list, escalated flags, mentees' reviews.
+
+- `users.waiting_since`: set while the user is an active mentee without an active
+  assignment (since when), NULL otherwise. Kept by triggers, so every path that changes
+  assignments or users (directors, the matcher, deactivation, erasure, the seed) keeps it
+  right without knowing about it:
+  * AFTER INSERT on assignments (active): the mentee stops waiting;
+  * AFTER UPDATE OF ended_at on assignments (an active one ends): the mentee waits from
+    `ended_at`, unless another assignment is active (a reassignment inserts it next,
+    which clears it again);
+  * BEFORE INSERT OR UPDATE OF role, active on users: an active mentee without an active
+    assignment waits from now (or `created_at` on insert); anyone else does not wait.
+  The trigger functions are SECURITY DEFINER (owner `mentorship_worker`, BYPASSRLS) so the
+  users row is updated whoever changed the assignment; they touch only `waiting_since`.
+  The waiting list (`GET /api/v1/director/waiting`) is then one range scan of
+  `ix_users_waiting`.
+- `flags.escalated_at`, `flags.escalated_by`: a director escalates an open flag. The stored
+  `status` stays `open` (so every "open flag" rule: risk, counts, keeps counting it); the API
+  shows `escalated` when `escalated_at` is set and the flag is not resolved.
+- `mission_reviews`, `mission_submissions`: a mentee reads their own reviews (the feedback
+  is for them) and their own submissions (their title).
+- A service account deactivates users and changes their role (`POST /users/{id}/deactivate`,
+  `user.upserted`), which ends their assignments and cancels their future sessions: role
+  `service` may end an active assignment (and nothing else of it) and cancel a scheduled
+  session (and nothing else of it); it may read sessions for that (no route shows them).
+- `ingest_mentee_risk(uuid, timestamptz)`: the risk reasons and score of one mentee, for
+  ingestion (role `service`, which RLS keeps from flags and sessions) to tell when an
+  inbound signal makes the mentee newly at risk (`risk.raised`). SECURITY DEFINER (owner
+  `mentorship_worker`); answers only the service, staff and the system.
+- `ix_users_staff`: directors and admins, for `director_ids()` (called by every event that
+  goes to the directors).
+- `safe_timezone(text)`: the zone name if Postgres knows it, else 'UTC'. Every SQL reader of
+  a stored zone goes through it (app/services/mentors/capacity.py `MENTOR_ZONE_SQL`), so a
+  bad value saved by some other path (`Mars/Base`) degrades to UTC instead of failing the
+  query; the Python readers do the same (`safe_zone`).
+
+Revision ID: 0009
+Revises: 0008
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0009"
+down_revision: str | None = "0008"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+WORKER = "mentorship_worker"
+
+ASSIGNMENT_TRIGGER_FUNCTION = """
+CREATE FUNCTION assignments_sync_waiting() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    IF NEW.ended_at IS NULL THEN
+      UPDATE public.users SET waiting_since = NULL
+       WHERE id = NEW.mentee_id AND waiting_since IS NOT NULL;
+    END IF;
+  ELSIF OLD.ended_at IS NULL AND NEW.ended_at IS NOT NULL THEN
+    UPDATE public.users u SET waiting_since = NEW.ended_at
+     WHERE u.id = NEW.mentee_id AND u.role = 'mentee' AND u.active
+       AND NOT EXISTS (SELECT 1 FROM public.assignments a
+                        WHERE a.mentee_id = NEW.mentee_id AND a.ended_at IS NULL);
+  END IF;
+  RETURN NULL;
+END $$"""
+
+USER_TRIGGER_FUNCTION = """
+CREATE FUNCTION users_sync_waiting() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+  IF NEW.role = 'mentee' AND NEW.active THEN
+    IF TG_OP = 'INSERT' THEN
+      NEW.waiting_since := coalesce(NEW.waiting_since, NEW.created_at, now());
+    ELSIF (OLD.role <> 'mentee' OR NOT OLD.active) AND NOT EXISTS (
+        SELECT 1 FROM public.assignments a WHERE a.mentee_id = NEW.id AND a.ended_at IS NULL
+    ) THEN
+      NEW.waiting_since := now();
+    END IF;
+  ELSE
+    NEW.waiting_since := NULL;
+  END IF;
+  RETURN NEW;
+END $$"""
+
+
+OWN_MENTEE_POLICIES = [("reviews_select_own_mentee", "mission_reviews"),
+                       ("submissions_select_own_mentee", "mission_submissions")]
+SERVICE = "(select app_role()) = 'service'"
+# (name, table, command, USING, WITH CHECK)
+SERVICE_POLICIES = [
+    ("assignments_service_end", "assignments", "UPDATE",
+     f"{SERVICE} AND ended_at IS NULL", f"{SERVICE} AND ended_at IS NOT NULL"),
+    ("sessions_service_select", "sessions", "SELECT", SERVICE, None),
+    ("sessions_service_cancel", "sessions", "UPDATE",
+     f"{SERVICE} AND status = 'scheduled'", f"{SERVICE} AND status = 'cancelled'"),
+]
+
+SAFE_TIMEZONE = r"""
+CREATE FUNCTION safe_timezone(p_zone text) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+BEGIN
+  -- IANA-looking names only (no POSIX rules like 'XYZ+3', which Python would refuse).
+  IF p_zone IS NULL OR p_zone !~ '^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$' THEN
+    RETURN 'UTC';
+  END IF;
+  PERFORM now() AT TIME ZONE p_zone;
+  RETURN p_zone;
+EXCEPTION WHEN invalid_parameter_value THEN
+  RETURN 'UTC';
+END $$"""
+
+
+INGEST_MENTEE_RISK = """
+CREATE FUNCTION ingest_mentee_risk(p_mentee uuid, p_as_of timestamptz)
+RETURNS TABLE (reasons text[], risk_score integer)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+  SELECT r.reasons, r.risk_score FROM mentee_risk(array[p_mentee], p_as_of) r
+   WHERE app_role() IS NULL OR app_role() IN ('service', 'director', 'admin')
+$$"""
+
+
+def upgrade() -> None:
+    op.execute(SAFE_TIMEZONE)
+    op.execute(INGEST_MENTEE_RISK)
+    op.execute(f"ALTER FUNCTION ingest_mentee_risk(uuid, timestamptz) OWNER TO {WORKER}")
+    op.execute("REVOKE ALL ON FUNCTION ingest_mentee_risk(uuid, timestamptz) FROM PUBLIC")
+    op.execute("GRANT EXECUTE ON FUNCTION ingest_mentee_risk(uuid, timestamptz) "
+               "TO mentorship_app, mentorship_worker")
+    op.create_index("ix_users_staff", "users", ["role", "id"],
+                    postgresql_where=sa.text("role in ('director', 'admin')"))
+    op.add_column("users", sa.Column("waiting_since", sa.DateTime(timezone=True),
+                                     nullable=True))
+    op.create_index("ix_users_waiting", "users", ["waiting_since", "id"],
+                    postgresql_where=sa.text("waiting_since is not null"))
+    # Today's waiting mentees: since their last assignment ended, else since they joined.
+    op.execute("""
+        UPDATE users u SET waiting_since = coalesce(
+            (SELECT max(a.ended_at) FROM assignments a WHERE a.mentee_id = u.id), u.created_at)
+         WHERE u.role = 'mentee' AND u.active
+           AND NOT EXISTS (SELECT 1 FROM assignments a
+                            WHERE a.mentee_id = u.id AND a.ended_at IS NULL)""")
+    for function, signature in ((ASSIGNMENT_TRIGGER_FUNCTION, "assignments_sync_waiting()"),
+                                (USER_TRIGGER_FUNCTION, "users_sync_waiting()")):
+        op.execute(function)
+        op.execute(f"ALTER FUNCTION {signature} OWNER TO {WORKER}")
+        op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
+    op.execute("""
+        CREATE TRIGGER assignments_sync_waiting
+        AFTER INSERT OR UPDATE OF ended_at ON assignments
+        FOR EACH ROW EXECUTE FUNCTION assignments_sync_waiting()""")
+    op.execute("""
+        CREATE TRIGGER users_sync_waiting
+        BEFORE INSERT OR UPDATE OF role, active ON users
+        FOR EACH ROW EXECUTE FUNCTION users_sync_waiting()""")
+
+    op.add_column("flags", sa.Column("escalated_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("flags", sa.Column("escalated_by", sa.UUID(), nullable=True))
+
+    for name, table in OWN_MENTEE_POLICIES:
+        op.execute(f"""
+            CREATE POLICY {name} ON {table} FOR SELECT
+            USING ((select app_role()) = 'mentee' AND mentee_id = (select app_user_id()))""")
+    for name, table, command, using, check in SERVICE_POLICIES:
+        sql = f"CREATE POLICY {name} ON {table} FOR {command} USING ({using})"
+        op.execute(sql + (f" WITH CHECK ({check})" if check else ""))
+
+
+def downgrade() -> None:
+    for name, table, *_ in SERVICE_POLICIES:
+        op.execute(f"DROP POLICY IF EXISTS {name} ON {table}")
+    for name, table in OWN_MENTEE_POLICIES:
+        op.execute(f"DROP POLICY IF EXISTS {name} ON {table}")
+    op.execute("DROP FUNCTION IF EXISTS safe_timezone(text)")
+    op.execute("DROP FUNCTION IF EXISTS ingest_mentee_risk(uuid, timestamptz)")
+    op.drop_index("ix_users_staff", table_name="users")
+    op.drop_column("flags", "escalated_by")
+    op.drop_column("flags", "escalated_at")
+    op.execute("DROP TRIGGER IF EXISTS users_sync_waiting ON users")
+    op.execute("DROP TRIGGER IF EXISTS assignments_sync_waiting ON assignments")
+    op.execute("DROP FUNCTION IF EXISTS users_sync_waiting()")
+    op.execute("DROP FUNCTION IF EXISTS assignments_sync_waiting()")
+    op.drop_index("ix_users_waiting", table_name="users")
+    op.drop_column("users", "waiting_since")
