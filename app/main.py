@@ -45,6 +45,7 @@ Authentication: `Authorization: Bearer <JWT>` with claims `sub`, `role`, `exp`.
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.environment != "development")
+    settings.require_secure("The API")  # fail closed: no public or missing JWT key
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -36,6 +36,8 @@ def make_engine(url: str, settings: Settings, **kwargs) -> AsyncEngine:
         pool_size=kwargs.pop("pool_size", settings.db_pool_size),
         max_overflow=kwargs.pop("max_overflow", settings.db_max_overflow),
         pool_pre_ping=True,
+        # Errors and logs never carry statement parameters (personal data, webhook secrets).
+        hide_parameters=True,
         **kwargs,
     )
 

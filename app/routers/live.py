@@ -74,8 +74,9 @@ then each outbound event concerning the mentor as it happens: `event:` is the ev
 is sent at least every 15 s and `retry:` says how long to wait before reconnecting.
 
 Reconnecting with `Last-Event-ID` (browsers do it themselves; or `?last_event_id=`) replays
-every event missed since that id, in order, once; when some of them are no longer kept, a
-fresh `snapshot` comes instead. The stream ends with a `token_expired` event when the token
+every event missed since that id, in order, once; when some of them are no longer kept (the
+stream was trimmed past it, or lost and re-created: ids are `<epoch>-<ms>-<seq>`), a fresh
+`snapshot` comes instead. The stream ends with a `token_expired` event when the token
 expires: reconnect with a new token (and `?last_event_id=`). It ends with a `token_revoked`
 event when the token stops being honoured (the user was deactivated or changed role; checked
 again every `AUTH_CACHE_SECONDS`).

@@ -107,7 +107,7 @@ class TestMatchingRoutes:
         assert response.headers["content-type"].startswith("application/problem+json")
 
 
-def test_the_api_process_does_not_load_the_solver():
+def test_the_api_process_does_not_load_the_solver(settings):  # its keys: fails closed
     """NumPy and OR-Tools cost an API process about 35 MiB of RSS for nothing: only the
     workers run the matcher (app/services/matching/engine.py); the routes use matching_runs."""
     script = ("import sys\nfrom app.main import create_app\ncreate_app()\n"
