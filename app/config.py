@@ -95,8 +95,10 @@ class Settings(BaseSettings):
     webhook_max_age_hours: int = 25  # retried with backoff for at least a day, then failed
     stream_maxlen: int = 1000  # per-user Redis stream, approximate trim
     # Set on a user's stream and its epoch meta together by every append and every open
-    # (app/core/streams.py); 0: they never expire.
-    stream_ttl_seconds: int = Field(0, ge=0)
+    # (app/core/streams.py); 0: they never expire. Default 7 days: a user who never
+    # connects (most mentees and directors receive events) costs nothing once their stream
+    # has been idle that long; a later resume then gets a fresh snapshot (a new epoch).
+    stream_ttl_seconds: int = Field(7 * 24 * 3600, ge=0)
     sse_ping_seconds: int = 15
     sse_retry_ms: int = 3000
     # Open SSE streams are fed by a few readers per process, each one Redis connection

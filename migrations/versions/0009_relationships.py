@@ -21,8 +21,9 @@
   is for them) and their own submissions (their title).
 - A service account deactivates users and changes their role (`POST /users/{id}/deactivate`,
   `user.upserted`), which ends their assignments and cancels their future sessions: role
-  `service` may end an active assignment (and nothing else of it) and cancel a scheduled
-  session (and nothing else of it); it may read sessions for that (no route shows them).
+  `service` may end an active assignment and cancel a scheduled session, and read those
+  sessions, only when the mentee or the mentor has left (inactive, or no longer in that
+  role): it reads no one else's sessions.
 - `ingest_mentee_risk(uuid, timestamptz)`: the risk reasons and score of one mentee, for
   ingestion (role `service`, which RLS keeps from flags and sessions) to tell when an
   inbound signal makes the mentee newly at risk (`risk.raised`). SECURITY DEFINER (owner
@@ -90,13 +91,22 @@ END $$"""
 OWN_MENTEE_POLICIES = [("reviews_select_own_mentee", "mission_reviews"),
                        ("submissions_select_own_mentee", "mission_submissions")]
 SERVICE = "(select app_role()) = 'service'"
+# Sessions and assignments of someone who left: a mentee who is inactive or no longer a
+# mentee, or a mentor who is inactive or no longer mentors. Only those are the service's
+# business (it cancels and ends them after a deactivation or a role change), so it still
+# reads no one else's sessions.
+LEFT = ("(EXISTS (SELECT 1 FROM users u WHERE u.id = mentee_id"
+        " AND (NOT u.active OR u.role <> 'mentee'))"
+        " OR EXISTS (SELECT 1 FROM users u WHERE u.id = mentor_id"
+        " AND (NOT u.active OR (NOT u.is_mentor AND u.role <> 'mentor'))))")
 # (name, table, command, USING, WITH CHECK)
 SERVICE_POLICIES = [
     ("assignments_service_end", "assignments", "UPDATE",
-     f"{SERVICE} AND ended_at IS NULL", f"{SERVICE} AND ended_at IS NOT NULL"),
-    ("sessions_service_select", "sessions", "SELECT", SERVICE, None),
+     f"{SERVICE} AND ended_at IS NULL AND {LEFT}", f"{SERVICE} AND ended_at IS NOT NULL"),
+    ("sessions_service_select", "sessions", "SELECT", f"{SERVICE} AND {LEFT}", None),
     ("sessions_service_cancel", "sessions", "UPDATE",
-     f"{SERVICE} AND status = 'scheduled'", f"{SERVICE} AND status = 'cancelled'"),
+     f"{SERVICE} AND status = 'scheduled' AND {LEFT}",
+     f"{SERVICE} AND status = 'cancelled'"),
 ]
 
 SAFE_TIMEZONE = r"""

@@ -104,7 +104,9 @@ MENTEE_COLUMN = {
     "mission_reviews": "mentee_id", "flags": "mentee_id", "readiness_history": "mentee_id",
     "mentee_signals": "mentee_id",
 }
-MENTEE_VISIBLE = {"assignments", "sessions", "session_feedback"}
+# v2: a mentee reads their own mission submissions and reviews (the feedback is theirs).
+MENTEE_VISIBLE = {"assignments", "sessions", "session_feedback", "mission_submissions",
+                  "mission_reviews"}
 NEVER_FOR_MENTORS_OR_MENTEES = {
     "inbox_events", "outbox_events", "webhook_endpoints", "webhook_deliveries",
     "webhook_attempts", "matching_runs", "capacity_alerts", "programme_metrics",
@@ -157,6 +159,8 @@ async def test_director_sees_everyone(app_db, world):
 
 
 async def test_service_reads_no_sessions_or_flags(app_db, world):
+    """Of sessions, only those of users who left (deactivated, or no longer a mentee or a
+    mentor: what the service must cancel) are visible to it; the world's users are active."""
     principal = Principal(uuid.uuid4(), "service")
     for table in ("sessions", "session_feedback", "flags", "mission_reviews"):
         assert await _select_all(app_db, principal, table) == [], table

@@ -203,3 +203,19 @@ class TestMenteeStream:
         async with stream(a, MENTEE, factory.token(mentee)) as events:
             snapshot = await events.next()
         assert json.loads(snapshot.data)["mentor"] is None
+
+
+async def test_a_user_who_never_connects_costs_bounded_memory(settings, redis):
+    """Streams of users who never connect expire (STREAM_TTL_SECONDS, default 7 days, on the
+    stream and its epoch meta together) besides being trimmed (STREAM_MAXLEN)."""
+    from app.config import Settings
+    from app.core.redis import user_stream_key
+    from app.core.streams import append, user_stream_meta_key
+
+    assert Settings.model_fields["stream_ttl_seconds"].default == 7 * 24 * 3600
+    defaults = settings.model_copy(update={"stream_ttl_seconds": 7 * 24 * 3600})
+    user_id = uuid.uuid4()
+    await append(redis, defaults, marker=f"{defaults.redis_prefix}test:{uuid.uuid4()}",
+                 user_id=user_id, type="assignment.created", data="{}")
+    for key in (user_stream_key(defaults, user_id), user_stream_meta_key(defaults, user_id)):
+        assert 0 < await redis.ttl(key) <= 7 * 24 * 3600

@@ -39,12 +39,10 @@ class Ended:
     sessions: list[uuid.UUID] = field(default_factory=list)
 
 
-async def end_relationships(
-    session: AsyncSession, *, user_id: uuid.UUID, as_mentee: bool, as_mentor: bool,
-    reason: str, now: datetime, video: VideoProvider, by: uuid.UUID | None,
-) -> Ended:
-    """End the user's active assignments (as a mentee and/or as a mentor) and cancel their
-    future live sessions in those capacities. Locks in the programme's order."""
+async def lock_relationships(session: AsyncSession, *, user_id: uuid.UUID, as_mentee: bool,
+                             as_mentor: bool) -> None:
+    """Lock the users rows of the user and of everyone they are in a relationship with (in
+    those capacities), in the programme's order."""
 
     async def involved() -> set[uuid.UUID]:
         ids = {user_id}
@@ -55,6 +53,19 @@ async def end_relationships(
         return ids
 
     await lock_stable(session, involved)
+
+
+async def end_relationships(
+    session: AsyncSession, *, user_id: uuid.UUID, as_mentee: bool, as_mentor: bool,
+    reason: str, now: datetime, video: VideoProvider, by: uuid.UUID | None,
+) -> Ended:
+    """End the user's active assignments (as a mentee and/or as a mentor) and cancel their
+    future live sessions in those capacities. Locks in the programme's order.
+
+    The caller has already changed the user (inactive, or another role): a service account
+    may end and cancel only what concerns someone who left (RLS, migration 0009)."""
+    await lock_relationships(session, user_id=user_id, as_mentee=as_mentee,
+                             as_mentor=as_mentor)
     ended = Ended()
     sides = []
     if as_mentee:
@@ -87,12 +98,14 @@ async def _deactivated(
     session: AsyncSession, user: User, *, as_mentee: bool, as_mentor: bool,
     principal: Principal | None, video: VideoProvider, now: datetime,
 ) -> UserDeactivated:
+    await lock_relationships(session, user_id=user.id, as_mentee=as_mentee,
+                             as_mentor=as_mentor)
+    user.active, user.deactivated_at = False, now  # first: what follows is for one who left
+    await session.flush()
     ended = await end_relationships(
         session, user_id=user.id, as_mentee=as_mentee, as_mentor=as_mentor,
         reason="deactivated", now=now, video=video,
         by=principal.user_id if principal else None)
-    user.active, user.deactivated_at = False, now  # the row is locked (end_relationships)
-    await session.flush()
     await emit(session, type="user.deactivated",
                data={"user_id": user.id, "role": user.role, "deactivated_at": now,
                      "assignments_ended": ended.assignments,
@@ -140,15 +153,8 @@ async def prepare_user_change(session: AsyncSession, *, user_id: uuid.UUID) -> S
         return None
     before = Standing(row.role, row.is_mentor, row.active)
 
-    async def involved() -> set[uuid.UUID]:
-        ids = {user_id}
-        if before.role == "mentee" and (mentor_id := await current_mentor_id(session, user_id)):
-            ids.add(mentor_id)
-        if _mentor_side(before.role, before.is_mentor):
-            ids |= await mentees_of(session, user_id)
-        return ids
-
-    await lock_stable(session, involved)
+    await lock_relationships(session, user_id=user_id, as_mentee=before.role == "mentee",
+                             as_mentor=_mentor_side(before.role, before.is_mentor))
     return before
 
 
