@@ -95,10 +95,17 @@ SERVICE = "(select app_role()) = 'service'"
 # mentee, or a mentor who is inactive or no longer mentors. Only those are the service's
 # business (it cancels and ends them after a deactivation or a role change), so it still
 # reads no one else's sessions.
-LEFT = ("(EXISTS (SELECT 1 FROM users u WHERE u.id = mentee_id"
-        " AND (NOT u.active OR u.role <> 'mentee'))"
-        " OR EXISTS (SELECT 1 FROM users u WHERE u.id = mentor_id"
-        " AND (NOT u.active OR (NOT u.is_mentor AND u.role <> 'mentor'))))")
+# A SECURITY DEFINER function (owner BYPASSRLS), not a sub-select on users in the policy:
+# users' own policy reads assignments, so the sub-select would be a recursive policy.
+PAIR_LEFT = """
+CREATE FUNCTION pair_left(p_mentee uuid, p_mentor uuid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  SELECT EXISTS (SELECT 1 FROM public.users u WHERE u.id = p_mentee
+                    AND (NOT u.active OR u.role <> 'mentee'))
+      OR EXISTS (SELECT 1 FROM public.users u WHERE u.id = p_mentor
+                    AND (NOT u.active OR (NOT u.is_mentor AND u.role <> 'mentor')))
+$$"""
+LEFT = "pair_left(mentee_id, mentor_id)"
 # (name, table, command, USING, WITH CHECK)
 SERVICE_POLICIES = [
     ("assignments_service_end", "assignments", "UPDATE",
@@ -174,6 +181,10 @@ def upgrade() -> None:
         op.execute(f"""
             CREATE POLICY {name} ON {table} FOR SELECT
             USING ((select app_role()) = 'mentee' AND mentee_id = (select app_user_id()))""")
+    op.execute(PAIR_LEFT)
+    op.execute(f"ALTER FUNCTION pair_left(uuid, uuid) OWNER TO {WORKER}")
+    op.execute("REVOKE ALL ON FUNCTION pair_left(uuid, uuid) FROM PUBLIC")
+    op.execute("GRANT EXECUTE ON FUNCTION pair_left(uuid, uuid) TO mentorship_app")
     for name, table, command, using, check in SERVICE_POLICIES:
         sql = f"CREATE POLICY {name} ON {table} FOR {command} USING ({using})"
         op.execute(sql + (f" WITH CHECK ({check})" if check else ""))
@@ -182,6 +193,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for name, table, *_ in SERVICE_POLICIES:
         op.execute(f"DROP POLICY IF EXISTS {name} ON {table}")
+    op.execute("DROP FUNCTION IF EXISTS pair_left(uuid, uuid)")
     for name, table in OWN_MENTEE_POLICIES:
         op.execute(f"DROP POLICY IF EXISTS {name} ON {table}")
     op.execute("DROP FUNCTION IF EXISTS safe_timezone(text)")

@@ -227,7 +227,8 @@ class TestDeactivate:
 
 class TestUpsertedLifecycle:
     def _user(self, user: User, **changes) -> dict:
-        return {"email": user.email, "name": user.name, "role": user.role, **changes}
+        return {"email": f"u{user.id.hex}@example.org", "name": user.name, "role": user.role,
+                **changes}
 
     async def test_active_false_then_true(self, client, factory, system_db, service, director):
         mentor, (mentee,) = await factory.mentor_with_mentees(1)
