@@ -9,8 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-WorkItemKind = Literal["mission_review", "risk_assessment", "goal_feedback", "session_followup"]
-Priority = Literal["low", "normal", "high", "urgent"]
+from app.models.work_item import Priority
 
 
 class SlaPolicy(BaseSettings):
@@ -40,6 +39,13 @@ class InsecureSettings(RuntimeError):
     """Outside development: a process refuses to start with a missing or public key."""
 
 
+def cron_period_ok(seconds: int) -> bool:
+    """arq fires cron jobs on second/minute/hour sets: a period must divide one of them."""
+    return (0 < seconds < 60 and 60 % seconds == 0
+            or seconds < 3600 and seconds % 60 == 0 and 3600 % seconds == 0
+            or seconds <= 86400 and seconds % 3600 == 0 and 86400 % seconds == 0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -59,8 +65,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = 10
 
     redis_url: str = "redis://127.0.0.1:6379/0"
-    # Prefix for every Redis key and the arq queue, so several deployments (or test runs)
-    # can share one Redis.
+    # Prefix of every Redis key the deployment writes, arq's included (queue, jobs, results,
+    # in-progress, retries, health check, cron ticks), so several deployments (or test runs)
+    # can share one Redis database.
     redis_prefix: str = "mentorship:"
 
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
@@ -93,6 +100,10 @@ class Settings(BaseSettings):
     # Outbound webhooks and real-time streams.
     webhook_timeout_seconds: float = 10.0
     webhook_max_age_hours: int = 25  # retried with backoff for at least a day, then failed
+    # Loopback and private webhook destinations (app/services/events/destinations.py);
+    # unset: allowed only with ENVIRONMENT=development. Link-local and cloud metadata
+    # addresses are refused whatever this says.
+    webhook_allow_private: bool | None = None
     stream_maxlen: int = 1000  # per-user Redis stream, approximate trim
     # Set on a user's stream and its epoch meta together by every append and every open
     # (app/core/streams.py); 0: they never expire. Default 7 days: a user who never
@@ -129,9 +140,17 @@ class Settings(BaseSettings):
     webhook_poll_seconds: float = 0.5
     webhook_backoff_base_seconds: float = 5.0
     webhook_backoff_max_seconds: float = 3600.0
-    # The relay and delivery loops run as arq jobs started by cron every 20 s; each runs
-    # this long (a little more, so consecutive loops overlap and leave no gap).
-    worker_loop_seconds: float = 22.0
+    # Workers (app/workers). Each worker runs the outbox relay and the webhook deliveries as
+    # loops of its own beside its jobs; at shutdown (and at the end of `--burst`) it stops
+    # them and drains the outbox and the due deliveries once, for at most this long.
+    worker_drain_seconds: float = Field(20.0, ge=0)
+    # A worker records its health (`arq ... --check`) this often; the record lives one second
+    # longer, so a dead worker fails the check within this many seconds.
+    worker_health_check_seconds: int = Field(20, ge=1, le=60)
+    # Cron periods in seconds; each must divide a minute, an hour or a day.
+    sla_sweep_interval_seconds: int = 300
+    capacity_check_interval_seconds: int = 3600
+    programme_metrics_interval_seconds: int = 60
 
     # Auto-matcher (app/services/matching/engine.py). The fit of a mentee with a mentor is
     #   (w_specialty * specialty + w_timezone * timezone + w_load * load) / (sum of weights)
@@ -176,6 +195,21 @@ class Settings(BaseSettings):
             return "postgresql+asyncpg://" + value.split("://", 1)[1]
         return value
 
+    @field_validator("sla_sweep_interval_seconds", "capacity_check_interval_seconds",
+                     "programme_metrics_interval_seconds")
+    @classmethod
+    def _cron_period(cls, value: int) -> int:
+        if not cron_period_ok(value):
+            raise ValueError("a cron period must divide a minute, an hour or a day")
+        return value
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _prefix_not_empty(cls, value: str) -> str:
+        if not value:
+            raise ValueError("REDIS_PREFIX must not be empty")
+        return value
+
     @model_validator(mode="after")
     def _development_jwt_secret(self) -> Settings:
         if self.environment == "development" and self.jwt_secret is None:
@@ -199,6 +233,12 @@ class Settings(BaseSettings):
     @property
     def worker_db_url(self) -> str:
         return self.worker_database_url or self.role_url(WORKER_DB_ROLE, self.worker_db_password)
+
+    @property
+    def webhooks_may_reach_private(self) -> bool:
+        if self.webhook_allow_private is not None:
+            return self.webhook_allow_private
+        return self.environment == "development"
 
     def insecure_settings(self) -> list[str]:
         """Why this configuration must not serve (empty: it may). Development accepts all."""

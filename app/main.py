@@ -12,12 +12,14 @@ from app.admin import mount_admin
 from app.config import Settings, get_settings
 from app.core import telemetry
 from app.core.db import Database
+from app.core.docs import install_docs
 from app.core.errors import install_error_handlers
 from app.core.identity import IdentityCache
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from app.core.openapi import install_openapi, operation_id_from_name
 from app.core.redis import make_redis
+from app.core.state import AppState
 from app.routers import (
     dashboard,
     events,
@@ -31,6 +33,8 @@ from app.routers import (
     webhooks,
     workqueue,
 )
+from app.services.live.hub import StreamHub
+from app.services.sessions.video import make_video_provider
 
 DESCRIPTION = """
 Coordinates a mentoring programme: who mentors whom, each mentor's work queue with SLAs,
@@ -49,19 +53,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.settings = settings
-        app.state.db = Database.connect(settings.api_db_url, settings)
-        app.state.redis = make_redis(settings)
-        app.state.identities = IdentityCache(app.state.db.engine,
-                                             ttl_seconds=settings.auth_cache_seconds)
-        telemetry.instrument_engine(app.state.db.engine, pool="api")
+        redis = make_redis(settings)
+        db = Database.connect(settings.api_db_url, settings)
+        state = app.state.shared = AppState(
+            settings=settings, db=db, redis=redis,
+            video=make_video_provider(settings), hub=StreamHub(settings, redis),
+            identities=IdentityCache(db.engine, ttl_seconds=settings.auth_cache_seconds),
+        )
+        telemetry.instrument_engine(state.db.engine, pool="api")
         try:
             yield
         finally:
-            if (hub := getattr(app.state, "sse_hub", None)) is not None:
-                hub.close()
-            await app.state.redis.aclose()
-            await app.state.db.dispose()
+            state.hub.close()
+            await state.redis.aclose()
+            await state.db.dispose()
             await admin_engine.dispose()
             telemetry.mark_process_dead()
 
@@ -71,8 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=operation_id_from_name,
+        docs_url=None, redoc_url=None,  # served from local assets by install_docs
     )
-    app.state.settings = settings
     install_error_handlers(app)
     # Outermost last: request id > metrics > CORS (so a 413 carries CORS headers) > size.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -90,5 +95,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    matching, live, metrics):
         app.include_router(module.router)
     admin_engine = mount_admin(app, settings)
+    install_docs(app)
     install_openapi(app)
     return app

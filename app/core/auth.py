@@ -13,7 +13,7 @@ the token's `sub` must be an active user whose current role in the database is t
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal, get_args
+from typing import Annotated
 
 import jwt
 from fastapi import Depends, Query, Request
@@ -23,9 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.config import Settings
 from app.core.errors import Forbidden, ServiceUnavailable, Unauthorized
 from app.core.identity import IdentityCache
-
-Role = Literal["mentee", "mentor", "director", "admin", "service"]
-ROLES: tuple[str, ...] = get_args(Role)
+from app.models.user import ROLES, Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +108,9 @@ async def verify_identity(identities: IdentityCache, principal: Principal) -> No
 
 
 async def _authenticate(request: Request, token: str) -> Principal:
-    principal = decode_token(token, request.app.state.settings)
-    await verify_identity(request.app.state.identities, principal)
+    shared = request.app.state.shared
+    principal = decode_token(token, shared.settings)
+    await verify_identity(shared.identities, principal)
     request.state.principal = principal
     return principal
 

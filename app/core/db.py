@@ -74,7 +74,7 @@ class Database:
 # (scope="function"), so a client never sees 2xx for a write that then failed.
 
 async def _transaction_as(request: Request, principal: Principal) -> AsyncIterator[AsyncSession]:
-    database: Database = request.app.state.db
+    database: Database = request.app.state.shared.db
     async with database.transaction(principal) as session:
         yield session
 

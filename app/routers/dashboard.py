@@ -22,10 +22,10 @@ from app.schemas.dashboard import (
     MentorSort,
 )
 from app.schemas.reviews import MenteeReviewPublic
+from app.schemas.risk import RISK_RULES_DOC
 from app.services.dashboard import directory as mentor_directory
 from app.services.dashboard import mentees as mentees_service
 from app.services.dashboard.mentor import build_dashboard
-from app.services.risk.scoring import RISK_RULES_DOC
 from app.services.workqueue.reviews import list_mentee_reviews
 
 router = APIRouter()

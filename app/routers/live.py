@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query
 from sqlalchemy.exc import SQLAlchemyError
 from sse_starlette import EventSourceResponse
 from sse_starlette.sse import SendTimeoutError
@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.core.auth import Principal, require_roles
 from app.core.errors import ServiceUnavailable
+from app.core.state import AppState, StateDep
 from app.schemas.common import problem_responses
 from app.services.dashboard.director import director_snapshot
 from app.services.dashboard.mentees import mentee_home
@@ -97,12 +98,10 @@ LastEventIdQuery = Annotated[
 ]
 
 
-async def _open(request: Request, principal: Principal, last_event_id: str | None,
+async def _open(state: AppState, principal: Principal, last_event_id: str | None,
                 snapshot: Snapshot | None = None) -> EventSourceResponse:
     """Any user's stream: the same guarantees for mentors, directors and mentees."""
-    state = request.app.state
-    settings = state.settings
-    hub = StreamHub.of(state)
+    settings, hub = state.settings, state.hub
     if hub.full:
         raise ServiceUnavailable("This replica has too many open streams; retry shortly.",
                                  code="too_many_streams", headers={"Retry-After": "5"})
@@ -122,10 +121,10 @@ async def _open(request: Request, principal: Principal, last_event_id: str | Non
     responses=STREAM_RESPONSES,
 )
 async def stream_dashboard(
-    request: Request, principal: StreamingMentor, last_event_id: LastEventId = None,
+    state: StateDep, principal: StreamingMentor, last_event_id: LastEventId = None,
     last_event_id_query: LastEventIdQuery = None,
 ) -> EventSourceResponse:
-    return await _open(request, principal, last_event_id or last_event_id_query)
+    return await _open(state, principal, last_event_id or last_event_id_query)
 
 
 @router.get(
@@ -144,13 +143,13 @@ async def stream_dashboard(
     tags=["director"],
 )
 async def stream_director(
-    request: Request, principal: StreamingStaff, last_event_id: LastEventId = None,
+    state: StateDep, principal: StreamingStaff, last_event_id: LastEventId = None,
     last_event_id_query: LastEventIdQuery = None,
 ) -> EventSourceResponse:
     async def snapshot(session):
         return await director_snapshot(session, now=datetime.now(UTC))
 
-    return await _open(request, principal, last_event_id or last_event_id_query, snapshot)
+    return await _open(state, principal, last_event_id or last_event_id_query, snapshot)
 
 
 @router.get(
@@ -167,16 +166,17 @@ async def stream_director(
     tags=["mentee"],
 )
 async def stream_mentee(
-    request: Request, principal: StreamingMentee, last_event_id: LastEventId = None,
+    state: StateDep, principal: StreamingMentee, last_event_id: LastEventId = None,
     last_event_id_query: LastEventIdQuery = None,
 ) -> EventSourceResponse:
     async def snapshot(session):
         return await mentee_home(session, mentee_id=principal.user_id, now=datetime.now(UTC))
 
-    return await _open(request, principal, last_event_id or last_event_id_query, snapshot)
+    return await _open(state, principal, last_event_id or last_event_id_query, snapshot)
 
 
-def open_live_stream(state, hub: StreamHub, start, principal: Principal) -> LiveStream:
+def open_live_stream(state: AppState, hub: StreamHub, start,
+                     principal: Principal) -> LiveStream:
     """The stream's events, ending when the token expires or stops being honoured."""
     identities = state.identities
 

@@ -160,7 +160,7 @@ def count_queries(app):
         if "auth_identity" not in statement:  # the token check, cached per process
             statements.append(statement)
 
-    engine = app.state.db.engine.sync_engine
+    engine = app.state.shared.db.engine.sync_engine
     event.listen(engine, "before_cursor_execute", on_execute)
     try:
         yield statements

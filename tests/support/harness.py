@@ -87,10 +87,12 @@ class ServerHarness:
             "REDIS_URL": self.redis_url,
             "REDIS_PREFIX": self.prefix,
             "ENVIRONMENT": "test",
+            # Webhook receivers in tests listen on 127.0.0.1 (the SSRF tests turn it off).
+            "WEBHOOK_ALLOW_PRIVATE": "true",
             "JWT_SECRET": self.jwt_secret,
             "ADMIN_SECRET_KEY": self.admin_secret_key,
-            # The relay / webhook loops (cron jobs) end fast if a burst worker picks one up.
-            "WORKER_LOOP_SECONDS": "1",
+            # A burst worker that runs the relay / webhook loops drains them briefly.
+            "WORKER_DRAIN_SECONDS": "5",
             # Tokens are re-checked against the database this often (a demotion in a test
             # takes effect after a short sleep, not a minute).
             "AUTH_CACHE_SECONDS": "0.2",
