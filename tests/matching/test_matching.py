@@ -175,6 +175,18 @@ class TestAutoMatch:
         assert (result["status"], result["assigned"]) == ("done", 0)
         assert await active_assignments(system_db, [both]) == []
 
+    async def test_deactivated_users_are_never_matched(
+        self, system_db: Database, settings: Settings, factory: Factory
+    ) -> None:
+        gone_mentor = await factory.mentor(active=False, mentor_specialties=["python"])
+        mentor = await factory.mentor(mentor_specialties=["python"])
+        gone_mentee = await factory.mentee(active=False, interests=["python"])
+        mentee = await factory.mentee(interests=["python"])
+        result = await run(system_db, settings, [gone_mentee, mentee], [gone_mentor, mentor])
+        assert (result["status"], result["assigned"]) == ("done", 1)
+        [row] = await active_assignments(system_db, [gone_mentee, mentee])
+        assert (row.mentee_id, row.mentor_id) == (mentee.id, mentor.id)
+
     async def test_a_finished_job_delivered_again_is_not_run_again(
         self, system_db: Database, settings: Settings, programme: dict[str, Any]
     ) -> None:
