@@ -6,10 +6,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 
 from app.core.auth import CurrentService, CurrentStaff
 from app.core.db import DbSession
+from app.core.state import StateDep
 from app.routers.sessions import Video
 from app.schemas.common import Page, problem_responses
 from app.schemas.relationships import (
@@ -137,11 +138,11 @@ async def list_waiting(
 )
 async def deactivate_user(
     user_id: uuid.UUID, principal: CurrentService, session: DbSession, video: Video,
-    request: Request, background: BackgroundTasks,
+    state: StateDep, background: BackgroundTasks,
 ) -> UserDeactivated:
     result = await lifecycle.deactivate_user(session, principal=principal, user_id=user_id,
                                              video=video)
     # After the commit (background tasks run after the response): this process stops
     # honouring the user's tokens at once; other replicas within AUTH_CACHE_SECONDS.
-    background.add_task(request.app.state.identities.forget, user_id)
+    background.add_task(state.identities.forget, user_id)
     return result

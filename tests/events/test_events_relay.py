@@ -53,6 +53,11 @@ EXPECTED_REFRESH_PRIORITY = {
     "workqueue.item_overdue": "high",
     "workqueue.item_completed": "normal",
     "capacity.exceeded": "high",
+    # v2 (CONTRACT.md "New outbound events")
+    "flag.escalated": "urgent",
+    "risk.raised": "high",
+    "workqueue.item_escalated": "high",
+    "user.deactivated": "high",
 }
 
 
