@@ -7,7 +7,7 @@ request would add a round trip to each one, so every process keeps what it read 
 time on every replica, with no cross-process invalidation to get wrong. A change made by
 this process (deactivate, role change) also forgets the entry at once (`forget`).
 
-The lookup goes through `auth_identity(uuid)` (migration 0008), a SECURITY DEFINER function
+The lookup goes through `auth_identity(uuid)` (migration 0010), a SECURITY DEFINER function
 that returns two columns of one row, so it needs no RLS identity. Concurrent misses for one
 user share one query (single flight), unknown ids are cached too (a flood of forged subs
 costs one query per id and TTL), and the table is bounded (oldest entries go first).

@@ -27,8 +27,6 @@ class User(Base):
         Index("ix_users_mentors", "id", postgresql_where=text("is_mentor")),
         Index("ix_users_staff", "role", "id",
               postgresql_where=text("role in ('director', 'admin')")),
-        Index("ix_users_waiting", "waiting_since", "id",
-              postgresql_where=text("waiting_since is not null")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -49,7 +47,5 @@ class User(Base):
     # Deactivated users keep their history, but no token of theirs is honoured.
     active: Mapped[bool] = mapped_column(server_default=text("true"))
     deactivated_at: Mapped[datetime | None]
-    # Kept by triggers (migration 0009): since when an active mentee has had no mentor.
-    waiting_since: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]

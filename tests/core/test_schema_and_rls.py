@@ -108,8 +108,9 @@ MENTEE_COLUMN = {
 MENTEE_VISIBLE = {"assignments", "sessions", "session_feedback", "mission_submissions",
                   "mission_reviews"}
 NEVER_FOR_MENTORS_OR_MENTEES = {
-    "inbox_events", "outbox_events", "webhook_endpoints", "webhook_deliveries",
-    "webhook_attempts", "matching_runs", "capacity_alerts", "programme_metrics",
+    "waiting_mentees", "inbox_events", "outbox_events", "webhook_endpoints", "webhook_deliveries",
+    "webhook_attempts", "matching_runs", "capacity_alerts", "programme_metrics", "audit_log",
+    "programme_metrics_daily",
 }
 
 

@@ -14,6 +14,7 @@ from app.config import Settings
 from app.core.db import Database
 from app.models import Assignment, MatchingRun, OutboxEvent, User
 from app.services.matching.engine import (
+    ASSIGNED_CONCURRENTLY,
     MATCHER_LOCK_KEY,
     NO_CANDIDATE,
     NO_CAPACITY,
@@ -256,16 +257,13 @@ class TestConcurrency:
                              message="the run's insert waits for the director's")
         result = await task
 
-        # The director's insert also took the mentee's row (the waiting-list trigger of
-        # migration 0009), so the run's locks waited for it and its fresh read no longer
-        # counts the mentee as waiting: left out, and the 5 places go to the other 5.
-        assert result["status"] == "done" and result["assigned"] == 5
+        assert result["status"] == "done" and result["assigned"] == 4
         rows = await active_assignments(system_db, [target])
         assert [(r.mentor_id, r.source) for r in rows] == [(elsewhere.id, "manual")]
         async with system_db.transaction(None) as session:
             stored = await session.scalar(
                 select(MatchingRun).where(MatchingRun.job_id == result["job_id"]))
-        assert str(target.id) not in stored.unplaced
+        assert stored.unplaced[str(target.id)] == ASSIGNED_CONCURRENTLY
 
     async def test_a_directors_assignment_during_the_run_is_counted(
         self, system_db: Database, settings: Settings, factory: Factory

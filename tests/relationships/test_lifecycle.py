@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from app.models import Assignment, MatchingRun, MentoringSession, User
+from app.models import Assignment, MatchingRun, MentoringSession, User, WaitingMentee
 from tests.support.workspace_support import outbox_events
 
 ASSIGN = "/api/v1/director/assignments"
@@ -292,22 +292,28 @@ class TestUpsertedLifecycle:
         assert await _assignment_of(system_db, mentee.id) is not None
 
 
+async def _waiting_since(system_db, mentee_id):
+    async with system_db.transaction(None) as session:
+        return await session.scalar(select(WaitingMentee.since).where(
+            WaitingMentee.mentee_id == mentee_id))
+
+
 async def test_waiting_since_follows_every_path(factory, system_db):
-    """The triggers keep `waiting_since` right whoever writes (here: the system directly)."""
+    """The triggers keep the waiting list right whoever writes (here: the system directly)."""
     mentee = await factory.mentee()
-    assert (await _get(system_db, User, mentee.id)).waiting_since is not None
+    assert await _waiting_since(system_db, mentee.id) is not None
     mentor = await factory.mentor()
     assignment = await factory.assign(mentor, mentee)
-    assert (await _get(system_db, User, mentee.id)).waiting_since is None
+    assert await _waiting_since(system_db, mentee.id) is None
     ended_at = datetime.now(UTC)
 
     async def end(session):
         await session.execute(update(Assignment).where(Assignment.id == assignment.id)
                               .values(ended_at=ended_at, end_reason="test"))
     await factory.run(end)
-    assert (await _get(system_db, User, mentee.id)).waiting_since == ended_at
+    assert await _waiting_since(system_db, mentee.id) == ended_at
 
     async def promote(session):
         await session.execute(update(User).where(User.id == mentee.id).values(role="mentor"))
     await factory.run(promote)
-    assert (await _get(system_db, User, mentee.id)).waiting_since is None
+    assert await _waiting_since(system_db, mentee.id) is None

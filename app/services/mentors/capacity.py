@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models import User
 
 # SQL for a mentor's zone; used by every set-based capacity query. A stored name Postgres
-# does not know (bad data) is UTC (`safe_timezone`, migration 0009), never a failed query.
+# does not know (bad data) is UTC (`safe_timezone`, migration 0011), never a failed query.
 MENTOR_ZONE_SQL = ("safe_timezone(coalesce(nullif(u.mentor_availability->>'timezone', ''), "
                    "u.timezone, 'UTC'))")
 UTC_ZONE = ZoneInfo("UTC")

@@ -63,7 +63,7 @@ async def end_relationships(
     future live sessions in those capacities. Locks in the programme's order.
 
     The caller has already changed the user (inactive, or another role): a service account
-    may end and cancel only what concerns someone who left (RLS, migration 0009)."""
+    may end and cancel only what concerns someone who left (RLS, migration 0011)."""
     await lock_relationships(session, user_id=user_id, as_mentee=as_mentee,
                              as_mentor=as_mentor)
     ended = Ended()

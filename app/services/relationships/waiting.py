@@ -1,9 +1,9 @@
 """The waiting list: active mentees with no active assignment, longest waiting first.
 
-`users.waiting_since` is kept by triggers (migration 0009) whichever path changes users or
-assignments, so a page is one range scan of the partial index `ix_users_waiting`
-(keyset on `(waiting_since, id)`), plus one lookup of the latest finished matcher run for
-`last_match_reason` (its `unplaced` map: mentee id -> reason).
+`waiting_mentees` is kept by triggers (migration 0011) whichever path changes users or
+assignments, so a page is one range scan of `ix_waiting_mentees_since_mentee_id` (keyset on
+`(since, mentee_id)`) joined to the users, plus one lookup of the latest finished matcher
+run for `last_match_reason` (its `unplaced` map: mentee id -> reason).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Unprocessable
 from app.models import User
+from app.models import WaitingMentee as WaitingRow
 from app.schemas.common import decode_cursor, encode_cursor
 from app.schemas.relationships import WaitingMentee
 
@@ -47,29 +48,30 @@ def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
 async def list_waiting(
     session: AsyncSession, *, limit: int = 50, cursor: str | None = None,
 ) -> tuple[list[WaitingMentee], str | None]:
-    query = select(User).where(User.waiting_since.is_not(None))
+    query = select(User, WaitingRow.since).join(WaitingRow, WaitingRow.mentee_id == User.id)
     after = _after(cursor)
     if after is not None:
-        query = query.where(tuple_(User.waiting_since, User.id) > after)
-    rows = list(await session.scalars(
-        query.order_by(User.waiting_since, User.id).limit(limit + 1)))
+        query = query.where(tuple_(WaitingRow.since, WaitingRow.mentee_id) > after)
+    rows = (await session.execute(
+        query.order_by(WaitingRow.since, WaitingRow.mentee_id).limit(limit + 1))).all()
     page = rows[:limit]
     reasons: dict[uuid.UUID, str] = {}
     if page:
-        found = await session.execute(_LAST_REASONS, {"ids": [str(user.id) for user in page]})
+        found = await session.execute(_LAST_REASONS,
+                                      {"ids": [str(user.id) for user, _ in page]})
         reasons = {row.mentee_id: row.reason for row in found}
     items = [
         WaitingMentee(mentee_id=user.id, name=user.name, email=user.email,
                       timezone=user.timezone, tier=user.tier, interests=user.interests or [],
-                      waiting_since=user.waiting_since, last_match_reason=reasons.get(user.id))
-        for user in page
+                      waiting_since=since, last_match_reason=reasons.get(user.id))
+        for user, since in page
     ]
     next_cursor = None
     if len(rows) > limit:
-        last = page[-1]
-        next_cursor = encode_cursor({"w": last.waiting_since.isoformat(), "i": str(last.id)})
+        last, since = page[-1]
+        next_cursor = encode_cursor({"w": since.isoformat(), "i": str(last.id)})
     return items, next_cursor
 
 
 async def waiting_count(session: AsyncSession) -> int:
-    return await session.scalar(select(func.count()).where(User.waiting_since.is_not(None)))
+    return await session.scalar(select(func.count()).select_from(WaitingRow))

@@ -1,7 +1,7 @@
 """`risk.raised`: a live event when an inbound signal makes a mentee newly at risk.
 
 Ingestion runs as the service account, which RLS keeps from flags and sessions, so the
-reasons come from `ingest_mentee_risk()` (migration 0009, SECURITY DEFINER over the one
+reasons come from `ingest_mentee_risk()` (migration 0011, SECURITY DEFINER over the one
 SQL definition of risk, `mentee_risk`). "Newly" means: no reason before the signal was
 stored, at least one after (a mentee already at risk raises nothing more). The event goes
 to the mentee's mentor and every director, never to the mentee (reasons are not theirs to

@@ -89,7 +89,7 @@ async def list_mentee_reviews(
     session: AsyncSession, *, mentee_id: uuid.UUID, limit: int = 50, cursor: str | None = None,
 ) -> tuple[list[MenteeReviewPublic], str | None]:
     """The mentee's decided mission reviews, newest first (RLS: a mentee reads their own
-    reviews and submissions, migration 0009), keyset-paginated on (reviewed_at, id)."""
+    reviews and submissions, migration 0011), keyset-paginated on (reviewed_at, id)."""
     query = (select(MissionReview, MissionSubmission)
              .join(MissionSubmission, MissionSubmission.id == MissionReview.submission_id)
              .where(MissionReview.mentee_id == mentee_id))

@@ -1,19 +1,20 @@
 """Relationships that change and end: the waiting list, escalated flags, mentees' reviews.
 
-- `users.waiting_since`: set while the user is an active mentee without an active
-  assignment (since when), NULL otherwise. Kept by triggers, so every path that changes
-  assignments or users (directors, the matcher, deactivation, erasure, the seed) keeps it
-  right without knowing about it:
-  * AFTER INSERT on assignments (active): the mentee stops waiting;
+- `waiting_mentees` (mentee_id, since): one row per active mentee without an active
+  assignment (since when), kept by triggers, so every path that changes assignments or
+  users (directors, the matcher, deactivation, erasure, the seed) keeps it right without
+  knowing about it:
+  * AFTER INSERT on assignments (active): the mentee's row goes;
   * AFTER UPDATE OF ended_at on assignments (an active one ends): the mentee waits from
-    `ended_at`, unless another assignment is active (a reassignment inserts it next,
-    which clears it again);
-  * BEFORE INSERT OR UPDATE OF role, active on users: an active mentee without an active
-    assignment waits from now (or `created_at` on insert); anyone else does not wait.
-  The trigger functions are SECURITY DEFINER (owner `mentorship_worker`, BYPASSRLS) so the
-  users row is updated whoever changed the assignment; they touch only `waiting_since`.
-  The waiting list (`GET /api/v1/director/waiting`) is then one range scan of
-  `ix_users_waiting`.
+    `ended_at`, unless another assignment is active (a reassignment inserts the next one,
+    which removes the row again);
+  * AFTER INSERT OR UPDATE OF role, active on users: an active mentee without an active
+    assignment waits (from `created_at` on insert, from now on a change); anyone else not.
+  A table of its own, not a users column: the triggers never lock or rewrite users rows
+  (the matcher's and the directors' lock order stays as it was) and the audit trail does
+  not record derived data. The trigger functions are SECURITY DEFINER (owner
+  `mentorship_worker`, BYPASSRLS) and touch only this table. The waiting list
+  (`GET /api/v1/director/waiting`) is one range scan of `ix_waiting_mentees_since_mentee_id`.
 - `flags.escalated_at`, `flags.escalated_by`: a director escalates an open flag. The stored
   `status` stays `open` (so every "open flag" rule: risk, counts, keeps counting it); the API
   shows `escalated` when `escalated_at` is set and the flag is not resolved.
@@ -35,8 +36,8 @@
   bad value saved by some other path (`Mars/Base`) degrades to UTC instead of failing the
   query; the Python readers do the same (`safe_zone`).
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 """
 
 from collections.abc import Sequence
@@ -44,8 +45,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -57,14 +58,15 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
     IF NEW.ended_at IS NULL THEN
-      UPDATE public.users SET waiting_since = NULL
-       WHERE id = NEW.mentee_id AND waiting_since IS NOT NULL;
+      DELETE FROM public.waiting_mentees WHERE mentee_id = NEW.mentee_id;
     END IF;
   ELSIF OLD.ended_at IS NULL AND NEW.ended_at IS NOT NULL THEN
-    UPDATE public.users u SET waiting_since = NEW.ended_at
+    INSERT INTO public.waiting_mentees (mentee_id, since)
+    SELECT u.id, NEW.ended_at FROM public.users u
      WHERE u.id = NEW.mentee_id AND u.role = 'mentee' AND u.active
        AND NOT EXISTS (SELECT 1 FROM public.assignments a
-                        WHERE a.mentee_id = NEW.mentee_id AND a.ended_at IS NULL);
+                        WHERE a.mentee_id = NEW.mentee_id AND a.ended_at IS NULL)
+    ON CONFLICT (mentee_id) DO NOTHING;
   END IF;
   RETURN NULL;
 END $$"""
@@ -74,19 +76,19 @@ CREATE FUNCTION users_sync_waiting() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 BEGIN
   IF NEW.role = 'mentee' AND NEW.active THEN
-    IF TG_OP = 'INSERT' THEN
-      NEW.waiting_since := coalesce(NEW.waiting_since, NEW.created_at, now());
-    ELSIF (OLD.role <> 'mentee' OR NOT OLD.active) AND NOT EXISTS (
-        SELECT 1 FROM public.assignments a WHERE a.mentee_id = NEW.id AND a.ended_at IS NULL
-    ) THEN
-      NEW.waiting_since := now();
+    IF TG_OP = 'INSERT' OR OLD.role <> 'mentee' OR NOT OLD.active THEN
+      INSERT INTO public.waiting_mentees (mentee_id, since)
+      SELECT NEW.id, CASE WHEN TG_OP = 'INSERT' THEN coalesce(NEW.created_at, now())
+                          ELSE now() END
+       WHERE NOT EXISTS (SELECT 1 FROM public.assignments a
+                          WHERE a.mentee_id = NEW.id AND a.ended_at IS NULL)
+      ON CONFLICT (mentee_id) DO NOTHING;
     END IF;
-  ELSE
-    NEW.waiting_since := NULL;
+  ELSIF TG_OP = 'UPDATE' THEN
+    DELETE FROM public.waiting_mentees WHERE mentee_id = NEW.id;
   END IF;
-  RETURN NEW;
+  RETURN NULL;
 END $$"""
-
 
 OWN_MENTEE_POLICIES = [("reviews_select_own_mentee", "mission_reviews"),
                        ("submissions_select_own_mentee", "mission_submissions")]
@@ -149,14 +151,28 @@ def upgrade() -> None:
                "TO mentorship_app, mentorship_worker")
     op.create_index("ix_users_staff", "users", ["role", "id"],
                     postgresql_where=sa.text("role in ('director', 'admin')"))
-    op.add_column("users", sa.Column("waiting_since", sa.DateTime(timezone=True),
-                                     nullable=True))
-    op.create_index("ix_users_waiting", "users", ["waiting_since", "id"],
-                    postgresql_where=sa.text("waiting_since is not null"))
+    op.create_table(
+        "waiting_mentees",
+        sa.Column("mentee_id", sa.UUID(), nullable=False),
+        sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["mentee_id"], ["users.id"], ondelete="CASCADE",
+                                name="fk_waiting_mentees_mentee_id_users"),
+        sa.PrimaryKeyConstraint("mentee_id", name="pk_waiting_mentees"),
+    )
+    op.create_index("ix_waiting_mentees_since_mentee_id", "waiting_mentees",
+                    ["since", "mentee_id"])
+    op.execute("ALTER TABLE waiting_mentees ENABLE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE waiting_mentees FORCE ROW LEVEL SECURITY")
+    op.execute("""CREATE POLICY waiting_mentees_staff ON waiting_mentees FOR SELECT
+                  USING ((select app_role()) in ('director', 'admin'))""")
+    for role in ("mentorship_app", WORKER):
+        op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON waiting_mentees TO {role}")
     # Today's waiting mentees: since their last assignment ended, else since they joined.
     op.execute("""
-        UPDATE users u SET waiting_since = coalesce(
-            (SELECT max(a.ended_at) FROM assignments a WHERE a.mentee_id = u.id), u.created_at)
+        INSERT INTO waiting_mentees (mentee_id, since)
+        SELECT u.id, coalesce((SELECT max(a.ended_at) FROM assignments a
+                                WHERE a.mentee_id = u.id), u.created_at)
+          FROM users u
          WHERE u.role = 'mentee' AND u.active
            AND NOT EXISTS (SELECT 1 FROM assignments a
                             WHERE a.mentee_id = u.id AND a.ended_at IS NULL)""")
@@ -171,7 +187,7 @@ def upgrade() -> None:
         FOR EACH ROW EXECUTE FUNCTION assignments_sync_waiting()""")
     op.execute("""
         CREATE TRIGGER users_sync_waiting
-        BEFORE INSERT OR UPDATE OF role, active ON users
+        AFTER INSERT OR UPDATE OF role, active ON users
         FOR EACH ROW EXECUTE FUNCTION users_sync_waiting()""")
 
     op.add_column("flags", sa.Column("escalated_at", sa.DateTime(timezone=True), nullable=True))
@@ -205,5 +221,4 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER IF EXISTS assignments_sync_waiting ON assignments")
     op.execute("DROP FUNCTION IF EXISTS users_sync_waiting()")
     op.execute("DROP FUNCTION IF EXISTS assignments_sync_waiting()")
-    op.drop_index("ix_users_waiting", table_name="users")
-    op.drop_column("users", "waiting_since")
+    op.drop_table("waiting_mentees")
