@@ -163,8 +163,14 @@ async def test_service_reads_no_sessions_or_flags(app_db, world):
     """Of sessions, only those of users who left (deactivated, or no longer a mentee or a
     mentor: what the service must cancel) are visible to it; the world's users are active."""
     principal = Principal(uuid.uuid4(), "service")
-    for table in ("sessions", "session_feedback", "flags", "mission_reviews"):
+    for table in ("session_feedback", "flags", "mission_reviews"):
         assert await _select_all(app_db, principal, table) == [], table
+    visible = await _select_all(app_db, principal, "sessions")
+    assert not {world[k]["session"].id for k in ("a", "b")} & {r["id"] for r in visible}
+    async with app_db.transaction(Principal(uuid.uuid4(), "admin")) as session:
+        for row in visible:
+            assert await session.scalar(text("select pair_left(:e, :m)"),
+                                        {"e": row["mentee_id"], "m": row["mentor_id"]})
 
 
 async def test_mentor_cannot_write_into_another_mentors_mentee(app_db, world):
