@@ -10,8 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models import Flag
 from app.models.risk import SEVERITIES
 from app.schemas.dashboard import DirectorSnapshot
-from app.schemas.ops import ProgrammeMetricsPublic
-from app.services.ops.metrics import stored_programme_metrics
+from app.services.ops.metrics import metrics_public, stored_programme_metrics
 from app.services.relationships.waiting import waiting_count
 
 
@@ -28,6 +27,6 @@ async def director_snapshot(session: AsyncSession, *, now: datetime) -> Director
         by_severity[severity] = count
         escalated += escalated_count
     return DirectorSnapshot(
-        metrics=ProgrammeMetricsPublic.from_values(await stored_programme_metrics(session)),
+        metrics=metrics_public(await stored_programme_metrics(session)),
         open_flags=by_severity, escalated_flags=escalated,
         waiting_mentees=await waiting_count(session), generated_at=now)
