@@ -193,8 +193,11 @@ class Settings(BaseSettings):
     # only). No default: unset, only a platform-issued JWT pasted as the password logs in.
     admin_ui_password: SecretStr | None = None
     admin_session_max_age_seconds: int = 8 * 3600
-    # The worker's own /metrics port (separate hosts); unset: no server in the worker.
+    # The worker's own /metrics port: job series, and (on the one worker holding the
+    # exporter lease) the deployment-wide series. Unset: no server in the worker.
     worker_metrics_port: int | None = None
+    # How often the exporter renews its lease and re-reads the deployment-wide values.
+    exporter_refresh_seconds: float = Field(15.0, gt=0)
 
     @field_validator("database_url", "app_database_url", "worker_database_url")
     @classmethod

@@ -44,6 +44,10 @@ events in and out (transactional outbox, signed webhooks).
 
 Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`.
 Authentication: `Authorization: Bearer <JWT>` with claims `sub`, `role`, `exp`.
+
+Events: every inbound and outbound event type, the SSE channels and the webhook channel are
+described in the [event catalogue (AsyncAPI 3)](/asyncapi.json); what a webhook endpoint
+receives is also under `webhooks` in this document.
 """
 
 
@@ -95,6 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (dashboard, workqueue, risk, sessions, relationships, events, webhooks,
                    matching, live, metrics, compliance):
         app.include_router(module.router)
+    app.include_router(events.catalogue)
+    app.webhooks.include_router(events.webhooks)
     admin_engine = mount_admin(app, settings)
     install_docs(app)
     install_openapi(app)
