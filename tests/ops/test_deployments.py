@@ -7,7 +7,6 @@ afterwards)."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -64,8 +63,9 @@ async def deployments(servers, settings) -> AsyncIterator[dict]:
             try:
                 factory = Factory(database, deployment.settings)
                 mentor, (mentee,) = await factory.mentor_with_mentees(1)
-                people[deployment.name] = (mentor, mentee, factory.headers(uuid.uuid4(),
-                                                                           role="service"))
+                # Tokens are honoured only for a real service account (CONTRACT.md v2).
+                people[deployment.name] = (mentor, mentee,
+                                           await factory.role_headers("service"))
             finally:
                 await database.dispose()
             deployment.start()
