@@ -8,14 +8,14 @@ signals, matching run reports, audit entries); SECURITY DEFINER, because no appl
 role may otherwise update the audit trail, and callable only by an admin's transaction or
 the workers.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
 """
 
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
