@@ -4,7 +4,7 @@ In one transaction: the user is deactivated the programme's way (relationships e
 sessions are cancelled, tokens stop: app/services/programme/lifecycle.py), identifying
 fields are pseudonymised, free text written by or about them is deleted, and every copy of
 their personal values in event payloads and the audit trail becomes "[erased]"
-(`scrub_personal_values`, migration 0010). The id stays as a tombstone (`erased_at`): rows
+(`erase_personal_data`, migration 0012). The id stays as a tombstone (`erased_at`): rows
 that aggregates count keep counting, and a later upsert of the id is 409 `erased`.
 `user.erased` goes out. After commit the route removes the user's Redis keys (streams and
 markers); Redis holds copies only, so a failure there loses nothing (the keys expire).
@@ -29,19 +29,7 @@ from app.schemas.compliance import UserErased
 from app.services.programme.lifecycle import deactivate_user
 from app.services.sessions.video import VideoProvider
 
-ERASED = "[erased]"
-# Free text written by or about the user: (table, user column(s), assignments).
-_FREE_TEXT = (
-    ("sessions", ("mentee_id", "mentor_id"),
-     "agenda = null, mentor_notes = null, cancel_reason = null"),
-    ("session_feedback", ("mentee_id",), "comment = null"),
-    ("flags", ("mentee_id",), "note = null, resolution = null, category = 'erased'"),
-    ("mission_submissions", ("mentee_id",), "title = '[erased]', url = null"),
-    ("mission_reviews", ("mentee_id",), "feedback = null"),
-    ("work_items", ("mentee_id",), "title = '[erased]', note = null, details = '{}'"),
-    ("mentee_signals", ("mentee_id",), "data = '{}'"),
-)
-_SCRUB = text("select scrub_personal_values(cast(:values as text[]))")
+_ERASE_DATA = text("select erase_personal_data(:user_id, cast(:values as text[]))")
 
 
 async def erase_user(session: AsyncSession, *, principal: Principal, user_id: uuid.UUID,
@@ -54,16 +42,13 @@ async def erase_user(session: AsyncSession, *, principal: Principal, user_id: uu
         raise InvalidTransition("This user was erased already")
     personal = [user.name, user.email, *user.interests, *user.mentor_specialties]
     await deactivate_user(session, principal=principal, user_id=user_id, video=video, now=now)
-    for table, columns, assignments in _FREE_TEXT:
-        who = " or ".join(f"{column} = :user_id" for column in columns)
-        await session.execute(text(f"update {table} set {assignments} where {who}"),
-                              {"user_id": user_id})
     await session.execute(update(User).where(User.id == user_id).values(
         name="Erased user", email=f"erased-{user_id}@erased.invalid", tier=None,
         interests=[], mentor_specialties=[], erased_at=now, active=False,
         mentor_availability={"timezone": "UTC", "windows": []},
     ))
-    await session.execute(_SCRUB, {"values": [v for v in personal if v]})
+    await session.execute(_ERASE_DATA, {"user_id": user_id,
+                                        "values": [v for v in personal if v]})
     await emit(session, type="user.erased", data={"user_id": user_id, "erased_at": now},
                recipients=[], occurred_at=now)
     return UserErased(user_id=user_id, erased_at=now)
