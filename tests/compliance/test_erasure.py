@@ -76,8 +76,8 @@ async def _redis_holding(settings, values: list[str], user_id) -> list[str]:
                 dump = repr(await raw.zrange(key, 0, -1))
             else:
                 dump = ""
-            if (user_id is not None and str(user_id) in name) or any(v in dump or v.encode() in dump.encode()
-                                           for v in values):
+            names_user = user_id is not None and str(user_id) in name
+            if names_user or any(value in dump for value in values):
                 hits.append(name)
     finally:
         await raw.aclose()
