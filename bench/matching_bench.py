@@ -28,13 +28,12 @@ import numpy as np
 from sqlalchemy import text
 
 from app.core.db import Database
-from app.services.matching.engine import (
-    MATCHER_LOCK_KEY,
-    auto_match,
-    execute_matching_run,
-    load_problem,
-)
-from app.services.matching.solver import FitModel, Weights, solve_greedy, solve_optimal
+from app.services.matching.engine import auto_match, load_problem
+from app.services.matching.execution import execute_matching_run
+from app.services.matching.fit import FitModel
+from app.services.matching.solver import solve_greedy, solve_optimal
+from app.services.matching.weights import Weights
+from app.services.matching.writes import MATCHER_LOCK_KEY
 from bench._database import BenchDatabase
 
 TAGS = ["python", "go", "rust", "java", "javascript", "typescript", "react", "vue", "sql",

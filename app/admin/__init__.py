@@ -40,6 +40,7 @@ from sqlalchemy import Select, event, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import Session
 from starlette.requests import Request
+from wtforms.validators import InputRequired, NumberRange
 
 from app.config import DEV_ADMIN_SECRET_KEY, Settings
 from app.core import telemetry
@@ -70,7 +71,7 @@ from app.models.events import REFRESH_PRIORITIES
 from app.models.mission import DECISIONS, SUBMISSION_STATUSES
 from app.models.risk import FLAG_STATUSES, SEVERITIES, SIGNAL_KINDS
 from app.models.session import SESSION_STATUSES
-from app.models.user import ROLES
+from app.models.user import MENTOR_CAPACITY_WEEKLY_MAX, MENTOR_MAX_MENTEES_MAX, ROLES
 from app.models.webhook import DELIVERY_STATUSES
 from app.models.work_item import PRIORITIES, WORK_ITEM_KINDS, WORK_ITEM_STATUSES
 
@@ -248,6 +249,13 @@ class UserAdmin(ModelView, model=User):
     column_default_sort = [(User.created_at, True)]
     form_columns = [User.name, User.email, User.tier, User.timezone,
                     User.mentor_capacity_weekly, User.mentor_max_mentees]
+    # The same limits as every other writer (app/models/user.py, app/schemas/limits.py).
+    form_args = {
+        "mentor_capacity_weekly": {"validators": [
+            InputRequired(), NumberRange(0, MENTOR_CAPACITY_WEEKLY_MAX)]},
+        "mentor_max_mentees": {"validators": [
+            InputRequired(), NumberRange(0, MENTOR_MAX_MENTEES_MAX)]},
+    }
 
 
 class AssignmentAdmin(ReadOnlyView, model=Assignment):

@@ -3,8 +3,10 @@
 from app.models.assignment import Assignment
 from app.models.base import Base
 from app.models.events import InboxEvent, OutboxEvent
+from app.models.matching import MatchingProposal, MatchingRun
 from app.models.mission import MissionReview, MissionSubmission
-from app.models.ops import CapacityAlert, MatchingRun, ProgrammeMetric
+from app.models.ops import CapacityAlert, ProgrammeMetric
+from app.models.preferences import MenteePreferences
 from app.models.risk import Flag, MenteeSignal, ReadinessRecord
 from app.models.session import MentoringSession, SessionFeedback
 from app.models.user import User
@@ -12,7 +14,8 @@ from app.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.models.work_item import WorkItem
 
 __all__ = [
-    "Assignment", "Base", "CapacityAlert", "Flag", "InboxEvent", "MatchingRun",
+    "Assignment", "Base", "CapacityAlert", "Flag", "InboxEvent", "MatchingProposal", "MatchingRun",
+    "MenteePreferences",
     "MenteeSignal", "MentoringSession", "MissionReview", "MissionSubmission", "OutboxEvent",
     "ProgrammeMetric", "ReadinessRecord", "SessionFeedback", "User", "WebhookAttempt",
     "WebhookDelivery", "WebhookEndpoint", "WorkItem",

@@ -15,13 +15,17 @@ again. `max_tries=1`: a tick is not retried; the next one does the work.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from arq import cron, func
+from arq import Retry, cron, func
 
 from app.core.jobqueue import AUTO_MATCH_JOB, CAPACITY_CHECK_JOB
-from app.services.matching.engine import execute_matching_run
+from app.services.matching.execution import (
+    RunWillRetry,
+    execute_matching_run,
+    recover_stale_runs,
+)
 from app.services.mentors.capacity_checker import check_capacity
 from app.services.workqueue.prioritizer import sweep_work_queue
 from app.workers import CRON_JOBS, FUNCTIONS
@@ -33,13 +37,25 @@ def _ids(values: list[str] | None) -> list[uuid.UUID] | None:
 
 async def auto_match_mentors(ctx: dict[str, Any], *, requested_by: str | None = None,
                              mentee_ids: list[str] | None = None,
-                             mentor_ids: list[str] | None = None) -> dict[str, Any]:
-    """One matcher run; its result goes to `matching_runs` under this job's id."""
-    return await execute_matching_run(
-        ctx["db"], settings=ctx["settings"], job_id=ctx["job_id"],
-        requested_by=uuid.UUID(requested_by) if requested_by else None,
-        mentee_ids=_ids(mentee_ids), mentor_ids=_ids(mentor_ids),
-    )
+                             mentor_ids: list[str] | None = None,
+                             run_job_id: str | None = None) -> dict[str, Any]:
+    """One matcher run (or dry run); its result goes to `matching_runs` under this job's id,
+    or under `run_job_id` when the sweep re-queued a crashed run under a new arq job id.
+    A failed try that is not the last is retried by arq after a backoff."""
+    try:
+        return await execute_matching_run(
+            ctx["db"], settings=ctx["settings"], job_id=run_job_id or ctx["job_id"],
+            requested_by=uuid.UUID(requested_by) if requested_by else None,
+            mentee_ids=_ids(mentee_ids), mentor_ids=_ids(mentor_ids),
+        )
+    except RunWillRetry as retry:
+        raise Retry(defer=timedelta(seconds=2 ** retry.attempt)) from retry
+
+
+async def recover_matching_runs(ctx: dict[str, Any]) -> dict[str, int]:
+    """Runs whose worker died (lease expired): re-queued, or failed after their last try."""
+    return await recover_stale_runs(ctx["db"], settings=ctx["settings"],
+                                    redis=ctx["redis_app"])
 
 
 async def prioritize_work_queue(ctx: dict[str, Any]) -> dict[str, int]:
@@ -59,14 +75,20 @@ async def check_mentor_capacity(ctx: dict[str, Any], mentor_id: str | None = Non
 
 
 FUNCTIONS += [
-    # A run may take seconds at full size; tries cover a worker lost mid-run.
-    func(auto_match_mentors, name=AUTO_MATCH_JOB, timeout=600, max_tries=3),
+    # A run takes seconds at full size. Tries are counted on the run's row (a crash is
+    # re-queued under a new job id by the sweep); arq's own tries only bound the retries
+    # of failed tries (`Retry`). A short timeout keeps arq's in-progress key short too.
+    func(auto_match_mentors, name=AUTO_MATCH_JOB, timeout=300, max_tries=12),
     # Deduplicated by job id per mentor: no result kept, so the next booking can enqueue.
     func(check_mentor_capacity, name=CAPACITY_CHECK_JOB, timeout=120, max_tries=3,
          keep_result=0),
 ]
 
 CRON_JOBS += [
+    # Within lease + 15 s of a worker's death its run is re-queued (or failed).
+    cron(recover_matching_runs, name="cron:recover_matching_runs",
+         second={0, 15, 30, 45}, microsecond=0,
+         unique=True, max_tries=1, timeout=60, keep_result=600),
     cron(prioritize_work_queue, name="cron:prioritize_work_queue",
          minute=set(range(0, 60, 5)), second=0, microsecond=0,
          unique=True, max_tries=1, timeout=240, keep_result=3600),

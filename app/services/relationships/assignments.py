@@ -26,6 +26,7 @@ from app.core.errors import CapacityExceeded, NotFound, Unprocessable
 from app.core.outbox import emit
 from app.models import Assignment, User
 from app.schemas.director import AssignmentPublic
+from app.services.relationships import reasons as why
 
 
 def _public(row: Assignment, *, previous_mentor_id: uuid.UUID | None,
@@ -103,9 +104,10 @@ async def assign_mentee(
             recipients=[current.mentor_id, mentee_id],
             occurred_at=at,
         )
+    reasons = list(reasons) or ([why.MANUAL] if source == "manual" else [])
     row = Assignment(
         id=new_id, mentee_id=mentee_id, mentor_id=mentor_id, source=source, score=score,
-        reasons=list(reasons), assigned_by=principal.user_id if principal else None,
+        reasons=reasons, assigned_by=principal.user_id if principal else None,
         started_at=at,
     )
     session.add(row)
