@@ -52,7 +52,9 @@ from app.models import (
     CapacityAlert,
     Flag,
     InboxEvent,
+    MatchingProposal,
     MatchingRun,
+    MenteePreferences,
     MenteeSignal,
     MentoringSession,
     MissionReview,
@@ -466,6 +468,30 @@ class MatchingRunAdmin(ReadOnlyView, model=MatchingRun):
     column_default_sort = [(MatchingRun.created_at, True)]
 
 
+class MatchingProposalAdmin(ReadOnlyView, model=MatchingProposal):
+    slug = "matching-proposals"
+    name, name_plural, icon = "Matching proposal", "Matching proposals", "fa-solid fa-list"
+    column_list = [MatchingProposal.run_id, MatchingProposal.mentee_id,
+                   MatchingProposal.mentor_id, MatchingProposal.fit, MatchingProposal.reasons]
+    column_searchable_list = [MatchingProposal.run_id, MatchingProposal.mentee_id,
+                              MatchingProposal.mentor_id]
+    column_filters = [OperationColumnFilter(MatchingProposal.run_id),
+                      OperationColumnFilter(MatchingProposal.mentor_id)]
+    column_sortable_list = [MatchingProposal.fit]
+
+
+class MenteePreferencesAdmin(ReadOnlyView, model=MenteePreferences):
+    slug = "mentee-preferences"
+    name, name_plural, icon = "Mentee preferences", "Mentee preferences", "fa-solid fa-heart"
+    column_list = [MenteePreferences.mentee_id, MenteePreferences.specialties,
+                   MenteePreferences.languages, MenteePreferences.max_timezone_offset_hours,
+                   MenteePreferences.preferred_mentor_ids, MenteePreferences.updated_at]
+    column_searchable_list = [MenteePreferences.mentee_id]
+    column_filters = [OperationColumnFilter(MenteePreferences.updated_at)]
+    column_sortable_list = [MenteePreferences.updated_at]
+    column_default_sort = [(MenteePreferences.updated_at, True)]
+
+
 class CapacityAlertAdmin(ReadOnlyView, model=CapacityAlert):
     slug = "capacity-alerts"
     name, name_plural, icon = "Capacity alert", "Capacity alerts", "fa-solid fa-gauge-high"
@@ -493,7 +519,8 @@ VIEWS: tuple[type[ModelView], ...] = (
     UserAdmin, AssignmentAdmin, SessionAdmin, SessionFeedbackAdmin, WorkItemAdmin,
     SubmissionAdmin, ReviewAdmin, FlagAdmin, ReadinessAdmin, SignalAdmin, InboxAdmin,
     OutboxAdmin, WebhookEndpointAdmin, WebhookDeliveryAdmin, WebhookAttemptAdmin,
-    MatchingRunAdmin, CapacityAlertAdmin, ProgrammeMetricAdmin,
+    MatchingRunAdmin, MatchingProposalAdmin, MenteePreferencesAdmin, CapacityAlertAdmin,
+    ProgrammeMetricAdmin,
 )
 # URL slugs: sqladmin derives `identity` from the model's class name when the class is
 # created (`mentoring-session`); the tables' names read better (`/admin/sessions/list`).
