@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from app.core.auth import CurrentMentee, CurrentStaff
 from app.core.db import DbSession
+from app.core.state import SettingsDep, StateDep
 from app.schemas.common import problem_responses
 from app.schemas.matching import (
     UNPLACED_DETAILS,
@@ -52,12 +53,12 @@ DIRECTOR = "/api/v1/director/matching"
 )
 async def run_matching(
     request: Request, response: Response, principal: CurrentStaff, session: DbSession,
+    state: StateDep,
     body: MatchingRunCreate | None = None,
 ) -> MatchingRunAccepted:
     scope = body or MatchingRunCreate()
     run = await matching_runs.request_matching_run(
-        session, principal=principal, redis=request.app.state.redis,
-        settings=request.app.state.settings,
+        session, principal=principal, redis=state.redis, settings=state.settings,
         mentee_ids=scope.mentee_ids, mentor_ids=scope.mentor_ids, dry_run=scope.dry_run,
         weights=scope.weights.given() if scope.weights else None,
     )
@@ -128,11 +129,11 @@ async def get_matching_run(
     responses=problem_responses(401, 403, 404, 409, 413, 422),
 )
 async def publish_matching_run(
-    request: Request, job_id: str, principal: CurrentStaff, session: DbSession,
+    job_id: str, principal: CurrentStaff, session: DbSession, settings: SettingsDep,
     body: PublishRequest | None = None,
 ) -> PublishResult:
     result = await publish_service.publish_run(
-        session, principal=principal, settings=request.app.state.settings, job_id=job_id,
+        session, principal=principal, settings=settings, job_id=job_id,
         exclude_mentee_ids=(body or PublishRequest()).exclude_mentee_ids,
     )
     return PublishResult.model_validate(result)

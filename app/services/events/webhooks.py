@@ -8,9 +8,11 @@ and a crashed worker's deliveries are retried), sends them and records every att
 Each attempt is signed the Standard Webhooks way with the `standardwebhooks` library over
 the exact bytes sent: `webhook-id` (the event id, stable across retries so receivers can
 dedupe), `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`. No redirect is
-followed (a 3xx is a failed attempt). Failures are retried with exponential backoff and
-equal jitter (base x 2^n, capped, half of it random) until the delivery is
-`webhook_max_age_hours` old (at least a day), then it is `failed`.
+followed (a 3xx is a failed attempt). Only vetted addresses are reached (no SSRF:
+app/services/events/destinations.py), and an attempt without an HTTP response is recorded
+as one message whatever the cause (the detail goes to the worker's log). Failures are
+retried with exponential backoff and equal jitter (base x 2^n, capped, half of it random)
+until the delivery is `webhook_max_age_hours` old (at least a day), then it is `failed`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from app.core.errors import NotFound, Unprocessable
 from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.schemas.common import decode_cursor, encode_cursor
 from app.schemas.events import WebhookCreate
+from app.services.events.destinations import DestinationRefused, VettedTransport, check_url
 
 log = structlog.get_logger("app.webhooks")
 
@@ -51,9 +54,15 @@ def new_secret() -> str:
 
 
 async def create_endpoint(
-    session: AsyncSession, *, endpoint: WebhookCreate
+    session: AsyncSession, *, endpoint: WebhookCreate, settings: Settings
 ) -> tuple[WebhookEndpoint, str]:
-    """Returns the endpoint and its secret (the only time the secret is shown)."""
+    """Returns the endpoint and its secret (the only time the secret is shown). A URL that
+    is or resolves to an address webhooks may not reach: 422 `webhook_url_not_allowed`."""
+    try:
+        await check_url(str(endpoint.url), allow_private=settings.webhooks_may_reach_private)
+    except DestinationRefused as exc:
+        raise Unprocessable(f"Webhooks may not be sent to {exc.reason}.",
+                            code="webhook_url_not_allowed") from None
     secret = new_secret()
     row = WebhookEndpoint(
         id=uuid.uuid4(), url=str(endpoint.url), secret=secret,
@@ -141,11 +150,18 @@ async def list_deliveries(
 
 # --- delivering -----------------------------------------------------------------------------
 
+# What the delivery log (an admin API) says of any attempt that got no HTTP response:
+# refused, reset, timed out, TLS or protocol errors alike, so that the log of an endpoint
+# pointed at some host and port is no port scanner. The worker's log has the detail.
+NO_RESPONSE = "no HTTP response (connection failed, timed out or not HTTP)"
+
+
 @dataclass
 class Outcome:
     status_code: int | None
-    error: str | None
+    error: str | None  # recorded, visible to admins
     duration_ms: int
+    detail: str | None = None  # logged only
 
     @property
     def ok(self) -> bool:
@@ -191,16 +207,20 @@ async def send(
             response = await http.post(url, content=body, headers=headers,
                                        timeout=settings.webhook_timeout_seconds,
                                        follow_redirects=False)
-        status_code, error = response.status_code, None
+        status_code, error, detail = response.status_code, None, None
         if not 200 <= status_code < 300:
-            error = f"HTTP {status_code}"
+            error = detail = f"HTTP {status_code}"
             if 300 <= status_code < 400:
                 error += " (redirects are not followed)"
+    except DestinationRefused as exc:
+        status_code, error = None, f"destination not allowed: {exc.reason}"
+        detail = error
     except (httpx.TimeoutException, TimeoutError):
-        status_code, error = None, f"timeout after {settings.webhook_timeout_seconds:g} s"
+        status_code, error = None, NO_RESPONSE
+        detail = f"timeout after {settings.webhook_timeout_seconds:g} s"
     except Exception as exc:  # connection refused, TLS, DNS, invalid URL...: a failed try
-        status_code, error = None, f"{type(exc).__name__}: {exc}"[:1000]
-    return Outcome(status_code, error, round((time.perf_counter() - started) * 1000))
+        status_code, error, detail = None, NO_RESPONSE, f"{type(exc).__name__}: {exc}"[:1000]
+    return Outcome(status_code, error, round((time.perf_counter() - started) * 1000), detail)
 
 
 def next_delay(attempts: int, settings: Settings, rng: random.Random | None = None) -> float:
@@ -269,7 +289,7 @@ async def deliver(
         )
     if not outcome.ok:
         log.info("webhook_attempt_failed", delivery_id=str(delivery.id), attempts=attempts,
-                 error=outcome.error, status=values.get("status", "pending"))
+                 error=outcome.detail or outcome.error, status=values.get("status", "pending"))
     return outcome
 
 
@@ -300,47 +320,61 @@ async def deliver_due(
 
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
-    return httpx.AsyncClient(follow_redirects=False, trust_env=False,
+    """Connects only to vetted addresses (app/services/events/destinations.py)."""
+    transport = VettedTransport(allow_private=settings.webhooks_may_reach_private)
+    return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False,
                              timeout=settings.webhook_timeout_seconds,
                              headers={"user-agent": USER_AGENT})
 
 
 async def run_deliveries(
-    database: Database, *, settings: Settings, seconds: float | None = None
+    database: Database, *, settings: Settings, seconds: float | None = None,
+    until_idle: bool = False,
 ) -> int:
-    """Deliver until `seconds` have passed: up to `webhook_batch_size` in flight, refilled as
-    each finishes (a slow receiver does not hold up the others). Returns attempts made."""
+    """Deliver until `seconds` have passed (forever if None), or with `until_idle` until
+    nothing is due and nothing is in flight: up to `webhook_batch_size` in flight, refilled
+    as each finishes (a slow receiver does not hold up the others). Returns attempts made."""
     deadline = None if seconds is None else time.monotonic() + seconds
     in_flight: set[asyncio.Task[Outcome]] = set()
     attempts = 0
     swept = 0.0
     async with http_client(settings) as http:
-        while deadline is None or time.monotonic() < deadline:
-            if time.monotonic() - swept > 10:
-                swept = time.monotonic()
-                try:
-                    await give_up_removed_endpoints(database)
-                except Exception:
-                    log.exception("webhook_sweep_failed")
-            free = settings.webhook_batch_size - len(in_flight)
-            if free > 0:
-                try:
-                    for delivery in await claim_due(database, settings=settings, limit=free):
-                        in_flight.add(asyncio.create_task(
-                            deliver(database, http, delivery, settings=settings)))
-                except Exception:  # database blip: keep the loop alive
-                    log.exception("webhook_claim_failed")
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                if time.monotonic() - swept > 10:
+                    swept = time.monotonic()
+                    try:
+                        await give_up_removed_endpoints(database)
+                    except Exception:
+                        log.exception("webhook_sweep_failed")
+                free = settings.webhook_batch_size - len(in_flight)
+                claimed = 0
+                if free > 0:
+                    try:
+                        for delivery in await claim_due(database, settings=settings, limit=free):
+                            claimed += 1
+                            in_flight.add(asyncio.create_task(
+                                deliver(database, http, delivery, settings=settings)))
+                    except Exception:  # database blip: keep the loop alive
+                        log.exception("webhook_claim_failed")
+                if until_idle and not claimed and not in_flight:
+                    break
+                if in_flight:
+                    done, in_flight = await asyncio.wait(
+                        in_flight, timeout=settings.webhook_poll_seconds,
+                        return_when=asyncio.FIRST_COMPLETED)
+                    attempts += len(done)
+                    for task in done:
+                        if task.exception() is not None:
+                            log.error("webhook_delivery_crashed", error=repr(task.exception()))
+                else:
+                    await asyncio.sleep(settings.webhook_poll_seconds)
             if in_flight:
-                done, in_flight = await asyncio.wait(
-                    in_flight, timeout=settings.webhook_poll_seconds,
-                    return_when=asyncio.FIRST_COMPLETED)
-                attempts += len(done)
-                for task in done:
-                    if task.exception() is not None:
-                        log.error("webhook_delivery_crashed", error=repr(task.exception()))
-            else:
-                await asyncio.sleep(settings.webhook_poll_seconds)
-        if in_flight:
-            await asyncio.wait(in_flight)
-            attempts += len(in_flight)
+                await asyncio.wait(in_flight)
+                attempts += len(in_flight)
+        finally:
+            # Stopped (cancelled): the attempts in flight stop too; their lease lets them
+            # be retried later, never lost.
+            for task in in_flight:
+                task.cancel()
     return attempts
