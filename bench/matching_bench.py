@@ -238,8 +238,9 @@ async def run(bench: BenchDatabase, args: argparse.Namespace) -> None:
 
             # 3. Top-K against the exact (dense) model on a sub-instance.
             rng = np.random.default_rng(0)
-            mentor_pick = np.sort(rng.choice(len(problem.mentor_ids), 250, replace=False))
-            mentee_pick = np.sort(rng.choice(len(problem.mentee_ids), 4_000, replace=False))
+            m_all, n_all = len(problem.mentor_ids), len(problem.mentee_ids)
+            mentor_pick = np.sort(rng.choice(m_all, min(250, m_all), replace=False))
+            mentee_pick = np.sort(rng.choice(n_all, min(4_000, n_all), replace=False))
             position = {int(m): i for i, m in enumerate(mentor_pick)}
             sub = type(problem)(
                 mentee_ids=[problem.mentee_ids[i] for i in mentee_pick],
@@ -263,7 +264,8 @@ async def run(bench: BenchDatabase, args: argparse.Namespace) -> None:
             exact = solve_optimal(sub_model, top_k=len(mentor_pick))
             top_k = solve_optimal(sub_model, top_k=settings.match_top_k)
             sub_greedy = solve_greedy(sub_model, top_k=settings.match_top_k)
-            print(f"\n[4000 x 250 sub-instance, {int(sub.remaining.sum())} places] exact "
+            print(f"\n[{len(mentee_pick)} x {len(mentor_pick)} sub-instance, "
+                  f"{int(sub.remaining.sum())} places] exact "
                   f"(dense, {exact.arcs} arcs): fit {exact.total_fit:.3f} in "
                   f"{exact.solver_ms:.0f} ms; top-{settings.match_top_k}: "
                   f"{top_k.total_fit:.3f} in {top_k.solver_ms:.0f} ms "
