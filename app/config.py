@@ -147,6 +147,14 @@ class Settings(BaseSettings):
     capacity_check_interval_seconds: int = 3600
     programme_metrics_interval_seconds: int = 60
     match_recovery_interval_seconds: int = 15  # the sweep for runs whose worker died
+    # Retention (app/services/compliance/retention.py): rows older than this many days go,
+    # in batches of `retention_batch` rows (one short transaction each), once a day.
+    retention_interval_seconds: int = 86400
+    retention_inbox_days: int = Field(30, ge=1)
+    retention_outbox_days: int = Field(7, ge=1)  # published rows only
+    retention_webhook_attempts_days: int = Field(30, ge=1)
+    retention_audit_days: int = Field(730, ge=1)
+    retention_batch: int = Field(5000, ge=1, le=100_000)
 
     # Auto-matcher (app/services/matching/engine.py and fit.py). The fit of a mentee with a
     # mentor is the weighted sum of four terms, each in [0, 1], with the weights normalised
@@ -210,7 +218,8 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("sla_sweep_interval_seconds", "capacity_check_interval_seconds",
-                     "programme_metrics_interval_seconds", "match_recovery_interval_seconds")
+                     "programme_metrics_interval_seconds", "retention_interval_seconds",
+                     "match_recovery_interval_seconds")
     @classmethod
     def _cron_period(cls, value: int) -> int:
         if not cron_period_ok(value):

@@ -20,6 +20,7 @@ from app.core.openapi import install_openapi, operation_id_from_name
 from app.core.redis import make_redis
 from app.core.state import AppState
 from app.routers import (
+    compliance,
     dashboard,
     director,
     events,
@@ -41,6 +42,10 @@ events in and out (transactional outbox, signed webhooks).
 
 Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`.
 Authentication: `Authorization: Bearer <JWT>` with claims `sub`, `role`, `exp`.
+
+Events: every inbound and outbound event type, the SSE channels and the webhook channel are
+described in the [event catalogue (AsyncAPI 3)](/asyncapi.json); what a webhook endpoint
+receives is also under `webhooks` in this document.
 """
 
 
@@ -88,8 +93,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.include_router(ops.router)
     for module in (dashboard, workqueue, sessions, director, events, webhooks, matching, live,
-                   metrics):
+                   metrics, compliance):
         app.include_router(module.router)
+    app.include_router(events.catalogue)
+    app.webhooks.include_router(events.webhooks)
     admin_engine = mount_admin(app, settings)
     install_docs(app)
     install_openapi(app)

@@ -283,3 +283,20 @@ class WebhookDeliveryPublic(BaseModel):
     created_at: datetime
     delivered_at: datetime | None
     attempt_log: list[WebhookAttemptPublic] = []
+
+
+# --- outbound ---------------------------------------------------------------------------
+
+class OutboundEvent(BaseModel):
+    """An outbound event as it goes out: the SSE `data:` of a stream event and the body of a
+    webhook delivery (signed the Standard Webhooks way). `type` names the event; `data` holds
+    its ids and fields (see the event catalogue, `/asyncapi.json`)."""
+
+    id: uuid.UUID = Field(description="Event id; also the `webhook-id` header. Delivery is at "
+                                      "least once: deduplicate on it")
+    type: str = Field(examples=["session.scheduled"])
+    occurred_at: datetime
+    source: Literal["mentorship"] = "mentorship"
+    refresh_priority: Literal["urgent", "high", "normal"] = Field(
+        description="How fast consumers should refresh what the event touches")
+    data: dict[str, Any]

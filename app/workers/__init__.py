@@ -25,6 +25,7 @@ from app.core.jobqueue import arq_client, health_check_key
 from app.core.jobspec import Loop, Periodic
 from app.core.logging import configure_logging
 from app.core.redis import make_redis, queue_name
+from app.services.compliance import jobs as compliance_jobs
 from app.services.events import jobs as events_jobs
 from app.services.matching import jobs as matching_jobs
 from app.services.mentors import jobs as mentors_jobs
@@ -32,7 +33,8 @@ from app.services.ops import jobs as ops_jobs
 from app.services.workqueue import jobs as workqueue_jobs
 from app.workers.loops import LoopRunner
 
-_DOMAINS = (events_jobs, matching_jobs, mentors_jobs, ops_jobs, workqueue_jobs)
+_DOMAINS = (compliance_jobs, events_jobs, matching_jobs, mentors_jobs, ops_jobs,
+            workqueue_jobs)
 
 # Instrumented: every run is counted (mentorship_job_runs_total).
 FUNCTIONS: list[Any] = telemetry.JobRegistry(

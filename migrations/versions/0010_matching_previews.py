@@ -6,18 +6,19 @@ languages, run leases; one set of limits for the mentor fields.
 - mentee_preferences: one row per mentee; the mentee reads and writes their own, staff read.
 - matching_runs: dry run flag, weights, scope, attempts and heartbeat (the lease a crashed
   run is detected by), publish record. Staff may update a run (publishing it).
+- mentee_preferences is audited (migration 0008's trigger).
 - matching_proposals: the proposed pairs of a dry run, each weighted term in its column.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 """
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0008"
-down_revision = "0007"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
@@ -112,6 +113,9 @@ def upgrade() -> None:
                f"USING ({STAFF})")
     op.execute(f"CREATE POLICY matching_runs_update ON matching_runs FOR UPDATE "
                f"USING ({STAFF}) WITH CHECK ({STAFF})")
+    # Preferences are programme data: the audit trail of migration 0008 records them.
+    op.execute("create trigger audit after insert or update or delete on mentee_preferences "
+               "for each row execute function audit_row()")
 
 
 def downgrade() -> None:
