@@ -32,20 +32,6 @@ from tests.support.worker_helpers import (
     wait_until,
 )
 
-WORKER_SCRIPT = """
-import asyncio
-from arq.worker import Worker
-from app.config import get_settings
-from app.workers import worker_options
-
-async def main():
-    options = {**worker_options(get_settings()), "cron_jobs": [], "handle_signals": False,
-               "poll_delay": 0.05}
-    await Worker(**options).main()
-
-asyncio.run(main())
-"""
-
 
 async def arq_check(env: dict[str, str]) -> int:
     process = await asyncio.create_subprocess_exec(
