@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, Literal, get_args
 
 from sqlalchemy import CheckConstraint, Index, String, Text, func, text
@@ -32,6 +33,8 @@ class User(Base):
                         name="max_mentees_range"),
         Index("uq_users_email", func.lower(text("email")), unique=True),
         Index("ix_users_mentors", "id", postgresql_where=text("is_mentor")),
+        Index("ix_users_staff", "role", "id",
+              postgresql_where=text("role in ('director', 'admin')")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -52,5 +55,8 @@ class User(Base):
     # Languages the user speaks (lower-case BCP 47 tags: "en", "pt-br"); the matcher
     # compares them with a mentee's preferred languages.
     languages: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    # Deactivated users keep their history, but no token of theirs is honoured.
+    active: Mapped[bool] = mapped_column(server_default=text("true"))
+    deactivated_at: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]

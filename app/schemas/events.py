@@ -87,6 +87,11 @@ class UserUpsert(BaseModel):
     mentor_specialties: list[Tag] | None = Field(None, max_length=100)
     mentor_availability: Availability | None = None
     languages: Languages | None = Field(None, description="Languages the user speaks.")
+    active: bool | None = Field(
+        None, description="false deactivates the user (their active assignments end, their "
+                          "future sessions are cancelled, their tokens stop working); true "
+                          "brings them back without relationships. Not sent: unchanged "
+                          "(a new user is active).")
 
 
 class UserUpsertData(UserUpsert):
@@ -102,6 +107,8 @@ class UserPublic(UserProfile):
     mentor_specialties: list[str]
     mentor_availability: dict[str, Any]
     languages: list[str]
+    active: bool
+    deactivated_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 

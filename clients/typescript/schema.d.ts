@@ -650,7 +650,7 @@ export interface paths {
         };
         /**
          * Prometheus metrics
-         * @description Prometheus text exposition: request counts and latency by route template, database pools, open SSE streams, outbox backlog and age, job runs and failures, and the five programme metrics (refreshed every minute by a worker job, read here, never computed per scrape). Serve it on an internal network.
+         * @description Prometheus text exposition of this API process (every process of the host with PROMETHEUS_MULTIPROC_DIR): request counts and latency by route template, database pools, open SSE streams. Deployment-wide series (outbox backlog, the five programme metrics) and job series are served by the workers' metrics port (WORKER_METRICS_PORT), once per deployment. Serve it on an internal network.
          */
         get: operations["prometheus_metrics"];
         put?: never;

@@ -122,12 +122,13 @@ async def load_problem(session: AsyncSession, *, at: datetime,
                   " where a.mentee_id = u.id and a.ended_at is null)")
     # 1. Lock the mentors and the waiting mentees, in id order like a director's assignment
     #    (mentee and mentor rows, in id order): the two queue up, never deadlock.
-    #    A dry run writes nothing and locks nothing.
+    #    Deactivated users are neither matched nor locked. A dry run writes nothing and
+    #    locks nothing.
     lock_clause = "for no key update of u" if lock else ""
     people = list(await session.scalars(text(f"""
         select u.id from users u
-         where (u.is_mentor{mentor_filter})
-            or (u.role = 'mentee' and not u.is_mentor{mentee_filter} and {unassigned})
+         where u.active and ((u.is_mentor{mentor_filter})
+            or (u.role = 'mentee' and not u.is_mentor{mentee_filter} and {unassigned}))
          order by u.id
            {lock_clause}
     """).bindparams(*binds), params))

@@ -9,7 +9,8 @@ held, each proposal is checked against the data as it is now:
 
     excluded                   the director left the mentee out (`exclude_mentee_ids`)
     mentee_not_waiting         the mentee has an active assignment now
-    not_a_mentee / not_a_mentor  a role changed since the dry run (or the user is gone)
+    not_a_mentee / not_a_mentor  a role changed since the dry run (or the user is gone or
+                               deactivated)
     max_timezone_offset_hours  the mentee's limit (as it is now) forbids the pair
     mentor_full                the mentor has no place left: their proposals with the best
                                fit keep the places there are
@@ -45,12 +46,12 @@ with p as (select * from matching_proposals where run_id = :run_id),
                where a.ended_at is null and a.mentor_id in (select mentor_id from p)
                group by a.mentor_id)
 select p.mentee_id, p.mentor_id, p.fit, p.reasons,
-       coalesce(me.role = 'mentee' and not me.is_mentor, false) as is_mentee,
+       coalesce(me.role = 'mentee' and not me.is_mentor and me.active, false) as is_mentee,
        me.timezone as mentee_zone, pr.max_timezone_offset_hours as max_offset,
        exists (select 1 from assignments a
                 where a.mentee_id = p.mentee_id and a.ended_at is null) as assigned,
-       coalesce(u.is_mentor, false) as is_mentor, {MENTOR_ZONE_SQL} as mentor_zone,
-       u.mentor_max_mentees, coalesce(load.active, 0) as active
+       coalesce(u.is_mentor and u.active, false) as is_mentor,
+       {MENTOR_ZONE_SQL} as mentor_zone, u.mentor_max_mentees, coalesce(load.active, 0) as active
   from p
   left join users me on me.id = p.mentee_id
   left join mentee_preferences pr on pr.mentee_id = p.mentee_id

@@ -9,16 +9,16 @@ languages, run leases; one set of limits for the mentor fields.
 - mentee_preferences is audited (migration 0008's trigger).
 - matching_proposals: the proposed pairs of a dry run, each weighted term in its column.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
 """
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0010"
-down_revision = "0009"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
