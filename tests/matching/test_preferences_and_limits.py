@@ -178,7 +178,7 @@ class TestMentorFieldLimits:
 
     async def test_put_users_and_events(self, client: httpx.AsyncClient,
                                         factory: Factory) -> None:
-        headers = service_headers(factory)
+        headers = await service_headers(factory)
         for field, limit in (("mentor_capacity_weekly", MENTOR_CAPACITY_WEEKLY_MAX),
                              ("mentor_max_mentees", MENTOR_MAX_MENTEES_MAX)):
             user_id = uuid.uuid4()
