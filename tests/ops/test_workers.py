@@ -25,7 +25,7 @@ from app.core.jobqueue import (
     enqueue_job,
     health_check_key,
 )
-from app.core.redis import user_stream_key
+from app.core.redis import queue_name, user_stream_key
 from app.models import Assignment, MatchingRun, OutboxEvent, WorkItem
 from tests.support.factories import Factory
 from tests.support.harness import ROOT as ROOT_DIR
