@@ -36,3 +36,8 @@ class UserExport(BaseModel):
                     "`mission_submissions`, `mission_reviews`, `flags`, `work_items`, "
                     "`readiness_history`, `mentee_signals`, `mentee_preferences`, "
                     "`matching_proposals`, `audit_log`), as stored")
+
+
+class UserErased(BaseModel):
+    user_id: uuid.UUID
+    erased_at: datetime

@@ -9,16 +9,16 @@ languages, run leases; one set of limits for the mentor fields.
 - mentee_preferences is audited (migration 0008's trigger).
 - matching_proposals: the proposed pairs of a dry run, each weighted term in its column.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 """
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
@@ -109,6 +109,9 @@ def upgrade() -> None:
                f"WITH CHECK (mentee_id = {ME})")
     op.execute(f"CREATE POLICY mentee_preferences_update ON mentee_preferences FOR UPDATE "
                f"USING (mentee_id = {ME}) WITH CHECK (mentee_id = {ME})")
+    # Erasure (an admin's request) deletes a mentee's preferences.
+    op.execute("CREATE POLICY mentee_preferences_delete ON mentee_preferences FOR DELETE "
+               "USING ((select app_role()) = 'admin')")
     op.execute(f"CREATE POLICY matching_proposals_staff ON matching_proposals FOR SELECT "
                f"USING ({STAFF})")
     op.execute(f"CREATE POLICY matching_runs_update ON matching_runs FOR UPDATE "
