@@ -39,6 +39,7 @@ REFRESH_PRIORITY: dict[str, str] = {
     "risk.raised": "high",  # a mentee newly at risk
     "workqueue.item_escalated": "high",  # the SLA sweep raised an item's priority
     "user.deactivated": "high",
+    "user.erased": "normal",  # downstream services erase their copies
 }
 
 # Events every (active) director receives on their stream besides the users they concern

@@ -47,5 +47,6 @@ class User(Base):
     # Deactivated users keep their history, but no token of theirs is honoured.
     active: Mapped[bool] = mapped_column(server_default=text("true"))
     deactivated_at: Mapped[datetime | None]
+    erased_at: Mapped[datetime | None]  # pseudonymised (app/services/compliance/erasure.py)
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]

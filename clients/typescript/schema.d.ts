@@ -174,6 +174,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/mentee/reviews": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The mentee's decided mission reviews, newest first
+         * @description Each decided review of the caller's submissions: `submission_id`, `decision`, `feedback`, `score`, `reviewed_at` (plus the mission and its title). Pending submissions are not listed.
+         */
+        get: operations["list_mentee_reviews"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/director/mentees/{mentee_id}/cockpit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Everything about any mentee (the mentor cockpit's shape)
+         * @description Profile, current assignment (null while waiting), risk, readiness trend, recent and upcoming sessions with any mentor, open work items, flags (with notes) and recent submissions with their review. 404 unless the user is a mentee.
+         */
+        get: operations["get_director_mentee_cockpit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/director/mentors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every active mentor's load
+         * @description Mentees N/max, weekly slots X/total (this ISO week in the mentor's time zone; a stored zone that is not a valid IANA name counts as UTC), open and overdue work items. Deactivated mentors are not listed. `sort`: `name` (default), `-name`, `load` (active mentees / max mentees, least loaded first) or `-load`; ties by name. Keyset pages: a cursor is valid only with the sort it came from.
+         */
+        get: operations["list_director_mentors"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/mentor/workqueue": {
         parameters: {
             query?: never;
@@ -281,9 +341,49 @@ export interface paths {
         head?: never;
         /**
          * Resolve a flag
-         * @description open → resolved, once (a second time is 409 `invalid_transition`). Emits `flag.resolved`.
+         * @description open (or escalated) → resolved, once (a second time is 409 `invalid_transition`). Emits `flag.resolved`.
          */
         patch: operations["resolve_flag"];
+        trace?: never;
+    };
+    "/api/v1/director/flags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every flag, newest first
+         * @description Filters combine with AND; repeated values of one filter with OR (`severity=high&severity=critical`). `status=open` is open and not escalated; `escalated` is open and escalated by a director.
+         */
+        get: operations["list_director_flags"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/director/flags/{flag_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Resolve or escalate a flag
+         * @description `resolved`: open or escalated → resolved (`flag.resolved`). `escalated`: open → escalated (`flag.escalated`, refresh priority urgent, to every director, the mentee's mentor and whoever raised it; `resolution` may say why). Any other change: 409 `invalid_transition`.
+         */
+        patch: operations["update_director_flag"];
         trace?: never;
     };
     "/api/v1/mentor/sessions": {
@@ -403,46 +503,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/director/flags": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Every flag, newest first
-         * @description Filters combine with AND; repeated values of one filter with OR (`severity=high&severity=critical`).
-         */
-        get: operations["list_director_flags"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/director/mentors": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Every mentor's load
-         * @description Mentees N/max, weekly slots X/total (this ISO week in the mentor's time zone), open and overdue work items. `sort`: `name` (default), `-name`, `load` (active mentees / max mentees, least loaded first) or `-load`; ties by name. Keyset pages: a cursor is valid only with the sort it came from.
-         */
-        get: operations["list_director_mentors"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/v1/director/assignments": {
         parameters: {
             query?: never;
@@ -454,9 +514,86 @@ export interface paths {
         put?: never;
         /**
          * Assign or reassign a mentee to a mentor
-         * @description 201 with the new assignment; a mentee who had another mentor is reassigned (the old assignment ends with `end_reason` reassigned; `assignment.ended` and `assignment.created` are emitted). Assigning a mentee to the mentor they already have changes nothing: 200 with the existing assignment and `created: false`. 409 `capacity_exceeded` when the mentor already has `mentor_max_mentees` active mentees (checked under a lock on the mentor). 404 for an unknown mentee or mentor, 422 `not_a_mentor` / `not_a_mentee`.
+         * @description 201 with the new assignment; a mentee who had another mentor is reassigned (the old assignment ends with `end_reason` reassigned; `assignment.ended` and `assignment.created` are emitted). `sessions` says what happens to the mentee's future live sessions with the old mentor: `cancel` (default; `session.cancelled`, reason `reassigned`) or `transfer` (same time, moved to the new mentor with a new meeting link, `session.rescheduled` to the old mentor, the new mentor and the mentee), under every booking rule of the new mentor except minimum notice; if any one cannot move, 409 `transfer_conflict` lists each conflict and nothing changes. Assigning a mentee to the mentor they already have changes nothing: 200 with `created: false`. 409 `capacity_exceeded` when the mentor already has `mentor_max_mentees` active mentees, `user_inactive` for a deactivated mentee or mentor. 404 for an unknown mentee or mentor, 422 `not_a_mentor` / `not_a_mentee`.
          */
         post: operations["create_director_assignment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/director/assignments/{assignment_id}/end": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * End an assignment
+         * @description The assignment ends (`ended_at`, `end_reason` = `reason`); the pair's future live sessions are cancelled (reason `assignment_ended`); `assignment.ended` goes out and the mentee joins the waiting list. Ending an ended assignment: 409 `invalid_transition`; unknown: 404.
+         */
+        post: operations["end_director_assignment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/director/mentees/{mentee_id}/assignments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A mentee's assignment history, newest first */
+        get: operations["list_mentee_assignments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/director/waiting": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Mentees with no active assignment, longest waiting first
+         * @description Active mentees without a mentor, ordered by `waiting_since` (then id), with why the latest finished matcher run did not place them (`last_match_reason`).
+         */
+        get: operations["list_waiting_mentees"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{user_id}/deactivate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deactivate a user (service or admin)
+         * @description The user stops being active: their active assignment (as a mentee) and their mentees' assignments (as a mentor) end (`assignment.ended`, reason `deactivated`), their future live sessions are cancelled (`session.cancelled`), `user.deactivated` goes out and their tokens stop working (within `AUTH_CACHE_SECONDS` on every replica). Deactivating an inactive user changes nothing (`changed: false`). `user.upserted` (or PUT /api/v1/users/{user_id}) with `"active": true` brings them back without relationships.
+         */
+        post: operations["deactivate_user"];
         delete?: never;
         options?: never;
         head?: never;
@@ -504,7 +641,7 @@ export interface paths {
         get?: never;
         /**
          * Provision or update a user (idempotent upsert)
-         * @description 201 when created, 200 when updated or unchanged. Only the fields sent are written on update; `is_mentor` defaults to `role == 'mentor'`.
+         * @description 201 when created, 200 when updated or unchanged. Only the fields sent are written on update; `is_mentor` defaults to `role == 'mentor'`. A role change that makes a mentee something else ends their active assignment (and a mentor who stops being one: their mentees' assignments), cancelling the pair's future sessions; `active: false` deactivates the user as `POST /api/v1/users/{user_id}/deactivate` does; `active: true` brings them back without relationships.
          */
         put: operations["upsert_user"];
         post?: never;
@@ -630,9 +767,73 @@ export interface paths {
          *     every event missed since that id, in order, once; when some of them are no longer kept (the
          *     stream was trimmed past it, or lost and re-created: ids are `<epoch>-<ms>-<seq>`), a fresh
          *     `snapshot` comes instead. The stream ends with a `token_expired` event when the token
-         *     expires: reconnect with a new token (and `?last_event_id=`).
+         *     expires: reconnect with a new token (and `?last_event_id=`). It ends with a `token_revoked`
+         *     event when the token stops being honoured (the user was deactivated or changed role; checked
+         *     again every `AUTH_CACHE_SECONDS`).
          */
         get: operations["stream_mentor_dashboard"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/director/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The directors' live view: a snapshot, then events as they happen (SSE)
+         * @description Server-Sent Events. The first event is `snapshot` (the programme metrics, unresolved flags by severity and the waiting count),
+         *     then each outbound event for directors (`flag.raised`, `flag.resolved`, `flag.escalated`, `capacity.exceeded`, `assignment.created`, `assignment.ended`, `matching.run_finished`, `risk.raised`, ...) as it happens: `event:` is the event type,
+         *     `data:` the event envelope (JSON), `id:` its position in the director's stream. A comment ping
+         *     is sent at least every 15 s and `retry:` says how long to wait before reconnecting.
+         *
+         *     Reconnecting with `Last-Event-ID` (browsers do it themselves; or `?last_event_id=`) replays
+         *     every event missed since that id, in order, once; when some of them are no longer kept (the
+         *     stream was trimmed past it, or lost and re-created: ids are `<epoch>-<ms>-<seq>`), a fresh
+         *     `snapshot` comes instead. The stream ends with a `token_expired` event when the token
+         *     expires: reconnect with a new token (and `?last_event_id=`). It ends with a `token_revoked`
+         *     event when the token stops being honoured (the user was deactivated or changed role; checked
+         *     again every `AUTH_CACHE_SECONDS`).
+         */
+        get: operations["stream_director"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mentee/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The mentee's live view: a snapshot, then their own events (SSE)
+         * @description Server-Sent Events. The first event is `snapshot` (the body of `GET /api/v1/mentee/me`),
+         *     then each outbound event concerning the mentee (their sessions, assignment, reviews; never flags or risk reasons) as it happens: `event:` is the event type,
+         *     `data:` the event envelope (JSON), `id:` its position in the mentee's stream. A comment ping
+         *     is sent at least every 15 s and `retry:` says how long to wait before reconnecting.
+         *
+         *     Reconnecting with `Last-Event-ID` (browsers do it themselves; or `?last_event_id=`) replays
+         *     every event missed since that id, in order, once; when some of them are no longer kept (the
+         *     stream was trimmed past it, or lost and re-created: ids are `<epoch>-<ms>-<seq>`), a fresh
+         *     `snapshot` comes instead. The stream ends with a `token_expired` event when the token
+         *     expires: reconnect with a new token (and `?last_event_id=`). It ends with a `token_revoked`
+         *     event when the token stops being honoured (the user was deactivated or changed role; checked
+         *     again every `AUTH_CACHE_SECONDS`).
+         */
+        get: operations["stream_mentee"];
         put?: never;
         post?: never;
         delete?: never;
@@ -738,6 +939,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/users/{user_id}/erase": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Erase a user: pseudonymise, delete free text, end relationships
+         * @description In one transaction: the user is deactivated (assignments end, future sessions are cancelled, tokens stop), name and email are pseudonymised, free text written by or about them is deleted, and their personal values become `[erased]` in event payloads and the audit trail; `user.erased` goes out. Their Redis streams and markers are removed right after. The id stays as a tombstone: a later upsert of it is 409 `erased`; erasing twice is 409 `invalid_transition`.
+         */
+        post: operations["erase_user"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export interface webhooks {
     "outbound-event": {
@@ -775,6 +996,98 @@ export interface components {
              * Format: uuid
              */
             mentor_id: string;
+            /**
+             * Sessions
+             * @description For a reassignment, what happens to the mentee's future live sessions with the old mentor: `cancel` (`session.cancelled`, reason `reassigned`) or `transfer` (same time, moved to the new mentor under every booking rule of theirs except minimum notice; if any one cannot move: 409 `transfer_conflict` and nothing changes).
+             * @default cancel
+             * @enum {string}
+             */
+            sessions: "cancel" | "transfer";
+        };
+        /** AssignmentEnd */
+        AssignmentEnd: {
+            /**
+             * Reason
+             * @description Why the relationship ends (kept as `end_reason`).
+             */
+            reason: string;
+        };
+        /** AssignmentEnded */
+        AssignmentEnded: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
+            /** Mentor Name */
+            mentor_name?: string | null;
+            /**
+             * Source
+             * @enum {string}
+             */
+            source: "manual" | "auto";
+            /** Score */
+            score?: number | null;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+            /** Ended At */
+            ended_at?: string | null;
+            /** End Reason */
+            end_reason?: string | null;
+            /**
+             * Sessions Cancelled
+             * @description The future sessions of the pair, now cancelled.
+             */
+            sessions_cancelled?: string[];
+        };
+        /** AssignmentHistoryItem */
+        AssignmentHistoryItem: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
+            /** Mentor Name */
+            mentor_name?: string | null;
+            /**
+             * Source
+             * @enum {string}
+             */
+            source: "manual" | "auto";
+            /** Score */
+            score?: number | null;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+            /** Ended At */
+            ended_at?: string | null;
+            /** End Reason */
+            end_reason?: string | null;
         };
         /** AssignmentPublic */
         AssignmentPublic: {
@@ -819,6 +1132,16 @@ export interface components {
              * @description False when the mentee was already assigned to this mentor: nothing changed (answered 200 instead of 201).
              */
             created: boolean;
+            /**
+             * Sessions Cancelled
+             * @description Future sessions with the previous mentor that were cancelled.
+             */
+            sessions_cancelled?: string[];
+            /**
+             * Sessions Transferred
+             * @description Future sessions with the previous mentor moved to the new one.
+             */
+            sessions_transferred?: string[];
         };
         /** AssignmentSummary */
         AssignmentSummary: {
@@ -827,6 +1150,11 @@ export interface components {
              * Format: uuid
              */
             id: string;
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
             /**
              * Started At
              * Format: date-time
@@ -1009,7 +1337,8 @@ export interface components {
         /** CockpitPublic */
         CockpitPublic: {
             profile: components["schemas"]["MenteeProfile"];
-            assignment: components["schemas"]["AssignmentSummary"];
+            /** @description The active assignment (always set in a mentor's cockpit; null in a director's for a mentee who is waiting). */
+            assignment: components["schemas"]["AssignmentSummary"] | null;
             risk: components["schemas"]["RiskSummary"];
             /**
              * Readiness Trend
@@ -1018,12 +1347,12 @@ export interface components {
             readiness_trend: components["schemas"]["ReadinessPoint"][];
             /**
              * Recent Sessions
-             * @description This mentor's sessions with the mentee that have started, latest first.
+             * @description Sessions with the mentee that have started, latest first (a mentor's cockpit: with that mentor; a director's: with any mentor).
              */
             recent_sessions: components["schemas"]["MentorSessionPublic"][];
             /**
              * Upcoming Sessions
-             * @description This mentor's scheduled sessions with the mentee still to start.
+             * @description Scheduled sessions with the mentee still to start (same scope).
              */
             upcoming_sessions: components["schemas"]["MentorSessionPublic"][];
             /**
@@ -1085,6 +1414,19 @@ export interface components {
              * Format: date-time
              */
             generated_at: string;
+        };
+        /** DirectorFlagUpdate */
+        DirectorFlagUpdate: {
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "resolved" | "escalated";
+            /**
+             * Resolution
+             * @description How it was resolved, or why it is escalated.
+             */
+            resolution?: string | null;
         };
         /** EventsAccepted */
         EventsAccepted: {
@@ -1200,13 +1542,17 @@ export interface components {
              * Status
              * @enum {string}
              */
-            status: "open" | "resolved";
+            status: "open" | "escalated" | "resolved";
             /** Resolution */
             resolution?: string | null;
             /** Resolved By */
             resolved_by?: string | null;
             /** Resolved At */
             resolved_at?: string | null;
+            /** Escalated At */
+            escalated_at?: string | null;
+            /** Escalated By */
+            escalated_by?: string | null;
             /**
              * Created At
              * Format: date-time
@@ -1226,7 +1572,10 @@ export interface components {
             category: string;
             /** Note */
             note: string | null;
-            /** Status */
+            /**
+             * Status
+             * @description open, escalated (by a director) or resolved.
+             */
             status: string;
             /** Resolution */
             resolution: string | null;
@@ -1459,6 +1808,38 @@ export interface components {
             tier: string | null;
             /** Interests */
             interests: string[];
+        };
+        /**
+         * MenteeReviewPublic
+         * @description A decided review as its mentee sees it: the feedback is for them.
+         */
+        MenteeReviewPublic: {
+            /**
+             * Submission Id
+             * Format: uuid
+             */
+            submission_id: string;
+            /**
+             * Mission Id
+             * Format: uuid
+             */
+            mission_id: string;
+            /** Title */
+            title: string;
+            /**
+             * Decision
+             * @enum {string}
+             */
+            decision: "approved" | "changes_requested" | "rejected";
+            /** Feedback */
+            feedback: string | null;
+            /** Score */
+            score: number | null;
+            /**
+             * Reviewed At
+             * Format: date-time
+             */
+            reviewed_at: string;
         };
         /** MenteeSessionPublic */
         MenteeSessionPublic: {
@@ -1916,6 +2297,16 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /** Page[AssignmentHistoryItem] */
+        Page_AssignmentHistoryItem_: {
+            /** Items */
+            items: components["schemas"]["AssignmentHistoryItem"][];
+            /**
+             * Next Cursor
+             * @description Opaque; pass as `?cursor=` for more.
+             */
+            next_cursor?: string | null;
+        };
         /** Page[AuditEntryPublic] */
         Page_AuditEntryPublic_: {
             /** Items */
@@ -1930,6 +2321,16 @@ export interface components {
         Page_FlagPublic_: {
             /** Items */
             items: components["schemas"]["FlagPublic"][];
+            /**
+             * Next Cursor
+             * @description Opaque; pass as `?cursor=` for more.
+             */
+            next_cursor?: string | null;
+        };
+        /** Page[MenteeReviewPublic] */
+        Page_MenteeReviewPublic_: {
+            /** Items */
+            items: components["schemas"]["MenteeReviewPublic"][];
             /**
              * Next Cursor
              * @description Opaque; pass as `?cursor=` for more.
@@ -1970,6 +2371,16 @@ export interface components {
         Page_MentorSessionPublic_: {
             /** Items */
             items: components["schemas"]["MentorSessionPublic"][];
+            /**
+             * Next Cursor
+             * @description Opaque; pass as `?cursor=` for more.
+             */
+            next_cursor?: string | null;
+        };
+        /** Page[WaitingMentee] */
+        Page_WaitingMentee_: {
+            /** Items */
+            items: components["schemas"]["WaitingMentee"][];
             /**
              * Next Cursor
              * @description Opaque; pass as `?cursor=` for more.
@@ -2313,6 +2724,42 @@ export interface components {
              */
             reason: string;
         };
+        /** UserDeactivated */
+        UserDeactivated: {
+            /**
+             * User Id
+             * Format: uuid
+             */
+            user_id: string;
+            /** Role */
+            role: string;
+            /** Active */
+            active: boolean;
+            /** Deactivated At */
+            deactivated_at?: string | null;
+            /**
+             * Changed
+             * @description False when the user was already inactive: nothing changed.
+             */
+            changed: boolean;
+            /** Assignments Ended */
+            assignments_ended?: string[];
+            /** Sessions Cancelled */
+            sessions_cancelled?: string[];
+        };
+        /** UserErased */
+        UserErased: {
+            /**
+             * User Id
+             * Format: uuid
+             */
+            user_id: string;
+            /**
+             * Erased At
+             * Format: date-time
+             */
+            erased_at: string;
+        };
         /**
          * UserExport
          * @description Every personal datum the service holds about one user (GDPR art. 15 / FERPA).
@@ -2369,6 +2816,10 @@ export interface components {
             mentor_availability: {
                 [key: string]: unknown;
             };
+            /** Active */
+            active: boolean;
+            /** Deactivated At */
+            deactivated_at?: string | null;
             /**
              * Created At
              * Format: date-time
@@ -2421,6 +2872,11 @@ export interface components {
             /** Mentor Specialties */
             mentor_specialties?: string[] | null;
             mentor_availability?: components["schemas"]["Availability"] | null;
+            /**
+             * Active
+             * @description false deactivates the user (their active assignments end, their future sessions are cancelled, their tokens stop working); true brings them back without relationships. Not sent: unchanged (a new user is active).
+             */
+            active?: boolean | null;
         };
         /**
          * UserUpsertData
@@ -2462,6 +2918,11 @@ export interface components {
             mentor_specialties?: string[] | null;
             mentor_availability?: components["schemas"]["Availability"] | null;
             /**
+             * Active
+             * @description false deactivates the user (their active assignments end, their future sessions are cancelled, their tokens stop working); true brings them back without relationships. Not sent: unchanged (a new user is active).
+             */
+            active?: boolean | null;
+            /**
              * Id
              * Format: uuid
              */
@@ -2488,6 +2949,35 @@ export interface components {
              */
             type: "user.upserted";
             data: components["schemas"]["UserUpsertData"];
+        };
+        /** WaitingMentee */
+        WaitingMentee: {
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /** Name */
+            name: string;
+            /** Email */
+            email: string;
+            /** Timezone */
+            timezone: string;
+            /** Tier */
+            tier?: string | null;
+            /** Interests */
+            interests?: string[];
+            /**
+             * Waiting Since
+             * Format: date-time
+             * @description Since when the mentee has had no active assignment: when the last one ended, or when they joined (or became an active mentee again).
+             */
+            waiting_since: string;
+            /**
+             * Last Match Reason
+             * @description Why the latest finished matcher run did not place them (`no_capacity`, `no_candidate`, ...); null if it did not consider them.
+             */
+            last_match_reason?: string | null;
         };
         /** WebhookAttemptPublic */
         WebhookAttemptPublic: {
@@ -3069,6 +3559,165 @@ export interface operations {
             };
         };
     };
+    list_mentee_reviews: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_MenteeReviewPublic_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_director_mentee_cockpit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                mentee_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CockpitPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_director_mentors: {
+        parameters: {
+            query?: {
+                sort?: "name" | "-name" | "load" | "-load";
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_MentorLoadPublic_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     list_work_queue: {
         parameters: {
             query?: {
@@ -3366,6 +4015,139 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["FlagUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlagPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_director_flags: {
+        parameters: {
+            query?: {
+                status?: ("open" | "escalated" | "resolved")[] | null;
+                severity?: ("low" | "medium" | "high" | "critical")[] | null;
+                mentee_id?: string | null;
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_FlagPublic_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_director_flag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                flag_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DirectorFlagUpdate"];
             };
         };
         responses: {
@@ -4029,110 +4811,6 @@ export interface operations {
             };
         };
     };
-    list_director_flags: {
-        parameters: {
-            query?: {
-                status?: ("open" | "resolved")[] | null;
-                severity?: ("low" | "medium" | "high" | "critical")[] | null;
-                mentee_id?: string | null;
-                limit?: number;
-                cursor?: string | null;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Page_FlagPublic_"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    list_director_mentors: {
-        parameters: {
-            query?: {
-                sort?: "name" | "-name" | "load" | "-load";
-                limit?: number;
-                cursor?: string | null;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Page_MentorLoadPublic_"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unprocessable Entity */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
     create_director_assignment: {
         parameters: {
             query?: never;
@@ -4211,6 +4889,282 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    end_director_assignment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assignment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssignmentEnd"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssignmentEnded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_mentee_assignments: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                mentee_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_AssignmentHistoryItem_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_waiting_mentees: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_WaitingMentee_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deactivate_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserDeactivated"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4788,6 +5742,134 @@ export interface operations {
             };
         };
     };
+    stream_director: {
+        parameters: {
+            query?: {
+                /** @description Same as `Last-Event-ID`, for a new EventSource (e.g. after a token refresh). */
+                last_event_id?: string | null;
+                /** @description The bearer token, for clients that cannot send headers (EventSource, calendar apps). */
+                access_token?: string | null;
+            };
+            header?: {
+                /** @description The last `id:` received. */
+                "Last-Event-ID"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An endless `text/event-stream`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    stream_mentee: {
+        parameters: {
+            query?: {
+                /** @description Same as `Last-Event-ID`, for a new EventSource (e.g. after a token refresh). */
+                last_event_id?: string | null;
+                /** @description The bearer token, for clients that cannot send headers (EventSource, calendar apps). */
+                access_token?: string | null;
+            };
+            header?: {
+                /** @description The last `id:` received. */
+                "Last-Event-ID"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An endless `text/event-stream`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     prometheus_metrics: {
         parameters: {
             query?: never;
@@ -4995,6 +6077,73 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    erase_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserErased"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
