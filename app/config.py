@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     # Sessions: how far ahead a booking may start (also keeps week arithmetic in range).
     session_booking_horizon_days: int = Field(730, gt=0)
     calendar_past_days: int = Field(90, ge=0)  # the iCalendar feed's look-back
+    # Slots are offered on this grid of the mentor's local wall-clock time (must divide a day).
+    slot_step_minutes: int = Field(15, ge=5, le=240)
+    # A mentee may reschedule or cancel only this long before the start (409 too_late_to_change).
+    session_change_notice_hours: int = Field(24, ge=0, le=720)
+    # Absolute base of URLs handed out (calendar subscriptions); unset: the request's own.
+    public_base_url: str | None = None
 
     # Outbound webhooks and real-time streams.
     webhook_timeout_seconds: float = 10.0
@@ -154,6 +160,13 @@ class Settings(BaseSettings):
     def _asyncpg_driver(cls, value: str | None) -> str | None:
         if value and value.startswith(("postgres://", "postgresql://")):
             return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("slot_step_minutes")
+    @classmethod
+    def _step_divides_a_day(cls, value: int) -> int:
+        if 1440 % value:
+            raise ValueError("slot_step_minutes must divide 1440 (a day)")
         return value
 
     @model_validator(mode="after")

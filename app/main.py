@@ -25,6 +25,7 @@ from app.routers import (
     matching,
     metrics,
     ops,
+    scheduling,
     sessions,
     webhooks,
     workqueue,
@@ -81,8 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(telemetry.HttpMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(ops.router)
-    for module in (dashboard, workqueue, sessions, director, events, webhooks, matching, live,
-                   metrics):
+    for module in (dashboard, workqueue, sessions, scheduling, director, events, webhooks,
+                   matching, live, metrics):
         app.include_router(module.router)
     admin_engine = mount_admin(app, settings)
     install_openapi(app)

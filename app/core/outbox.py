@@ -27,6 +27,7 @@ REFRESH_PRIORITY: dict[str, str] = {
     "session.rescheduled": "high",
     "session.cancelled": "high",
     "session.completed": "normal",
+    "session.reminder": "normal",
     "mission.reviewed": "high",  # readiness and portfolio update downstream
     "flag.raised": "urgent",  # at-risk banner and director notification
     "flag.resolved": "normal",

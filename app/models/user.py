@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, String, Text, func, text
+from sqlalchemy import CheckConstraint, Index, SmallInteger, String, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -21,6 +21,8 @@ class User(Base):
         CheckConstraint(f"role in {ROLES!r}", name="role"),
         CheckConstraint("mentor_capacity_weekly >= 0", name="capacity_nonneg"),
         CheckConstraint("mentor_max_mentees >= 0", name="max_mentees_nonneg"),
+        CheckConstraint("mentor_buffer_minutes between 0 and 120", name="buffer_minutes"),
+        CheckConstraint("mentor_min_notice_hours between 0 and 336", name="min_notice_hours"),
         Index("uq_users_email", func.lower(text("email")), unique=True),
         Index("ix_users_mentors", "id", postgresql_where=text("is_mentor")),
     )
@@ -40,5 +42,8 @@ class User(Base):
     mentor_availability: Mapped[dict[str, Any]] = mapped_column(
         JSONB, server_default=EMPTY_AVAILABILITY
     )
+    # Free gap kept before and after each live session; how soon a mentee may book.
+    mentor_buffer_minutes: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    mentor_min_notice_hours: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]

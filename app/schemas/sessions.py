@@ -92,6 +92,45 @@ class SessionPublic(BaseModel):
     updated_at: datetime
 
 
+class MenteeSessionCreate(BaseModel):
+    """A mentee books with their current mentor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    starts_at: AwareDatetime = Field(description="RFC 3339 with an offset; in the future, "
+                                                 "after the mentor's minimum notice.")
+    duration_minutes: int = Field(ge=15, le=240, description=DURATION)
+    agenda: str | None = Field(None, max_length=4000)
+
+
+class MenteeSessionUpdate(BaseModel):
+    """Reschedule (`starts_at` and/or `duration_minutes`) or cancel (`status: cancelled`,
+    optional `reason`)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"starts_at": "2027-03-01T09:00:00+00:00"},
+        {"status": "cancelled", "reason": "Exam that day"},
+    ]})
+
+    starts_at: AwareDatetime | None = None
+    duration_minutes: int | None = Field(None, ge=15, le=240, description=DURATION)
+    status: Literal["cancelled"] | None = None
+    reason: str | None = Field(None, max_length=2000)
+
+    @property
+    def is_reschedule(self) -> bool:
+        return self.starts_at is not None or self.duration_minutes is not None
+
+    @model_validator(mode="after")
+    def _one_kind_of_change(self) -> Self:
+        if self.is_reschedule == (self.status is not None):
+            raise ValueError("reschedule (starts_at, duration_minutes) or cancel "
+                             "(status: cancelled), exactly one")
+        if self.reason is not None and self.status != "cancelled":
+            raise ValueError("reason goes with status 'cancelled'")
+        return self
+
+
 class MentorSessionPublic(SessionPublic):
     mentor_notes: str | None
 
@@ -190,6 +229,12 @@ class MentorProfileUpdate(BaseModel):
     mentor_max_mentees: int = Field(ge=0, le=1000)
     mentor_specialties: list[str] = Field(max_length=50)
     mentor_availability: Availability
+    mentor_buffer_minutes: int | None = Field(
+        None, ge=0, le=120, description="Minutes kept free before and after each live "
+        "session (booking routes of both people). Omitted: unchanged.")
+    mentor_min_notice_hours: int | None = Field(
+        None, ge=0, le=336, description="How soon a mentee may book a new session (you "
+        "may book your own at shorter notice). Omitted: unchanged.")
 
     @field_validator("mentor_specialties")
     @classmethod
@@ -209,4 +254,6 @@ class MentorProfilePublic(BaseModel):
     mentor_max_mentees: int
     mentor_specialties: list[str]
     mentor_availability: Availability | dict
+    mentor_buffer_minutes: int
+    mentor_min_notice_hours: int
     capacity: CapacityPublic

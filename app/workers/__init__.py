@@ -66,6 +66,7 @@ class WorkerSettings:
 
 
 # Job modules register themselves on import (after the lists above exist).
+from app.services.sessions import jobs as sessions_jobs  # noqa: E402
 from app.workers import (  # noqa: E402,F401
     events_jobs,
     jobs,
@@ -73,3 +74,6 @@ from app.workers import (  # noqa: E402,F401
     relay_jobs,
     webhook_jobs,
 )
+
+FUNCTIONS += sessions_jobs.FUNCTIONS
+CRON_JOBS += sessions_jobs.CRON_JOBS

@@ -48,12 +48,14 @@ async def prioritize_work_queue(ctx: dict[str, Any]) -> dict[str, int]:
             "batches": result.batches}
 
 
-async def check_mentor_capacity(ctx: dict[str, Any], mentor_id: str | None = None
-                                ) -> dict[str, int]:
-    """Every mentor (cron), or one (enqueued after a booking: `enqueue_capacity_check`)."""
+async def check_mentor_capacity(ctx: dict[str, Any], mentor_id: str | None = None,
+                                at: str | None = None) -> dict[str, int]:
+    """Every mentor this week (cron), or one for the week a booking or reschedule lands in
+    (`at`, enqueued after it: `enqueue_capacity_check`)."""
     async with ctx["db"].transaction(None) as session:
         result = await check_capacity(
-            session, mentor_id=uuid.UUID(mentor_id) if mentor_id else None
+            session, mentor_id=uuid.UUID(mentor_id) if mentor_id else None,
+            at=datetime.fromisoformat(at) if at else None,
         )
     return {"mentors": result.mentors, "exceeded": result.exceeded, "alerts": result.alerts}
 

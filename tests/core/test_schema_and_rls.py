@@ -20,6 +20,7 @@ from app.models import (
     MissionSubmission,
     ReadinessRecord,
     SessionFeedback,
+    TimeOff,
     WorkItem,
 )
 
@@ -77,6 +78,8 @@ async def world(factory):
         mentor, (mentee,) = await factory.mentor_with_mentees(1)
         session_row = await factory.session(mentor, mentee, status="completed",
                                             starts_at=now - timedelta(days=1))
+        # A future one: its reminder and follow-up timers are armed by the database.
+        await factory.session(mentor, mentee, starts_at=now + timedelta(days=3))
         flag = await factory.flag(mentor, mentee)
         submission = MissionSubmission(id=uuid.uuid4(), mentee_id=mentee.id,
                                        mission_id=uuid.uuid4(), title="m", submitted_at=now)
@@ -91,6 +94,8 @@ async def world(factory):
                           mentor_id=mentor.id, decision="approved"),
             ReadinessRecord(mentee_id=mentee.id, score=50, recorded_at=now),
             MenteeSignal(mentee_id=mentee.id, kind="habit_streak_broken", occurred_at=now),
+            TimeOff(mentor_id=mentor.id, starts_at=now + timedelta(days=9),
+                    ends_at=now + timedelta(days=10), reason="private"),
         )
         world[key] = {"mentor": mentor, "mentee": mentee, "flag": flag,
                       "session": session_row, "submission": submission}
@@ -105,9 +110,12 @@ MENTEE_COLUMN = {
     "mentee_signals": "mentee_id",
 }
 MENTEE_VISIBLE = {"assignments", "sessions", "session_feedback"}
+# table -> the column naming the mentor whose own row it is (mentees never see these)
+MENTOR_OWN = {"mentor_time_off": "mentor_id"}
 NEVER_FOR_MENTORS_OR_MENTEES = {
     "inbox_events", "outbox_events", "webhook_endpoints", "webhook_deliveries",
     "webhook_attempts", "matching_runs", "capacity_alerts", "programme_metrics",
+    "session_timers",
 }
 
 
@@ -126,6 +134,8 @@ async def test_mentor_sees_only_own_mentees_rows_in_every_table(app_db, world):
         elif table in MENTEE_COLUMN:
             mentees = {r[MENTEE_COLUMN[table]] for r in rows}
             assert mentees == {a["mentee"].id}, table
+        elif table in MENTOR_OWN:
+            assert {r[MENTOR_OWN[table]] for r in rows} == {a["mentor"].id}, table
         else:
             assert table in NEVER_FOR_MENTORS_OR_MENTEES
             assert rows == [], table

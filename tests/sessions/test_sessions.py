@@ -14,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from app.core.auth import Principal
 from app.core.errors import Unprocessable
 from app.models import Assignment, MentoringSession, SessionFeedback, WorkItem
-from app.services.sessions.booking import book_session, upcoming_sessions
+from app.services.sessions.booking import book_session
+from app.services.sessions.queries import upcoming_sessions
 from app.services.sessions.video import JitsiProvider
 from tests.support.session_helpers import SESSIONS, book, outbox_events, week_start
 
@@ -582,7 +583,9 @@ class TestCapacityCheckAfterBooking:
         from tests.support.session_helpers import book, week_start
 
         mentor, (mentee,) = await factory.mentor_with_mentees(1)
-        job_key = f"arq:job:{settings.redis_prefix}capacity-check:{mentor.id}"
+        # One job per mentor and day of the session's start: it checks that session's week.
+        day = week_start().date().isoformat()
+        job_key = f"arq:job:{settings.redis_prefix}capacity-check:{mentor.id}:{day}"
         response = await book(client, factory.headers(mentor), mentee,
                               week_start() + timedelta(hours=10))
         assert response.status_code == 201, response.text
