@@ -9,8 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-WorkItemKind = Literal["mission_review", "risk_assessment", "goal_feedback", "session_followup"]
-Priority = Literal["low", "normal", "high", "urgent"]
+from app.models.work_item import Priority
 
 
 class SlaPolicy(BaseSettings):
@@ -29,13 +28,23 @@ DEFAULT_SLA: dict[str, SlaPolicy] = {
 
 APP_DB_ROLE = "mentorship_app"  # API requests: no BYPASSRLS, RLS decides what it sees
 WORKER_DB_ROLE = "mentorship_worker"  # arq workers acting as the system: BYPASSRLS
+# Public development defaults: accepted only with ENVIRONMENT=development (see
+# `Settings.insecure_settings`); anywhere else they are refused like a missing key.
+DEV_JWT_SECRET = "dev-secret-change-me-0123456789abcdef"
 DEV_ADMIN_SECRET_KEY = "dev-admin-session-key-change-me"
+MIN_SECRET_BYTES = 32  # HS256 keys shorter than the hash output are brute-forceable
+
+
+class InsecureSettings(RuntimeError):
+    """Outside development: a process refuses to start with a missing or public key."""
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    environment: Literal["development", "test", "production"] = "development"
+    # Production unless said otherwise: a deployment that forgets to set it fails closed.
+    # `mentorship dev` sets `development`; the test harness `test` (with explicit secrets).
+    environment: Literal["development", "test", "production"] = "production"
 
     # Postgres. DATABASE_URL names the server and database with an account that may run
     # migrations. The API and the workers connect with their own roles (created by the
@@ -54,7 +63,8 @@ class Settings(BaseSettings):
     redis_prefix: str = "mentorship:"
 
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
-    jwt_secret: str = "dev-secret-change-me-0123456789abcdef"
+    # No default outside development (where DEV_JWT_SECRET fills in): refused at startup.
+    jwt_secret: str | None = None
     jwt_public_key: str | None = None
     jwt_private_key: str | None = None  # only for `mentorship token` with RS256
     jwt_issuer: str | None = None
@@ -85,7 +95,14 @@ class Settings(BaseSettings):
     # Outbound webhooks and real-time streams.
     webhook_timeout_seconds: float = 10.0
     webhook_max_age_hours: int = 25  # retried with backoff for at least a day, then failed
+    # Loopback and private webhook destinations (app/services/events/destinations.py);
+    # unset: allowed only with ENVIRONMENT=development. Link-local and cloud metadata
+    # addresses are refused whatever this says.
+    webhook_allow_private: bool | None = None
     stream_maxlen: int = 1000  # per-user Redis stream, approximate trim
+    # Set on a user's stream and its epoch meta together by every append and every open
+    # (app/core/streams.py); 0: they never expire.
+    stream_ttl_seconds: int = Field(0, ge=0)
     sse_ping_seconds: int = 15
     sse_retry_ms: int = 3000
     # Open SSE streams are fed by a few readers per process, each one Redis connection
@@ -145,9 +162,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     cors_origins: list[str] = []  # the SPA's origins, e.g. ["https://app.example.com"]
     max_body_bytes: int = Field(1_048_576, gt=0)  # larger request bodies: 413
-    # Admin UI (/admin): signs its session cookie. The development default is refused in
-    # production (the admin UI then lets nobody in).
-    admin_secret_key: str = DEV_ADMIN_SECRET_KEY
+    # Admin UI (/admin): signs its session cookie. Missing, the public development key or
+    # shorter than MIN_SECRET_BYTES: the admin UI is disabled outside development (the API
+    # still starts); in development a missing key is a random one per process.
+    admin_secret_key: str | None = None
     # Shared password for the admin UI's email + password login (admin and director users
     # only). No default: unset, only a platform-issued JWT pasted as the password logs in.
     admin_ui_password: SecretStr | None = None
@@ -170,6 +188,12 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _development_jwt_secret(self) -> Settings:
+        if self.environment == "development" and self.jwt_secret is None:
+            self.jwt_secret = DEV_JWT_SECRET
+        return self
+
+    @model_validator(mode="after")
     def _some_match_weight(self) -> Settings:
         if self.match_weight_specialty + self.match_weight_timezone + self.match_weight_load <= 0:
             raise ValueError("at least one match_weight_* must be positive")
@@ -187,8 +211,59 @@ class Settings(BaseSettings):
     def worker_db_url(self) -> str:
         return self.worker_database_url or self.role_url(WORKER_DB_ROLE, self.worker_db_password)
 
+    @property
+    def webhooks_may_reach_private(self) -> bool:
+        if self.webhook_allow_private is not None:
+            return self.webhook_allow_private
+        return self.environment == "development"
+
+    def insecure_settings(self) -> list[str]:
+        """Why this configuration must not serve (empty: it may). Development accepts all."""
+        if self.environment == "development":
+            return []
+        if self.jwt_algorithm == "RS256":
+            return [] if _is_rsa_public_key(self.jwt_public_key) else [
+                "JWT_ALGORITHM=RS256 needs JWT_PUBLIC_KEY, a PEM RSA public key"]
+        if not self.jwt_secret:
+            return ["JWT_SECRET is not set"]
+        if self.jwt_secret == DEV_JWT_SECRET:
+            return ["JWT_SECRET is the public development secret"]
+        if len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+            return [f"JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes"]
+        return []
+
+    def require_secure(self, process: str) -> None:
+        """Fail closed: raise `InsecureSettings` unless the process may start."""
+        problems = self.insecure_settings()
+        if problems:
+            raise InsecureSettings(
+                f"{process} refuses to start with ENVIRONMENT={self.environment}: "
+                + "; ".join(problems) + " (ENVIRONMENT=development accepts the defaults)")
+
+    @property
+    def admin_key_usable(self) -> bool:
+        """Whether ADMIN_SECRET_KEY may sign admin sessions (else /admin lets nobody in)."""
+        if self.environment == "development":
+            return True
+        key = self.admin_secret_key
+        return bool(key) and key != DEV_ADMIN_SECRET_KEY and len(key.encode()) >= MIN_SECRET_BYTES
+
     def sla(self, kind: str) -> SlaPolicy:
         return self.sla_policy.get(kind) or DEFAULT_SLA[kind]
+
+
+def _is_rsa_public_key(pem: str | None) -> bool:
+    if not pem:
+        return False
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        key = load_pem_public_key(pem.encode())
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    return isinstance(key, RSAPublicKey) and key.key_size >= 2048
 
 
 @lru_cache

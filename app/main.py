@@ -17,6 +17,7 @@ from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from app.core.openapi import install_openapi, operation_id_from_name
 from app.core.redis import make_redis
+from app.core.state import AppState
 from app.routers import (
     dashboard,
     director,
@@ -30,6 +31,8 @@ from app.routers import (
     webhooks,
     workqueue,
 )
+from app.services.live.hub import StreamHub
+from app.services.sessions.video import make_video_provider
 
 DESCRIPTION = """
 Coordinates a mentoring programme: who mentors whom, each mentor's work queue with SLAs,
@@ -44,20 +47,22 @@ Authentication: `Authorization: Bearer <JWT>` with claims `sub`, `role`, `exp`.
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.environment != "development")
+    settings.require_secure("The API")  # fail closed: no public or missing JWT key
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.settings = settings
-        app.state.db = Database.connect(settings.api_db_url, settings)
-        app.state.redis = make_redis(settings)
-        telemetry.instrument_engine(app.state.db.engine, pool="api")
+        redis = make_redis(settings)
+        state = app.state.shared = AppState(
+            settings=settings, db=Database.connect(settings.api_db_url, settings), redis=redis,
+            video=make_video_provider(settings), hub=StreamHub(settings, redis),
+        )
+        telemetry.instrument_engine(state.db.engine, pool="api")
         try:
             yield
         finally:
-            if (hub := getattr(app.state, "sse_hub", None)) is not None:
-                hub.close()
-            await app.state.redis.aclose()
-            await app.state.db.dispose()
+            state.hub.close()
+            await state.redis.aclose()
+            await state.db.dispose()
             await admin_engine.dispose()
             telemetry.mark_process_dead()
 
@@ -68,7 +73,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=operation_id_from_name,
     )
-    app.state.settings = settings
     install_error_handlers(app)
     # Outermost last: request id > metrics > CORS (so a 413 carries CORS headers) > size.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import subprocess
 
 import httpx
+
+# Servers started by a benchmark run as production (ENVIRONMENT=production), which refuses
+# the public development key: they and the tokens share this one, new for each run.
+BENCH_JWT_SECRET = secrets.token_urlsafe(32)
 
 
 async def wait_healthy(base_url: str, process: subprocess.Popen | None = None,

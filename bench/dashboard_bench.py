@@ -42,7 +42,7 @@ from app.config import Settings  # noqa: E402
 from app.core.auth import CurrentMentor, mint_token  # noqa: E402
 from app.core.db import DbSession  # noqa: E402
 from app.main import create_app  # noqa: E402
-from bench._server import wait_healthy  # noqa: E402
+from bench._server import BENCH_JWT_SECRET, wait_healthy  # noqa: E402
 
 DATABASE = "mentorship_bench_dashboard"
 MENTORS, PER_MENTOR = 1_000, 20
@@ -357,7 +357,7 @@ def main() -> None:
     if args.explain:
         asyncio.run(explain(args.server, mentors[0]))
 
-    settings = Settings(database_url=_dsn(args.server, DATABASE))
+    settings = Settings(database_url=_dsn(args.server, DATABASE), jwt_secret=BENCH_JWT_SECRET)
     tokens = [mint_token(m, "mentor", settings, ttl=timedelta(hours=2)) for m in mentors]
     random.Random(7).shuffle(tokens)
     load_before = os.getloadavg()[0]

@@ -430,7 +430,8 @@ async def bench_e2e(server: Server, mentors: list[uuid.UUID], mentees: list[uuid
 async def bench_fanout(server: Server, mentors: list[uuid.UUID], settings, rate: float,
                        seconds: float) -> dict:
     from app.core.auth import mint_token
-    from app.core.redis import make_redis, user_stream_key
+    from app.core.redis import make_redis
+    from app.core.streams import append
 
     streams = await open_many(server.port, [mint_token(m, "mentor", settings) for m in mentors])
     published: dict[str, float] = {}
@@ -444,9 +445,9 @@ async def bench_fanout(server: Server, mentors: list[uuid.UUID], settings, rate:
                     "occurred_at": "", "source": "mentorship", "refresh_priority": "normal",
                     "data": {"n": n}}
         published[str(n)] = time.time()
-        await redis.xadd(user_stream_key(settings, random.choice(mentors)),
-                         {"type": "workqueue.item_created", "data": json.dumps(envelope)},
-                         maxlen=settings.stream_maxlen, approximate=True)
+        await append(redis, settings, marker=f"{settings.redis_prefix}bench:{envelope['id']}",
+                     user_id=random.choice(mentors), type="workqueue.item_created",
+                     data=json.dumps(envelope))
 
     total = int(rate * seconds)
     receiver = Receiver(streams, marker_of, total)

@@ -45,7 +45,7 @@ from app.config import Settings  # noqa: E402
 from app.core.auth import CurrentMentor, Principal, mint_token  # noqa: E402
 from app.core.db import Database, DbSession  # noqa: E402
 from app.services.workqueue.queue import WorkQueueFilters, list_work_queue  # noqa: E402
-from bench._server import wait_healthy  # noqa: E402
+from bench._server import BENCH_JWT_SECRET, wait_healthy  # noqa: E402
 
 DB_NAME = "mentorship_bench_workqueue"
 MENTORS, MENTEES_PER_MENTOR, ITEMS_PER_MENTEE, SESSIONS_PER_MENTEE = 1000, 20, 10, 5
@@ -284,7 +284,7 @@ def _free_port() -> int:
 async def explain(db_url: str, mentor_id: uuid.UUID) -> str:
     """EXPLAIN ANALYZE of the work queue's page query for one mentor, as the API role under
     RLS (the statement is captured from the real service call, then re-run with EXPLAIN)."""
-    settings = Settings(database_url=db_url)
+    settings = Settings(database_url=db_url, jwt_secret=BENCH_JWT_SECRET)
     database = Database.connect(settings.api_db_url, settings)
     captured: list[tuple[str, object]] = []
 
@@ -368,7 +368,7 @@ def main() -> None:
     db_url = seed(server_url, args.reseed)
     if args.seed_only:
         return
-    settings = Settings(database_url=db_url)
+    settings = Settings(database_url=db_url, jwt_secret=BENCH_JWT_SECRET)
     tokens = [mint_token(mentor_id(g), "mentor", settings) for g in range(1, MENTORS + 1)]
     print(asyncio.run(explain(db_url, mentor_id(1))))
     print(f"uvicorn workers: {args.workers}; load average before the run: {os.getloadavg()}")
@@ -376,7 +376,8 @@ def main() -> None:
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": db_url,
            "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-           "REDIS_PREFIX": "bench-workqueue:", "ENVIRONMENT": "production"}
+           "REDIS_PREFIX": "bench-workqueue:", "ENVIRONMENT": "production",
+           "JWT_SECRET": BENCH_JWT_SECRET}
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "bench.workqueue_bench:create_bench_app",
          "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),

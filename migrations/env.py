@@ -39,7 +39,7 @@ def _configure(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(_url())
+    engine = create_async_engine(_url(), hide_parameters=True)  # no values in errors
     async with engine.connect() as connection:
         await connection.run_sync(_configure)
     await engine.dispose()

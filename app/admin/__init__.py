@@ -5,8 +5,9 @@ takes the user's email and either
 - a JWT issued by the platform for that user (the same token the API accepts), or
 - the shared `ADMIN_UI_PASSWORD`, which has no default: unset (as in production unless an
   operator sets it), only the JWT login works.
-In production the development `ADMIN_SECRET_KEY` (which signs the session cookie) is
-refused: the admin UI then lets nobody in, rather than accept forgeable cookies.
+Outside development a missing, public (development) or short `ADMIN_SECRET_KEY` (which
+signs the session cookie) disables the admin UI: it lets nobody in, rather than accept
+forgeable cookies; the API still serves.
 Every admin request re-reads the user's role, so demoting a user ends their access.
 
 How it reads the database: through its own small pool on the API's role (RLS applies), and
@@ -25,6 +26,7 @@ emails, tiers, capacities) and webhook endpoints (active, description) may be ed
 from __future__ import annotations
 
 import hmac
+import secrets
 import time
 import uuid
 from contextvars import ContextVar
@@ -41,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
-from app.config import DEV_ADMIN_SECRET_KEY, Settings
+from app.config import Settings
 from app.core import telemetry
 from app.core.auth import Principal, decode_token
 from app.core.db import SET_PRINCIPAL, Database, make_engine
@@ -104,8 +106,12 @@ def _looks_like_jwt(secret: str) -> bool:
 
 class StaffAuthentication(AuthenticationBackend):
     def __init__(self, settings: Settings, database: Database) -> None:
+        # A key that may not sign (missing, public or short) is replaced by a random one, so
+        # no cookie verifies: outside development /admin is then disabled (`enabled`); in
+        # development a missing key is simply this process's random key.
+        usable = settings.admin_key_usable and settings.admin_secret_key
         super().__init__(
-            secret_key=settings.admin_secret_key,
+            secret_key=settings.admin_secret_key if usable else secrets.token_urlsafe(32),
             session_cookie="mentorship_admin",
             max_age=settings.admin_session_max_age_seconds,
             same_site="strict",  # no cross-site form posts (sqladmin has no CSRF token)
@@ -116,8 +122,7 @@ class StaffAuthentication(AuthenticationBackend):
 
     @property
     def enabled(self) -> bool:
-        return not (self.settings.environment == "production"
-                    and self.settings.admin_secret_key == DEV_ADMIN_SECRET_KEY)
+        return self.settings.admin_key_usable
 
     async def _staff_user(self, email: str) -> tuple[uuid.UUID, str] | None:
         async with self.database.transaction(None) as session:

@@ -10,7 +10,7 @@ are required; `iss` / `aud` are checked when configured.
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal, get_args
+from typing import Annotated
 
 import jwt
 from fastapi import Depends, Query, Request
@@ -18,9 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.config import Settings
 from app.core.errors import Forbidden, Unauthorized
-
-Role = Literal["mentee", "mentor", "director", "admin", "service"]
-ROLES: tuple[str, ...] = get_args(Role)
+from app.models.user import ROLES, Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +29,21 @@ class Principal:
 
 
 def _verification_key(settings: Settings) -> str:
-    if settings.jwt_algorithm == "RS256":
-        if not settings.jwt_public_key:
-            raise Unauthorized("Token verification is not configured")
-        return settings.jwt_public_key
-    return settings.jwt_secret
+    key = settings.jwt_public_key if settings.jwt_algorithm == "RS256" else settings.jwt_secret
+    if not key:  # unreachable once `require_secure` passed at startup; never an empty key
+        raise Unauthorized("Token verification is not configured")
+    return key
+
+
+def _expiry(exp: object) -> datetime:
+    """`exp` as a datetime: a JSON number within datetime's range (RFC 7519 NumericDate).
+    PyJWT accepts a numeric string or a float like 1e300 as long as it is in the future."""
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        raise Unauthorized("The token's exp is not a number", code="invalid_token")
+    try:
+        return datetime.fromtimestamp(exp, UTC)
+    except (OverflowError, ValueError, OSError) as exc:
+        raise Unauthorized("The token's exp is out of range", code="invalid_token") from exc
 
 
 def decode_token(token: str, settings: Settings) -> Principal:
@@ -53,7 +61,8 @@ def decode_token(token: str, settings: Settings) -> Principal:
         )
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("The token has expired", code="token_expired") from exc
-    except jwt.PyJWTError as exc:
+    except (jwt.PyJWTError, ValueError, TypeError, OverflowError) as exc:
+        # PyJWT's own checks raise PyJWTError; the others guard odd claim values it parses.
         raise Unauthorized("The token is invalid", code="invalid_token") from exc
     role = claims.get("role")
     if role not in ROLES:
@@ -62,7 +71,7 @@ def decode_token(token: str, settings: Settings) -> Principal:
         user_id = uuid.UUID(str(claims["sub"]))
     except ValueError as exc:
         raise Unauthorized("The token's subject is not a UUID", code="invalid_token") from exc
-    return Principal(user_id, role, datetime.fromtimestamp(claims["exp"], UTC))
+    return Principal(user_id, role, _expiry(claims["exp"]))
 
 
 def mint_token(user_id: uuid.UUID | str, role: str, settings: Settings,
@@ -76,7 +85,8 @@ def mint_token(user_id: uuid.UUID | str, role: str, settings: Settings,
         claims["aud"] = settings.jwt_audience
     key = settings.jwt_private_key if settings.jwt_algorithm == "RS256" else settings.jwt_secret
     if not key:
-        raise RuntimeError("JWT_PRIVATE_KEY is needed to mint RS256 tokens")
+        raise RuntimeError("JWT_PRIVATE_KEY is needed to mint RS256 tokens"
+                           if settings.jwt_algorithm == "RS256" else "JWT_SECRET is not set")
     return jwt.encode(claims, key, algorithm=settings.jwt_algorithm)
 
 
@@ -89,7 +99,7 @@ async def current_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("A bearer token is required", code="missing_token")
-    principal = decode_token(credentials.credentials, request.app.state.settings)
+    principal = decode_token(credentials.credentials, request.app.state.shared.settings)
     request.state.principal = principal
     return principal
 
@@ -106,7 +116,7 @@ async def principal_from_header_or_query(
     token = credentials.credentials if credentials else access_token
     if not token:
         raise Unauthorized("A bearer token or access_token is required", code="missing_token")
-    principal = decode_token(token, request.app.state.settings)
+    principal = decode_token(token, request.app.state.shared.settings)
     request.state.principal = principal
     return principal
 

@@ -36,6 +36,8 @@ def make_engine(url: str, settings: Settings, **kwargs) -> AsyncEngine:
         pool_size=kwargs.pop("pool_size", settings.db_pool_size),
         max_overflow=kwargs.pop("max_overflow", settings.db_max_overflow),
         pool_pre_ping=True,
+        # Errors and logs never carry statement parameters (personal data, webhook secrets).
+        hide_parameters=True,
         **kwargs,
     )
 
@@ -72,7 +74,7 @@ class Database:
 # (scope="function"), so a client never sees 2xx for a write that then failed.
 
 async def _transaction_as(request: Request, principal: Principal) -> AsyncIterator[AsyncSession]:
-    database: Database = request.app.state.db
+    database: Database = request.app.state.shared.db
     async with database.transaction(principal) as session:
         yield session
 

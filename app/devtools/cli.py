@@ -17,7 +17,8 @@ from typing import Annotated
 import asyncpg
 import typer
 
-from app.config import get_settings
+from app.config import InsecureSettings, get_settings
+from app.models.user import ROLES
 
 cli = typer.Typer(
     name="mentorship",
@@ -28,12 +29,22 @@ cli = typer.Typer(
     rich_markup_mode=None,
 )
 
-ROLES = ("mentee", "mentor", "director", "admin", "service")
 
 
 def _fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=1)
+
+
+@cli.callback()
+def _fail_closed(context: typer.Context) -> None:
+    """Every command but `dev` (which sets ENVIRONMENT=development) refuses insecure keys."""
+    if context.invoked_subcommand == "dev" or context.resilient_parsing:
+        return
+    try:
+        get_settings().require_secure("mentorship")
+    except InsecureSettings as exc:
+        _fail(str(exc))
 
 
 @cli.command()

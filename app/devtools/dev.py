@@ -30,7 +30,7 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-from app.config import Settings, get_settings
+from app.config import DEV_JWT_SECRET, Settings, get_settings
 from app.core.auth import mint_token
 from app.devtools.migrate import ensure_database, upgrade
 
@@ -140,6 +140,10 @@ def run(options: DevOptions) -> int:
     signal.signal(signal.SIGTERM, _raise_stop)
     from app.devtools.embedded import start_postgres, start_redis, stop_postgres, stop_redis
 
+    # The development stack accepts the public development keys (and says so in the
+    # banner); the children inherit the setting. Outside it every process fails closed.
+    os.environ["ENVIRONMENT"] = "development"
+    get_settings.cache_clear()
     settings = get_settings()
     embedded_postgres = "database_url" not in settings.model_fields_set
     embedded_redis = "redis_url" not in settings.model_fields_set
@@ -217,6 +221,8 @@ def _banner(settings: Settings, options: DevOptions, base: str, demo: dict, read
     _say(f"  Docs      {base}/docs")
     _say(f"  Postgres  {_describe_postgres(settings.database_url)}")
     _say(f"  Redis     {settings.redis_url}")
+    if settings.jwt_secret == DEV_JWT_SECRET:
+        _say("  Keys      the public development JWT secret (ENVIRONMENT=development only)")
     _say("")
     _say(f"Demo tokens (valid {options.token_ttl_hours:g} h):")
     for role in ("mentor", "mentee", "director", "admin", "service"):

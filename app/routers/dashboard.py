@@ -18,9 +18,9 @@ from app.schemas.dashboard import (
     MenteeHome,
     MenteeSummary,
 )
+from app.schemas.risk import RISK_RULES_DOC
 from app.services.dashboard import mentees as mentees_service
 from app.services.dashboard.mentor import build_dashboard
-from app.services.risk.scoring import RISK_RULES_DOC
 
 router = APIRouter()
 

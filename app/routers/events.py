@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response, status
 
 from app.core.auth import CurrentService
 from app.core.db import DbSession
 from app.core.errors import Unprocessable
+from app.core.state import SettingsDep
 from app.schemas.common import problem_responses
 from app.schemas.events import EventsAccepted, EventsIn, UserPublic, UserUpsert
 from app.services.events import inbound
@@ -41,9 +42,8 @@ One inbound event, or `{"events": [...]}` with up to 500. Envelope:
     responses=problem_responses(401, 403, 409, 413, 422),
 )
 async def post_events(
-    body: EventsIn, principal: CurrentService, session: DbSession, request: Request
+    body: EventsIn, principal: CurrentService, session: DbSession, settings: SettingsDep
 ) -> EventsAccepted:
-    settings = request.app.state.settings
     if len(body.events) > settings.events_max_batch:
         raise Unprocessable(f"At most {settings.events_max_batch} events per request",
                             code="batch_too_large")

@@ -7,15 +7,16 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query
 from sse_starlette import EventSourceResponse
 from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
 from app.core.auth import Principal, require_roles
 from app.core.errors import ServiceUnavailable
+from app.core.state import StateDep
 from app.schemas.common import problem_responses
-from app.services.live.streams import LiveStream, StreamHub, start_stream
+from app.services.live.streams import LiveStream, start_stream
 
 router = APIRouter(tags=["mentor"])
 log = structlog.get_logger("app.realtime")
@@ -66,8 +67,9 @@ then each outbound event concerning the mentor as it happens: `event:` is the ev
 is sent at least every 15 s and `retry:` says how long to wait before reconnecting.
 
 Reconnecting with `Last-Event-ID` (browsers do it themselves; or `?last_event_id=`) replays
-every event missed since that id, in order, once; when some of them are no longer kept, a
-fresh `snapshot` comes instead. The stream ends with a `token_expired` event when the token
+every event missed since that id, in order, once; when some of them are no longer kept (the
+stream was trimmed past it, or lost and re-created: ids are `<epoch>-<ms>-<seq>`), a fresh
+`snapshot` comes instead. The stream ends with a `token_expired` event when the token
 expires: reconnect with a new token (and `?last_event_id=`).
 """
 
@@ -85,7 +87,7 @@ expires: reconnect with a new token (and `?last_event_id=`).
     },
 )
 async def stream_dashboard(
-    request: Request,
+    state: StateDep,
     principal: StreamingMentor,
     last_event_id: Annotated[
         str | None, Header(alias="Last-Event-ID", description="The last `id:` received.")
@@ -96,9 +98,7 @@ async def stream_dashboard(
                                                  "EventSource (e.g. after a token refresh)."),
     ] = None,
 ) -> EventSourceResponse:
-    state = request.app.state
-    settings = state.settings
-    hub = StreamHub.of(state)
+    settings, hub = state.settings, state.hub
     if hub.full:
         raise ServiceUnavailable("This replica has too many open streams; retry shortly.",
                                  code="too_many_streams", headers={"Retry-After": "5"})

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
 from app.core import telemetry
 from app.core.auth import CurrentStaff
 from app.core.db import DbSession
+from app.core.state import StateDep
 from app.schemas.common import problem_responses
 from app.schemas.ops import ProgrammeMetricsPublic
-from app.services.ops.metrics import stored_programme_metrics
+from app.services.ops.metrics import metrics_public, stored_programme_metrics
 
 router = APIRouter()
 
@@ -27,8 +28,8 @@ router = APIRouter()
     responses={200: {"description": "Prometheus text format 0.0.4",
                      "content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
-async def prometheus_metrics(request: Request) -> Response:
-    body = await telemetry.render(request.app.state.db)
+async def prometheus_metrics(state: StateDep) -> Response:
+    body = await telemetry.render(state.db)
     return Response(body, media_type=telemetry.CONTENT_TYPE)
 
 
@@ -51,4 +52,4 @@ async def prometheus_metrics(request: Request) -> Response:
 async def director_programme_metrics(
     principal: CurrentStaff, session: DbSession
 ) -> ProgrammeMetricsPublic:
-    return ProgrammeMetricsPublic.from_values(await stored_programme_metrics(session))
+    return metrics_public(await stored_programme_metrics(session))

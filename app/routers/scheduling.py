@@ -3,11 +3,12 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime
 
 from app.core.auth import CurrentMentee, CurrentMentor
 from app.core.db import DbSession
+from app.core.state import SettingsDep
 from app.schemas.common import Page, problem_responses
 from app.schemas.scheduling import (
     Slot,
@@ -37,11 +38,11 @@ SLOTS_DESCRIPTION = (
     "meanwhile.")
 
 
-def _public(rules, slots, *, duration: int, request: Request) -> SlotsPublic:
+def _public(rules, slots, *, duration: int, settings) -> SlotsPublic:
     return SlotsPublic(
         slots=[Slot(starts_at=s, ends_at=e) for s, e in slots],
         timezone=str(rules.zone), duration_minutes=duration,
-        step_minutes=request.app.state.settings.slot_step_minutes)
+        step_minutes=settings.slot_step_minutes)
 
 
 @router.get(
@@ -54,13 +55,13 @@ def _public(rules, slots, *, duration: int, request: Request) -> SlotsPublic:
     response_model=SlotsPublic,
     responses=problem_responses(401, 403, 409, 422),
 )
-async def list_mentee_slots(principal: CurrentMentee, session: DbSession, request: Request,
+async def list_mentee_slots(principal: CurrentMentee, session: DbSession, settings: SettingsDep,
                             starts_from: SlotsFrom = None, starts_to: SlotsTo = None,
                             duration_minutes: Duration = 60) -> SlotsPublic:
     rules, slots = await scheduling.free_slots(
-        session, principal=principal, settings=request.app.state.settings,
+        session, principal=principal, settings=settings,
         starts_from=starts_from, starts_to=starts_to, duration_minutes=duration_minutes)
-    return _public(rules, slots, duration=duration_minutes, request=request)
+    return _public(rules, slots, duration=duration_minutes, settings=settings)
 
 
 @router.get(
@@ -74,14 +75,14 @@ async def list_mentee_slots(principal: CurrentMentee, session: DbSession, reques
     responses=problem_responses(401, 403, 404, 422),
 )
 async def list_mentor_slots(mentee_id: uuid.UUID, principal: CurrentMentor,
-                            session: DbSession, request: Request,
+                            session: DbSession, settings: SettingsDep,
                             starts_from: SlotsFrom = None, starts_to: SlotsTo = None,
                             duration_minutes: Duration = 60) -> SlotsPublic:
     rules, slots = await scheduling.free_slots(
-        session, principal=principal, settings=request.app.state.settings,
+        session, principal=principal, settings=settings,
         starts_from=starts_from, starts_to=starts_to, duration_minutes=duration_minutes,
         mentee_id=mentee_id)
-    return _public(rules, slots, duration=duration_minutes, request=request)
+    return _public(rules, slots, duration=duration_minutes, settings=settings)
 
 
 @router.get(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from app.core.auth import CurrentAdmin
 from app.core.db import DbSession
@@ -37,13 +37,17 @@ async def list_webhooks(
     "", operation_id="create_webhook", summary="Register a webhook endpoint",
     description="The signing `secret` (`whsec_...`) is in this response only: store it. "
                 "Deliveries carry `webhook-id`, `webhook-timestamp` and `webhook-signature` "
-                "(Standard Webhooks). Only http(s) URLs without credentials.",
+                "(Standard Webhooks). Only http(s) URLs without credentials. A URL whose "
+                "host is or resolves to a link-local or cloud metadata address (always), or "
+                "a loopback or private one (unless `WEBHOOK_ALLOW_PRIVATE`), is refused: 422 "
+                "`webhook_url_not_allowed`; deliveries check the resolved address again.",
     status_code=status.HTTP_201_CREATED, response_model=WebhookCreated,
     responses=problem_responses(401, 403, 422),
 )
-async def create_webhook(body: WebhookCreate, principal: CurrentAdmin,
-                         session: DbSession) -> WebhookCreated:
-    row, secret = await webhooks.create_endpoint(session, endpoint=body)
+async def create_webhook(body: WebhookCreate, principal: CurrentAdmin, session: DbSession,
+                         request: Request) -> WebhookCreated:
+    row, secret = await webhooks.create_endpoint(session, endpoint=body,
+                                                 settings=request.app.state.settings)
     return WebhookCreated(**WebhookPublic.model_validate(row).model_dump(), secret=secret)
 
 

@@ -7,8 +7,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.services.ops.metrics import MetricValue
-
 
 class GoalPublic(BaseModel):
     lt: float | None = Field(None, description="Met when the value is below this.")
@@ -28,17 +26,6 @@ class ProgrammeMetricPublic(BaseModel):
     computed_at: datetime | None
     details: dict[str, Any] = Field(description="The counts behind the value.")
 
-    @classmethod
-    def from_value(cls, metric: MetricValue) -> ProgrammeMetricPublic:
-        definition = metric.definition
-        goal = definition.goal
-        return cls(
-            name=metric.name, value=metric.value, unit=definition.unit,
-            description=definition.description,
-            goal=GoalPublic(lt=goal.lt, gt=goal.gt, min=goal.min, max=goal.max, text=goal.text),
-            met=metric.met, computed_at=metric.computed_at, details=metric.details,
-        )
-
 
 class ProgrammeMetricsPublic(BaseModel):
     model_config = ConfigDict(json_schema_extra={"example": {
@@ -56,9 +43,3 @@ class ProgrammeMetricsPublic(BaseModel):
     metrics: list[ProgrammeMetricPublic]
     computed_at: datetime | None = Field(
         description="When the refresh job last computed them (every minute); None if never.")
-
-    @classmethod
-    def from_values(cls, values: list[MetricValue]) -> ProgrammeMetricsPublic:
-        times = [value.computed_at for value in values if value.computed_at is not None]
-        return cls(metrics=[ProgrammeMetricPublic.from_value(v) for v in values],
-                   computed_at=min(times) if times else None)

@@ -25,6 +25,7 @@ CRON_JOBS: list[Any] = telemetry.JobRegistry()
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
     configure_logging(settings.log_level, json=settings.environment != "development")
+    settings.require_secure("The worker")  # fail closed, like the API
     ctx["settings"] = settings
     ctx["db"] = Database.connect(settings.worker_db_url, settings, pool_size=5, max_overflow=5)
     ctx["redis_app"] = make_redis(settings)

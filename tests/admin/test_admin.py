@@ -3,12 +3,16 @@ The browser test (headless Debian Chromium driven by Playwright) is at the botto
 
 from __future__ import annotations
 
+import base64
+import json
 import shutil
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import itsdangerous
 import pytest
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
@@ -35,6 +39,13 @@ async def admin_app(settings):
         update={"admin_ui_password": SecretStr(PASSWORD)}))
     async with LifespanManager(application):
         yield application
+
+
+def forged_session_cookie(user: User, key: str = DEV_ADMIN_SECRET_KEY) -> str:
+    """A session cookie as Starlette's SessionMiddleware signs it, with `key`."""
+    payload = json.dumps({"user_id": str(user.id), "role": user.role,
+                          "exp": int(time.time()) + 3600}).encode()
+    return itsdangerous.TimestampSigner(key).sign(base64.b64encode(payload)).decode()
 
 
 def _client(application) -> httpx.AsyncClient:
@@ -97,14 +108,30 @@ class TestLogin:
             assert (await login(http, director.email, "anything")).status_code == 400
             assert (await login(http, director.email, factory.token(director))).status_code == 302
 
-    async def test_production_refuses_the_development_session_key(self, settings, factory):
+    @pytest.mark.parametrize("key", [None, DEV_ADMIN_SECRET_KEY, "short-key"],
+                             ids=["missing", "development", "short"])
+    async def test_production_without_a_proper_session_key_lets_nobody_in(
+            self, settings, factory, key):
         director = await factory.user("director")
         application = create_app(settings.model_copy(update={
-            "environment": "production", "admin_secret_key": DEV_ADMIN_SECRET_KEY,
+            "environment": "production", "admin_secret_key": key,
             "admin_ui_password": SecretStr(PASSWORD)}))
         async with LifespanManager(application), _client(application) as http:
             for secret in (PASSWORD, factory.token(director)):
                 assert (await login(http, director.email, secret)).status_code == 400
+            # F1: a cookie signed with the public development key opens nothing.
+            http.cookies.set("mentorship_admin", forged_session_cookie(director))
+            assert (await http.get("/admin/users/list")).status_code == 302
+            assert (await http.get("/api/v1/whoami", headers=factory.headers(director))
+                    ).status_code == 200  # the API itself still serves
+
+    async def test_the_forged_cookie_is_well_made(self, admin_app, settings, factory):
+        """The cookie forged above opens /admin when signed with the configured key."""
+        director = await factory.user("director")
+        async with _client(admin_app) as http:
+            http.cookies.set("mentorship_admin",
+                             forged_session_cookie(director, settings.admin_secret_key))
+            assert (await http.get("/admin/users/list")).status_code == 200
 
     async def test_a_demoted_user_loses_access_at_once(self, admin_app, factory, system_db):
         director = await factory.user("director")

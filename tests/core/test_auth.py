@@ -64,6 +64,15 @@ async def test_valid_token_is_accepted(client, settings):
          "invalid_token"),
         ("sub not uuid", lambda s: jwt.encode(_claims(sub="alice"), s.jwt_secret, "HS256"),
          "invalid_token"),
+        # F9: validly signed, `exp` in the future by PyJWT's reading, but not a usable date.
+        ("exp a numeric string", lambda s: jwt.encode(_claims(exp="9999999999"), s.jwt_secret,
+                                                      "HS256"), "invalid_token"),
+        ("exp 10**13", lambda s: jwt.encode(_claims(exp=10**13), s.jwt_secret, "HS256"),
+         "invalid_token"),
+        ("exp 1e300", lambda s: jwt.encode(_claims(exp=1e300), s.jwt_secret, "HS256"),
+         "invalid_token"),
+        ("exp 10**400", lambda s: jwt.encode(_claims(exp=10**400), s.jwt_secret, "HS256"),
+         "invalid_token"),
     ],
 )
 async def test_bad_tokens_are_401_problems(client, settings, name, make_token, code):

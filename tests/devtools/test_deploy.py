@@ -84,12 +84,15 @@ class TestCompose:
         assert environment["DATABASE_URL"].startswith("postgresql+asyncpg://")
         assert "@postgres:5432/" in environment["DATABASE_URL"]
         assert environment["REDIS_URL"] == "redis://redis:6379/0"
+        # Fail closed: production, and compose itself stops without a JWT secret.
+        assert environment["ENVIRONMENT"] == "production"
+        assert environment["JWT_SECRET"].startswith("${JWT_SECRET:?")
         assert services["worker"]["healthcheck"]["test"] == ["CMD", "arq", "--check",
                                                             "app.workers.WorkerSettings"]
 
 
 class TestTheCommandsExist:
-    def test_api_factory(self) -> None:
+    def test_api_factory(self, settings) -> None:  # the run's keys: production fails closed
         module, name = API_COMMAND[2].split(":")
         assert isinstance(getattr(importlib.import_module(module), name)(), FastAPI)
         from uvicorn.main import main as uvicorn_cli

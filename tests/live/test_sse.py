@@ -26,7 +26,9 @@ from sqlalchemy import text
 from app.config import APP_DB_ROLE, Settings
 from app.core.outbox import REFRESH_PRIORITY, SOURCE
 from app.core.redis import user_stream_key
+from app.core.streams import append, parse_sse_id, user_stream_meta_key
 from app.main import create_app
+from app.services.events.relay import marker_key
 from tests.support.live import ROOT, LiveServer
 
 PATH = "/api/v1/mentor/dashboard/stream"
@@ -38,7 +40,7 @@ KEYS_PER_READER_A = 16
 
 async def publish(redis, settings: Settings, user_id: uuid.UUID, type: str,
                   data: dict[str, Any]) -> str:
-    """Append an event to the user's stream exactly as the outbox relay does; its entry id."""
+    """Append an event to the user's stream exactly as the outbox relay does; its SSE id."""
     envelope = {
         "id": str(uuid.uuid4()),
         "type": type,
@@ -47,9 +49,8 @@ async def publish(redis, settings: Settings, user_id: uuid.UUID, type: str,
         "refresh_priority": REFRESH_PRIORITY.get(type, "normal"),
         "data": data,
     }
-    return await redis.xadd(user_stream_key(settings, user_id),
-                            {"type": type, "data": json.dumps(envelope)},
-                            maxlen=settings.stream_maxlen, approximate=True)
+    return await append(redis, settings, marker=marker_key(settings, envelope["id"], user_id),
+                        user_id=user_id, type=type, data=json.dumps(envelope))
 
 
 class Causes:
@@ -273,15 +274,15 @@ async def test_booking_and_mission_through_the_api_arrive_in_order(
     assert [e.event for e in received] == ["session.scheduled", "workqueue.item_created"]
     assert envelope_of(received[0])["data"]["session_id"] == booked.json()["id"]
     assert envelope_of(received[1])["data"]["kind"] == "mission_review"
-    ids = [tuple(map(int, e.id.split("-"))) for e in received]
-    assert ids == sorted(ids)
+    ids = [parse_sse_id(e.id) for e in received]
+    assert ids == sorted(ids) and ids[0][0] == ids[1][0]
 
 
 async def test_snapshot_id_of_an_empty_stream_resumes_everything(replica_a, factory, causes):
     mentor = await factory.mentor()
     async with stream(replica_a, factory.token(mentor)) as events:
         snapshot = await events.next()
-    assert snapshot.event == "snapshot" and snapshot.id == "0-0"
+    assert snapshot.event == "snapshot" and parse_sse_id(snapshot.id)[1] == (0, 0)
 
     published = await causes.any(mentor, 2)
     async with stream(replica_a, factory.token(mentor), last_event_id=snapshot.id) as events:
@@ -318,14 +319,42 @@ async def test_resume_point_trimmed_away_or_malformed_gets_a_fresh_snapshot(
     # The relay trims with MAXLEN ~; trimming exactly here makes the gap certain.
     await redis.xtrim(user_stream_key(settings, mentor.id), maxlen=1, approximate=False)
     first_id, last_id = published[0][1], published[-1][1]
-    ms, _ = last_id.split("-")
-    for stale in (first_id, "garbage", "12", f"{int(ms) + 10**9}-0", "0-0"):
+    epoch, (ms, _) = parse_sse_id(last_id)
+    other = "f" * 12 if epoch != "f" * 12 else "e" * 12
+    for stale in (first_id, f"{epoch}-0-0", "garbage", "12", f"{epoch}-{ms + 10**9}-0",
+                  "0-0", last_id.split("-", 1)[1], f"{other}-{ms}-0"):
         async with stream(replica_a, factory.token(mentor), last_event_id=stale) as events:
             snapshot = await events.next()
             assert (snapshot.event, snapshot.id) == ("snapshot", last_id), stale
             new = (await causes.any(mentor))[0]
             assert ((e := await events.next()).event, e.id) == new
             last_id = new[1]
+
+
+@pytest.mark.parametrize("lost", ["everything", "the stream"])
+async def test_a_resume_after_the_stream_was_lost_gets_a_fresh_snapshot(
+        replica_a, factory, causes, redis, settings, lost):
+    """Redis lost its data (or the stream key expired) and the relay has since written to
+    a new stream: the old id is of another epoch, so the client is not silently resumed
+    past the events that went with the old stream."""
+    mentor = await factory.mentor()
+    token = factory.token(mentor)
+    async with stream(replica_a, token) as events:
+        await events.next()  # snapshot
+        seen = (await causes.any(mentor))[0]
+        assert ((e := await events.next()).event, e.id) == seen
+    await causes.any(mentor, 2)  # missed, then lost
+    keys = [user_stream_key(settings, mentor.id)]
+    if lost == "everything":
+        keys.append(user_stream_meta_key(settings, mentor.id))
+    await redis.delete(*keys)
+    after = await causes.any(mentor)
+    async with stream(replica_a, token, last_event_id=seen[1]) as events:
+        snapshot = await events.next()
+        assert (snapshot.event, snapshot.id) == ("snapshot", after[0][1])
+        assert parse_sse_id(snapshot.id)[0] != parse_sse_id(seen[1])[0]
+        new = (await causes.any(mentor))[0]
+        assert ((e := await events.next()).event, e.id) == new
 
 
 async def test_two_replicas_share_nothing_but_redis(replica_a, replica_b, factory, causes):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,9 @@ class ServerHarness:
     def __init__(self) -> None:
         self.name = f"mentorship_test_{uuid.uuid4().hex[:10]}"
         self.prefix = f"mtest:{uuid.uuid4().hex[:10]}:"
+        # ENVIRONMENT=test fails closed like production: explicit keys, new for each run.
+        self.jwt_secret = secrets.token_urlsafe(32)
+        self.admin_secret_key = secrets.token_urlsafe(32)
         self._redis_handle = None
         self._tmp = None
         server_url = os.environ.get("TEST_DATABASE_URL")
@@ -83,6 +87,10 @@ class ServerHarness:
             "REDIS_URL": self.redis_url,
             "REDIS_PREFIX": self.prefix,
             "ENVIRONMENT": "test",
+            # Webhook receivers in tests listen on 127.0.0.1 (the SSRF tests turn it off).
+            "WEBHOOK_ALLOW_PRIVATE": "true",
+            "JWT_SECRET": self.jwt_secret,
+            "ADMIN_SECRET_KEY": self.admin_secret_key,
             # The relay / webhook loops (cron jobs) end fast if a burst worker picks one up.
             "WORKER_LOOP_SECONDS": "1",
         }

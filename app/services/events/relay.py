@@ -13,7 +13,8 @@ A relay killed anywhere loses nothing: its lease expires and another relay takes
 
 No event twice in a stream: step 2 runs a Lua script per (event, recipient) that sets a
 marker `<prefix>outbox:published:<event>:<user>` (NX, TTL `relay_dedupe_ttl_seconds`, longer
-than the lease) and XADDs only if the marker was new, atomically. A relay re-publishing rows
+than the lease) and XADDs only if the marker was new, atomically (the same script keeps the
+stream's epoch, app/core/streams.py). A relay re-publishing rows
 after a crash, or retrying a pipeline whose reply was lost, skips what already reached the
 stream. Markers and streams live in the same Redis: if Redis loses its data it loses both,
 and the re-publish rightly adds the event once to the fresh stream. (Deterministic entry
@@ -39,8 +40,8 @@ from sqlalchemy import func, select, text, update
 from app.config import Settings
 from app.core.db import Database
 from app.core.outbox import envelope
-from app.core.redis import user_stream_key
 from app.core.sql import insert
+from app.core.streams import append_once
 from app.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 from app.schemas.events import matches_filter
 
@@ -57,15 +58,6 @@ CLAIM = text("""
               FOR UPDATE SKIP LOCKED)
  RETURNING id, type, occurred_at, data, refresh_priority, recipients, created_at, attempts
 """)
-
-# KEYS: marker, stream. ARGV: marker ttl, maxlen, type, data. Returns the entry id or nil.
-PUBLISH_ONCE = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', ARGV[3],
-                    'data', ARGV[4])
-end
-return false
-"""
 
 
 def marker_key(settings: Settings, event_id: uuid.UUID, user_id: uuid.UUID) -> str:
@@ -104,11 +96,8 @@ async def publish(
         for row in rows:
             payload = json.dumps(envelope(row), separators=(",", ":"))
             for user_id in row.recipients:
-                # EVAL, not EVALSHA: Redis caches the compiled script, and a pipeline of
-                # EVALSHA would cost a SCRIPT EXISTS round trip first.
-                pipe.eval(PUBLISH_ONCE, 2, marker_key(settings, row.id, user_id),
-                          user_stream_key(settings, user_id), settings.relay_dedupe_ttl_seconds,
-                          settings.stream_maxlen, row.type, payload)
+                append_once(pipe, settings, marker=marker_key(settings, row.id, user_id),
+                            user_id=user_id, type=row.type, data=payload)
                 calls.append(row.id)
         replies = await pipe.execute(raise_on_error=False) if calls else []
     errors: dict[uuid.UUID, str] = {}

@@ -8,9 +8,11 @@ and a crashed worker's deliveries are retried), sends them and records every att
 Each attempt is signed the Standard Webhooks way with the `standardwebhooks` library over
 the exact bytes sent: `webhook-id` (the event id, stable across retries so receivers can
 dedupe), `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`. No redirect is
-followed (a 3xx is a failed attempt). Failures are retried with exponential backoff and
-equal jitter (base x 2^n, capped, half of it random) until the delivery is
-`webhook_max_age_hours` old (at least a day), then it is `failed`.
+followed (a 3xx is a failed attempt). Only vetted addresses are reached (no SSRF:
+app/services/events/destinations.py), and an attempt without an HTTP response is recorded
+as one message whatever the cause (the detail goes to the worker's log). Failures are
+retried with exponential backoff and equal jitter (base x 2^n, capped, half of it random)
+until the delivery is `webhook_max_age_hours` old (at least a day), then it is `failed`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from app.core.errors import NotFound, Unprocessable
 from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.schemas.common import decode_cursor, encode_cursor
 from app.schemas.events import WebhookCreate
+from app.services.events.destinations import DestinationRefused, VettedTransport, check_url
 
 log = structlog.get_logger("app.webhooks")
 
@@ -51,9 +54,15 @@ def new_secret() -> str:
 
 
 async def create_endpoint(
-    session: AsyncSession, *, endpoint: WebhookCreate
+    session: AsyncSession, *, endpoint: WebhookCreate, settings: Settings
 ) -> tuple[WebhookEndpoint, str]:
-    """Returns the endpoint and its secret (the only time the secret is shown)."""
+    """Returns the endpoint and its secret (the only time the secret is shown). A URL that
+    is or resolves to an address webhooks may not reach: 422 `webhook_url_not_allowed`."""
+    try:
+        await check_url(str(endpoint.url), allow_private=settings.webhooks_may_reach_private)
+    except DestinationRefused as exc:
+        raise Unprocessable(f"Webhooks may not be sent to {exc.reason}.",
+                            code="webhook_url_not_allowed") from None
     secret = new_secret()
     row = WebhookEndpoint(
         id=uuid.uuid4(), url=str(endpoint.url), secret=secret,
@@ -141,11 +150,18 @@ async def list_deliveries(
 
 # --- delivering -----------------------------------------------------------------------------
 
+# What the delivery log (an admin API) says of any attempt that got no HTTP response:
+# refused, reset, timed out, TLS or protocol errors alike, so that the log of an endpoint
+# pointed at some host and port is no port scanner. The worker's log has the detail.
+NO_RESPONSE = "no HTTP response (connection failed, timed out or not HTTP)"
+
+
 @dataclass
 class Outcome:
     status_code: int | None
-    error: str | None
+    error: str | None  # recorded, visible to admins
     duration_ms: int
+    detail: str | None = None  # logged only
 
     @property
     def ok(self) -> bool:
@@ -191,16 +207,20 @@ async def send(
             response = await http.post(url, content=body, headers=headers,
                                        timeout=settings.webhook_timeout_seconds,
                                        follow_redirects=False)
-        status_code, error = response.status_code, None
+        status_code, error, detail = response.status_code, None, None
         if not 200 <= status_code < 300:
-            error = f"HTTP {status_code}"
+            error = detail = f"HTTP {status_code}"
             if 300 <= status_code < 400:
                 error += " (redirects are not followed)"
+    except DestinationRefused as exc:
+        status_code, error = None, f"destination not allowed: {exc.reason}"
+        detail = error
     except (httpx.TimeoutException, TimeoutError):
-        status_code, error = None, f"timeout after {settings.webhook_timeout_seconds:g} s"
+        status_code, error = None, NO_RESPONSE
+        detail = f"timeout after {settings.webhook_timeout_seconds:g} s"
     except Exception as exc:  # connection refused, TLS, DNS, invalid URL...: a failed try
-        status_code, error = None, f"{type(exc).__name__}: {exc}"[:1000]
-    return Outcome(status_code, error, round((time.perf_counter() - started) * 1000))
+        status_code, error, detail = None, NO_RESPONSE, f"{type(exc).__name__}: {exc}"[:1000]
+    return Outcome(status_code, error, round((time.perf_counter() - started) * 1000), detail)
 
 
 def next_delay(attempts: int, settings: Settings, rng: random.Random | None = None) -> float:
@@ -269,7 +289,7 @@ async def deliver(
         )
     if not outcome.ok:
         log.info("webhook_attempt_failed", delivery_id=str(delivery.id), attempts=attempts,
-                 error=outcome.error, status=values.get("status", "pending"))
+                 error=outcome.detail or outcome.error, status=values.get("status", "pending"))
     return outcome
 
 
@@ -300,7 +320,9 @@ async def deliver_due(
 
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
-    return httpx.AsyncClient(follow_redirects=False, trust_env=False,
+    """Connects only to vetted addresses (app/services/events/destinations.py)."""
+    transport = VettedTransport(allow_private=settings.webhooks_may_reach_private)
+    return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False,
                              timeout=settings.webhook_timeout_seconds,
                              headers={"user-agent": USER_AGENT})
 

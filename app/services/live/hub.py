@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from typing import Any
 
 import structlog
 from redis.asyncio import Redis
@@ -38,10 +37,10 @@ from sse_starlette import EventSourceResponse
 
 from app.config import Settings
 from app.core.redis import make_redis
+from app.core.streams import StreamId, format_entry_id
 
 log = structlog.get_logger("app.realtime")
 
-StreamId = tuple[int, int]
 Entry = tuple[str, dict[str, str]]  # (entry id, fields)
 
 
@@ -49,10 +48,6 @@ def entry_id(value: str) -> StreamId:
     """The order of an entry id the server returned (`ms-seq`)."""
     ms, _, seq = value.partition("-")
     return int(ms), int(seq)
-
-
-def format_stream_id(value: StreamId) -> str:
-    return f"{value[0]}-{value[1]}"
 
 
 class Subscription:
@@ -207,14 +202,6 @@ class StreamHub:
         self._closing = False
         self._shutdown_watch: asyncio.Task[None] | None = None
 
-    @classmethod
-    def of(cls, state: Any) -> StreamHub:
-        """The hub stored on `app.state`, made on first use."""
-        hub = getattr(state, "sse_hub", None)
-        if hub is None:
-            hub = state.sse_hub = cls(state.settings, state.redis)
-        return hub
-
     @property
     def full(self) -> bool:
         return self.open_streams >= self.settings.sse_max_streams
@@ -245,7 +232,7 @@ class StreamHub:
 
     async def catch_up(self, subscription: Subscription, until: str) -> list[Entry]:
         """The entries after the subscription's cursor up to `until`, read once."""
-        after = format_stream_id(subscription.last)
+        after = format_entry_id(subscription.last)
         entries = await self.redis.xrange(subscription.key, min=f"({after}", max=until)
         subscription.pending[:0] = entries  # before anything pushed since
         return subscription.take()

@@ -1,16 +1,16 @@
 """The live mentor dashboard: a `snapshot`, then the mentor's Redis stream relayed as SSE.
 
-Everything a stream needs lives in Redis (the per-user stream the outbox relay writes) or in
-the client's `Last-Event-ID`, so any replica can serve any (re)connection. An open stream
-holds no connection of its own: this process's readers (app/services/live/hub.py) block
-on XREAD for all its streams, and the snapshot is read in its own short transaction before
-the stream starts.
+Everything a stream needs lives in Redis (the per-user stream the outbox relay writes, and
+its epoch) or in the client's `Last-Event-ID`, so any replica can serve any (re)connection.
+SSE ids are `<epoch>-<entry id>`; when a resume is safe is written in app/core/streams.py.
+An open stream holds no connection of its own: this process's readers
+(app/services/live/hub.py) block on XREAD for all its streams, and the snapshot is read in
+its own short transaction before the stream starts.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -22,7 +22,7 @@ import structlog
 from prometheus_client import Gauge
 from pydantic_core import to_jsonable_python
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette import ServerSentEvent
 
@@ -30,8 +30,15 @@ from app.core.auth import Principal
 from app.core.db import Database
 from app.core.errors import ServiceUnavailable
 from app.core.redis import user_stream_key
+from app.core.streams import (
+    format_entry_id,
+    open_stream,
+    parse_sse_id,
+    resume_point,
+    sse_id,
+)
 from app.services.dashboard.mentor import build_dashboard
-from app.services.live.hub import StreamHub, StreamId, Subscription, format_stream_id
+from app.services.live.hub import StreamHub, Subscription
 
 log = structlog.get_logger("app.realtime")
 
@@ -40,74 +47,6 @@ OPEN_STREAMS = Gauge(
     "Open SSE dashboard streams.",
     multiprocess_mode="livesum",
 )
-
-ZERO_ID: StreamId = (0, 0)
-_STREAM_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
-_MAX_PART = 2**64 - 1
-
-
-def parse_stream_id(value: str | None) -> StreamId | None:
-    """A Redis stream id `ms-seq`, or None when absent or malformed."""
-    match = _STREAM_ID.match(value.strip()) if value else None
-    if not match:
-        return None
-    ms, seq = int(match[1]), int(match[2])
-    return (ms, seq) if ms <= _MAX_PART and seq <= _MAX_PART else None
-
-
-@dataclass(frozen=True, slots=True)
-class StreamState:
-    """What `XINFO STREAM` says about a user's stream (the parts resuming depends on)."""
-
-    exists: bool
-    last_generated: StreamId = ZERO_ID
-    length: int = 0
-    first_entry: StreamId | None = None
-    entries_added: int | None = None  # Redis >= 7: every XADD ever, trimmed or not
-    max_deleted: StreamId | None = None  # Redis >= 7: highest id removed by XDEL
-
-
-async def read_stream_state(redis: Redis, key: str) -> StreamState:
-    try:
-        info = await redis.xinfo_stream(key)
-    except ResponseError as exc:
-        if "no such key" in str(exc).lower():
-            return StreamState(exists=False)
-        raise
-    first = info.get("first-entry")
-    added = info.get("entries-added")
-    return StreamState(
-        exists=True,
-        last_generated=parse_stream_id(info["last-generated-id"]) or ZERO_ID,
-        length=int(info["length"]),
-        first_entry=parse_stream_id(first[0]) if first else None,
-        entries_added=int(added) if added is not None else None,
-        max_deleted=parse_stream_id(info.get("max-deleted-entry-id")),
-    )
-
-
-def resume_point(state: StreamState, last_seen: StreamId | None) -> StreamId | None:
-    """Where a client that last saw `last_seen` resumes, or None if it needs a fresh snapshot
-    because no event after `last_seen` may be missing from the stream any more.
-
-    Trimming removes entries from the head without saying which, so resuming is safe only
-    when provably nothing after `last_seen` was removed: the client saw the newest id, or
-    nothing was ever removed, or its id is still at or past the first entry kept."""
-    if last_seen is None:
-        return None
-    if not state.exists:  # never written, or Redis lost it: only "nothing seen" is safe
-        return last_seen if last_seen == ZERO_ID else None
-    if last_seen > state.last_generated:
-        return None  # not an id of this stream (e.g. Redis was replaced)
-    if state.max_deleted is not None and last_seen < state.max_deleted:
-        return None  # an entry after it was XDEL'd
-    if last_seen == state.last_generated:
-        return last_seen
-    if state.entries_added is not None and state.entries_added == state.length:
-        return last_seen  # nothing ever trimmed
-    if state.first_entry is not None and last_seen >= state.first_entry:
-        return last_seen
-    return None
 
 
 async def snapshot_body(session: AsyncSession, *, mentor_id: uuid.UUID,
@@ -120,6 +59,7 @@ async def snapshot_body(session: AsyncSession, *, mentor_id: uuid.UUID,
 @dataclass(slots=True)
 class StreamStart:
     key: str
+    epoch: str  # of the stream when it was opened: the prefix of every SSE id sent
     cursor: str  # the XREAD position: events after it are relayed
     snapshot: dict[str, Any] | None  # sent first when the client cannot resume
 
@@ -130,20 +70,20 @@ async def start_stream(*, hub: StreamHub, redis: Redis, db: Database, principal:
     read a snapshot. Runs before the response starts, so failures are problem responses."""
     key = user_stream_key(hub.settings, principal.user_id)
     try:
-        state = await read_stream_state(redis, key)
+        state = await open_stream(redis, hub.settings, principal.user_id)
     except RedisError as exc:
         raise ServiceUnavailable("Real-time updates are unavailable; retry shortly.",
                                  code="stream_unavailable",
                                  headers={"Retry-After": "5"}) from exc
-    resume = resume_point(state, parse_stream_id(last_event_id))
+    resume = resume_point(state, parse_sse_id(last_event_id))
     if resume is not None:
-        return StreamStart(key, format_stream_id(resume), None)
+        return StreamStart(key, state.epoch, format_entry_id(resume), None)
     # The stream position is read BEFORE the snapshot: an event relayed in between is then
     # both in the snapshot and relayed (harmless), never in neither.
-    cursor = format_stream_id(state.last_generated)
+    cursor = format_entry_id(state.last_generated)
     async with hub.snapshot_slots, db.transaction(principal) as session:
         body = await snapshot_body(session, mentor_id=principal.user_id, now=now)
-    return StreamStart(key, cursor, body)
+    return StreamStart(key, state.epoch, cursor, body)
 
 
 class LiveStream:
@@ -183,7 +123,8 @@ class LiveStream:
         try:
             if snapshot is not None:
                 data, snapshot = json.dumps(snapshot, separators=(",", ":")), None
-                yield ServerSentEvent(data, event="snapshot", id=cursor, retry=retry)
+                yield ServerSentEvent(data, event="snapshot", id=sse_id(start.epoch, cursor),
+                                      retry=retry)
                 retry = data = None
             last_sent = time.monotonic()
             entries = (await hub.catch_up(subscription, behind_until)
@@ -194,8 +135,8 @@ class LiveStream:
                     if "type" not in fields or "data" not in fields:
                         log.warning("sse_malformed_entry", key=start.key, entry_id=entry_id)
                         continue
-                    yield ServerSentEvent(fields["data"], event=fields["type"], id=entry_id,
-                                          retry=retry)
+                    yield ServerSentEvent(fields["data"], event=fields["type"],
+                                          id=sse_id(start.epoch, entry_id), retry=retry)
                     retry = None
                     last_sent = time.monotonic()
                 if subscription.closed:
@@ -208,7 +149,7 @@ class LiveStream:
                     expired = self.expires_at.isoformat() if self.expires_at else None
                     yield ServerSentEvent(
                         json.dumps({"reason": "token_expired", "expired_at": expired}),
-                        event="token_expired", id=cursor, retry=retry)
+                        event="token_expired", id=sse_id(start.epoch, cursor), retry=retry)
                     return
                 wait = expires_in
                 if ping_every is not None:

@@ -17,8 +17,9 @@ from app.config import Settings
 from app.core.outbox import REFRESH_PRIORITY
 from app.core.sql import insert
 from app.models import Assignment, OutboxEvent, WorkItem
+from app.models.work_item import PRIORITIES
 
-PRIORITY_ORDER = ("low", "normal", "high", "urgent")
+PRIORITY_ORDER = PRIORITIES  # escalation order, lowest first
 
 
 @dataclass(frozen=True)
