@@ -19,6 +19,7 @@ from app.core.openapi import install_openapi, operation_id_from_name
 from app.core.redis import make_redis
 from app.core.state import AppState
 from app.routers import (
+    calendar_feeds,
     dashboard,
     director,
     events,
@@ -86,8 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(telemetry.HttpMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(ops.router)
-    for module in (dashboard, workqueue, sessions, scheduling, director, events, webhooks,
-                   matching, live, metrics):
+    for module in (dashboard, workqueue, sessions, scheduling, calendar_feeds, director,
+                   events, webhooks, matching, live, metrics):
         app.include_router(module.router)
     admin_engine = mount_admin(app, settings)
     install_openapi(app)

@@ -6,16 +6,15 @@ from app.models.events import InboxEvent, OutboxEvent
 from app.models.mission import MissionReview, MissionSubmission
 from app.models.ops import CapacityAlert, MatchingRun, ProgrammeMetric
 from app.models.risk import Flag, MenteeSignal, ReadinessRecord
-from app.models.scheduling import SessionTimer, TimeOff
+from app.models.scheduling import CalendarFeedToken, SessionTimer, TimeOff
 from app.models.session import MentoringSession, SessionFeedback
 from app.models.user import User
 from app.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.models.work_item import WorkItem
 
 __all__ = [
-    "Assignment", "Base", "CapacityAlert", "Flag", "InboxEvent", "MatchingRun",
-    "MenteeSignal", "MentoringSession", "MissionReview", "MissionSubmission", "OutboxEvent",
-    "ProgrammeMetric", "ReadinessRecord", "SessionFeedback", "SessionTimer", "TimeOff", "User",
-    "WebhookAttempt",
-    "WebhookDelivery", "WebhookEndpoint", "WorkItem",
+    "Assignment", "Base", "CalendarFeedToken", "CapacityAlert", "Flag", "InboxEvent",
+    "MatchingRun", "MenteeSignal", "MentoringSession", "MissionReview", "MissionSubmission",
+    "OutboxEvent", "ProgrammeMetric", "ReadinessRecord", "SessionFeedback", "SessionTimer",
+    "TimeOff", "User", "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint", "WorkItem",
 ]

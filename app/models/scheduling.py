@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, CreatedAt, UUIDPk
@@ -45,3 +45,14 @@ class SessionTimer(Base):
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     due_at: Mapped[datetime]
     done_at: Mapped[datetime | None]
+
+
+class CalendarFeedToken(Base):
+    """The SHA-256 of a user's current calendar feed token (one per user)."""
+
+    __tablename__ = "calendar_feed_tokens"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    created_at: Mapped[CreatedAt]

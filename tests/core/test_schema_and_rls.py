@@ -15,6 +15,7 @@ from app.core.auth import Principal
 from app.core.outbox import emit
 from app.models import (
     Base,
+    CalendarFeedToken,
     MenteeSignal,
     MissionReview,
     MissionSubmission,
@@ -96,6 +97,8 @@ async def world(factory):
             MenteeSignal(mentee_id=mentee.id, kind="habit_streak_broken", occurred_at=now),
             TimeOff(mentor_id=mentor.id, starts_at=now + timedelta(days=9),
                     ends_at=now + timedelta(days=10), reason="private"),
+            CalendarFeedToken(user_id=mentor.id, token_hash=uuid.uuid4().bytes),
+            CalendarFeedToken(user_id=mentee.id, token_hash=uuid.uuid4().bytes),
         )
         world[key] = {"mentor": mentor, "mentee": mentee, "flag": flag,
                       "session": session_row, "submission": submission}
@@ -110,8 +113,8 @@ MENTEE_COLUMN = {
     "mentee_signals": "mentee_id",
 }
 MENTEE_VISIBLE = {"assignments", "sessions", "session_feedback"}
-# table -> the column naming the mentor whose own row it is (mentees never see these)
-MENTOR_OWN = {"mentor_time_off": "mentor_id"}
+# table -> the column naming the user whose own row it is (each sees only their own)
+OWN_ROWS = {"mentor_time_off": "mentor_id", "calendar_feed_tokens": "user_id"}
 NEVER_FOR_MENTORS_OR_MENTEES = {
     "inbox_events", "outbox_events", "webhook_endpoints", "webhook_deliveries",
     "webhook_attempts", "matching_runs", "capacity_alerts", "programme_metrics",
@@ -134,8 +137,8 @@ async def test_mentor_sees_only_own_mentees_rows_in_every_table(app_db, world):
         elif table in MENTEE_COLUMN:
             mentees = {r[MENTEE_COLUMN[table]] for r in rows}
             assert mentees == {a["mentee"].id}, table
-        elif table in MENTOR_OWN:
-            assert {r[MENTOR_OWN[table]] for r in rows} == {a["mentor"].id}, table
+        elif table in OWN_ROWS:
+            assert {r[OWN_ROWS[table]] for r in rows} == {a["mentor"].id}, table
         else:
             assert table in NEVER_FOR_MENTORS_OR_MENTEES
             assert rows == [], table
@@ -151,6 +154,8 @@ async def test_mentee_sees_only_own_rows(app_db, world):
             assert {r["id"] for r in rows} == {a["mentee"].id, a["mentor"].id}
         elif table in MENTEE_VISIBLE:
             assert {r["mentee_id"] for r in rows} == {a["mentee"].id}, table
+        elif table == "calendar_feed_tokens":
+            assert {r["user_id"] for r in rows} == {a["mentee"].id}, table
         else:
             assert rows == [], f"a mentee must not read {table}"
 

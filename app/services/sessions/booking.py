@@ -134,7 +134,8 @@ async def check_rules(session: AsyncSession, *, rules: MentorRules, mentee_id: u
         raise error
 
 
-def _event_data(row: MentoringSession, actor: Principal | None, **extra: Any) -> dict[str, Any]:
+def _event_data(row: MentoringSession, actor: Principal | None = None,
+                **extra: Any) -> dict[str, Any]:
     return {
         "session_id": row.id,
         "mentor_id": row.mentor_id,
