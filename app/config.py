@@ -39,6 +39,13 @@ class InsecureSettings(RuntimeError):
     """Outside development: a process refuses to start with a missing or public key."""
 
 
+def cron_period_ok(seconds: int) -> bool:
+    """arq fires cron jobs on second/minute/hour sets: a period must divide one of them."""
+    return (0 < seconds < 60 and 60 % seconds == 0
+            or seconds < 3600 and seconds % 60 == 0 and 3600 % seconds == 0
+            or seconds <= 86400 and seconds % 3600 == 0 and 86400 % seconds == 0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -58,8 +65,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = 10
 
     redis_url: str = "redis://127.0.0.1:6379/0"
-    # Prefix for every Redis key and the arq queue, so several deployments (or test runs)
-    # can share one Redis.
+    # Prefix of every Redis key the deployment writes, arq's included (queue, jobs, results,
+    # in-progress, retries, health check, cron ticks), so several deployments (or test runs)
+    # can share one Redis database.
     redis_prefix: str = "mentorship:"
 
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
@@ -89,6 +97,8 @@ class Settings(BaseSettings):
     slot_step_minutes: int = Field(15, ge=5, le=240)
     # A mentee may reschedule or cancel only this long before the start (409 too_late_to_change).
     session_change_notice_hours: int = Field(24, ge=0, le=720)
+    # How often workers send due reminders and open due follow-ups.
+    session_timers_interval_seconds: int = Field(60, gt=0)
     # Absolute base of URLs handed out (calendar subscriptions); unset: the request's own.
     public_base_url: str | None = None
 
@@ -133,9 +143,25 @@ class Settings(BaseSettings):
     webhook_poll_seconds: float = 0.5
     webhook_backoff_base_seconds: float = 5.0
     webhook_backoff_max_seconds: float = 3600.0
-    # The relay and delivery loops run as arq jobs started by cron every 20 s; each runs
-    # this long (a little more, so consecutive loops overlap and leave no gap).
-    worker_loop_seconds: float = 22.0
+    # Workers (app/workers). Each worker runs the outbox relay and the webhook deliveries as
+    # loops of its own beside its jobs; at shutdown (and at the end of `--burst`) it stops
+    # them and drains the outbox and the due deliveries once, for at most this long.
+    worker_drain_seconds: float = Field(20.0, ge=0)
+    # A worker records its health (`arq ... --check`) this often; the record lives one second
+    # longer, so a dead worker fails the check within this many seconds.
+    worker_health_check_seconds: int = Field(20, ge=1, le=60)
+    # Cron periods in seconds; each must divide a minute, an hour or a day.
+    sla_sweep_interval_seconds: int = 300
+    capacity_check_interval_seconds: int = 3600
+    programme_metrics_interval_seconds: int = 60
+    # Retention (app/services/compliance/retention.py): rows older than this many days go,
+    # in batches of `retention_batch` rows (one short transaction each), once a day.
+    retention_interval_seconds: int = 86400
+    retention_inbox_days: int = Field(30, ge=1)
+    retention_outbox_days: int = Field(7, ge=1)  # published rows only
+    retention_webhook_attempts_days: int = Field(30, ge=1)
+    retention_audit_days: int = Field(730, ge=1)
+    retention_batch: int = Field(5000, ge=1, le=100_000)
 
     # Auto-matcher (app/services/matching/engine.py). The fit of a mentee with a mentor is
     #   (w_specialty * specialty + w_timezone * timezone + w_load * load) / (sum of weights)
@@ -185,6 +211,22 @@ class Settings(BaseSettings):
     def _step_divides_a_day(cls, value: int) -> int:
         if 1440 % value:
             raise ValueError("slot_step_minutes must divide 1440 (a day)")
+        return value
+
+    @field_validator("sla_sweep_interval_seconds", "capacity_check_interval_seconds",
+                     "programme_metrics_interval_seconds", "retention_interval_seconds",
+                     "session_timers_interval_seconds")
+    @classmethod
+    def _cron_period(cls, value: int) -> int:
+        if not cron_period_ok(value):
+            raise ValueError("a cron period must divide a minute, an hour or a day")
+        return value
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _prefix_not_empty(cls, value: str) -> str:
+        if not value:
+            raise ValueError("REDIS_PREFIX must not be empty")
         return value
 
     @model_validator(mode="after")

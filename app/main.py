@@ -12,6 +12,7 @@ from app.admin import mount_admin
 from app.config import Settings, get_settings
 from app.core import telemetry
 from app.core.db import Database
+from app.core.docs import install_docs
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
@@ -20,6 +21,7 @@ from app.core.redis import make_redis
 from app.core.state import AppState
 from app.routers import (
     calendar_feeds,
+    compliance,
     dashboard,
     director,
     events,
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=operation_id_from_name,
+        docs_url=None, redoc_url=None,  # served from local assets by install_docs
     )
     install_error_handlers(app)
     # Outermost last: request id > metrics > CORS (so a 413 carries CORS headers) > size.
@@ -88,8 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.include_router(ops.router)
     for module in (dashboard, workqueue, sessions, scheduling, calendar_feeds, director,
-                   events, webhooks, matching, live, metrics):
+                   events, webhooks, matching, live, metrics, compliance):
         app.include_router(module.router)
     admin_engine = mount_admin(app, settings)
+    install_docs(app)
     install_openapi(app)
     return app

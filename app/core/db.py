@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
@@ -26,8 +27,15 @@ from app.config import Settings
 from app.core.auth import Principal, current_principal, principal_from_header_or_query
 
 SET_PRINCIPAL = text(
-    "select set_config('app.user_id', :user_id, true), set_config('app.role', :role, true)"
+    "select set_config('app.user_id', :user_id, true), set_config('app.role', :role, true),"
+    " set_config('app.request_id', :request_id, true)"
 )
+
+
+def current_request_id() -> str:
+    """The request id the middleware bound for this task ('' outside a request): the audit
+    trail's `request_id` (migration 0008 reads `app.request_id`)."""
+    return structlog.contextvars.get_contextvars().get("request_id", "")
 
 
 def make_engine(url: str, settings: Settings, **kwargs) -> AsyncEngine:
@@ -64,7 +72,8 @@ class Database:
         async with self.sessions() as session, session.begin():
             if principal is not None:
                 await session.execute(
-                    SET_PRINCIPAL, {"user_id": str(principal.user_id), "role": principal.role}
+                    SET_PRINCIPAL, {"user_id": str(principal.user_id), "role": principal.role,
+                                    "request_id": current_request_id()},
                 )
             yield session
 

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
 
 from app.core import telemetry
 from app.core.auth import CurrentStaff
 from app.core.db import DbSession
+from app.core.errors import Unprocessable
 from app.core.state import StateDep
 from app.schemas.common import problem_responses
-from app.schemas.ops import ProgrammeMetricsPublic
-from app.services.ops.metrics import metrics_public, stored_programme_metrics
+from app.schemas.ops import MetricsHistoryPublic, ProgrammeMetricsPublic
+from app.services.ops.history import history_csv, metrics_history
+from app.services.ops.metrics import DEFINITIONS, metrics_public, stored_programme_metrics
 
 router = APIRouter()
+MAX_HISTORY_DAYS = 366
 
 
 @router.get(
@@ -53,3 +59,34 @@ async def director_programme_metrics(
     principal: CurrentStaff, session: DbSession
 ) -> ProgrammeMetricsPublic:
     return metrics_public(await stored_programme_metrics(session))
+
+
+@router.get(
+    "/api/v1/director/metrics/history",
+    operation_id="director_metrics_history",
+    summary="The programme metrics, one row per UTC day and metric",
+    description="Each day's last computed value of the five programme metrics, `from` to `to` "
+                "inclusive (UTC days; default: the last 30 days; at most 366 days). A day "
+                "without a computation is a row with `value: null`. `?format=csv` returns "
+                "the same rows as `text/csv` (`day,name,value,computed_at`).",
+    tags=["director"],
+    response_model=MetricsHistoryPublic,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+               **problem_responses(401, 403, 422)},
+)
+async def director_metrics_history(
+    principal: CurrentStaff, session: DbSession,
+    since: Annotated[date | None, Query(alias="from", description="First UTC day")] = None,
+    until: Annotated[date | None, Query(alias="to", description="Last UTC day")] = None,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> MetricsHistoryPublic | Response:
+    until = until or datetime.now(UTC).date()
+    since = since or until - timedelta(days=29)
+    if since > until or (until - since).days >= MAX_HISTORY_DAYS:
+        raise Unprocessable(f"`from` must be on or before `to`, at most {MAX_HISTORY_DAYS} "
+                            "days apart", code="invalid_range")
+    rows = await metrics_history(session, since=since, until=until,
+                                 names=[d.name for d in DEFINITIONS])
+    if format == "csv":
+        return Response(history_csv(rows), media_type="text/csv; charset=utf-8")
+    return MetricsHistoryPublic(items=rows)

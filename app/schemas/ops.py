@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,3 +43,15 @@ class ProgrammeMetricsPublic(BaseModel):
     metrics: list[ProgrammeMetricPublic]
     computed_at: datetime | None = Field(
         description="When the refresh job last computed them (every minute); None if never.")
+
+
+class MetricDayPublic(BaseModel):
+    day: date = Field(description="A UTC day")
+    name: str
+    value: float | None = Field(description="The day's last computed value; null when nothing "
+                                            "was computed that day or there was no data")
+    computed_at: datetime | None
+
+
+class MetricsHistoryPublic(BaseModel):
+    items: list[MetricDayPublic] = Field(description="One row per day and metric, by day")

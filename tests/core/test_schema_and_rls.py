@@ -117,8 +117,8 @@ MENTEE_VISIBLE = {"assignments", "sessions", "session_feedback"}
 OWN_ROWS = {"mentor_time_off": "mentor_id", "calendar_feed_tokens": "user_id"}
 NEVER_FOR_MENTORS_OR_MENTEES = {
     "inbox_events", "outbox_events", "webhook_endpoints", "webhook_deliveries",
-    "webhook_attempts", "matching_runs", "capacity_alerts", "programme_metrics",
-    "session_timers",
+    "webhook_attempts", "matching_runs", "capacity_alerts", "programme_metrics", "audit_log",
+    "programme_metrics_daily", "session_timers",
 }
 
 

@@ -125,11 +125,11 @@ class TestCheckAfterBooking:
     ) -> None:
         """The check enqueued after a booking looks at the week the session lands in, not
         at the current one (the job runs with the session's start)."""
-        from arq.connections import RedisSettings, create_pool
         from arq.jobs import Job
 
+        from app.core.jobqueue import arq_client
         from app.core.redis import queue_name
-        from app.workers.jobs import check_mentor_capacity
+        from app.services.mentors.jobs import check_mentor_capacity
         from tests.support.session_helpers import book, week_start
 
         mentor, mentees = await factory.mentor_with_mentees(2, mentor_capacity_weekly=2)
@@ -139,8 +139,8 @@ class TestCheckAfterBooking:
                                   next_week + timedelta(days=1, hours=9 + i))
             assert response.status_code == 201, response.text
         day = (next_week + timedelta(days=1)).date().isoformat()
-        job_id = f"{settings.redis_prefix}capacity-check:{mentor.id}:{day}"
-        pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+        job_id = f"capacity-check:{mentor.id}:{day}"
+        pool = arq_client(settings)
         try:
             info = await Job(job_id, pool, _queue_name=queue_name(settings)).info()
         finally:

@@ -7,18 +7,23 @@ import asyncio
 import os
 import signal
 import sys
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from arq.worker import Worker
 from sqlalchemy import func, select
 
 from app.config import Settings
 from app.core.db import Database
-from app.core.jobqueue import AUTO_MATCH_JOB, enqueue_capacity_check, enqueue_job
+from app.core.jobqueue import (
+    AUTO_MATCH_JOB,
+    CAPACITY_CHECK_JOB,
+    enqueue_capacity_check,
+    enqueue_job,
+    health_check_key,
+)
 from app.core.redis import queue_name
 from app.models import Assignment, MatchingRun, OutboxEvent, User, WorkItem
-from app.workers import worker_options
 from tests.support.factories import Factory
 from tests.support.harness import ROOT as ROOT_DIR
 from tests.support.worker_helpers import (
@@ -96,16 +101,34 @@ class TestWorker:
         assert await enqueue_capacity_check(redis, no_delay, mentor.id)
         await run_burst_worker(settings)
 
-    async def test_arq_check_reports_a_live_worker(self, settings: Settings) -> None:
+    async def test_arq_check_is_true_within_seconds_and_fails_soon_after_sigkill(
+            self, settings: Settings, redis) -> None:
+        """A real `arq app.workers.WorkerSettings` with the default health interval: the
+        check passes, the record's counters follow the jobs it runs, and after SIGKILL the
+        check fails within 90 s (the record expires `WORKER_HEALTH_CHECK_SECONDS` + 1 s
+        after the last one was written)."""
         env = {**os.environ}
-        worker = Worker(**{**worker_options(settings), "burst": True, "poll_delay": 0.05,
-                           "handle_signals": False})
+        key = health_check_key(settings)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "arq", "app.workers.WorkerSettings", cwd=ROOT_DIR, env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         try:
-            await worker.main()  # records the health check key on its first poll
+            await wait_until(lambda: redis.exists(key), within=120,
+                             message="the worker's first health record")
             assert await arq_check(env) == 0
+            assert "j_complete=0 " in await redis.get(key)
+            assert await enqueue_job(redis, settings, CAPACITY_CHECK_JOB)
+            await wait_until(lambda: _health_shows(redis, key, "j_complete=1 "),
+                             within=settings.worker_health_check_seconds + 30,
+                             message="the health record to count the job")
         finally:
-            await worker.close()  # removes the key: no live worker any more
-        assert await arq_check(env) == 1
+            process.kill()
+            await process.wait()
+        killed = time.monotonic()
+        assert await redis.pttl(key) <= (settings.worker_health_check_seconds + 1) * 1000
+        while await arq_check(env) != 1:
+            assert time.monotonic() - killed < 90, "arq --check still passes"
+        assert time.monotonic() - killed < 90
 
     async def test_worker_killed_mid_run_leaves_no_duplicate_after_retry(
         self, factory: Factory, system_db: Database, settings: Settings, redis
@@ -142,7 +165,7 @@ class TestWorker:
             assert await _count_assignments(session, mentees) == 0
 
         # arq re-runs the job once the dead worker's lease ends (job timeout + 10 s); end it now.
-        assert await redis.delete(f"arq:in-progress:{job}") == 1
+        assert await redis.delete(f"{settings.redis_prefix}arq:in-progress:{job}") == 1
         assert await redis.zscore(queue_name(settings), job) is not None
         await run_burst_worker(settings)
         info = await job_result(settings, job)
@@ -160,6 +183,10 @@ class TestWorker:
         assert (run.status, run.assigned_count, runs) == ("done", 5, 1)
         assert len(rows) == len({r.mentee_id for r in rows}) == 5
         assert events == 5
+
+
+async def _health_shows(redis, key: str, text: str) -> bool:
+    return text in (await redis.get(key) or "")
 
 
 async def _no_advisory_lock(system_db: Database) -> bool:

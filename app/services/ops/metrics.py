@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models import ProgrammeMetric
 from app.schemas.ops import GoalPublic, ProgrammeMetricPublic, ProgrammeMetricsPublic
 from app.services.mentors.capacity import MENTOR_ZONE_SQL
+from app.services.ops.history import record_day
 
 WINDOW = timedelta(days=30)
 
@@ -202,6 +203,7 @@ async def refresh_programme_metrics(session: AsyncSession, *, now: datetime) -> 
         # A slower, older run never overwrites a newer one.
         where=ProgrammeMetric.computed_at <= statement.excluded.computed_at,
     ))
+    await record_day(session, values=values, now=now)
     await session.flush()
     return values
 

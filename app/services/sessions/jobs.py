@@ -1,10 +1,11 @@
 """The sessions domain's worker jobs (collected by app/workers): reminders and follow-ups.
 
-Both are cron ticks (every minute) that drain what is due in batches, each batch its own
-transaction on the workers' engine. A tick is never retried (`max_tries=1`): the next one
-picks up whatever a failed or killed tick left, because nothing is marked done before its
-batch commits. `unique=True` gives each tick one job id for all workers; even when two
-workers run batches at once, SKIP LOCKED hands each due timer to one of them.
+Both are cron ticks (`SESSION_TIMERS_INTERVAL_SECONDS`, default every minute) that drain
+what is due in batches, each batch its own transaction on the workers' engine. A tick is
+never retried (`max_tries=1`): the next one picks up whatever a failed or killed tick left,
+because nothing is marked done before its batch commits. Each tick has one job id for all
+workers; even when two workers run batches at once, SKIP LOCKED hands each due timer to
+one of them.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from arq import cron
-
+from app.core.jobspec import Periodic
 from app.services.sessions.followups import sweep_followups
 from app.services.sessions.reminders import send_due_reminders
 
@@ -42,9 +42,11 @@ async def sweep_session_followups(ctx: dict[str, Any]) -> dict[str, int]:
 
 
 FUNCTIONS: list[Any] = []
-CRON_JOBS: list[Any] = [
-    cron(send_session_reminders, name="cron:send_session_reminders", second=10,
-         microsecond=0, unique=True, max_tries=1, timeout=55, keep_result=3600),
-    cron(sweep_session_followups, name="cron:sweep_session_followups", second=40,
-         microsecond=0, unique=True, max_tries=1, timeout=55, keep_result=3600),
+CRON_JOBS = [
+    Periodic(send_session_reminders, name="cron:send_session_reminders",
+             every="session_timers_interval_seconds", offset=10, timeout=55, max_tries=1,
+             keep_result=3600),
+    Periodic(sweep_session_followups, name="cron:sweep_session_followups",
+             every="session_timers_interval_seconds", offset=40, timeout=55, max_tries=1,
+             keep_result=3600),
 ]

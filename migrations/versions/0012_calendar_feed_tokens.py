@@ -12,8 +12,8 @@ deactivated user's feed stops, and so does one whose role changed), and returns 
 the role, nothing else. Whether the user is active is read through `to_jsonb(u)` so the
 function does not depend on the order in which the `active` column and this table land.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
 """
 
 from collections.abc import Sequence
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -2,8 +2,8 @@
 
 - `users.mentor_buffer_minutes` (0-120, free gap before and after each live session of the
   mentor) and `users.mentor_min_notice_hours` (0-336, how soon a mentee may book).
-- `mentor_time_off`: periods in which no session may start or run. RLS: the mentor and
-  staff only (a mentee learns the busy times, never the reason, through the functions below).
+- `mentor_time_off`: periods in which no session may start or run (audited). RLS: the
+  mentor and staff only (a mentee learns the busy times, never the reason, through the functions below).
 - `sessions`: a mentee may now insert and update their own sessions with their current
   mentor (booking, reschedule, cancel); the service decides which columns change.
 - The slot engine's inputs, for both people of a pair whatever the caller's role, through
@@ -19,8 +19,8 @@
     sessions of the mentee with other mentors and the mentor's time off overlapping
     [from, to): start and end only, nothing else about them.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 """
 
 from collections.abc import Sequence
@@ -28,8 +28,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -160,6 +160,10 @@ def upgrade() -> None:
                f"USING ({STAFF} or mentor_id = {ME})")
     op.execute(f"CREATE POLICY time_off_write ON mentor_time_off FOR ALL "
                f"USING ({STAFF} or mentor_id = {ME}) WITH CHECK ({STAFF} or mentor_id = {ME})")
+
+    # Programme data: audited like sessions (migration 0008's trigger function).
+    op.execute("CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON mentor_time_off "
+               "FOR EACH ROW EXECUTE FUNCTION audit_row()")
 
     _session_policies(f"{STAFF} or mentor_id = {ME} or mentee_id = {ME}", OWN_PAIR)
 
