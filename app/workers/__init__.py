@@ -54,6 +54,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
 ROUTINE_CRON_JOBS = frozenset({
     "outbox_relay_loop", "webhook_delivery_loop", "refresh_programme_metrics",
     "cron:prioritize_work_queue", "cron:check_mentor_capacity",
+    "cron:send_session_reminders", "cron:sweep_session_followups",
 })
 _JOB_STARTED, _JOB_FINISHED = "%6.2fs → %s(%s)%s", "%6.2fs ← %s ● %s"
 
