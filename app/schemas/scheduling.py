@@ -8,6 +8,8 @@ from typing import Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from app.schemas.sessions import StoredText
+
 
 class Slot(BaseModel):
     starts_at: datetime
@@ -27,7 +29,7 @@ class TimeOffCreate(BaseModel):
 
     starts_at: AwareDatetime
     ends_at: AwareDatetime
-    reason: str | None = Field(None, max_length=2000)
+    reason: StoredText | None = Field(None, max_length=2000)
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:

@@ -5,16 +5,39 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 SessionStatus = Literal["scheduled", "completed", "no_show", "cancelled"]
 DURATION = "Whole minutes, 15 to 240."
 
 _START = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$")  # 00:00 .. 23:59
 _END = re.compile(r"^(?:(?:[01]\d|2[0-3]):[0-5]\d|24:00)$")  # 00:00 .. 24:00
+
+
+def _storable(value: str) -> str:
+    """Postgres refuses NUL in text and UTF-8 has no lone surrogates: 422, not a 500."""
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("text must be valid Unicode (no unpaired surrogates)") from exc
+    return value
+
+
+# Free text stored in the database.
+StoredText = Annotated[str, AfterValidator(_storable)]
 
 
 def minutes_of(hhmm: str) -> int:
@@ -30,7 +53,7 @@ class SessionCreate(BaseModel):
     mentee_id: uuid.UUID
     starts_at: AwareDatetime = Field(description="RFC 3339 with an offset; in the future.")
     duration_minutes: int = Field(ge=15, le=240, description=DURATION)
-    agenda: str | None = Field(None, max_length=4000)
+    agenda: StoredText | None = Field(None, max_length=4000)
 
 
 class SessionUpdate(BaseModel):
@@ -50,8 +73,8 @@ class SessionUpdate(BaseModel):
     starts_at: AwareDatetime | None = None
     duration_minutes: int | None = Field(None, ge=15, le=240, description=DURATION)
     status: SessionStatus | None = None
-    reason: str | None = Field(None, max_length=2000)
-    mentor_notes: str | None = Field(None, max_length=10000)
+    reason: StoredText | None = Field(None, max_length=2000)
+    mentor_notes: StoredText | None = Field(None, max_length=10000)
 
     @property
     def is_reschedule(self) -> bool:
@@ -100,7 +123,7 @@ class MenteeSessionCreate(BaseModel):
     starts_at: AwareDatetime = Field(description="RFC 3339 with an offset; in the future, "
                                                  "after the mentor's minimum notice.")
     duration_minutes: int = Field(ge=15, le=240, description=DURATION)
-    agenda: str | None = Field(None, max_length=4000)
+    agenda: StoredText | None = Field(None, max_length=4000)
 
 
 class MenteeSessionUpdate(BaseModel):
@@ -115,7 +138,7 @@ class MenteeSessionUpdate(BaseModel):
     starts_at: AwareDatetime | None = None
     duration_minutes: int | None = Field(None, ge=15, le=240, description=DURATION)
     status: Literal["cancelled"] | None = None
-    reason: str | None = Field(None, max_length=2000)
+    reason: StoredText | None = Field(None, max_length=2000)
 
     @property
     def is_reschedule(self) -> bool:
@@ -143,7 +166,7 @@ class FeedbackCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rating: int = Field(ge=1, le=5)
-    comment: str | None = Field(None, max_length=4000)
+    comment: StoredText | None = Field(None, max_length=4000)
 
 
 class FeedbackPublic(BaseModel):

@@ -73,6 +73,30 @@ class TestSlots:
         assert (await client.get(MENTEE_SLOTS, headers=headers,
                                  params=window(start, days=31))).status_code == 200
 
+    async def test_far_dates_and_bad_text_are_never_500(self, client, factory):
+        mentor, (mentee,) = await factory.mentor_with_mentees(1)
+        headers = factory.headers(mentee)
+        for params, status in (
+            ({"from": "0001-01-01T00:00:00+00:00", "to": "0001-01-05T00:00:00+00:00"}, 200),
+            ({"from": "9999-12-30T00:00:00+00:00"}, 422),
+            ({"from": "9999-12-01T00:00:00+00:00", "to": "9999-12-30T00:00:00+00:00"}, 200),
+        ):
+            response = await client.get(MENTEE_SLOTS, headers=headers, params=params)
+            assert response.status_code == status, (params, response.text)
+            if status == 200:
+                assert response.json()["slots"] == []
+        at = week_start(3) + timedelta(hours=10)
+        for agenda in (r"nul \u0000 byte", r"lone \ud800 surrogate"):  # JSON escapes
+            body = ('{"starts_at": "' + at.isoformat() + '", "duration_minutes": 60, '
+                    '"agenda": "' + agenda + '"}')
+            response = await client.post(MENTEE_SESSIONS, content=body.encode(), headers={
+                **headers, "Content-Type": "application/json"})
+            assert response.status_code == 422, response.text
+        response = await client.post(TIME_OFF, headers=factory.headers(mentor), json={
+            "starts_at": at.isoformat(), "ends_at": (at + timedelta(hours=1)).isoformat(),
+            "reason": "a\x00b"})
+        assert response.status_code == 422
+
     async def test_mentor_slots_only_for_their_own_mentees(self, client, factory):
         mentor, _ = await factory.mentor_with_mentees(1)
         stranger = await factory.mentee()

@@ -119,7 +119,11 @@ async def free_slots(
     notice applies), or for the calling mentor with `mentee_id` (it does not)."""
     now = now or datetime.now(UTC)
     starts_from = starts_from or now
-    starts_to = starts_to or starts_from + timedelta(days=7)
+    try:
+        starts_to = starts_to or starts_from + timedelta(days=7)
+    except OverflowError as exc:
+        raise Unprocessable("`from` is out of range", errors=[
+            {"loc": ["query", "from"], "msg": "out of range", "type": "value_error"}]) from exc
     check_range(starts_from, starts_to)
     if principal.role == "mentee":
         mentee_id = principal.user_id
@@ -132,12 +136,14 @@ async def free_slots(
         if principal.role == "mentee":
             raise NoMentor("You have no mentor to book with")
         raise not_assigned()
-    busy = await load_busy(session, rules=rules, mentee_id=mentee_id,
-                           lo=starts_from, hi=starts_to)
+    # Only [now, now + horizon] can book: clamp first (so far-off dates cost nothing and
+    # cannot overflow), then compute.
+    latest = now + timedelta(days=settings.session_booking_horizon_days)
+    lo, hi = max(starts_from, now), min(starts_to, latest + timedelta(microseconds=1))
+    if lo >= hi:
+        return rules, []
+    busy = await load_busy(session, rules=rules, mentee_id=mentee_id, lo=lo, hi=hi)
     slots = offered_slots(
-        rules, busy, lo=starts_from, hi=starts_to, duration_minutes=duration_minutes,
-        now=now, enforce_notice=principal.role == "mentee", step=settings.slot_step_minutes,
-        latest=now + timedelta(days=settings.session_booking_horizon_days) + timedelta(
-            microseconds=1),
-    )
+        rules, busy, lo=lo, hi=hi, duration_minutes=duration_minutes, now=now,
+        enforce_notice=principal.role == "mentee", step=settings.slot_step_minutes)
     return rules, slots
