@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     jwt_private_key: str | None = None  # only for `mentorship token` with RS256
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
+    # How long a process trusts what it read about a user's role and active flag: a demoted
+    # or deactivated user loses access within this time (app/core/identity.py).
+    auth_cache_seconds: float = Field(60.0, ge=0)
 
     sla_policy: dict[str, SlaPolicy] = Field(default_factory=lambda: dict(DEFAULT_SLA))
     goal_feedback_tiers: list[str] = ["7"]
@@ -111,8 +114,10 @@ class Settings(BaseSettings):
     webhook_allow_private: bool | None = None
     stream_maxlen: int = 1000  # per-user Redis stream, approximate trim
     # Set on a user's stream and its epoch meta together by every append and every open
-    # (app/core/streams.py); 0: they never expire.
-    stream_ttl_seconds: int = Field(0, ge=0)
+    # (app/core/streams.py); 0: they never expire. Default 7 days: a user who never
+    # connects (most mentees and directors receive events) costs nothing once their stream
+    # has been idle that long; a later resume then gets a fresh snapshot (a new epoch).
+    stream_ttl_seconds: int = Field(7 * 24 * 3600, ge=0)
     sse_ping_seconds: int = 15
     sse_retry_ms: int = 3000
     # Open SSE streams are fed by a few readers per process, each one Redis connection
@@ -196,8 +201,11 @@ class Settings(BaseSettings):
     # only). No default: unset, only a platform-issued JWT pasted as the password logs in.
     admin_ui_password: SecretStr | None = None
     admin_session_max_age_seconds: int = 8 * 3600
-    # The worker's own /metrics port (separate hosts); unset: no server in the worker.
+    # The worker's own /metrics port: job series, and (on the one worker holding the
+    # exporter lease) the deployment-wide series. Unset: no server in the worker.
     worker_metrics_port: int | None = None
+    # How often the exporter renews its lease and re-reads the deployment-wide values.
+    exporter_refresh_seconds: float = Field(15.0, gt=0)
 
     @field_validator("database_url", "app_database_url", "worker_database_url")
     @classmethod

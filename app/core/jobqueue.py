@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from app.config import Settings
 from app.core.arqredis import NamespacedArqRedis
 from app.core.errors import ServiceUnavailable
+from app.core.probe import worker_health_key
 from app.core.redis import queue_name
 
 log = structlog.get_logger("app.jobqueue")
@@ -39,8 +40,11 @@ def arq_client(settings: Settings, pool: ConnectionPool | None = None) -> Namesp
 
 
 def health_check_key(settings: Settings) -> str:
-    """Where the workers record their health (`arq app.workers.WorkerSettings --check`)."""
-    return f"{queue_name(settings)}:health-check"
+    """Where this host's worker records its health (`arq app.workers.WorkerSettings --check`,
+    `python -m app.core.probe worker`): one key per host name, so a container's probe says
+    whether its own worker lives, and a worker stopping (arq deletes its key) or dying leaves
+    the others' keys alone."""
+    return worker_health_key(settings.redis_prefix)
 
 
 async def enqueue_job(redis: Redis, settings: Settings, function: str, *args: Any,

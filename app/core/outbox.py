@@ -35,7 +35,19 @@ REFRESH_PRIORITY: dict[str, str] = {
     "workqueue.item_overdue": "high",
     "workqueue.item_completed": "normal",
     "capacity.exceeded": "high",
+    # v2
+    "flag.escalated": "urgent",  # a director escalated a flag
+    "risk.raised": "high",  # a mentee newly at risk
+    "workqueue.item_escalated": "high",  # the SLA sweep raised an item's priority
+    "user.deactivated": "high",
 }
+
+# Events every (active) director receives on their stream besides the users they concern
+# (the director stream's live view: CONTRACT.md v2 `GET /api/v1/director/stream`).
+DIRECTOR_EVENTS = frozenset({
+    "assignment.created", "assignment.ended", "capacity.exceeded", "flag.raised",
+    "flag.resolved", "flag.escalated", "risk.raised", "matching.run_finished",
+})
 
 
 async def emit(
@@ -53,6 +65,8 @@ async def emit(
     rows but not read them back.
     """
     event_id = uuid.uuid4()
+    if type in DIRECTOR_EVENTS:
+        recipients = [*recipients, *await director_ids(session)]
     unique_recipients = list(dict.fromkeys(r for r in recipients if r is not None))
     await session.execute(
         insert(OutboxEvent).values(
@@ -86,11 +100,16 @@ def insert_events_sql(*, type: str, data: str, recipients: str, source: str,
     """`INSERT INTO outbox_events ... SELECT` for set-based emitters (one event per row of
     `source`), with the same columns and refresh priority as `emit`. `data` is a SQL
     expression building the JSON object, `recipients` one building a uuid[] (NULLs are
-    removed; keep it free of duplicates)."""
+    removed; keep it free of duplicates). Director events also go to every director
+    (`director_ids()` once per statement, an InitPlan), without duplicates."""
+    recipients_sql = f"array_remove({recipients}, null)"
+    if type in DIRECTOR_EVENTS:
+        recipients_sql = (f"array(select distinct r from unnest({recipients} || "
+                          f"(select director_ids())) r where r is not null)")
     return (
         "insert into outbox_events (id, type, occurred_at, data, refresh_priority, recipients) "
         f"select gen_random_uuid(), '{type}', {occurred_at}, {data}, "
-        f"'{REFRESH_PRIORITY[type]}', array_remove({recipients}, null) from {source}"
+        f"'{REFRESH_PRIORITY[type]}', {recipients_sql} from {source}"
     )
 
 

@@ -1,6 +1,6 @@
 """SQLAlchemy models, one module per aggregate. Importing this package registers them all."""
 
-from app.models.assignment import Assignment
+from app.models.assignment import Assignment, WaitingMentee
 from app.models.audit import AuditEntry
 from app.models.base import Base
 from app.models.events import InboxEvent, OutboxEvent
@@ -17,6 +17,6 @@ __all__ = [
     "Assignment", "AuditEntry", "Base", "CalendarFeedToken", "CapacityAlert", "Flag",
     "InboxEvent", "MatchingRun", "MenteeSignal", "MentoringSession", "MissionReview",
     "MissionSubmission", "OutboxEvent", "ProgrammeMetric", "ProgrammeMetricDay",
-    "ReadinessRecord", "SessionFeedback", "SessionTimer", "TimeOff", "User", "WebhookAttempt",
-    "WebhookDelivery", "WebhookEndpoint", "WorkItem",
+    "ReadinessRecord", "SessionFeedback", "SessionTimer", "TimeOff", "User", "WaitingMentee",
+    "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint", "WorkItem",
 ]

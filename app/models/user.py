@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, Literal, get_args
 
 from sqlalchemy import CheckConstraint, Index, SmallInteger, String, Text, func, text
@@ -26,6 +27,8 @@ class User(Base):
         CheckConstraint("mentor_min_notice_hours between 0 and 336", name="min_notice_hours"),
         Index("uq_users_email", func.lower(text("email")), unique=True),
         Index("ix_users_mentors", "id", postgresql_where=text("is_mentor")),
+        Index("ix_users_staff", "role", "id",
+              postgresql_where=text("role in ('director', 'admin')")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -46,5 +49,8 @@ class User(Base):
     # Free gap kept before and after each live session; how soon a mentee may book.
     mentor_buffer_minutes: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
     mentor_min_notice_hours: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    # Deactivated users keep their history, but no token of theirs is honoured.
+    active: Mapped[bool] = mapped_column(server_default=text("true"))
+    deactivated_at: Mapped[datetime | None]
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]

@@ -11,7 +11,6 @@ from app.core import telemetry
 from app.core.auth import CurrentStaff
 from app.core.db import DbSession
 from app.core.errors import Unprocessable
-from app.core.state import StateDep
 from app.schemas.common import problem_responses
 from app.schemas.ops import MetricsHistoryPublic, ProgrammeMetricsPublic
 from app.services.ops.history import history_csv, metrics_history
@@ -25,18 +24,19 @@ MAX_HISTORY_DAYS = 366
     "/metrics",
     operation_id="prometheus_metrics",
     summary="Prometheus metrics",
-    description="Prometheus text exposition: request counts and latency by route template, "
-                "database pools, open SSE streams, outbox backlog and age, job runs and "
-                "failures, and the five programme metrics (refreshed every minute by a worker "
-                "job, read here, never computed per scrape). Serve it on an internal network.",
+    description="Prometheus text exposition of this API process (every process of the "
+                "host with PROMETHEUS_MULTIPROC_DIR): request counts and latency by route "
+                "template, database pools, open SSE streams. Deployment-wide series (outbox "
+                "backlog, the five programme metrics) and job series are served by the "
+                "workers' metrics port (WORKER_METRICS_PORT), once per deployment. Serve it "
+                "on an internal network.",
     tags=["ops"],
     response_class=Response,
     responses={200: {"description": "Prometheus text format 0.0.4",
                      "content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
-async def prometheus_metrics(state: StateDep) -> Response:
-    body = await telemetry.render(state.db)
-    return Response(body, media_type=telemetry.CONTENT_TYPE)
+async def prometheus_metrics() -> Response:
+    return Response(telemetry.render(), media_type=telemetry.CONTENT_TYPE)
 
 
 @router.get(

@@ -85,6 +85,11 @@ class UserUpsert(BaseModel):
     mentor_max_mentees: int | None = Field(None, ge=0, le=1000)
     mentor_specialties: list[Tag] | None = Field(None, max_length=100)
     mentor_availability: Availability | None = None
+    active: bool | None = Field(
+        None, description="false deactivates the user (their active assignments end, their "
+                          "future sessions are cancelled, their tokens stop working); true "
+                          "brings them back without relationships. Not sent: unchanged "
+                          "(a new user is active).")
 
 
 class UserUpsertData(UserUpsert):
@@ -99,6 +104,8 @@ class UserPublic(UserProfile):
     mentor_max_mentees: int
     mentor_specialties: list[str]
     mentor_availability: dict[str, Any]
+    active: bool
+    deactivated_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -280,3 +287,20 @@ class WebhookDeliveryPublic(BaseModel):
     created_at: datetime
     delivered_at: datetime | None
     attempt_log: list[WebhookAttemptPublic] = []
+
+
+# --- outbound ---------------------------------------------------------------------------
+
+class OutboundEvent(BaseModel):
+    """An outbound event as it goes out: the SSE `data:` of a stream event and the body of a
+    webhook delivery (signed the Standard Webhooks way). `type` names the event; `data` holds
+    its ids and fields (see the event catalogue, `/asyncapi.json`)."""
+
+    id: uuid.UUID = Field(description="Event id; also the `webhook-id` header. Delivery is at "
+                                      "least once: deduplicate on it")
+    type: str = Field(examples=["session.scheduled"])
+    occurred_at: datetime
+    source: Literal["mentorship"] = "mentorship"
+    refresh_priority: Literal["urgent", "high", "normal"] = Field(
+        description="How fast consumers should refresh what the event touches")
+    data: dict[str, Any]

@@ -48,14 +48,10 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     return [telemetry.instrument_job(job.cron(settings)) for job in CRON_JOBS]
 
 
-# arq logs two INFO lines per job run; these cron jobs run every 20-60 s whether or not
-# there is work, so at INFO an idle worker would scroll forever. Their start/finish lines
-# show at DEBUG; failures, retries and cancellations (other arq messages) always show.
-ROUTINE_CRON_JOBS = frozenset({
-    "outbox_relay_loop", "webhook_delivery_loop", "refresh_programme_metrics",
-    "cron:prioritize_work_queue", "cron:check_mentor_capacity",
-    "cron:send_session_reminders", "cron:sweep_session_followups",
-})
+# arq logs two INFO lines per job run; the periodic jobs run every minute or so whether or
+# not there is work, so at INFO an idle worker would scroll forever. Their start/finish
+# lines show at DEBUG; failures, retries and cancellations (other arq messages) always show.
+ROUTINE_CRON_JOBS = frozenset(job.name for job in CRON_JOBS)
 _JOB_STARTED, _JOB_FINISHED = "%6.2fs → %s(%s)%s", "%6.2fs ← %s ● %s"
 
 

@@ -17,7 +17,7 @@ import pytest
 from app.core.logging import use_colours
 from app.devtools.dev import PortInUse, bind_port
 from app.devtools.supervise import GaveUp, Supervisor
-from app.workers import RoutineJobFilter
+from app.workers import ROUTINE_CRON_JOBS, RoutineJobFilter
 from tests.support.harness import ROOT
 
 
@@ -144,13 +144,15 @@ def _arq_record(message: str, *args: object, level: int = logging.INFO) -> loggi
 
 
 def test_an_idle_worker_is_quiet_at_info_and_says_everything_at_debug() -> None:
-    routine = [_arq_record("%6.2fs → %s(%s)%s", 1.0, "outbox_relay_loop", "", ""),
-               _arq_record("%6.2fs ← %s ● %s", 22.0, "webhook_delivery_loop", 0),
+    assert {"refresh_programme_metrics", "cron:prioritize_work_queue"} <= ROUTINE_CRON_JOBS
+    routine = [_arq_record("%6.2fs → %s(%s)%s", 1.0, "cron:prioritize_work_queue", "", ""),
+               _arq_record("%6.2fs ← %s ● %s", 0.2, "cron:prioritize_work_queue", 0),
                _arq_record("%6.2fs → %s(%s)%s", 1.0, "refresh_programme_metrics", "", "")]
     kept = [_arq_record("%6.2fs → %s(%s)%s", 0.1, "abc:auto_match_mentors", "", ""),
-            _arq_record("%6.2fs ! %s failed, %s: %s", 1.0, "outbox_relay_loop", "E", "x",
-                        level=logging.ERROR),
-            _arq_record("%6.2fs ↻ %s retrying job in %0.2fs", 1.0, "outbox_relay_loop", 5),
+            _arq_record("%6.2fs ! %s failed, %s: %s", 1.0, "refresh_programme_metrics", "E",
+                        "x", level=logging.ERROR),
+            _arq_record("%6.2fs ↻ %s retrying job in %0.2fs", 1.0, "refresh_programme_metrics",
+                        5),
             _arq_record("Starting worker for %d functions: %s", 8, "...")]
     quiet = RoutineJobFilter()
     root = logging.getLogger()

@@ -53,6 +53,11 @@ EXPECTED_REFRESH_PRIORITY = {
     "workqueue.item_overdue": "high",
     "workqueue.item_completed": "normal",
     "capacity.exceeded": "high",
+    # v2 (CONTRACT.md "New outbound events")
+    "flag.escalated": "urgent",
+    "risk.raised": "high",
+    "workqueue.item_escalated": "high",
+    "user.deactivated": "high",
 }
 
 
@@ -163,7 +168,7 @@ class TestRelay:
         mentor, (mentee,) = await factory.mentor_with_mentees(1)
         body = mission_submitted(mentee.id)
         assert (await client.post("/api/v1/events", json=body,
-                                  headers=service_headers(factory))).status_code == 202
+                                  headers=(await service_headers(factory)))).status_code == 202
         [row] = await rows(system_db, "select id, published_at from outbox_events "
                                       "where :m = any(recipients)", m=mentor.id)
         assert row.published_at is None
@@ -272,7 +277,7 @@ async def test_redis_down_events_still_accepted_then_every_event_reaches_its_str
     local = settings.model_copy(update={"redis_url": own_redis.url, "relay_retry_max_seconds": 0.2})
     application = create_app(local)
     mentor, mentees = await factory.mentor_with_mentees(3)
-    headers = service_headers(factory)
+    headers = (await service_headers(factory))
     redis = make_redis(local, socket_connect_timeout=1, socket_timeout=2)
     try:
         async with LifespanManager(application):

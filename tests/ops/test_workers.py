@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 import time
@@ -22,7 +23,7 @@ from app.core.jobqueue import (
     enqueue_job,
     health_check_key,
 )
-from app.core.redis import queue_name
+from app.core.redis import queue_name, user_stream_key
 from app.models import Assignment, MatchingRun, OutboxEvent, User, WorkItem
 from tests.support.factories import Factory
 from tests.support.harness import ROOT as ROOT_DIR
@@ -118,9 +119,10 @@ class TestWorker:
             await wait_until(lambda: redis.exists(key), within=120,
                              message="the worker's first health record")
             assert await arq_check(env) == 0
-            assert "j_complete=0 " in await redis.get(key)
+            # The run's queue may hold other tests' deferred jobs: count from here.
+            before = await _completed(redis, key)
             assert await enqueue_job(redis, settings, CAPACITY_CHECK_JOB)
-            await wait_until(lambda: _health_shows(redis, key, "j_complete=1 "),
+            await wait_until(lambda: _completed_more_than(redis, key, before),
                              within=settings.worker_health_check_seconds + 30,
                              message="the health record to count the job")
         finally:
@@ -131,6 +133,35 @@ class TestWorker:
         while await arq_check(env) != 1:
             assert time.monotonic() - killed < 90, "arq --check still passes"
         assert time.monotonic() - killed < 90
+
+    async def test_burst_drains_the_queue_and_the_outbox_once_and_exits_0(
+            self, settings: Settings, system_db: Database, redis) -> None:
+        user = uuid.uuid4()
+        now = datetime.now(UTC)
+        events = [OutboxEvent(id=uuid.uuid4(), type="workqueue.item_created", occurred_at=now,
+                              data={"n": n}, refresh_priority="normal", recipients=[user])
+                  for n in range(5)]
+        async with system_db.transaction(None) as session:
+            session.add_all(events)
+        sweep = f"burst-sweep-{uuid.uuid4()}"
+        assert await enqueue_job(redis, settings, "cron:prioritize_work_queue", job_id=sweep)
+
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "arq", "app.workers.WorkerSettings", "--burst", cwd=ROOT_DIR,
+            env={**os.environ, "WORKER_DRAIN_SECONDS": "120"},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        output, _ = await asyncio.wait_for(process.communicate(), 240)
+        assert process.returncode == 0, output.decode()[-3000:]
+
+        assert (await job_result(settings, sweep)).success  # the queue ran
+        async with system_db.transaction(None) as session:
+            unpublished = await session.scalar(select(func.count()).select_from(OutboxEvent)
+                                               .where(OutboxEvent.id.in_([e.id for e in events]),
+                                                      OutboxEvent.published_at.is_(None)))
+        assert unpublished == 0  # the outbox was drained
+        assert await redis.xlen(user_stream_key(settings, user)) == 5
+        assert b"worker_loops_drained" in output
+        assert not await redis.exists(health_check_key(settings))
 
     async def test_worker_killed_mid_run_leaves_no_duplicate_after_retry(
         self, factory: Factory, system_db: Database, settings: Settings, redis
@@ -187,8 +218,13 @@ class TestWorker:
         assert events == 5
 
 
-async def _health_shows(redis, key: str, text: str) -> bool:
-    return text in (await redis.get(key) or "")
+async def _completed(redis, key: str) -> int:
+    """`j_complete` in the worker's health record."""
+    return int(re.search(r"j_complete=(\d+)", await redis.get(key)).group(1))
+
+
+async def _completed_more_than(redis, key: str, count: int) -> bool:
+    return await _completed(redis, key) > count
 
 
 async def _no_advisory_lock(system_db: Database) -> bool:
@@ -198,3 +234,19 @@ async def _no_advisory_lock(system_db: Database) -> bool:
 async def _count_assignments(session, mentees: list[User]) -> int:
     return await session.scalar(select(func.count()).select_from(Assignment).where(
         Assignment.mentee_id.in_([m.id for m in mentees])))
+
+
+async def test_jobs_cli_reads_the_queue_reruns_a_job_and_lists_results(settings, capsys):
+    from app.workers.jobs_cli import main, parse
+
+    job_id = f"manual-{uuid.uuid4().hex}"
+    assert await main(parse(["run", "cron:prioritize_work_queue", "--job-id", job_id])) == 0
+    assert await main(parse(["run", "cron:prioritize_work_queue", "--job-id", job_id])) == 1
+    assert await main(parse(["queue"])) == 0
+    listed = capsys.readouterr().out
+    assert f"enqueued cron:prioritize_work_queue as job {job_id}" in listed
+    assert "not enqueued" in listed
+    assert f"{job_id}\tcron:prioritize_work_queue\tdue " in listed
+    await run_burst_worker(settings)
+    assert await main(parse(["results"])) == 0
+    assert f"{job_id}\tcron:prioritize_work_queue\tok\t" in capsys.readouterr().out

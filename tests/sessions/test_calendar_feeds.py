@@ -98,6 +98,16 @@ async def test_feed_stops_when_the_owner_is_no_longer_a_mentor_or_mentee(client,
     assert (await fetch(client, url)).status_code == 404
 
 
+async def test_feed_stops_when_the_owner_is_deactivated(client, factory):
+    mentor, (mentee,) = await factory.mentor_with_mentees(1)
+    url = await issue(client, factory, mentee)
+    admin = await factory.user("admin")
+    response = await client.post(f"/api/v1/users/{mentee.id}/deactivate",
+                                 headers=factory.headers(admin))
+    assert response.status_code == 200, response.text
+    assert (await fetch(client, url)).status_code == 404
+
+
 async def test_only_mentors_and_mentees_get_a_feed(client, factory):
     director = await factory.user("director")
     assert (await client.post(FEED_TOKEN, headers=factory.headers(director))).status_code == 403

@@ -1,6 +1,6 @@
 """Loading the slot engine's inputs, and the slot routes' service.
 
-Both people's data come through SECURITY DEFINER functions (migration 0010) that answer
+Both people's data come through SECURITY DEFINER functions (migration 0012) that answer
 only for an active pair the caller belongs to (staff and the workers: any pair), because
 under RLS a mentee sees neither the mentor's other sessions nor their time off, and a
 mentor does not see their mentee's sessions with someone else. They return start and end
@@ -59,8 +59,14 @@ async def load_rules(session: AsyncSession, *, mentor_id: uuid.UUID, mentee_id: 
                      lock: bool = False) -> MentorRules | None:
     """The mentor's scheduling rules, or None when the caller may not schedule this pair
     (not an active pair of theirs). `lock=True` also takes the mentor's row lock."""
-    row = (await session.execute(_RULES_LOCK if lock else _RULES,
-                                 {"mentor": mentor_id, "mentee": mentee_id})).one_or_none()
+    params = {"mentor": mentor_id, "mentee": mentee_id}
+    if lock:
+        # The lock only: what it guards (the assignment, the rules) is read by the next
+        # statement, whose snapshot includes what the previous holder committed (e.g. a
+        # reassignment that ended this pair while the booking waited).
+        if (await session.execute(_RULES_LOCK, params)).first() is None:
+            return None
+    row = (await session.execute(_RULES, params)).one_or_none()
     if row is None:
         return None
     return MentorRules(

@@ -9,11 +9,10 @@ writes only their own row; staff read all.
 JWT and so no RLS identity yet. SECURITY DEFINER owned by `mentorship_worker` (the
 convention of 0003/0005/0006); it answers only for an active mentor or mentee (a
 deactivated user's feed stops, and so does one whose role changed), and returns the id and
-the role, nothing else. Whether the user is active is read through `to_jsonb(u)` so the
-function does not depend on the order in which the `active` column and this table land.
+the role, nothing else.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0014
+Revises: 0013
 """
 
 from collections.abc import Sequence
@@ -21,8 +20,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012"
-down_revision: str | None = "0011"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -37,7 +36,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
   SELECT u.id, u.role::text
     FROM public.calendar_feed_tokens t JOIN public.users u ON u.id = t.user_id
    WHERE t.token_hash = p_hash AND u.role IN ('mentor', 'mentee')
-     AND coalesce((to_jsonb(u) ->> 'active')::boolean, true)
+     AND u.active
 $$"""
 
 
