@@ -81,8 +81,9 @@ export interface paths {
          *       marked overdue by the SLA sweep), as the work queue counts it. Weight 15.
          *     - `habit_streak_broken`: a `habit.streak_broken` signal in the last 7 days. Weight 15.
          *     - `no_recent_session`: assigned to the current mentor for 21 days or more, and no session
-         *       with them (completed, or scheduled and already started) began in the last 21 days; a
-         *       mentee assigned less than 21 days ago is not flagged yet. Weight 15.
+         *       with them (completed, or scheduled and already started but not still `scheduled` two
+         *       hours after its end) began in the last 21 days; a mentee assigned less than 21 days ago
+         *       is not flagged yet. Weight 15.
          *
          *     `risk_score` (0-100) = the sum of the weights of the mentee's reasons, capped at 100; it
          *     orders the at-risk list (highest first). The mentee only ever sees `at_risk` (a boolean).
@@ -119,8 +120,9 @@ export interface paths {
          *       marked overdue by the SLA sweep), as the work queue counts it. Weight 15.
          *     - `habit_streak_broken`: a `habit.streak_broken` signal in the last 7 days. Weight 15.
          *     - `no_recent_session`: assigned to the current mentor for 21 days or more, and no session
-         *       with them (completed, or scheduled and already started) began in the last 21 days; a
-         *       mentee assigned less than 21 days ago is not flagged yet. Weight 15.
+         *       with them (completed, or scheduled and already started but not still `scheduled` two
+         *       hours after its end) began in the last 21 days; a mentee assigned less than 21 days ago
+         *       is not flagged yet. Weight 15.
          *
          *     `risk_score` (0-100) = the sum of the weights of the mentee's reasons, capped at 100; it
          *     orders the at-risk list (highest first). The mentee only ever sees `at_risk` (a boolean).
@@ -166,6 +168,66 @@ export interface paths {
          * @description `at_risk` says whether to show the at-risk banner; the reasons and any flag notes are never part of the mentee's view.
          */
         get: operations["get_mentee_home"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mentee/reviews": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The mentee's decided mission reviews, newest first
+         * @description Each decided review of the caller's submissions: `submission_id`, `decision`, `feedback`, `score`, `reviewed_at` (plus the mission and its title). Pending submissions are not listed.
+         */
+        get: operations["list_mentee_reviews"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/director/mentees/{mentee_id}/cockpit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Everything about any mentee (the mentor cockpit's shape)
+         * @description Profile, current assignment (null while waiting), risk, readiness trend, recent and upcoming sessions with any mentor, open work items, flags (with notes) and recent submissions with their review. 404 unless the user is a mentee.
+         */
+        get: operations["get_director_mentee_cockpit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/director/mentors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every active mentor's load
+         * @description Mentees N/max, weekly slots X/total (this ISO week in the mentor's time zone; a stored zone that is not a valid IANA name counts as UTC), open and overdue work items. Deactivated mentors are not listed. `sort`: `name` (default), `-name`, `load` (active mentees / max mentees, least loaded first) or `-load`; ties by name. Keyset pages: a cursor is valid only with the sort it came from.
+         */
+        get: operations["list_director_mentors"];
         put?: never;
         post?: never;
         delete?: never;
@@ -281,9 +343,49 @@ export interface paths {
         head?: never;
         /**
          * Resolve a flag
-         * @description open → resolved, once (a second time is 409 `invalid_transition`). Emits `flag.resolved`.
+         * @description open (or escalated) → resolved, once (a second time is 409 `invalid_transition`). Emits `flag.resolved`.
          */
         patch: operations["resolve_flag"];
+        trace?: never;
+    };
+    "/api/v1/director/flags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every flag, newest first
+         * @description Filters combine with AND; repeated values of one filter with OR (`severity=high&severity=critical`). `status=open` is open and not escalated; `escalated` is open and escalated by a director.
+         */
+        get: operations["list_director_flags"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/director/flags/{flag_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Resolve or escalate a flag
+         * @description `resolved`: open or escalated → resolved (`flag.resolved`). `escalated`: open → escalated (`flag.escalated`, refresh priority urgent, to every director, the mentee's mentor and whoever raised it; `resolution` may say why). Any other change: 409 `invalid_transition`.
+         */
+        patch: operations["update_director_flag"];
         trace?: never;
     };
     "/api/v1/mentor/sessions": {
@@ -298,7 +400,7 @@ export interface paths {
         put?: never;
         /**
          * Book a session with one of your mentees
-         * @description Inside your availability (your time zone), within this ISO week's capacity, not overlapping another live session of you or the mentee. Returns the session with its `meeting_url`.
+         * @description Inside your availability (your time zone), outside your time off, within the ISO week's capacity, not overlapping another live session of you (widened by your buffer) or of the mentee. Your minimum notice does not bind you. Returns the session with its `meeting_url`. 409 codes: `double_booking`, `capacity_exceeded`, `outside_availability`.
          */
         post: operations["book_session"];
         delete?: never;
@@ -356,11 +458,35 @@ export interface paths {
         /** Your sessions, by start time (`?from=&to=`) */
         get: operations["list_mentee_sessions"];
         put?: never;
-        post?: never;
+        /**
+         * Book a session with your mentor
+         * @description Every booking rule of the mentor's route (availability, time off, buffer, weekly capacity, both people's sessions) plus the mentor's minimum notice: any start listed by `GET /api/v1/mentee/slots` books unless taken meanwhile. 409 codes: `no_mentor`, `double_booking`, `capacity_exceeded`, `outside_availability`, `notice_too_short`.
+         */
+        post: operations["book_mentee_session"];
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mentee/sessions/{session_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Reschedule or cancel one of your sessions
+         * @description Reschedule (`starts_at`, `duration_minutes`: every booking rule, minimum notice included) or cancel (`status: cancelled`, `reason`), no later than `SESSION_CHANGE_NOTICE_HOURS` (default 24) before the current start: 409 `too_late_to_change`. Other 409 codes: `no_mentor`, `invalid_transition`, and the booking codes for a reschedule.
+         */
+        patch: operations["update_mentee_session"];
         trace?: never;
     };
     "/api/v1/mentee/sessions/{session_id}/feedback": {
@@ -403,7 +529,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/director/flags": {
+    "/api/v1/mentee/slots": {
         parameters: {
             query?: never;
             header?: never;
@@ -411,10 +537,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Every flag, newest first
-         * @description Filters combine with AND; repeated values of one filter with OR (`severity=high&severity=critical`).
+         * Times you can book with your mentor
+         * @description Start times on the `SLOT_STEP_MINUTES` grid (default 15) of the mentor's local time, in [from, to), at which a session of `duration_minutes` books right now: inside the mentor's weekly windows (in the mentor's zone, across DST changes), outside time off, at least the mentor's buffer away from their other live sessions, clear of the mentee's sessions, in an ISO week (mentor's zone) with a weekly slot left, and no sooner than the mentor's minimum notice. The booking routes apply exactly these rules, so a slot offered books unless taken meanwhile. 409 `no_mentor` without a mentor.
          */
-        get: operations["list_director_flags"];
+        get: operations["list_mentee_slots"];
         put?: never;
         post?: never;
         delete?: never;
@@ -423,7 +549,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/director/mentors": {
+    "/api/v1/mentor/mentees/{mentee_id}/slots": {
         parameters: {
             query?: never;
             header?: never;
@@ -431,10 +557,89 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Every mentor's load
-         * @description Mentees N/max, weekly slots X/total (this ISO week in the mentor's time zone), open and overdue work items. `sort`: `name` (default), `-name`, `load` (active mentees / max mentees, least loaded first) or `-load`; ties by name. Keyset pages: a cursor is valid only with the sort it came from.
+         * Times you can book with one of your mentees
+         * @description Start times on the `SLOT_STEP_MINUTES` grid (default 15) of the mentor's local time, in [from, to), at which a session of `duration_minutes` books right now: inside the mentor's weekly windows (in the mentor's zone, across DST changes), outside time off, at least the mentor's buffer away from their other live sessions, clear of the mentee's sessions, in an ISO week (mentor's zone) with a weekly slot left (your minimum notice binds mentees only). The booking routes apply exactly these rules, so a slot offered books unless taken meanwhile. 404 `not_assigned` for a mentee who is not yours.
          */
-        get: operations["list_director_mentors"];
+        get: operations["list_mentor_slots"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mentor/time-off": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your time off (current and future by default), by start */
+        get: operations["list_time_off"];
+        put?: never;
+        /**
+         * Take time off
+         * @description No session may start or run inside (booking: 409 `outside_availability`). Your sessions already inside are not touched; they are listed in `conflicts`.
+         */
+        post: operations["add_time_off"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mentor/time-off/{time_off_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove time off */
+        delete: operations["delete_time_off"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/calendar/feed-token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A calendar subscription URL that works without a JWT (mentor or mentee)
+         * @description Returns `/api/v1/calendar/feeds/{token}.ics` as an absolute URL. It works until you ask for a new one (which revokes it), revoke it with DELETE, or your account is deactivated. The token is random, not a JWT.
+         */
+        post: operations["issue_calendar_feed_token"];
+        /** Revoke your calendar subscription URL */
+        delete: operations["revoke_calendar_feed_token"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/calendar/feeds/{token}.ics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your sessions as an iCalendar feed, by subscription URL (no JWT)
+         * @description The same document as `GET /api/v1/calendar.ics`. 404 `feed_not_found` once the URL was rotated or revoked, or its owner deactivated.
+         */
+        get: operations["calendar_feed_by_token"];
         put?: never;
         post?: never;
         delete?: never;
@@ -454,9 +659,86 @@ export interface paths {
         put?: never;
         /**
          * Assign or reassign a mentee to a mentor
-         * @description 201 with the new assignment; a mentee who had another mentor is reassigned (the old assignment ends with `end_reason` reassigned; `assignment.ended` and `assignment.created` are emitted). Assigning a mentee to the mentor they already have changes nothing: 200 with the existing assignment and `created: false`. 409 `capacity_exceeded` when the mentor already has `mentor_max_mentees` active mentees (checked under a lock on the mentor). 404 for an unknown mentee or mentor, 422 `not_a_mentor` / `not_a_mentee`.
+         * @description 201 with the new assignment; a mentee who had another mentor is reassigned (the old assignment ends with `end_reason` reassigned; `assignment.ended` and `assignment.created` are emitted). `sessions` says what happens to the mentee's future live sessions with the old mentor: `cancel` (default; `session.cancelled`, reason `reassigned`) or `transfer` (same time, moved to the new mentor with a new meeting link, `session.rescheduled` to the old mentor, the new mentor and the mentee), under every booking rule of the new mentor except minimum notice; if any one cannot move, 409 `transfer_conflict` lists each conflict and nothing changes. Assigning a mentee to the mentor they already have changes nothing: 200 with `created: false`. 409 `capacity_exceeded` when the mentor already has `mentor_max_mentees` active mentees, `user_inactive` for a deactivated mentee or mentor. 404 for an unknown mentee or mentor, 422 `not_a_mentor` / `not_a_mentee`.
          */
         post: operations["create_director_assignment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/director/assignments/{assignment_id}/end": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * End an assignment
+         * @description The assignment ends (`ended_at`, `end_reason` = `reason`); the pair's future live sessions are cancelled (reason `assignment_ended`); `assignment.ended` goes out and the mentee joins the waiting list. Ending an ended assignment: 409 `invalid_transition`; unknown: 404.
+         */
+        post: operations["end_director_assignment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/director/mentees/{mentee_id}/assignments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A mentee's assignment history, newest first */
+        get: operations["list_mentee_assignments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/director/waiting": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Mentees with no active assignment, longest waiting first
+         * @description Active mentees without a mentor, ordered by `waiting_since` (then id), with why the latest finished matcher run did not place them (`last_match_reason`).
+         */
+        get: operations["list_waiting_mentees"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{user_id}/deactivate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deactivate a user (service or admin)
+         * @description The user stops being active: their active assignment (as a mentee) and their mentees' assignments (as a mentor) end (`assignment.ended`, reason `deactivated`), their future live sessions are cancelled (`session.cancelled`), `user.deactivated` goes out and their tokens stop working (within `AUTH_CACHE_SECONDS` on every replica). Deactivating an inactive user changes nothing (`changed: false`). `user.upserted` (or PUT /api/v1/users/{user_id}) with `"active": true` brings them back without relationships.
+         */
+        post: operations["deactivate_user"];
         delete?: never;
         options?: never;
         head?: never;
@@ -504,7 +786,7 @@ export interface paths {
         get?: never;
         /**
          * Provision or update a user (idempotent upsert)
-         * @description 201 when created, 200 when updated or unchanged. Only the fields sent are written on update; `is_mentor` defaults to `role == 'mentor'`.
+         * @description 201 when created, 200 when updated or unchanged. Only the fields sent are written on update; `is_mentor` defaults to `role == 'mentor'`. A role change that makes a mentee something else ends their active assignment (and a mentor who stops being one: their mentees' assignments), cancelling the pair's future sessions; `active: false` deactivates the user as `POST /api/v1/users/{user_id}/deactivate` does; `active: true` brings them back without relationships.
          */
         put: operations["upsert_user"];
         post?: never;
@@ -630,9 +912,73 @@ export interface paths {
          *     every event missed since that id, in order, once; when some of them are no longer kept (the
          *     stream was trimmed past it, or lost and re-created: ids are `<epoch>-<ms>-<seq>`), a fresh
          *     `snapshot` comes instead. The stream ends with a `token_expired` event when the token
-         *     expires: reconnect with a new token (and `?last_event_id=`).
+         *     expires: reconnect with a new token (and `?last_event_id=`). It ends with a `token_revoked`
+         *     event when the token stops being honoured (the user was deactivated or changed role; checked
+         *     again every `AUTH_CACHE_SECONDS`).
          */
         get: operations["stream_mentor_dashboard"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/director/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The directors' live view: a snapshot, then events as they happen (SSE)
+         * @description Server-Sent Events. The first event is `snapshot` (the programme metrics, unresolved flags by severity and the waiting count),
+         *     then each outbound event for directors (`flag.raised`, `flag.resolved`, `flag.escalated`, `capacity.exceeded`, `assignment.created`, `assignment.ended`, `matching.run_finished`, `risk.raised`, ...) as it happens: `event:` is the event type,
+         *     `data:` the event envelope (JSON), `id:` its position in the director's stream. A comment ping
+         *     is sent at least every 15 s and `retry:` says how long to wait before reconnecting.
+         *
+         *     Reconnecting with `Last-Event-ID` (browsers do it themselves; or `?last_event_id=`) replays
+         *     every event missed since that id, in order, once; when some of them are no longer kept (the
+         *     stream was trimmed past it, or lost and re-created: ids are `<epoch>-<ms>-<seq>`), a fresh
+         *     `snapshot` comes instead. The stream ends with a `token_expired` event when the token
+         *     expires: reconnect with a new token (and `?last_event_id=`). It ends with a `token_revoked`
+         *     event when the token stops being honoured (the user was deactivated or changed role; checked
+         *     again every `AUTH_CACHE_SECONDS`).
+         */
+        get: operations["stream_director"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mentee/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The mentee's live view: a snapshot, then their own events (SSE)
+         * @description Server-Sent Events. The first event is `snapshot` (the body of `GET /api/v1/mentee/me`),
+         *     then each outbound event concerning the mentee (their sessions, assignment, reviews; never flags or risk reasons) as it happens: `event:` is the event type,
+         *     `data:` the event envelope (JSON), `id:` its position in the mentee's stream. A comment ping
+         *     is sent at least every 15 s and `retry:` says how long to wait before reconnecting.
+         *
+         *     Reconnecting with `Last-Event-ID` (browsers do it themselves; or `?last_event_id=`) replays
+         *     every event missed since that id, in order, once; when some of them are no longer kept (the
+         *     stream was trimmed past it, or lost and re-created: ids are `<epoch>-<ms>-<seq>`), a fresh
+         *     `snapshot` comes instead. The stream ends with a `token_expired` event when the token
+         *     expires: reconnect with a new token (and `?last_event_id=`). It ends with a `token_revoked`
+         *     event when the token stops being honoured (the user was deactivated or changed role; checked
+         *     again every `AUTH_CACHE_SECONDS`).
+         */
+        get: operations["stream_mentee"];
         put?: never;
         post?: never;
         delete?: never;
@@ -775,6 +1121,98 @@ export interface components {
              * Format: uuid
              */
             mentor_id: string;
+            /**
+             * Sessions
+             * @description For a reassignment, what happens to the mentee's future live sessions with the old mentor: `cancel` (`session.cancelled`, reason `reassigned`) or `transfer` (same time, moved to the new mentor under every booking rule of theirs except minimum notice; if any one cannot move: 409 `transfer_conflict` and nothing changes).
+             * @default cancel
+             * @enum {string}
+             */
+            sessions: "cancel" | "transfer";
+        };
+        /** AssignmentEnd */
+        AssignmentEnd: {
+            /**
+             * Reason
+             * @description Why the relationship ends (kept as `end_reason`).
+             */
+            reason: string;
+        };
+        /** AssignmentEnded */
+        AssignmentEnded: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
+            /** Mentor Name */
+            mentor_name?: string | null;
+            /**
+             * Source
+             * @enum {string}
+             */
+            source: "manual" | "auto";
+            /** Score */
+            score?: number | null;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+            /** Ended At */
+            ended_at?: string | null;
+            /** End Reason */
+            end_reason?: string | null;
+            /**
+             * Sessions Cancelled
+             * @description The future sessions of the pair, now cancelled.
+             */
+            sessions_cancelled?: string[];
+        };
+        /** AssignmentHistoryItem */
+        AssignmentHistoryItem: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
+            /** Mentor Name */
+            mentor_name?: string | null;
+            /**
+             * Source
+             * @enum {string}
+             */
+            source: "manual" | "auto";
+            /** Score */
+            score?: number | null;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+            /** Ended At */
+            ended_at?: string | null;
+            /** End Reason */
+            end_reason?: string | null;
         };
         /** AssignmentPublic */
         AssignmentPublic: {
@@ -819,6 +1257,16 @@ export interface components {
              * @description False when the mentee was already assigned to this mentor: nothing changed (answered 200 instead of 201).
              */
             created: boolean;
+            /**
+             * Sessions Cancelled
+             * @description Future sessions with the previous mentor that were cancelled.
+             */
+            sessions_cancelled?: string[];
+            /**
+             * Sessions Transferred
+             * @description Future sessions with the previous mentor moved to the new one.
+             */
+            sessions_transferred?: string[];
         };
         /** AssignmentSummary */
         AssignmentSummary: {
@@ -827,6 +1275,11 @@ export interface components {
              * Format: uuid
              */
             id: string;
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
             /**
              * Started At
              * Format: date-time
@@ -1009,7 +1462,8 @@ export interface components {
         /** CockpitPublic */
         CockpitPublic: {
             profile: components["schemas"]["MenteeProfile"];
-            assignment: components["schemas"]["AssignmentSummary"];
+            /** @description The active assignment (always set in a mentor's cockpit; null in a director's for a mentee who is waiting). */
+            assignment: components["schemas"]["AssignmentSummary"] | null;
             risk: components["schemas"]["RiskSummary"];
             /**
              * Readiness Trend
@@ -1018,12 +1472,12 @@ export interface components {
             readiness_trend: components["schemas"]["ReadinessPoint"][];
             /**
              * Recent Sessions
-             * @description This mentor's sessions with the mentee that have started, latest first.
+             * @description Sessions with the mentee that have started, latest first (a mentor's cockpit: with that mentor; a director's: with any mentor).
              */
             recent_sessions: components["schemas"]["MentorSessionPublic"][];
             /**
              * Upcoming Sessions
-             * @description This mentor's scheduled sessions with the mentee still to start.
+             * @description Scheduled sessions with the mentee still to start (same scope).
              */
             upcoming_sessions: components["schemas"]["MentorSessionPublic"][];
             /**
@@ -1072,8 +1526,9 @@ export interface components {
              *       marked overdue by the SLA sweep), as the work queue counts it. Weight 15.
              *     - `habit_streak_broken`: a `habit.streak_broken` signal in the last 7 days. Weight 15.
              *     - `no_recent_session`: assigned to the current mentor for 21 days or more, and no session
-             *       with them (completed, or scheduled and already started) began in the last 21 days; a
-             *       mentee assigned less than 21 days ago is not flagged yet. Weight 15.
+             *       with them (completed, or scheduled and already started but not still `scheduled` two
+             *       hours after its end) began in the last 21 days; a mentee assigned less than 21 days ago
+             *       is not flagged yet. Weight 15.
              *
              *     `risk_score` (0-100) = the sum of the weights of the mentee's reasons, capped at 100; it
              *     orders the at-risk list (highest first). The mentee only ever sees `at_risk` (a boolean).
@@ -1085,6 +1540,19 @@ export interface components {
              * Format: date-time
              */
             generated_at: string;
+        };
+        /** DirectorFlagUpdate */
+        DirectorFlagUpdate: {
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "resolved" | "escalated";
+            /**
+             * Resolution
+             * @description How it was resolved, or why it is escalated.
+             */
+            resolution?: string | null;
         };
         /** EventsAccepted */
         EventsAccepted: {
@@ -1111,6 +1579,14 @@ export interface components {
         EventsIn: (components["schemas"]["UserUpserted"] | components["schemas"]["MissionSubmitted"] | components["schemas"]["HabitStreakBroken"] | components["schemas"]["GoalOverdue"] | components["schemas"]["ReadinessUpdated"]) | {
             /** Events */
             events: (components["schemas"]["UserUpserted"] | components["schemas"]["MissionSubmitted"] | components["schemas"]["HabitStreakBroken"] | components["schemas"]["GoalOverdue"] | components["schemas"]["ReadinessUpdated"])[];
+        };
+        /** FeedTokenPublic */
+        FeedTokenPublic: {
+            /**
+             * Url
+             * @description The subscription URL (absolute, from PUBLIC_BASE_URL when set); shown once: only a hash of its token is stored
+             */
+            url: string;
         };
         /** FeedbackCreate */
         FeedbackCreate: {
@@ -1200,13 +1676,17 @@ export interface components {
              * Status
              * @enum {string}
              */
-            status: "open" | "resolved";
+            status: "open" | "escalated" | "resolved";
             /** Resolution */
             resolution?: string | null;
             /** Resolved By */
             resolved_by?: string | null;
             /** Resolved At */
             resolved_at?: string | null;
+            /** Escalated At */
+            escalated_at?: string | null;
+            /** Escalated By */
+            escalated_by?: string | null;
             /**
              * Created At
              * Format: date-time
@@ -1226,7 +1706,10 @@ export interface components {
             category: string;
             /** Note */
             note: string | null;
-            /** Status */
+            /**
+             * Status
+             * @description open, escalated (by a director) or resolved.
+             */
             status: string;
             /** Resolution */
             resolution: string | null;
@@ -1460,6 +1943,57 @@ export interface components {
             /** Interests */
             interests: string[];
         };
+        /**
+         * MenteeReviewPublic
+         * @description A decided review as its mentee sees it: the feedback is for them.
+         */
+        MenteeReviewPublic: {
+            /**
+             * Submission Id
+             * Format: uuid
+             */
+            submission_id: string;
+            /**
+             * Mission Id
+             * Format: uuid
+             */
+            mission_id: string;
+            /** Title */
+            title: string;
+            /**
+             * Decision
+             * @enum {string}
+             */
+            decision: "approved" | "changes_requested" | "rejected";
+            /** Feedback */
+            feedback: string | null;
+            /** Score */
+            score: number | null;
+            /**
+             * Reviewed At
+             * Format: date-time
+             */
+            reviewed_at: string;
+        };
+        /**
+         * MenteeSessionCreate
+         * @description A mentee books with their current mentor.
+         */
+        MenteeSessionCreate: {
+            /**
+             * Starts At
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the future, after the mentor's minimum notice.
+             */
+            starts_at: string;
+            /**
+             * Duration Minutes
+             * @description Whole minutes, 15 to 240.
+             */
+            duration_minutes: number;
+            /** Agenda */
+            agenda?: string | null;
+        };
         /** MenteeSessionPublic */
         MenteeSessionPublic: {
             /**
@@ -1520,6 +2054,31 @@ export interface components {
              * @default false
              */
             feedback_given: boolean;
+        };
+        /**
+         * MenteeSessionUpdate
+         * @description Reschedule (`starts_at` and/or `duration_minutes`) or cancel (`status: cancelled`,
+         *     optional `reason`).
+         * @example {
+         *       "starts_at": "2027-03-01T09:00:00+00:00"
+         *     }
+         * @example {
+         *       "reason": "Exam that day",
+         *       "status": "cancelled"
+         *     }
+         */
+        MenteeSessionUpdate: {
+            /** Starts At */
+            starts_at?: string | null;
+            /**
+             * Duration Minutes
+             * @description Whole minutes, 15 to 240.
+             */
+            duration_minutes?: number | null;
+            /** Status */
+            status?: "cancelled" | null;
+            /** Reason */
+            reason?: string | null;
         };
         /**
          * MenteeSummary
@@ -1638,6 +2197,10 @@ export interface components {
             mentor_availability: components["schemas"]["Availability"] | {
                 [key: string]: unknown;
             };
+            /** Mentor Buffer Minutes */
+            mentor_buffer_minutes: number;
+            /** Mentor Min Notice Hours */
+            mentor_min_notice_hours: number;
             capacity: components["schemas"]["CapacityPublic"];
         };
         /**
@@ -1652,6 +2215,16 @@ export interface components {
             /** Mentor Specialties */
             mentor_specialties: string[];
             mentor_availability: components["schemas"]["Availability"];
+            /**
+             * Mentor Buffer Minutes
+             * @description Minutes kept free before and after each live session (booking routes of both people). Omitted: unchanged.
+             */
+            mentor_buffer_minutes?: number | null;
+            /**
+             * Mentor Min Notice Hours
+             * @description How soon a mentee may book a new session (you may book your own at shorter notice). Omitted: unchanged.
+             */
+            mentor_min_notice_hours?: number | null;
         };
         /** MentorSessionPublic */
         MentorSessionPublic: {
@@ -1916,6 +2489,16 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /** Page[AssignmentHistoryItem] */
+        Page_AssignmentHistoryItem_: {
+            /** Items */
+            items: components["schemas"]["AssignmentHistoryItem"][];
+            /**
+             * Next Cursor
+             * @description Opaque; pass as `?cursor=` for more.
+             */
+            next_cursor?: string | null;
+        };
         /** Page[AuditEntryPublic] */
         Page_AuditEntryPublic_: {
             /** Items */
@@ -1930,6 +2513,16 @@ export interface components {
         Page_FlagPublic_: {
             /** Items */
             items: components["schemas"]["FlagPublic"][];
+            /**
+             * Next Cursor
+             * @description Opaque; pass as `?cursor=` for more.
+             */
+            next_cursor?: string | null;
+        };
+        /** Page[MenteeReviewPublic] */
+        Page_MenteeReviewPublic_: {
+            /** Items */
+            items: components["schemas"]["MenteeReviewPublic"][];
             /**
              * Next Cursor
              * @description Opaque; pass as `?cursor=` for more.
@@ -1970,6 +2563,26 @@ export interface components {
         Page_MentorSessionPublic_: {
             /** Items */
             items: components["schemas"]["MentorSessionPublic"][];
+            /**
+             * Next Cursor
+             * @description Opaque; pass as `?cursor=` for more.
+             */
+            next_cursor?: string | null;
+        };
+        /** Page[TimeOffPublic] */
+        Page_TimeOffPublic_: {
+            /** Items */
+            items: components["schemas"]["TimeOffPublic"][];
+            /**
+             * Next Cursor
+             * @description Opaque; pass as `?cursor=` for more.
+             */
+            next_cursor?: string | null;
+        };
+        /** Page[WaitingMentee] */
+        Page_WaitingMentee_: {
+            /** Items */
+            items: components["schemas"]["WaitingMentee"][];
             /**
              * Next Cursor
              * @description Opaque; pass as `?cursor=` for more.
@@ -2212,6 +2825,36 @@ export interface components {
             /** Mentor Notes */
             mentor_notes?: string | null;
         };
+        /** Slot */
+        Slot: {
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+        };
+        /** SlotsPublic */
+        SlotsPublic: {
+            /** Slots */
+            slots: components["schemas"]["Slot"][];
+            /**
+             * Timezone
+             * @description The mentor's time zone (windows, weeks, the grid)
+             */
+            timezone: string;
+            /** Duration Minutes */
+            duration_minutes: number;
+            /**
+             * Step Minutes
+             * @description Slots start on this grid of the mentor's local wall-clock time (SLOT_STEP_MINUTES)
+             */
+            step_minutes: number;
+        };
         /** SubmissionSummary */
         SubmissionSummary: {
             /**
@@ -2241,6 +2884,109 @@ export interface components {
             review_score: number | null;
             /** Reviewed At */
             reviewed_at: string | null;
+        };
+        /** TimeOffConflict */
+        TimeOffConflict: {
+            /**
+             * Session Id
+             * Format: uuid
+             */
+            session_id: string;
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+        };
+        /** TimeOffCreate */
+        TimeOffCreate: {
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            /** Reason */
+            reason?: string | null;
+        };
+        /** TimeOffCreated */
+        TimeOffCreated: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            /** Reason */
+            reason: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Conflicts
+             * @description Your live sessions inside the period: left as they are, for you to move or cancel
+             */
+            conflicts: components["schemas"]["TimeOffConflict"][];
+        };
+        /** TimeOffPublic */
+        TimeOffPublic: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            /** Reason */
+            reason: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
         };
         /** TodaySession */
         TodaySession: {
@@ -2313,6 +3059,29 @@ export interface components {
              */
             reason: string;
         };
+        /** UserDeactivated */
+        UserDeactivated: {
+            /**
+             * User Id
+             * Format: uuid
+             */
+            user_id: string;
+            /** Role */
+            role: string;
+            /** Active */
+            active: boolean;
+            /** Deactivated At */
+            deactivated_at?: string | null;
+            /**
+             * Changed
+             * @description False when the user was already inactive: nothing changed.
+             */
+            changed: boolean;
+            /** Assignments Ended */
+            assignments_ended?: string[];
+            /** Sessions Cancelled */
+            sessions_cancelled?: string[];
+        };
         /**
          * UserExport
          * @description Every personal datum the service holds about one user (GDPR art. 15 / FERPA).
@@ -2369,6 +3138,10 @@ export interface components {
             mentor_availability: {
                 [key: string]: unknown;
             };
+            /** Active */
+            active: boolean;
+            /** Deactivated At */
+            deactivated_at?: string | null;
             /**
              * Created At
              * Format: date-time
@@ -2421,6 +3194,11 @@ export interface components {
             /** Mentor Specialties */
             mentor_specialties?: string[] | null;
             mentor_availability?: components["schemas"]["Availability"] | null;
+            /**
+             * Active
+             * @description false deactivates the user (their active assignments end, their future sessions are cancelled, their tokens stop working); true brings them back without relationships. Not sent: unchanged (a new user is active).
+             */
+            active?: boolean | null;
         };
         /**
          * UserUpsertData
@@ -2462,6 +3240,11 @@ export interface components {
             mentor_specialties?: string[] | null;
             mentor_availability?: components["schemas"]["Availability"] | null;
             /**
+             * Active
+             * @description false deactivates the user (their active assignments end, their future sessions are cancelled, their tokens stop working); true brings them back without relationships. Not sent: unchanged (a new user is active).
+             */
+            active?: boolean | null;
+            /**
              * Id
              * Format: uuid
              */
@@ -2488,6 +3271,35 @@ export interface components {
              */
             type: "user.upserted";
             data: components["schemas"]["UserUpsertData"];
+        };
+        /** WaitingMentee */
+        WaitingMentee: {
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /** Name */
+            name: string;
+            /** Email */
+            email: string;
+            /** Timezone */
+            timezone: string;
+            /** Tier */
+            tier?: string | null;
+            /** Interests */
+            interests?: string[];
+            /**
+             * Waiting Since
+             * Format: date-time
+             * @description Since when the mentee has had no active assignment: when the last one ended, or when they joined (or became an active mentee again).
+             */
+            waiting_since: string;
+            /**
+             * Last Match Reason
+             * @description Why the latest finished matcher run did not place them (`no_capacity`, `no_candidate`, ...); null if it did not consider them.
+             */
+            last_match_reason?: string | null;
         };
         /** WebhookAttemptPublic */
         WebhookAttemptPublic: {
@@ -3069,6 +3881,165 @@ export interface operations {
             };
         };
     };
+    list_mentee_reviews: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_MenteeReviewPublic_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_director_mentee_cockpit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                mentee_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CockpitPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_director_mentors: {
+        parameters: {
+            query?: {
+                sort?: "name" | "-name" | "load" | "-load";
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_MentorLoadPublic_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     list_work_queue: {
         parameters: {
             query?: {
@@ -3366,6 +4337,139 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["FlagUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlagPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_director_flags: {
+        parameters: {
+            query?: {
+                status?: ("open" | "escalated" | "resolved")[] | null;
+                severity?: ("low" | "medium" | "high" | "critical")[] | null;
+                mentee_id?: string | null;
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_FlagPublic_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_director_flag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                flag_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DirectorFlagUpdate"];
             };
         };
         responses: {
@@ -3899,6 +5003,173 @@ export interface operations {
             };
         };
     };
+    book_mentee_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MenteeSessionCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MenteeSessionPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_mentee_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MenteeSessionUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MenteeSessionPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     give_session_feedback: {
         parameters: {
             query?: never;
@@ -4029,12 +5300,141 @@ export interface operations {
             };
         };
     };
-    list_director_flags: {
+    list_mentee_slots: {
         parameters: {
             query?: {
-                status?: ("open" | "resolved")[] | null;
-                severity?: ("low" | "medium" | "high" | "critical")[] | null;
-                mentee_id?: string | null;
+                /** @description Earliest start (default: now) */
+                from?: string | null;
+                /** @description Starts before this instant (default: from + 7 days; at most 31 days after from, else 422) */
+                to?: string | null;
+                /** @description Whole minutes, 15 to 240 */
+                duration_minutes?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SlotsPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_mentor_slots: {
+        parameters: {
+            query?: {
+                /** @description Earliest start (default: now) */
+                from?: string | null;
+                /** @description Starts before this instant (default: from + 7 days; at most 31 days after from, else 422) */
+                to?: string | null;
+                /** @description Whole minutes, 15 to 240 */
+                duration_minutes?: number;
+            };
+            header?: never;
+            path: {
+                mentee_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SlotsPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_time_off: {
+        parameters: {
+            query?: {
+                /** @description Periods ending after this instant (default: now) */
+                from?: string | null;
+                /** @description Periods starting before this instant */
+                to?: string | null;
                 limit?: number;
                 cursor?: string | null;
             };
@@ -4050,7 +5450,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Page_FlagPublic_"];
+                    "application/json": components["schemas"]["Page_TimeOffPublic_"];
                 };
             };
             /** @description Unauthorized */
@@ -4082,26 +5482,26 @@ export interface operations {
             };
         };
     };
-    list_director_mentors: {
+    add_time_off: {
         parameters: {
-            query?: {
-                sort?: "name" | "-name" | "load" | "-load";
-                limit?: number;
-                cursor?: string | null;
-            };
+            query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TimeOffCreate"];
+            };
+        };
         responses: {
             /** @description Successful Response */
-            200: {
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Page_MentorLoadPublic_"];
+                    "application/json": components["schemas"]["TimeOffCreated"];
                 };
             };
             /** @description Unauthorized */
@@ -4115,6 +5515,204 @@ export interface operations {
             };
             /** @description Forbidden */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_time_off: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                time_off_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    issue_calendar_feed_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedTokenPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revoke_calendar_feed_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    calendar_feed_by_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The feed token */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An iCalendar (RFC 5545) document */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/calendar": string;
+                };
+            };
+            /** @description Not Found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4211,6 +5809,282 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    end_director_assignment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assignment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssignmentEnd"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssignmentEnded"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_mentee_assignments: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                mentee_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_AssignmentHistoryItem_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_waiting_mentees: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_WaitingMentee_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deactivate_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserDeactivated"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4725,6 +6599,134 @@ export interface operations {
         };
     };
     stream_mentor_dashboard: {
+        parameters: {
+            query?: {
+                /** @description Same as `Last-Event-ID`, for a new EventSource (e.g. after a token refresh). */
+                last_event_id?: string | null;
+                /** @description The bearer token, for clients that cannot send headers (EventSource, calendar apps). */
+                access_token?: string | null;
+            };
+            header?: {
+                /** @description The last `id:` received. */
+                "Last-Event-ID"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An endless `text/event-stream`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    stream_director: {
+        parameters: {
+            query?: {
+                /** @description Same as `Last-Event-ID`, for a new EventSource (e.g. after a token refresh). */
+                last_event_id?: string | null;
+                /** @description The bearer token, for clients that cannot send headers (EventSource, calendar apps). */
+                access_token?: string | null;
+            };
+            header?: {
+                /** @description The last `id:` received. */
+                "Last-Event-ID"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An endless `text/event-stream`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    stream_mentee: {
         parameters: {
             query?: {
                 /** @description Same as `Last-Event-ID`, for a new EventSource (e.g. after a token refresh). */
