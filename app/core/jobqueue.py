@@ -33,8 +33,9 @@ CAPACITY_CHECK_JOB = "check_mentor_capacity"
 def arq_client(settings: Settings, pool: ConnectionPool | None = None) -> NamespacedArqRedis:
     """An arq client under the deployment's prefix: over `pool` (e.g. the API's), or over a
     pool of its own that returns bytes, as arq's worker expects."""
+    # A bounded connect, as arq's own pool has (an unreachable Redis fails fast).
     return NamespacedArqRedis(
-        pool or ConnectionPool.from_url(settings.redis_url),
+        pool or ConnectionPool.from_url(settings.redis_url, socket_connect_timeout=5),
         key_prefix=settings.redis_prefix, default_queue_name=queue_name(settings),
     )
 

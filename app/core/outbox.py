@@ -35,11 +35,13 @@ REFRESH_PRIORITY: dict[str, str] = {
     "workqueue.item_overdue": "high",
     "workqueue.item_completed": "normal",
     "capacity.exceeded": "high",
+    "matching.run_finished": "normal",  # to directors: a run or dry run ended
     # v2
     "flag.escalated": "urgent",  # a director escalated a flag
     "risk.raised": "high",  # a mentee newly at risk
     "workqueue.item_escalated": "high",  # the SLA sweep raised an item's priority
     "user.deactivated": "high",
+    "user.erased": "normal",  # downstream services erase their copies
 }
 
 # Events every (active) director receives on their stream besides the users they concern

@@ -18,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from app.schemas.limits import Languages, MentorCapacityWeekly, MentorMaxMentees
+
 SessionStatus = Literal["scheduled", "completed", "no_show", "cancelled"]
 DURATION = "Whole minutes, 15 to 240."
 
@@ -251,10 +253,12 @@ class MentorProfileUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mentor_capacity_weekly: int = Field(ge=0, le=168)
-    mentor_max_mentees: int = Field(ge=0, le=1000)
+    mentor_capacity_weekly: MentorCapacityWeekly
+    mentor_max_mentees: MentorMaxMentees
     mentor_specialties: list[str] = Field(max_length=50)
     mentor_availability: Availability
+    languages: Languages | None = Field(
+        None, description="Languages the mentor speaks. Omitted: left as they are.")
     mentor_buffer_minutes: int | None = Field(
         None, ge=0, le=120, description="Minutes kept free before and after each live "
         "session (booking routes of both people). Omitted: unchanged.")
@@ -280,6 +284,7 @@ class MentorProfilePublic(BaseModel):
     mentor_max_mentees: int
     mentor_specialties: list[str]
     mentor_availability: Availability | dict
+    languages: list[str]
     mentor_buffer_minutes: int
     mentor_min_notice_hours: int
     capacity: CapacityPublic

@@ -864,8 +864,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Start an auto-matcher run
-         * @description Enqueues the optimal auto-matcher and returns its job id at once; read the result at `run_url`. Runs are one at a time: a run started while another holds the lock waits for it (and ends as `skipped` if it waits too long).
+         * Start an auto-matcher run or dry run
+         * @description Enqueues the optimal auto-matcher and returns its job id at once; read the result at `run_url`. A run assigns; a dry run (`dry_run: true`) only proposes, with each proposal's fit, weighted terms and reasons, for a director to publish. Runs that assign are one at a time: a run started while another holds the lock waits for it (and ends as `skipped` if it waits too long). A run whose worker dies is noticed within a minute (a lease renewed every few seconds) and re-run, up to 3 tries (`MATCH_MAX_ATTEMPTS`); `matching.run_finished` tells every director how it ended. 422 `invalid_weights`: bad weights. Weights of the fit's four terms for this run; a term left out keeps its default (specialty 0.5, timezone 0.2, load 0.15, language 0.15, settings `MATCH_WEIGHT_*`). Each is a number >= 0 (at most 1000); at least one must be positive; they are normalised to sum 1 and recorded with the run. The fit of a pair is the weighted sum of: `specialty` (share of the mentee's topics, their interests and preferred specialties, that the mentor covers), `timezone` (1 - gap / 12, the gap being the largest UTC offset difference over the year, January and July, so both sides' daylight saving time counts), `load` (1 - the mentor's active mentees / maximum), `language` (1 when they share a language or the mentee names none, 0.5 when the mentor lists none, 0 otherwise); plus a `preference` boost of 0.1 for a mentor the mentee prefers and up to 0.1 for the share of their preferred specialties the mentor covers (`MATCH_PREFERENCE_BOOST`). A fit lies in [0, 1.2].
          */
         post: operations["run_matching"];
         delete?: never;
@@ -882,11 +882,52 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Read an auto-matcher run
-         * @description Status, counts, total fit, unplaced mentees with their reason, timings.
+         * Read an auto-matcher run (and a dry run's proposals)
+         * @description Status, tries, weights, counts, total fit, unplaced mentees with their reason, timings; for a dry run a page of `proposals` (mentee id order; `limit` 1-200, default 50; `cursor` from `proposals_next_cursor`; or one mentee's with `mentee_id`) and, once published, `published_at` and `published_count`.
          */
         get: operations["get_matching_run"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/director/matching/runs/{job_id}/publish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Publish a dry run's proposals
+         * @description Commits the proposals that still hold now, under the matcher's locks: the mentee still waits and is still a mentee, the mentor is still a mentor with a free place (the best fits keep the places there are), the mentee's time-zone limit (as it is now) allows the pair; `exclude_mentee_ids` leaves mentees out. Each one published is an assignment (source `auto`, its fit and reasons) with `assignment.created`; the others are listed in `skipped` with a reason. 409 `already_published` (a second publish), `not_a_dry_run`, `run_not_finished`, `matching_in_progress` (a run held the matcher too long); 404 `matching_run_not_found`.
+         */
+        post: operations["publish_matching_run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mentee/preferences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The mentee's matching preferences */
+        get: operations["get_mentee_preferences"];
+        /**
+         * State matching preferences
+         * @description Replaces the preferences. The matcher honours them: preferred specialties and mentors raise the fit (a boost of 0.1 for a preferred mentor, up to 0.1 for the share of preferred specialties covered); `languages` (BCP 47 tags) feed the language term (instead of the languages on the mentee's profile); `max_timezone_offset_hours` (0-12, null: none) is a hard limit: never a mentor whose UTC offset is further away at any time of the year (the larger of the January and July gaps, so daylight saving time on either side cannot break it).
+         */
+        put: operations["put_mentee_preferences"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1078,6 +1119,26 @@ export interface paths {
         get: operations["export_user"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/users/{user_id}/erase": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Erase a user: pseudonymise, delete free text, end relationships
+         * @description In one transaction: the user is deactivated (assignments end, future sessions are cancelled, tokens stop), name and email are pseudonymised, free text written by or about them is deleted, and their personal values become `[erased]` in event payloads and the audit trail; `user.erased` goes out. Their Redis streams and markers are removed right after. The id stays as a tombstone: a later upsert of it is 409 `erased`; erasing twice is 409 `invalid_transition`.
+         */
+        post: operations["erase_user"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1849,6 +1910,15 @@ export interface components {
              * @enum {string}
              */
             status: "queued" | "running" | "done" | "failed" | "skipped";
+            /** Dry Run */
+            dry_run: boolean;
+            /**
+             * Weights
+             * @description The normalised weights the run will use.
+             */
+            weights: {
+                [key: string]: number;
+            };
             /**
              * Run Url
              * @description Where the run's result can be read.
@@ -1857,14 +1927,22 @@ export interface components {
         };
         /**
          * MatchingRunCreate
-         * @description Optional scope of a run (a cohort); without it every unassigned mentee and every
-         *     mentor with a free place take part.
+         * @description Optional scope of a run (a cohort; without it every unassigned mentee and every
+         *     mentor with a free place take part), dry run, weights.
          */
         MatchingRunCreate: {
             /** Mentee Ids */
             mentee_ids?: string[] | null;
             /** Mentor Ids */
             mentor_ids?: string[] | null;
+            /**
+             * Dry Run
+             * @description Compute the proposals only: the same solver on the same data, nothing written but the run and its proposals (read them at `run_url`, publish them with `POST .../runs/{job_id}/publish`).
+             * @default false
+             */
+            dry_run: boolean;
+            /** @description Weights of the fit's four terms for this run; a term left out keeps its default (specialty 0.5, timezone 0.2, load 0.15, language 0.15, settings `MATCH_WEIGHT_*`). Each is a number >= 0 (at most 1000); at least one must be positive; they are normalised to sum 1 and recorded with the run. The fit of a pair is the weighted sum of: `specialty` (share of the mentee's topics, their interests and preferred specialties, that the mentor covers), `timezone` (1 - gap / 12, the gap being the largest UTC offset difference over the year, January and July, so both sides' daylight saving time counts), `load` (1 - the mentor's active mentees / maximum), `language` (1 when they share a language or the mentee names none, 0.5 when the mentor lists none, 0 otherwise); plus a `preference` boost of 0.1 for a mentor the mentee prefers and up to 0.1 for the share of their preferred specialties the mentor covers (`MATCH_PREFERENCE_BOOST`). A fit lies in [0, 1.2]. */
+            weights?: components["schemas"]["MatchingWeights"] | null;
         };
         /** MatchingRunPublic */
         MatchingRunPublic: {
@@ -1875,6 +1953,12 @@ export interface components {
              * @enum {string}
              */
             status: "queued" | "running" | "done" | "failed" | "skipped";
+            /** Dry Run */
+            dry_run: boolean;
+            /** Weights */
+            weights: {
+                [key: string]: number;
+            } | null;
             /** Requested By */
             requested_by: string | null;
             /**
@@ -1886,13 +1970,21 @@ export interface components {
             started_at: string | null;
             /** Finished At */
             finished_at: string | null;
-            /** Assigned Count */
+            /**
+             * Attempts
+             * @description Tries so far (a crashed or failed try is re-run).
+             */
+            attempts: number;
+            /**
+             * Assigned Count
+             * @description Assignments written; for a dry run, proposals written.
+             */
             assigned_count: number | null;
             /** Unplaced Count */
             unplaced_count: number | null;
             /**
              * Total Fit
-             * @description Sum of the new assignments' fits (0..1 each).
+             * @description Sum of the new assignments' (or proposals') fits.
              */
             total_fit: number | null;
             /** Duration Ms */
@@ -1903,6 +1995,33 @@ export interface components {
             unplaced: components["schemas"]["UnplacedMentee"][];
             /** Error */
             error: string | null;
+            /** Published At */
+            published_at?: string | null;
+            /** Published By */
+            published_by?: string | null;
+            /** Published Count */
+            published_count?: number | null;
+            /**
+             * Proposals
+             * @description A dry run's proposals in mentee id order, a page at a time (`?limit=`, `?cursor=`, or `?mentee_id=`).
+             */
+            proposals?: components["schemas"]["ProposalPublic"][];
+            /** Proposals Next Cursor */
+            proposals_next_cursor?: string | null;
+        };
+        /**
+         * MatchingWeights
+         * @description Weights of the fit's four terms for this run; a term left out keeps its default (specialty 0.5, timezone 0.2, load 0.15, language 0.15, settings `MATCH_WEIGHT_*`). Each is a number >= 0 (at most 1000); at least one must be positive; they are normalised to sum 1 and recorded with the run. The fit of a pair is the weighted sum of: `specialty` (share of the mentee's topics, their interests and preferred specialties, that the mentor covers), `timezone` (1 - gap / 12, the gap being the largest UTC offset difference over the year, January and July, so both sides' daylight saving time counts), `load` (1 - the mentor's active mentees / maximum), `language` (1 when they share a language or the mentee names none, 0.5 when the mentor lists none, 0 otherwise); plus a `preference` boost of 0.1 for a mentor the mentee prefers and up to 0.1 for the share of their preferred specialties the mentor covers (`MATCH_PREFERENCE_BOOST`). A fit lies in [0, 1.2].
+         */
+        MatchingWeights: {
+            /** Specialty */
+            specialty?: number | null;
+            /** Timezone */
+            timezone?: number | null;
+            /** Load */
+            load?: number | null;
+            /** Language */
+            language?: number | null;
         };
         /**
          * MenteeHome
@@ -1922,6 +2041,61 @@ export interface components {
              * @description Whether to show the at-risk banner.
              */
             at_risk: boolean;
+        };
+        /**
+         * MenteePreferences
+         * @description What the matcher honours for the mentee: preferred specialties and mentors raise the
+         *     fit (the preference boost); languages feed the language term; the offset is a hard
+         *     limit, the same all year (the gap is the largest between January and July).
+         */
+        MenteePreferences: {
+            /**
+             * Specialties
+             * @default []
+             */
+            specialties: string[];
+            /**
+             * Languages
+             * @description BCP 47 language tags, stored lower-case (`en`, `pt-br`); two tags match when their primary language is the same (`en-gb` and `en`).
+             * @default []
+             */
+            languages: string[];
+            /**
+             * Max Timezone Offset Hours
+             * @description Never a mentor further than this many hours away (null: no limit). Unplaced for this reason, a mentee's reason is `max_timezone_offset_hours`.
+             */
+            max_timezone_offset_hours?: number | null;
+            /**
+             * Preferred Mentor Ids
+             * @description Mentors the mentee would like; ids that are not mentors are ignored.
+             */
+            preferred_mentor_ids?: string[];
+        };
+        /** MenteePreferencesPublic */
+        MenteePreferencesPublic: {
+            /**
+             * Specialties
+             * @default []
+             */
+            specialties: string[];
+            /**
+             * Languages
+             * @description BCP 47 language tags, stored lower-case (`en`, `pt-br`); two tags match when their primary language is the same (`en-gb` and `en`).
+             * @default []
+             */
+            languages: string[];
+            /**
+             * Max Timezone Offset Hours
+             * @description Never a mentor further than this many hours away (null: no limit). Unplaced for this reason, a mentee's reason is `max_timezone_offset_hours`.
+             */
+            max_timezone_offset_hours?: number | null;
+            /**
+             * Preferred Mentor Ids
+             * @description Mentors the mentee would like; ids that are not mentors are ignored.
+             */
+            preferred_mentor_ids?: string[];
+            /** Updated At */
+            updated_at: string | null;
         };
         /** MenteeProfile */
         MenteeProfile: {
@@ -2197,6 +2371,8 @@ export interface components {
             mentor_availability: components["schemas"]["Availability"] | {
                 [key: string]: unknown;
             };
+            /** Languages */
+            languages: string[];
             /** Mentor Buffer Minutes */
             mentor_buffer_minutes: number;
             /** Mentor Min Notice Hours */
@@ -2208,13 +2384,24 @@ export interface components {
          * @description The whole editable profile (PUT replaces it).
          */
         MentorProfileUpdate: {
-            /** Mentor Capacity Weekly */
+            /**
+             * Mentor Capacity Weekly
+             * @description Sessions a week, 0 to 100.
+             */
             mentor_capacity_weekly: number;
-            /** Mentor Max Mentees */
+            /**
+             * Mentor Max Mentees
+             * @description Active mentees at once, 0 to 50.
+             */
             mentor_max_mentees: number;
             /** Mentor Specialties */
             mentor_specialties: string[];
             mentor_availability: components["schemas"]["Availability"];
+            /**
+             * Languages
+             * @description Languages the mentor speaks. Omitted: left as they are.
+             */
+            languages?: string[] | null;
             /**
              * Mentor Buffer Minutes
              * @description Minutes kept free before and after each live session (booking routes of both people). Omitted: unchanged.
@@ -2701,6 +2888,68 @@ export interface components {
              */
             computed_at: string | null;
         };
+        /** ProposalComponents */
+        ProposalComponents: {
+            /** Specialty */
+            specialty: number;
+            /** Timezone */
+            timezone: number;
+            /** Load */
+            load: number;
+            /** Language */
+            language: number;
+            /** Preference */
+            preference: number;
+        };
+        /** ProposalPublic */
+        ProposalPublic: {
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
+            /**
+             * Fit
+             * @description The pair's fit (0..1.2), rounded to 3 decimals.
+             */
+            fit: number;
+            /** @description Each weighted term of the fit (rounded to 4 decimals): their sum is the fit. */
+            components: components["schemas"]["ProposalComponents"];
+            /**
+             * Reasons
+             * @description `<term>: <detail>`, the format of every assignment's reasons, e.g. `specialty: data, python`.
+             */
+            reasons: string[];
+        };
+        /** PublishRequest */
+        PublishRequest: {
+            /**
+             * Exclude Mentee Ids
+             * @description Mentees whose proposals are not published (they stay waiting).
+             */
+            exclude_mentee_ids?: string[];
+        };
+        /** PublishResult */
+        PublishResult: {
+            /** Job Id */
+            job_id: string;
+            /**
+             * Published At
+             * Format: date-time
+             */
+            published_at: string;
+            /** Published */
+            published: number;
+            /** Total Fit */
+            total_fit: number;
+            /** Skipped */
+            skipped: components["schemas"]["SkippedProposal"][];
+        };
         /** Readiness */
         Readiness: {
             /**
@@ -2824,6 +3073,24 @@ export interface components {
             reason?: string | null;
             /** Mentor Notes */
             mentor_notes?: string | null;
+        };
+        /** SkippedProposal */
+        SkippedProposal: {
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
+            /**
+             * Reason
+             * @enum {string}
+             */
+            reason: "excluded" | "mentee_not_waiting" | "not_a_mentee" | "not_a_mentor" | "max_timezone_offset_hours" | "mentor_full";
         };
         /** Slot */
         Slot: {
@@ -3055,9 +3322,11 @@ export interface components {
             mentee_id: string;
             /**
              * Reason
-             * @description `no_capacity`, `no_candidate` or `assigned_concurrently`
+             * @description `no_capacity`, `no_candidate`, `assigned_concurrently` or `max_timezone_offset_hours` (the limit that stopped them)
              */
             reason: string;
+            /** Detail */
+            detail: string;
         };
         /** UserDeactivated */
         UserDeactivated: {
@@ -3082,6 +3351,19 @@ export interface components {
             /** Sessions Cancelled */
             sessions_cancelled?: string[];
         };
+        /** UserErased */
+        UserErased: {
+            /**
+             * User Id
+             * Format: uuid
+             */
+            user_id: string;
+            /**
+             * Erased At
+             * Format: date-time
+             */
+            erased_at: string;
+        };
         /**
          * UserExport
          * @description Every personal datum the service holds about one user (GDPR art. 15 / FERPA).
@@ -3099,7 +3381,7 @@ export interface components {
             generated_at: string;
             /**
              * Data
-             * @description Rows by table (`users`, `assignments`, `sessions`, `session_feedback`, `mission_submissions`, `mission_reviews`, `flags`, `work_items`, `readiness_history`, `mentee_signals`, `audit_log`), as stored
+             * @description Rows by table (`users`, `assignments`, `sessions`, `session_feedback`, `mission_submissions`, `mission_reviews`, `flags`, `work_items`, `readiness_history`, `mentee_signals`, `mentee_preferences`, `matching_proposals`, `audit_log`), as stored
              */
             data: {
                 [key: string]: {
@@ -3138,6 +3420,8 @@ export interface components {
             mentor_availability: {
                 [key: string]: unknown;
             };
+            /** Languages */
+            languages: string[];
             /** Active */
             active: boolean;
             /** Deactivated At */
@@ -3195,6 +3479,11 @@ export interface components {
             mentor_specialties?: string[] | null;
             mentor_availability?: components["schemas"]["Availability"] | null;
             /**
+             * Languages
+             * @description Languages the user speaks.
+             */
+            languages?: string[] | null;
+            /**
              * Active
              * @description false deactivates the user (their active assignments end, their future sessions are cancelled, their tokens stop working); true brings them back without relationships. Not sent: unchanged (a new user is active).
              */
@@ -3239,6 +3528,11 @@ export interface components {
             /** Mentor Specialties */
             mentor_specialties?: string[] | null;
             mentor_availability?: components["schemas"]["Availability"] | null;
+            /**
+             * Languages
+             * @description Languages the user speaks.
+             */
+            languages?: string[] | null;
             /**
              * Active
              * @description false deactivates the user (their active assignments end, their future sessions are cancelled, their tokens stop working); true brings them back without relationships. Not sent: unchanged (a new user is active).
@@ -6542,7 +6836,11 @@ export interface operations {
     };
     get_matching_run: {
         parameters: {
-            query?: never;
+            query?: {
+                limit?: number;
+                cursor?: string | null;
+                mentee_id?: string | null;
+            };
             header?: never;
             path: {
                 job_id: string;
@@ -6580,6 +6878,184 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    publish_matching_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PublishRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PublishResult"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_mentee_preferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MenteePreferencesPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    put_mentee_preferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MenteePreferences"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MenteePreferencesPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6997,6 +7473,73 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    erase_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserErased"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -120,7 +120,8 @@ OWN_ROWS = {"mentor_time_off": "mentor_id", "calendar_feed_tokens": "user_id"}
 NEVER_FOR_MENTORS_OR_MENTEES = {
     "waiting_mentees", "inbox_events", "outbox_events", "webhook_endpoints", "webhook_deliveries",
     "webhook_attempts", "matching_runs", "capacity_alerts", "programme_metrics", "audit_log",
-    "programme_metrics_daily", "session_timers",
+    "programme_metrics_daily", "matching_proposals", "mentee_preferences",
+    "session_timers",
 }
 
 

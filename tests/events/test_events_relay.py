@@ -53,6 +53,7 @@ EXPECTED_REFRESH_PRIORITY = {
     "workqueue.item_overdue": "high",
     "workqueue.item_completed": "normal",
     "capacity.exceeded": "high",
+    "matching.run_finished": "normal",  # v2: to directors
     # v2 (CONTRACT.md "New outbound events")
     "flag.escalated": "urgent",
     "risk.raised": "high",
@@ -385,3 +386,22 @@ async def test_relay_killed_with_sigkill_mid_batch_loses_nothing(
     await relay_until_published(system_db, redis, local, ids, within=60)
     await assert_each_stream_has_each_event_once(
         redis, local, await expected_by_user(system_db, ids))
+
+
+async def test_the_relay_logs_its_start_stop_and_each_lease_takeover(system_db, redis, settings):
+    from structlog.testing import capture_logs
+
+    users = [uuid.uuid4()]
+    ids = await insert_outbox(system_db, 3, users)
+    short = settings.model_copy(update={"relay_lease_seconds": 0.2})
+    # A relay claims the rows and vanishes (no publish, no settle): its lease lapses.
+    await claim(system_db, settings=short, limit=500)
+    await asyncio.sleep(0.3)
+    with capture_logs() as logs:
+        await relay_outbox({"settings": settings, "db": system_db, "redis_app": redis},
+                           until_idle=True)
+    events = [entry["event"] for entry in logs]
+    assert events[0] == "outbox_relay_started" and events[-1] == "outbox_relay_stopped"
+    (takeover,) = [entry for entry in logs if entry["event"] == "outbox_lease_takeover"]
+    assert takeover["events"] >= 3
+    assert sorted(await stream_event_ids(redis, settings, users[0])) == sorted(map(str, ids))

@@ -1,17 +1,18 @@
-"""The jobs in a real arq worker on the real Redis: registration, the health check, and a
-worker killed with SIGKILL in the middle of a matcher run."""
+"""The jobs in a real arq worker on the real Redis: registration and the health check (a
+worker killed mid-run: tests/matching/test_matching_recovery.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import re
-import signal
 import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from arq.jobs import Job
+from arq.worker import Worker
 from sqlalchemy import func, select
 
 from app.config import Settings
@@ -19,35 +20,20 @@ from app.core.db import Database
 from app.core.jobqueue import (
     AUTO_MATCH_JOB,
     CAPACITY_CHECK_JOB,
+    arq_client,
     enqueue_capacity_check,
     enqueue_job,
     health_check_key,
 )
 from app.core.redis import queue_name, user_stream_key
-from app.models import Assignment, MatchingRun, OutboxEvent, User, WorkItem
+from app.models import Assignment, MatchingRun, OutboxEvent, WorkItem
 from tests.support.factories import Factory
 from tests.support.harness import ROOT as ROOT_DIR
 from tests.support.worker_helpers import (
-    advisory_locks,
     job_result,
-    lock_waiters,
     run_burst_worker,
     wait_until,
 )
-
-WORKER_SCRIPT = """
-import asyncio
-from arq.worker import Worker
-from app.config import get_settings
-from app.workers import worker_options
-
-async def main():
-    options = {**worker_options(get_settings()), "cron_jobs": [], "handle_signals": False,
-               "poll_delay": 0.05}
-    await Worker(**options).main()
-
-asyncio.run(main())
-"""
 
 
 async def arq_check(env: dict[str, str]) -> int:
@@ -163,60 +149,6 @@ class TestWorker:
         assert b"worker_loops_drained" in output
         assert not await redis.exists(health_check_key(settings))
 
-    async def test_worker_killed_mid_run_leaves_no_duplicate_after_retry(
-        self, factory: Factory, system_db: Database, settings: Settings, redis
-    ) -> None:
-        mentors = [await factory.mentor(mentor_max_mentees=2) for _ in range(3)]
-        mentees = [await factory.mentee(interests=["python"]) for _ in range(5)]
-        job = f"match-{uuid.uuid4()}"
-        await enqueue_job(redis, settings, AUTO_MATCH_JOB, job_id=job,
-                          mentee_ids=[str(m.id) for m in mentees],
-                          mentor_ids=[str(m.id) for m in mentors])
-
-        async with system_db.sessions() as blocker, blocker.begin():
-            # Hold a mentor row: the run stops inside its transaction, after taking the lock.
-            await blocker.execute(select(User.id).where(User.id == mentors[1].id)
-                                  .with_for_update())
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", WORKER_SCRIPT, cwd=ROOT_DIR, env={**os.environ},
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            )
-            try:
-                await wait_until(lambda: advisory_locks(system_db, granted=True), within=60,
-                                 message="the worker's run to hold the matcher lock")
-                await wait_until(lambda: lock_waiters(system_db, "transactionid"),
-                                 message="the worker's run to wait for the mentor row")
-            finally:
-                process.send_signal(signal.SIGKILL)
-                assert await process.wait() == -signal.SIGKILL
-        # The killed worker's backend ends once it finds its client gone; nothing committed.
-        await wait_until(lambda: _no_advisory_lock(system_db),
-                         message="the killed worker's transaction to end")
-        async with system_db.transaction(None) as session:
-            run = await session.scalar(select(MatchingRun).where(MatchingRun.job_id == job))
-            assert run.status == "running"
-            assert await _count_assignments(session, mentees) == 0
-
-        # arq re-runs the job once the dead worker's lease ends (job timeout + 10 s); end it now.
-        assert await redis.delete(f"{settings.redis_prefix}arq:in-progress:{job}") == 1
-        assert await redis.zscore(queue_name(settings), job) is not None
-        await run_burst_worker(settings)
-        info = await job_result(settings, job)
-        assert (info.success, info.job_try) == (True, 2)  # the retry did the work
-
-        async with system_db.transaction(None) as session:
-            run = await session.scalar(select(MatchingRun).where(MatchingRun.job_id == job))
-            rows = list(await session.scalars(select(Assignment).where(
-                Assignment.mentee_id.in_([m.id for m in mentees]))))
-            events = await session.scalar(select(func.count()).select_from(OutboxEvent).where(
-                OutboxEvent.type == "assignment.created",
-                OutboxEvent.data["assignment_id"].astext.in_([str(r.id) for r in rows])))
-            runs = await session.scalar(select(func.count()).select_from(MatchingRun).where(
-                MatchingRun.job_id == job))
-        assert (run.status, run.assigned_count, runs) == ("done", 5, 1)
-        assert len(rows) == len({r.mentee_id for r in rows}) == 5
-        assert events == 5
-
 
 async def _completed(redis, key: str) -> int:
     """`j_complete` in the worker's health record."""
@@ -225,15 +157,6 @@ async def _completed(redis, key: str) -> int:
 
 async def _completed_more_than(redis, key: str, count: int) -> bool:
     return await _completed(redis, key) > count
-
-
-async def _no_advisory_lock(system_db: Database) -> bool:
-    return await advisory_locks(system_db, granted=True) == 0
-
-
-async def _count_assignments(session, mentees: list[User]) -> int:
-    return await session.scalar(select(func.count()).select_from(Assignment).where(
-        Assignment.mentee_id.in_([m.id for m in mentees])))
 
 
 async def test_jobs_cli_reads_the_queue_reruns_a_job_and_lists_results(settings, capsys):
@@ -250,3 +173,58 @@ async def test_jobs_cli_reads_the_queue_reruns_a_job_and_lists_results(settings,
     await run_burst_worker(settings)
     assert await main(parse(["results"])) == 0
     assert f"{job_id}\tcron:prioritize_work_queue\tok\t" in capsys.readouterr().out
+
+
+async def slow_tick(ctx):
+    await asyncio.sleep(float(ctx.get("slow_tick_seconds", 0)))
+    return "done"
+
+
+async def test_a_tick_cancelled_by_a_restart_is_no_failure_and_runs_again(settings) -> None:
+    """A worker stopped mid-tick: arq re-queues the cancelled tick (not a failure: counted
+    `cancelled`), and the next worker runs it once (cron jobs have max_tries 2)."""
+    from app.core import telemetry
+    from app.core.jobspec import Periodic
+
+    prefix = f"{settings.redis_prefix}tick{uuid.uuid4().hex[:6]}:"
+    local = settings.model_copy(update={"redis_prefix": prefix})
+    cron_job = telemetry.instrument_job(
+        Periodic(slow_tick, name="slow_tick", every="sla_sweep_interval_seconds").cron(local))
+    client = arq_client(local)
+    job_id = f"slow_tick:{uuid.uuid4().hex}"
+    label = {"function": "slow_tick"}
+    before = {outcome: telemetry.REGISTRY.get_sample_value(
+        "mentorship_job_runs_total", {**label, "outcome": outcome}) or 0
+        for outcome in ("cancelled", "success", "failure")}
+
+    def worker(seconds: float, *, burst: bool) -> Worker:
+        return Worker(cron_jobs=[cron_job], redis_pool=arq_client(local),
+                      queue_name=queue_name(local), burst=burst, poll_delay=0.05,
+                      handle_signals=False, ctx={"slow_tick_seconds": seconds})
+    try:
+        assert await client.enqueue_job("slow_tick", _job_id=job_id)
+        first = worker(60, burst=False)
+        running = asyncio.create_task(first.async_run())
+        await wait_until(lambda: _started(first), message="the tick to start")
+        running.cancel()  # as SIGTERM does: the worker's tasks are cancelled
+        await asyncio.gather(running, return_exceptions=True)
+        await first.close()
+        assert (first.jobs_failed, first.jobs_retried) == (0, 1)
+
+        second = worker(0, burst=True)
+        await second.main()
+        await second.close()
+        assert (second.jobs_complete, second.jobs_failed) == (1, 0)
+        result = await Job(job_id, client).result_info()
+        assert result.success and result.job_try == 2
+    finally:
+        await client.aclose()
+    after = {outcome: telemetry.REGISTRY.get_sample_value(
+        "mentorship_job_runs_total", {**label, "outcome": outcome}) or 0
+        for outcome in ("cancelled", "success", "failure")}
+    assert {k: after[k] - before[k] for k in after} == {"cancelled": 1, "success": 1,
+                                                        "failure": 0}
+
+
+async def _started(worker: Worker) -> bool:
+    return bool(worker.job_tasks)

@@ -321,7 +321,7 @@ async def _readiness_updated(session: AsyncSession, *, event: ReadinessUpdated) 
 
 # Optional fields written only when sent (None for a non-nullable column = not sent).
 _OPTIONAL = ("timezone", "tier", "interests", "mentor_capacity_weekly", "mentor_max_mentees",
-             "mentor_specialties", "mentor_availability", "active")
+             "mentor_specialties", "mentor_availability", "languages", "active")
 _NULLABLE = {"tier"}
 
 
@@ -341,7 +341,10 @@ async def upsert_user(
     session: AsyncSession, *, user_id: uuid.UUID, user: UserUpsert, index: int | None = None
 ) -> bool:
     """Create or update the user (idempotent: an identical upsert changes nothing, not even
-    `updated_at`). Returns True when the user was created. Another user's email: 409."""
+    `updated_at`). Returns True when the user was created. Another user's email, or an
+    erased user's id (a tombstone: app/services/compliance/erasure.py): 409."""
+    if await session.scalar(select(User.erased_at).where(User.id == user_id)) is not None:
+        raise Conflict("This user was erased; the id cannot be used again", code="erased")
     taken = await session.scalar(
         select(User.id).where(func.lower(User.email) == user.email.lower(), User.id != user_id)
     )

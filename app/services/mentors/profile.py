@@ -45,6 +45,7 @@ async def _profile(session: AsyncSession, mentor: User, now: datetime) -> Mentor
         mentor_max_mentees=mentor.mentor_max_mentees,
         mentor_specialties=list(mentor.mentor_specialties or []),
         mentor_availability=availability or dict(mentor.mentor_availability or {}),
+        languages=list(mentor.languages or []),
         mentor_buffer_minutes=mentor.mentor_buffer_minutes,
         mentor_min_notice_hours=mentor.mentor_min_notice_hours,
         capacity=await mentor_capacity(session, mentor=mentor, now=now),
@@ -76,6 +77,8 @@ async def update_profile(session: AsyncSession, *, principal: Principal,
     mentor.mentor_max_mentees = changes.mentor_max_mentees
     mentor.mentor_specialties = changes.mentor_specialties
     mentor.mentor_availability = changes.mentor_availability.model_dump()
+    if changes.languages is not None:
+        mentor.languages = changes.languages
     if changes.mentor_buffer_minutes is not None:
         mentor.mentor_buffer_minutes = changes.mentor_buffer_minutes
     if changes.mentor_min_notice_hours is not None:

@@ -21,8 +21,8 @@ migration get no follow-up (the first sweep must not flood the queues).
 Risk: `no_recent_session` no longer counts a session still `scheduled` two hours after its
 end as contact (`mentee_risk` redefined, the rest unchanged).
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0015
+Revises: 0014
 """
 
 import importlib.util
@@ -32,8 +32,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013"
-down_revision: str | None = "0012"
+revision: str = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
