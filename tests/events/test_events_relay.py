@@ -59,6 +59,7 @@ EXPECTED_REFRESH_PRIORITY = {
     "risk.raised": "high",
     "workqueue.item_escalated": "high",
     "user.deactivated": "high",
+    "user.erased": "normal",
 }
 
 
