@@ -16,6 +16,7 @@ from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from app.core.openapi import install_openapi, operation_id_from_name
+from app.core.ratelimit import RateLimitMiddleware
 from app.core.redis import make_redis
 from app.routers import (
     dashboard,
@@ -70,8 +71,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    # Outermost last: request id > metrics > CORS (so a 413 carries CORS headers) > size.
+    # Outermost last: request id > metrics > CORS (so a 413 or 429 carries CORS headers) >
+    # rate limit > size.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitMiddleware, settings=settings)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,

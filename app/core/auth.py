@@ -95,13 +95,21 @@ def mint_token(user_id: uuid.UUID | str, role: str, settings: Settings,
 bearer_scheme = HTTPBearer(auto_error=False, description="JWT issued by the platform")
 
 
+def _verified(request: Request, token: str) -> Principal:
+    """The token's principal: as the rate limiter verified it for this request, or now."""
+    cached = getattr(request.state, "verified_token", None)
+    if cached is not None and cached[0] == token:
+        return cached[1]
+    return decode_token(token, request.app.state.settings)
+
+
 async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("A bearer token is required", code="missing_token")
-    principal = decode_token(credentials.credentials, request.app.state.settings)
+    principal = _verified(request, credentials.credentials)
     request.state.principal = principal
     return principal
 
@@ -118,7 +126,7 @@ async def principal_from_header_or_query(
     token = credentials.credentials if credentials else access_token
     if not token:
         raise Unauthorized("A bearer token or access_token is required", code="missing_token")
-    principal = decode_token(token, request.app.state.settings)
+    principal = _verified(request, token)
     request.state.principal = principal
     return principal
 

@@ -2,7 +2,8 @@
 
 Two engines: the API's (role `mentorship_app`, RLS applies) and the workers'
 (role `mentorship_worker`, BYPASSRLS, acting as the system). Each request runs in exactly
-one transaction that first sets `app.user_id` / `app.role` transaction-locally, so nothing
+one transaction that first switches to its identity's role (`mentorship_mentee`, ...:
+SET LOCAL ROLE) and sets `app.user_id` / `app.role`, all transaction-locally, so nothing
 leaks to the next user of a pooled connection.
 """
 
@@ -22,12 +23,20 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from app.config import Settings
+from app.config import IDENTITY_DB_ROLES, Settings
 from app.core.auth import Principal, current_principal, principal_from_header_or_query
 
+# One statement, one round trip: the identity's database role (SET LOCAL ROLE, which is what
+# RLS trusts: migration 0008), then the user id and role name (transaction-local).
 SET_PRINCIPAL = text(
-    "select set_config('app.user_id', :user_id, true), set_config('app.role', :role, true)"
+    "select set_config('role', :db_role, true), set_config('app.user_id', :user_id, true),"
+    " set_config('app.role', :role, true)"
 )
+
+
+def principal_parameters(principal: Principal) -> dict[str, str]:
+    return {"db_role": IDENTITY_DB_ROLES[principal.role], "user_id": str(principal.user_id),
+            "role": principal.role}
 
 
 def make_engine(url: str, settings: Settings, **kwargs) -> AsyncEngine:
@@ -63,9 +72,7 @@ class Database:
         RLS, or the system on the workers' BYPASSRLS engine). Commits on success."""
         async with self.sessions() as session, session.begin():
             if principal is not None:
-                await session.execute(
-                    SET_PRINCIPAL, {"user_id": str(principal.user_id), "role": principal.role}
-                )
+                await session.execute(SET_PRINCIPAL, principal_parameters(principal))
             yield session
 
 

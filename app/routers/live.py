@@ -13,9 +13,8 @@ from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
 from app.core.auth import Principal, require_roles
-from app.core.errors import ServiceUnavailable
 from app.schemas.common import problem_responses
-from app.services.live.streams import LiveStream, StreamHub, start_stream
+from app.services.live.streams import LiveStream, StreamHub, admit_stream, start_stream
 
 router = APIRouter(tags=["mentor"])
 log = structlog.get_logger("app.realtime")
@@ -49,6 +48,7 @@ class DashboardStream(EventSourceResponse):
             log.info("sse_client_too_slow")
         finally:
             listener.cancel()
+            self.live.release()  # also when the stream never started
 
     async def _until_disconnect(self, receive: Receive) -> None:
         await self._listen_for_disconnect(receive)
@@ -82,7 +82,7 @@ expires: reconnect with a new token (and `?last_event_id=`).
     responses={
         200: {"description": "An endless `text/event-stream`.",
               "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-        **problem_responses(401, 403, 422, 503),
+        **problem_responses(401, 403, 422, 429, 503),
     },
 )
 async def stream_dashboard(
@@ -100,11 +100,14 @@ async def stream_dashboard(
     state = request.app.state
     settings = state.settings
     hub = StreamHub.of(state)
-    if hub.full:
-        raise ServiceUnavailable("This replica has too many open streams; retry shortly.",
-                                 code="too_many_streams", headers={"Retry-After": "5"})
-    start = await start_stream(hub=hub, redis=state.redis, db=state.db, principal=principal,
-                               last_event_id=last_event_id or last_event_id_query,
-                               now=datetime.now(UTC))
-    return DashboardStream(LiveStream(hub, start, expires_at=principal.expires_at),
+    slot = admit_stream(hub, principal)
+    try:
+        start = await start_stream(hub=hub, redis=state.redis, db=state.db,
+                                   principal=principal,
+                                   last_event_id=last_event_id or last_event_id_query,
+                                   now=datetime.now(UTC))
+    except BaseException:
+        slot.release()
+        raise
+    return DashboardStream(LiveStream(hub, start, expires_at=principal.expires_at, slot=slot),
                            send_timeout=settings.sse_send_timeout_seconds)

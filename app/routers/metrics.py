@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
+
 from fastapi import APIRouter, Request, Response
 
 from app.core import telemetry
 from app.core.auth import CurrentStaff
 from app.core.db import DbSession
+from app.core.errors import Unauthorized
 from app.schemas.common import problem_responses
 from app.schemas.ops import ProgrammeMetricsPublic
 from app.services.ops.metrics import stored_programme_metrics
@@ -21,13 +24,23 @@ router = APIRouter()
     description="Prometheus text exposition: request counts and latency by route template, "
                 "database pools, open SSE streams, outbox backlog and age, job runs and "
                 "failures, and the five programme metrics (refreshed every minute by a worker "
-                "job, read here, never computed per scrape). Serve it on an internal network.",
+                "job, read here, never computed per scrape). Serve it on an internal network; "
+                "with `METRICS_TOKEN` set it answers only `Authorization: Bearer "
+                "<METRICS_TOKEN>` (else 401 `invalid_token`).",
     tags=["ops"],
     response_class=Response,
     responses={200: {"description": "Prometheus text format 0.0.4",
-                     "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                     "content": {"text/plain": {"schema": {"type": "string"}}}},
+               **problem_responses(401)},
 )
 async def prometheus_metrics(request: Request) -> Response:
+    expected = request.app.state.settings.metrics_token
+    if expected is not None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), expected.get_secret_value().encode()):
+            raise Unauthorized("/metrics needs `Authorization: Bearer <METRICS_TOKEN>`",
+                               code="invalid_token")
     body = await telemetry.render(request.app.state.db)
     return Response(body, media_type=telemetry.CONTENT_TYPE)
 
