@@ -9,8 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-WorkItemKind = Literal["mission_review", "risk_assessment", "goal_feedback", "session_followup"]
-Priority = Literal["low", "normal", "high", "urgent"]
+from app.models.work_item import Priority
 
 
 class SlaPolicy(BaseSettings):
@@ -30,7 +29,7 @@ DEFAULT_SLA: dict[str, SlaPolicy] = {
 APP_DB_ROLE = "mentorship_app"  # API requests: no BYPASSRLS, RLS decides what it sees
 WORKER_DB_ROLE = "mentorship_worker"  # arq workers acting as the system: BYPASSRLS
 # An API request switches (SET LOCAL ROLE) to the NOLOGIN role of its identity, granted to
-# APP_DB_ROLE; RLS and the users trigger trust only that (migration 0008).
+# APP_DB_ROLE; RLS and the users trigger trust only that (migration 0010).
 IDENTITY_DB_ROLES = {role: f"mentorship_{role}"
                      for role in ("mentee", "mentor", "director", "admin", "service")}
 # Public development defaults: accepted only with ENVIRONMENT=development (see
@@ -42,6 +41,13 @@ MIN_SECRET_BYTES = 32  # HS256 keys shorter than the hash output are brute-force
 
 class InsecureSettings(RuntimeError):
     """Outside development: a process refuses to start with a missing or public key."""
+
+
+def cron_period_ok(seconds: int) -> bool:
+    """arq fires cron jobs on second/minute/hour sets: a period must divide one of them."""
+    return (0 < seconds < 60 and 60 % seconds == 0
+            or seconds < 3600 and seconds % 60 == 0 and 3600 % seconds == 0
+            or seconds <= 86400 and seconds % 3600 == 0 and 86400 % seconds == 0)
 
 
 class Settings(BaseSettings):
@@ -63,8 +69,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = 10
 
     redis_url: str = "redis://127.0.0.1:6379/0"
-    # Prefix for every Redis key and the arq queue, so several deployments (or test runs)
-    # can share one Redis.
+    # Prefix of every Redis key the deployment writes, arq's included (queue, jobs, results,
+    # in-progress, retries, health check, cron ticks), so several deployments (or test runs)
+    # can share one Redis database.
     redis_prefix: str = "mentorship:"
 
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
@@ -132,9 +139,25 @@ class Settings(BaseSettings):
     webhook_poll_seconds: float = 0.5
     webhook_backoff_base_seconds: float = 5.0
     webhook_backoff_max_seconds: float = 3600.0
-    # The relay and delivery loops run as arq jobs started by cron every 20 s; each runs
-    # this long (a little more, so consecutive loops overlap and leave no gap).
-    worker_loop_seconds: float = 22.0
+    # Workers (app/workers). Each worker runs the outbox relay and the webhook deliveries as
+    # loops of its own beside its jobs; at shutdown (and at the end of `--burst`) it stops
+    # them and drains the outbox and the due deliveries once, for at most this long.
+    worker_drain_seconds: float = Field(20.0, ge=0)
+    # A worker records its health (`arq ... --check`) this often; the record lives one second
+    # longer, so a dead worker fails the check within this many seconds.
+    worker_health_check_seconds: int = Field(20, ge=1, le=60)
+    # Cron periods in seconds; each must divide a minute, an hour or a day.
+    sla_sweep_interval_seconds: int = 300
+    capacity_check_interval_seconds: int = 3600
+    programme_metrics_interval_seconds: int = 60
+    # Retention (app/services/compliance/retention.py): rows older than this many days go,
+    # in batches of `retention_batch` rows (one short transaction each), once a day.
+    retention_interval_seconds: int = 86400
+    retention_inbox_days: int = Field(30, ge=1)
+    retention_outbox_days: int = Field(7, ge=1)  # published rows only
+    retention_webhook_attempts_days: int = Field(30, ge=1)
+    retention_audit_days: int = Field(730, ge=1)
+    retention_batch: int = Field(5000, ge=1, le=100_000)
 
     # Auto-matcher (app/services/matching/engine.py). The fit of a mentee with a mentor is
     #   (w_specialty * specialty + w_timezone * timezone + w_load * load) / (sum of weights)
@@ -189,6 +212,21 @@ class Settings(BaseSettings):
     def _asyncpg_driver(cls, value: str | None) -> str | None:
         if value and value.startswith(("postgres://", "postgresql://")):
             return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("sla_sweep_interval_seconds", "capacity_check_interval_seconds",
+                     "programme_metrics_interval_seconds", "retention_interval_seconds")
+    @classmethod
+    def _cron_period(cls, value: int) -> int:
+        if not cron_period_ok(value):
+            raise ValueError("a cron period must divide a minute, an hour or a day")
+        return value
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _prefix_not_empty(cls, value: str) -> str:
+        if not value:
+            raise ValueError("REDIS_PREFIX must not be empty")
         return value
 
     @model_validator(mode="after")

@@ -12,13 +12,16 @@ from app.admin import mount_admin
 from app.config import Settings, get_settings
 from app.core import telemetry
 from app.core.db import Database
+from app.core.docs import install_docs
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from app.core.openapi import install_openapi, operation_id_from_name
 from app.core.ratelimit import RateLimitMiddleware
 from app.core.redis import make_redis
+from app.core.state import AppState
 from app.routers import (
+    compliance,
     dashboard,
     director,
     events,
@@ -30,6 +33,8 @@ from app.routers import (
     webhooks,
     workqueue,
 )
+from app.services.live.hub import StreamHub
+from app.services.sessions.video import make_video_provider
 
 DESCRIPTION = """
 Coordinates a mentoring programme: who mentors whom, each mentor's work queue with SLAs,
@@ -38,6 +43,10 @@ events in and out (transactional outbox, signed webhooks).
 
 Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`.
 Authentication: `Authorization: Bearer <JWT>` with claims `sub`, `role`, `exp`.
+
+Events: every inbound and outbound event type, the SSE channels and the webhook channel are
+described in the [event catalogue (AsyncAPI 3)](/asyncapi.json); what a webhook endpoint
+receives is also under `webhooks` in this document.
 """
 
 
@@ -48,17 +57,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.settings = settings
-        app.state.db = Database.connect(settings.api_db_url, settings)
-        app.state.redis = make_redis(settings)
-        telemetry.instrument_engine(app.state.db.engine, pool="api")
+        redis = make_redis(settings)
+        state = app.state.shared = AppState(
+            settings=settings, db=Database.connect(settings.api_db_url, settings), redis=redis,
+            video=make_video_provider(settings), hub=StreamHub(settings, redis),
+        )
+        telemetry.instrument_engine(state.db.engine, pool="api")
         try:
             yield
         finally:
-            if (hub := getattr(app.state, "sse_hub", None)) is not None:
-                hub.close()
-            await app.state.redis.aclose()
-            await app.state.db.dispose()
+            state.hub.close()
+            await state.redis.aclose()
+            await state.db.dispose()
             await admin_engine.dispose()
             telemetry.mark_process_dead()
 
@@ -68,8 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=operation_id_from_name,
+        docs_url=None, redoc_url=None,  # served from local assets by install_docs
     )
-    app.state.settings = settings
     install_error_handlers(app)
     # Outermost last: request id > metrics > CORS (so a 413 or 429 carries CORS headers) >
     # rate limit > size.
@@ -86,8 +96,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.include_router(ops.router)
     for module in (dashboard, workqueue, sessions, director, events, webhooks, matching, live,
-                   metrics):
+                   metrics, compliance):
         app.include_router(module.router)
+    app.include_router(events.catalogue)
+    app.webhooks.include_router(events.webhooks)
     admin_engine = mount_admin(app, settings)
+    install_docs(app)
     install_openapi(app)
     return app

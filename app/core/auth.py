@@ -10,7 +10,7 @@ are required; `iss` / `aud` are checked when configured.
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal, get_args
+from typing import Annotated
 
 import jwt
 from fastapi import Depends, Query, Request
@@ -18,9 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.config import Settings
 from app.core.errors import Forbidden, Unauthorized
-
-Role = Literal["mentee", "mentor", "director", "admin", "service"]
-ROLES: tuple[str, ...] = get_args(Role)
+from app.models.user import ROLES, Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +98,7 @@ def _verified(request: Request, token: str) -> Principal:
     cached = getattr(request.state, "verified_token", None)
     if cached is not None and cached[0] == token:
         return cached[1]
-    return decode_token(token, request.app.state.settings)
+    return decode_token(token, request.app.state.shared.settings)
 
 
 async def current_principal(

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
@@ -27,16 +28,23 @@ from app.config import IDENTITY_DB_ROLES, Settings
 from app.core.auth import Principal, current_principal, principal_from_header_or_query
 
 # One statement, one round trip: the identity's database role (SET LOCAL ROLE, which is what
-# RLS trusts: migration 0008), then the user id and role name (transaction-local).
+# RLS trusts: migration 0009), then the user id, the role name and the request id (for the
+# audit trail), all transaction-local.
 SET_PRINCIPAL = text(
     "select set_config('role', :db_role, true), set_config('app.user_id', :user_id, true),"
-    " set_config('app.role', :role, true)"
+    " set_config('app.role', :role, true), set_config('app.request_id', :request_id, true)"
 )
+
+
+def current_request_id() -> str:
+    """The request id the middleware bound for this task ('' outside a request): the audit
+    trail's `request_id` (the audit migration reads `app.request_id`)."""
+    return structlog.contextvars.get_contextvars().get("request_id", "")
 
 
 def principal_parameters(principal: Principal) -> dict[str, str]:
     return {"db_role": IDENTITY_DB_ROLES[principal.role], "user_id": str(principal.user_id),
-            "role": principal.role}
+            "role": principal.role, "request_id": current_request_id()}
 
 
 def make_engine(url: str, settings: Settings, **kwargs) -> AsyncEngine:
@@ -81,7 +89,7 @@ class Database:
 # (scope="function"), so a client never sees 2xx for a write that then failed.
 
 async def _transaction_as(request: Request, principal: Principal) -> AsyncIterator[AsyncSession]:
-    database: Database = request.app.state.db
+    database: Database = request.app.state.shared.db
     async with database.transaction(principal) as session:
         yield session
 

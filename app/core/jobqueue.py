@@ -1,9 +1,10 @@
-"""Enqueueing arq jobs from the API (or from another job) by name.
+"""arq clients under the deployment's prefix, and enqueueing jobs by name.
 
 The API's Redis client decodes responses to str; arq only writes when enqueueing (the job is
-pickled bytes, which redis-py sends as is), so an `ArqRedis` over the same connection pool
+pickled bytes, which redis-py sends as is), so an arq client over the same connection pool
 is enough. Results are never read back through it: a job reports through Postgres (e.g.
-`matching_runs`), not through arq's result keys.
+`matching_runs`), not through arq's result keys. Every arq key lands under
+`settings.redis_prefix` (app/core/arqredis.py).
 """
 
 from __future__ import annotations
@@ -13,19 +14,33 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from arq.connections import ArqRedis
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from app.config import Settings
+from app.core.arqredis import NamespacedArqRedis
 from app.core.errors import ServiceUnavailable
 from app.core.redis import queue_name
 
 log = structlog.get_logger("app.jobqueue")
 
-# Job names registered by app/workers/jobs.py.
+# Job names registered by app/services/{matching,mentors}/jobs.py.
 AUTO_MATCH_JOB = "auto_match_mentors"
 CAPACITY_CHECK_JOB = "check_mentor_capacity"
+
+
+def arq_client(settings: Settings, pool: ConnectionPool | None = None) -> NamespacedArqRedis:
+    """An arq client under the deployment's prefix: over `pool` (e.g. the API's), or over a
+    pool of its own that returns bytes, as arq's worker expects."""
+    return NamespacedArqRedis(
+        pool or ConnectionPool.from_url(settings.redis_url),
+        key_prefix=settings.redis_prefix, default_queue_name=queue_name(settings),
+    )
+
+
+def health_check_key(settings: Settings) -> str:
+    """Where the workers record their health (`arq app.workers.WorkerSettings --check`)."""
+    return f"{queue_name(settings)}:health-check"
 
 
 async def enqueue_job(redis: Redis, settings: Settings, function: str, *args: Any,
@@ -34,7 +49,7 @@ async def enqueue_job(redis: Redis, settings: Settings, function: str, *args: An
     """Enqueue `function(*args, **kwargs)`. Returns False when a job with `job_id` is already
     queued or running (the id makes enqueueing idempotent). Raises `ServiceUnavailable`
     when Redis cannot be reached, so the caller's transaction rolls back."""
-    client = ArqRedis(redis.connection_pool, default_queue_name=queue_name(settings))
+    client = arq_client(settings, redis.connection_pool)
     try:
         job = await client.enqueue_job(function, *args, _job_id=job_id, _defer_by=defer_by,
                                        **kwargs)
@@ -50,8 +65,7 @@ async def enqueue_capacity_check(redis: Redis, settings: Settings,
     cron catches anything else."""
     return await enqueue_job(
         redis, settings, CAPACITY_CHECK_JOB, str(mentor_id),
-        # arq keys are not prefixed by queue: the prefix keeps deployments apart.
-        job_id=f"{settings.redis_prefix}capacity-check:{mentor_id}",
+        job_id=f"capacity-check:{mentor_id}",
         defer_by=timedelta(seconds=settings.capacity_check_delay_seconds),
     )
 

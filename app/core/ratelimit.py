@@ -169,7 +169,8 @@ class RateLimitMiddleware:
             else:
                 scope.setdefault("state", {})["verified_token"] = (token, principal)
         limits = self.limiter.limits_for(principal, self.limiter.client_ip(scope))
-        redis = getattr(scope["app"].state, "redis", None) if "app" in scope else None
+        shared = getattr(scope["app"].state, "shared", None) if "app" in scope else None
+        redis = shared.redis if shared is not None else None
         if limits and redis is not None:
             wait = await self.limiter.retry_after(redis, limits)
             if wait is not None:

@@ -16,8 +16,10 @@ from typing import Annotated
 
 import asyncpg
 import typer
+from sqlalchemy.engine import make_url
 
 from app.config import InsecureSettings, get_settings
+from app.models.user import ROLES
 
 cli = typer.Typer(
     name="mentorship",
@@ -28,7 +30,6 @@ cli = typer.Typer(
     rich_markup_mode=None,
 )
 
-ROLES = ("mentee", "mentor", "director", "admin", "service")
 
 
 def _fail(message: str) -> None:
@@ -73,10 +74,17 @@ def dev(
 def migrate(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
-    """Bring the schema to the latest revision (alembic upgrade head), with DATABASE_URL."""
-    from app.devtools.migrate import upgrade
+    """Create the database if missing and bring its schema to the latest revision (alembic
+    upgrade head), with DATABASE_URL."""
+    from app.devtools.migrate import DatabaseUnavailable
+    from app.devtools.migrate import migrate as run_migrate
 
-    upgrade(get_settings().database_url, revision)
+    database_url = get_settings().database_url
+    try:
+        if run_migrate(database_url, revision):
+            typer.echo(f"created database {make_url(database_url).database}", err=True)
+    except DatabaseUnavailable as exc:
+        _fail(str(exc))
 
 
 @cli.command("seed")
@@ -98,6 +106,7 @@ def seed_command(
 ) -> None:
     """Fill an empty database with a realistic programme, as the system (workers' role).
     The defaults at --mentors 1000 --mentees 20000 give ~200K work items, 100K sessions."""
+    from app.devtools.migrate import DatabaseUnavailable, database_errors
     from app.devtools.seed import DatabaseNotEmpty
     from app.devtools.seed import seed as run_seed
 
@@ -106,13 +115,15 @@ def seed_command(
         reference = datetime.fromisoformat(now)
         if reference.tzinfo is None:
             reference = reference.replace(tzinfo=UTC)
+    settings = get_settings()
     try:
-        result = asyncio.run(run_seed(
-            get_settings(), mentors=mentors, mentees=mentees, seed=seed,
-            work_items_per_mentee=work_items_per_mentee,
-            sessions_per_mentor=sessions_per_mentor, assigned_fraction=assigned_fraction,
-            now=reference, reset=reset))
-    except DatabaseNotEmpty as exc:
+        with database_errors(settings.database_url):
+            result = asyncio.run(run_seed(
+                settings, mentors=mentors, mentees=mentees, seed=seed,
+                work_items_per_mentee=work_items_per_mentee,
+                sessions_per_mentor=sessions_per_mentor, assigned_fraction=assigned_fraction,
+                now=reference, reset=reset))
+    except (DatabaseNotEmpty, DatabaseUnavailable) as exc:
         _fail(str(exc))
     except asyncpg.UndefinedTableError:
         _fail("the database has no schema yet: run `mentorship migrate` first")

@@ -2,24 +2,23 @@
 
 Without DATABASE_URL / REDIS_URL (environment or .env) it starts an embedded PostgreSQL and
 an embedded Redis under the data directory; then it creates the database if missing,
-migrates, seeds a demo programme when the database is empty, prints the URLs and demo
-tokens, and runs the API (uvicorn) and one arq worker as child processes until Ctrl-C or
-SIGTERM. Shutdown stops the children (SIGTERM, then SIGKILL after a grace period) and then
-the embedded servers, so nothing is left running.
+migrates, seeds a demo programme when the database is empty, computes the programme
+metrics once, prints the URLs and demo tokens, and runs the API (uvicorn) and the arq
+workers as child processes (app/devtools/supervise.py: restarted when they die) until
+Ctrl-C or SIGTERM. Shutdown stops the children and then the embedded servers, so nothing is
+left running.
 
-The children run in their own process group, so a terminal Ctrl-C reaches only this
-process, which stops them in order; on Linux they also get SIGTERM if this process dies
-without cleaning up (PR_SET_PDEATHSIG), so they are never orphaned.
+The API's port is bound here, first, and handed to uvicorn (`--fd`): a port already in use
+is reported before anything starts, and nothing but our API can answer the readiness probe.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import signal
-import subprocess
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -32,10 +31,16 @@ from sqlalchemy.engine import make_url
 
 from app.config import DEV_JWT_SECRET, Settings, get_settings
 from app.core.auth import mint_token
-from app.devtools.migrate import ensure_database, upgrade
+from app.devtools.migrate import (
+    DatabaseUnavailable,
+    database_errors,
+    ensure_database,
+    parse_database_url,
+    upgrade,
+)
+from app.devtools.supervise import GaveUp, Supervisor
 
 DEV_DATABASE = "mentorship"
-STOP_GRACE_SECONDS = 10.0
 READY_TIMEOUT_SECONDS = 60.0
 
 
@@ -63,50 +68,6 @@ def _say(message: str = "") -> None:
     print(message, flush=True)
 
 
-def _child_setup() -> None:  # runs in the child between fork and exec
-    if sys.platform == "linux":
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _spawn(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
-    process = subprocess.Popen(argv, env=env, start_new_session=True,
-                               preexec_fn=_child_setup)  # noqa: PLW1509 (no threads yet)
-    _say(f"  started {name} (pid {process.pid}): {' '.join(argv[1:])}")
-    return process
-
-
-def _stop_children(children: dict[str, subprocess.Popen]) -> None:
-    for process in children.values():
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    for name, process in children.items():
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            _say(f"  {name} did not stop in {STOP_GRACE_SECONDS:g} s: killing it")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        # Anything the child left in its process group goes too.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-def _wait_ready(url: str, children: dict[str, subprocess.Popen]) -> bool:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if any(p.poll() is not None for p in children.values()):
-            return False
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return True
-        time.sleep(0.3)
-    return False
-
-
 def _describe_postgres(url: str) -> str:
     parsed = make_url(url)
     host = parsed.query.get("host")
@@ -115,8 +76,33 @@ def _describe_postgres(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=True)
 
 
+class PortInUse(Exception):
+    pass
+
+
+def bind_port(host: str, port: int) -> socket.socket:
+    """The API's listening socket, bound here so that a port in use is reported before
+    anything starts (uvicorn receives it with `--fd`)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # As uvicorn does: a restart may bind while old connections sit in TIME_WAIT; a port
+    # another server listens on is still refused.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortInUse(
+            f"cannot listen on {host}:{port} ({exc.strerror}): another server (another "
+            "`make dev`?) may be using it; choose another port: `make dev PORT=9000` "
+            "or `mentorship dev --port 9000`") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
 async def _prepare_data(settings: Settings, options: DevOptions):
-    from app.devtools.seed import demo_users, is_empty, plain_dsn, seed
+    from app.devtools.seed import demo_users, is_empty, plain_dsn, refresh_metrics, seed
 
     connection = await asyncpg.connect(plain_dsn(settings.worker_db_url))
     try:
@@ -130,7 +116,20 @@ async def _prepare_data(settings: Settings, options: DevOptions):
              + ", ".join(f"{n} {t}" for t, n in result.counts.items()))
     else:
         _say("The database already has data: not seeding.")
+        await refresh_metrics(settings)  # the director's first look is current
     return await demo_users(settings)
+
+
+def _wait_ready(url: str, supervisor: Supervisor) -> bool:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        supervisor.check()  # restarts a child that died while starting; raises GaveUp
+        if supervisor.children["api"].running:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    return True
+        time.sleep(0.3)
+    return False
 
 
 def run(options: DevOptions) -> int:
@@ -148,10 +147,13 @@ def run(options: DevOptions) -> int:
     embedded_postgres = "database_url" not in settings.model_fields_set
     embedded_redis = "redis_url" not in settings.model_fields_set
     data_dir = options.data_dir.expanduser().resolve()
-    children: dict[str, subprocess.Popen] = {}
+    supervisor = Supervisor(_say)
     status = 0
     with contextlib.ExitStack() as servers:  # embedded servers stop last, in reverse order
         try:
+            if not embedded_postgres:
+                parse_database_url(settings.database_url)
+            listener = servers.enter_context(bind_port(options.host, options.port))
             overrides: dict[str, str] = {}
             if embedded_postgres:
                 _say(f"DATABASE_URL not set: starting embedded PostgreSQL in {data_dir}/postgres")
@@ -172,35 +174,37 @@ def run(options: DevOptions) -> int:
             if ensure_database(settings.database_url):
                 _say(f"Created database {make_url(settings.database_url).database}")
             _say("Migrating to the latest schema (alembic upgrade head)")
-            upgrade(settings.database_url)
+            with database_errors(settings.database_url):
+                upgrade(settings.database_url)
 
             # The children start (imports take seconds) while the demo data is seeded.
             env = {**os.environ, **overrides}
             base = f"http://{options.host}:{options.port}"
-            children["api"] = _spawn("api", [
+            fd = listener.fileno()
+            supervisor.spawn("api", [
                 sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app",
-                "--host", options.host, "--port", str(options.port)], env)
+                "--fd", str(fd)], env, pass_fds=(fd,))
             for n in range(options.workers):
-                children[f"worker-{n + 1}"] = _spawn(
-                    f"worker-{n + 1}", [sys.executable, "-m", "arq", "app.workers.WorkerSettings"],
-                    env)
-            demo = asyncio.run(_prepare_data(settings, options))
-            ready = _wait_ready(base, children)
+                supervisor.spawn(f"worker-{n + 1}", [
+                    sys.executable, "-m", "arq", "app.workers.WorkerSettings"], env)
+            with database_errors(settings.database_url):
+                demo = asyncio.run(_prepare_data(settings, options))
+            ready = _wait_ready(base, supervisor)
             _banner(settings, options, base, demo, ready)
             status = 0 if ready else 1
-            while ready and status == 0:
-                for name, process in children.items():
-                    if process.poll() is not None:
-                        _say(f"{name} exited with status {process.returncode}: stopping")
-                        status = 1
+            while ready:
+                supervisor.check()
                 time.sleep(0.3)
+        except (PortInUse, DatabaseUnavailable, GaveUp) as exc:
+            _say(f"error: {exc}")
+            status = 1
         except (_Stop, KeyboardInterrupt) as stop:
             _say(f"\nStopping ({stop or 'interrupted'})")
         finally:
             # A second Ctrl-C must not cut the shutdown short.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            _stop_children(children)
+            supervisor.stop()
     _say("Stopped.")
     return status
 
@@ -218,7 +222,9 @@ def _banner(settings: Settings, options: DevOptions, base: str, demo: dict, read
     _say("")
     _say("Mentorship Coordination Engine (development)")
     _say(f"  API       {base}" + ("" if ready else "   (NOT READY: see the logs above)"))
-    _say(f"  Docs      {base}/docs")
+    _say(f"  Docs      {base}/docs  (and {base}/redoc)")
+    _say(f"  Admin     {base}/admin  (username: the director's or admin's email below; "
+         "password: their token)")
     _say(f"  Postgres  {_describe_postgres(settings.database_url)}")
     _say(f"  Redis     {settings.redis_url}")
     if settings.jwt_secret == DEV_JWT_SECRET:
@@ -235,4 +241,6 @@ def _banner(settings: Settings, options: DevOptions, base: str, demo: dict, read
     _say("")
     _say("Try:")
     _say(f'  curl -H "Authorization: Bearer $MENTOR_TOKEN" {base}/api/v1/mentor/dashboard')
+    _say(f'  curl -N -H "Authorization: Bearer $MENTOR_TOKEN" '
+         f"{base}/api/v1/mentor/dashboard/stream")
     _say("Press Ctrl-C to stop.")

@@ -23,7 +23,7 @@ from app.devtools.seed_data import DemoUser, Generator, Table, generate
 from app.models import Base
 
 __all__ = ["DatabaseNotEmpty", "DemoUser", "SeedResult", "Table", "demo_users", "generate",
-           "is_empty", "reset_database", "seed", "user_by_email"]
+           "is_empty", "refresh_metrics", "reset_database", "seed", "user_by_email"]
 
 
 class DatabaseNotEmpty(RuntimeError):
@@ -90,6 +90,8 @@ async def seed(settings: Settings, *, mentors: int = 20, mentees: int = 300, see
         await connection.close()
     if analyze:
         await _analyze(settings, list(counts))
+    # The director's first look shows figures, not the nulls of a never-run refresh job.
+    await refresh_metrics(settings, now=now)
     return SeedResult(counts=counts, seconds=time.perf_counter() - started,
                       generate_seconds=generate_seconds,
                       load_seconds=loaded - started, demo=generator.demo)
@@ -147,6 +149,19 @@ async def _analyze(settings: Settings, names: list[str]) -> None:
         await connection.execute(f"ANALYZE {', '.join(names)}")
     finally:
         await connection.close()
+
+
+async def refresh_metrics(settings: Settings, *, now: datetime | None = None) -> None:
+    """Compute the programme metrics once, as the refresh job does every minute."""
+    from app.core.db import Database
+    from app.services.ops.metrics import refresh_programme_metrics
+
+    database = Database.connect(settings.worker_db_url, settings, pool_size=1, max_overflow=0)
+    try:
+        async with database.transaction(None) as session:
+            await refresh_programme_metrics(session, now=now or datetime.now(UTC))
+    finally:
+        await database.dispose()
 
 
 async def demo_users(settings: Settings) -> dict[str, DemoUser]:

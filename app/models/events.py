@@ -20,6 +20,7 @@ class InboxEvent(Base):
     """One row per inbound event id, written in the same transaction as its effect."""
 
     __tablename__ = "inbox_events"
+    __table_args__ = (Index("ix_inbox_events_received_at", "received_at"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     type: Mapped[str] = mapped_column(String(64))
@@ -37,6 +38,9 @@ class OutboxEvent(Base):
         # The relay's claim scans only unpublished rows, oldest first.
         Index("ix_outbox_events_pending", "created_at",
               postgresql_where=text("published_at is null")),
+        # Retention removes published rows oldest first.
+        Index("ix_outbox_events_published_at", "published_at",
+              postgresql_where=text("published_at is not null")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)  # the envelope's event id

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, String, Text, text
@@ -58,6 +58,18 @@ class ProgrammeMetric(Base):
 
     __tablename__ = "programme_metrics"
 
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float | None]
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    computed_at: Mapped[datetime]
+
+
+class ProgrammeMetricDay(Base):
+    """One UTC day's value of one programme metric (the day's latest computation)."""
+
+    __tablename__ = "programme_metrics_daily"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[float | None]
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -12,9 +12,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, CreatedAt, UUIDPk
 
-SEVERITIES = ("low", "medium", "high", "critical")
-FLAG_STATUSES = ("open", "resolved")
-SIGNAL_KINDS = ("habit_streak_broken", "goal_overdue")
+Severity = Literal["low", "medium", "high", "critical"]
+FlagStatus = Literal["open", "resolved"]
+SignalKind = Literal["habit_streak_broken", "goal_overdue"]
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+FLAG_STATUSES: tuple[str, ...] = get_args(FlagStatus)
+SIGNAL_KINDS: tuple[str, ...] = get_args(SignalKind)
+# Why a mentee is at risk (app/services/risk/scoring.py): stable strings, in listing order.
+RiskReason = Literal["open_flag", "no_show_last_session", "readiness_drop", "overdue_work",
+                     "habit_streak_broken", "no_recent_session"]
+RISK_REASONS: tuple[str, ...] = get_args(RiskReason)
 
 
 class Flag(Base):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import CheckConstraint, Index, String, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -11,7 +11,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, CreatedAt, UpdatedAt
 
-ROLES = ("mentee", "mentor", "director", "admin", "service")
+Role = Literal["mentee", "mentor", "director", "admin", "service"]
+ROLES: tuple[str, ...] = get_args(Role)
 EMPTY_AVAILABILITY = text("""'{"timezone": "UTC", "windows": []}'::jsonb""")
 
 

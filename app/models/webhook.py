@@ -54,7 +54,8 @@ class WebhookDelivery(Base):
 
 class WebhookAttempt(Base):
     __tablename__ = "webhook_attempts"
-    __table_args__ = (Index("ix_webhook_attempts_delivery_id", "delivery_id"),)
+    __table_args__ = (Index("ix_webhook_attempts_delivery_id", "delivery_id"),
+                      Index("ix_webhook_attempts_attempted_at", "attempted_at"))
 
     id: Mapped[UUIDPk]
     delivery_id: Mapped[uuid.UUID] = mapped_column(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -13,9 +13,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, CreatedAt, UpdatedAt, UUIDPk
 
-WORK_ITEM_KINDS = ("mission_review", "risk_assessment", "goal_feedback", "session_followup")
-PRIORITIES = ("low", "normal", "high", "urgent")
-WORK_ITEM_STATUSES = ("open", "in_progress", "done")
+WorkItemKind = Literal["mission_review", "risk_assessment", "goal_feedback", "session_followup"]
+Priority = Literal["low", "normal", "high", "urgent"]  # in escalation order
+WorkItemStatus = Literal["open", "in_progress", "done"]
+WORK_ITEM_KINDS: tuple[str, ...] = get_args(WorkItemKind)
+PRIORITIES: tuple[str, ...] = get_args(Priority)
+WORK_ITEM_STATUSES: tuple[str, ...] = get_args(WorkItemStatus)
 # 75 % of an item's SLA window (created_at -> due_at), as a UTC timestamp (UTC arithmetic:
 # no session time zone involved).
 ESCALATION_INSTANT = (

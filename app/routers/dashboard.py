@@ -6,10 +6,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from app.core.auth import CurrentMentee, CurrentMentor
 from app.core.db import DbSession
+from app.core.http_cache import conditional_json
 from app.schemas.common import Page, problem_responses
 from app.schemas.dashboard import (
     UTILIZATION_DOC,
@@ -18,11 +19,13 @@ from app.schemas.dashboard import (
     MenteeHome,
     MenteeSummary,
 )
+from app.schemas.risk import RISK_RULES_DOC
 from app.services.dashboard import mentees as mentees_service
 from app.services.dashboard.mentor import build_dashboard
-from app.services.risk.scoring import RISK_RULES_DOC
 
 router = APIRouter()
+NOT_MODIFIED = {"description": "`If-None-Match` holds the current `ETag`: nothing changed "
+                               "(the tag ignores `generated_at`)."}
 
 
 @router.get(
@@ -35,11 +38,13 @@ router = APIRouter()
         f"**Capacity utilisation**: {UTILIZATION_DOC}\n" + RISK_RULES_DOC
     ),
     response_model=DashboardPublic,
-    responses=problem_responses(401, 403, 404),
+    responses={304: NOT_MODIFIED, **problem_responses(401, 403, 404)},
     tags=["mentor"],
 )
-async def get_dashboard(principal: CurrentMentor, session: DbSession) -> DashboardPublic:
-    return await build_dashboard(session, mentor_id=principal.user_id, now=datetime.now(UTC))
+async def get_dashboard(request: Request, principal: CurrentMentor,
+                        session: DbSession) -> Response:
+    body = await build_dashboard(session, mentor_id=principal.user_id, now=datetime.now(UTC))
+    return conditional_json(request, body)
 
 
 @router.get(
@@ -74,14 +79,15 @@ async def list_mentees(
                  "submissions with their review. 404 unless the mentee is actively assigned "
                  "to the caller."),
     response_model=CockpitPublic,
-    responses=problem_responses(401, 403, 404, 422),
+    responses={304: NOT_MODIFIED, **problem_responses(401, 403, 404, 422)},
     tags=["mentor"],
 )
 async def get_cockpit(
-    mentee_id: uuid.UUID, principal: CurrentMentor, session: DbSession
-) -> CockpitPublic:
-    return await mentees_service.cockpit(
+    request: Request, mentee_id: uuid.UUID, principal: CurrentMentor, session: DbSession
+) -> Response:
+    body = await mentees_service.cockpit(
         session, mentor_id=principal.user_id, mentee_id=mentee_id, now=datetime.now(UTC))
+    return conditional_json(request, body)
 
 
 @router.get(

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.core.auth import CurrentStaff
 from app.core.db import DbSession
+from app.models.risk import FlagStatus, Severity
 from app.schemas.common import Page, problem_responses
 from app.schemas.director import AssignmentCreate, AssignmentPublic, MentorLoadPublic, MentorSort
-from app.schemas.risk import FlagPublic, FlagStatus, Severity
+from app.schemas.risk import FlagPublic
 from app.services.dashboard import directory as mentor_directory
 from app.services.relationships.assignments import assign_mentee
 from app.services.risk import flags as flag_service

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response, status
+from fastapi.responses import JSONResponse
 
 from app.core.auth import CurrentService
 from app.core.db import DbSession
 from app.core.errors import Unprocessable
+from app.core.state import SettingsDep
 from app.schemas.common import problem_responses
-from app.schemas.events import EventsAccepted, EventsIn, UserPublic, UserUpsert
+from app.schemas.events import EventsAccepted, EventsIn, OutboundEvent, UserPublic, UserUpsert
 from app.services.events import inbound
+from app.services.events.catalogue import asyncapi_document
 
 router = APIRouter(prefix="/api/v1", tags=["service"])
 
@@ -41,9 +44,8 @@ One inbound event, or `{"events": [...]}` with up to 500. Envelope:
     responses=problem_responses(401, 403, 409, 413, 422),
 )
 async def post_events(
-    body: EventsIn, principal: CurrentService, session: DbSession, request: Request
+    body: EventsIn, principal: CurrentService, session: DbSession, settings: SettingsDep
 ) -> EventsAccepted:
-    settings = request.app.state.settings
     if len(body.events) > settings.events_max_batch:
         raise Unprocessable(f"At most {settings.events_max_batch} events per request",
                             code="batch_too_large")
@@ -69,3 +71,32 @@ async def put_user(
     created = await inbound.upsert_user(session, user_id=user_id, user=body)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return UserPublic.model_validate(await inbound.get_user(session, user_id=user_id))
+
+
+# At the root, beside /openapi.json.
+catalogue = APIRouter()
+
+
+@catalogue.get("/asyncapi.json", include_in_schema=False)
+async def event_catalogue() -> JSONResponse:
+    """The AsyncAPI 3 document of every event in and out (linked from /docs)."""
+    return JSONResponse(asyncapi_document())
+
+
+# OpenAPI 3.1 `webhooks`: what a registered endpoint receives (app.webhooks in create_app).
+webhooks = APIRouter()
+
+
+@webhooks.post(
+    "outbound-event", operation_id="outbound_event", tags=["webhooks"],
+    summary="An outbound event delivered to a registered endpoint",
+    description="POSTed with headers `webhook-id` (the event id), `webhook-timestamp` and "
+                "`webhook-signature: v1,<base64 HMAC-SHA256>` over `id.timestamp.body` with "
+                "the endpoint's `whsec_` secret (Standard Webhooks: verify with the "
+                "`standardwebhooks` library). Any 2xx acknowledges; anything else, a timeout "
+                "or a refused connection is retried with exponential backoff for at least a "
+                "day. Every event type is in the catalogue, `/asyncapi.json`.",
+    responses={200: {"description": "Acknowledged (any 2xx)"}},
+)
+async def outbound_event(body: OutboundEvent) -> None:
+    """Documentation only: the engine sends this request, it does not serve it."""

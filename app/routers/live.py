@@ -7,14 +7,15 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query
 from sse_starlette import EventSourceResponse
 from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
 from app.core.auth import Principal, require_roles
+from app.core.state import StateDep
 from app.schemas.common import problem_responses
-from app.services.live.streams import LiveStream, StreamHub, admit_stream, start_stream
+from app.services.live.streams import LiveStream, admit_stream, start_stream
 
 router = APIRouter(tags=["mentor"])
 log = structlog.get_logger("app.realtime")
@@ -86,7 +87,7 @@ expires: reconnect with a new token (and `?last_event_id=`).
     },
 )
 async def stream_dashboard(
-    request: Request,
+    state: StateDep,
     principal: StreamingMentor,
     last_event_id: Annotated[
         str | None, Header(alias="Last-Event-ID", description="The last `id:` received.")
@@ -97,9 +98,7 @@ async def stream_dashboard(
                                                  "EventSource (e.g. after a token refresh)."),
     ] = None,
 ) -> EventSourceResponse:
-    state = request.app.state
-    settings = state.settings
-    hub = StreamHub.of(state)
+    settings, hub = state.settings, state.hub
     slot = admit_stream(hub, principal)
     try:
         start = await start_stream(hub=hub, redis=state.redis, db=state.db,

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from app.core.auth import CurrentStaff
 from app.core.db import DbSession
+from app.core.state import StateDep
 from app.schemas.common import problem_responses
 from app.schemas.matching import (
     MatchingRunAccepted,
@@ -31,12 +32,13 @@ router = APIRouter(prefix="/api/v1/director/matching", tags=["director"])
 )
 async def run_matching(
     request: Request, response: Response, principal: CurrentStaff, session: DbSession,
+    state: StateDep,
     body: MatchingRunCreate | None = None,
 ) -> MatchingRunAccepted:
     scope = body or MatchingRunCreate()
     run = await matching_runs.request_matching_run(
-        session, principal=principal, redis=request.app.state.redis,
-        settings=request.app.state.settings,
+        session, principal=principal, redis=state.redis,
+        settings=state.settings,
         mentee_ids=scope.mentee_ids, mentor_ids=scope.mentor_ids,
     )
     url = str(request.url_for("get_matching_run", job_id=run.job_id).path)

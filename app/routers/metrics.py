@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import hmac
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from app.core import telemetry
 from app.core.auth import CurrentStaff
 from app.core.db import DbSession
-from app.core.errors import Unauthorized
+from app.core.errors import Unauthorized, Unprocessable
+from app.core.state import StateDep
 from app.schemas.common import problem_responses
-from app.schemas.ops import ProgrammeMetricsPublic
-from app.services.ops.metrics import stored_programme_metrics
+from app.schemas.ops import MetricsHistoryPublic, ProgrammeMetricsPublic
+from app.services.ops.history import history_csv, metrics_history
+from app.services.ops.metrics import DEFINITIONS, metrics_public, stored_programme_metrics
 
 router = APIRouter()
+MAX_HISTORY_DAYS = 366
 
 
 @router.get(
@@ -33,15 +38,15 @@ router = APIRouter()
                      "content": {"text/plain": {"schema": {"type": "string"}}}},
                **problem_responses(401)},
 )
-async def prometheus_metrics(request: Request) -> Response:
-    expected = request.app.state.settings.metrics_token
+async def prometheus_metrics(state: StateDep, request: Request) -> Response:
+    expected = state.settings.metrics_token
     if expected is not None:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
                 given.strip().encode(), expected.get_secret_value().encode()):
             raise Unauthorized("/metrics needs `Authorization: Bearer <METRICS_TOKEN>`",
                                code="invalid_token")
-    body = await telemetry.render(request.app.state.db)
+    body = await telemetry.render(state.db)
     return Response(body, media_type=telemetry.CONTENT_TYPE)
 
 
@@ -64,4 +69,35 @@ async def prometheus_metrics(request: Request) -> Response:
 async def director_programme_metrics(
     principal: CurrentStaff, session: DbSession
 ) -> ProgrammeMetricsPublic:
-    return ProgrammeMetricsPublic.from_values(await stored_programme_metrics(session))
+    return metrics_public(await stored_programme_metrics(session))
+
+
+@router.get(
+    "/api/v1/director/metrics/history",
+    operation_id="director_metrics_history",
+    summary="The programme metrics, one row per UTC day and metric",
+    description="Each day's last computed value of the five programme metrics, `from` to `to` "
+                "inclusive (UTC days; default: the last 30 days; at most 366 days). A day "
+                "without a computation is a row with `value: null`. `?format=csv` returns "
+                "the same rows as `text/csv` (`day,name,value,computed_at`).",
+    tags=["director"],
+    response_model=MetricsHistoryPublic,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+               **problem_responses(401, 403, 422)},
+)
+async def director_metrics_history(
+    principal: CurrentStaff, session: DbSession,
+    since: Annotated[date | None, Query(alias="from", description="First UTC day")] = None,
+    until: Annotated[date | None, Query(alias="to", description="Last UTC day")] = None,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> MetricsHistoryPublic | Response:
+    until = until or datetime.now(UTC).date()
+    since = since or until - timedelta(days=29)
+    if since > until or (until - since).days >= MAX_HISTORY_DAYS:
+        raise Unprocessable(f"`from` must be on or before `to`, at most {MAX_HISTORY_DAYS} "
+                            "days apart", code="invalid_range")
+    rows = await metrics_history(session, since=since, until=until,
+                                 names=[d.name for d in DEFINITIONS])
+    if format == "csv":
+        return Response(history_csv(rows), media_type="text/csv; charset=utf-8")
+    return MetricsHistoryPublic(items=rows)

@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from app.core.auth import CurrentPrincipal
 from app.core.errors import problem
+from app.core.state import AppState, StateDep
 
 router = APIRouter(tags=["ops"])
 
@@ -28,13 +29,13 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-async def _check_postgres(request: Request) -> None:
-    async with request.app.state.db.engine.connect() as connection:
+async def _check_postgres(state: AppState) -> None:
+    async with state.db.engine.connect() as connection:
         await connection.execute(text("select 1"))
 
 
-async def _check_redis(request: Request) -> None:
-    await request.app.state.redis.ping()
+async def _check_redis(state: AppState) -> None:
+    await state.redis.ping()
 
 
 @router.get(
@@ -44,10 +45,10 @@ async def _check_redis(request: Request) -> None:
     response_model=Readiness,
     responses={503: {"description": "A dependency is down; `failed` names it."}},
 )
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(request: Request, state: StateDep) -> JSONResponse:
     checks = {"postgres": _check_postgres, "redis": _check_redis}
     results = await asyncio.gather(
-        *(asyncio.wait_for(check(request), CHECK_TIMEOUT_SECONDS) for check in checks.values()),
+        *(asyncio.wait_for(check(state), CHECK_TIMEOUT_SECONDS) for check in checks.values()),
         return_exceptions=True,
     )
     failed = [name for name, result in zip(checks, results, strict=True)

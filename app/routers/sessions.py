@@ -3,12 +3,13 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Response
 from pydantic import AwareDatetime
 
 from app.core.auth import CurrentMentee, CurrentMentor, Principal, require_roles
 from app.core.db import DbSession, DbSessionQueryToken
 from app.core.jobqueue import schedule_capacity_check
+from app.core.state import SettingsDep, StateDep
 from app.schemas.common import Page, problem_responses
 from app.schemas.sessions import (
     FeedbackCreate,
@@ -24,18 +25,13 @@ from app.schemas.sessions import (
 from app.services.mentors import profile
 from app.services.sessions import booking as service
 from app.services.sessions import calendar
-from app.services.sessions.video import VideoProvider, make_video_provider
+from app.services.sessions.video import VideoProvider
 
 router = APIRouter()
 
 
-def video_provider(request: Request) -> VideoProvider:
-    """One provider per app, so a Zoom token is cached across requests."""
-    state = request.app.state
-    provider = getattr(state, "video_provider", None)
-    if provider is None:
-        provider = state.video_provider = make_video_provider(state.settings)
-    return provider
+def video_provider(state: StateDep) -> VideoProvider:
+    return state.video
 
 
 Video = Annotated[VideoProvider, Depends(video_provider)]
@@ -65,17 +61,16 @@ CalendarCaller = Annotated[
     responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def book_session(body: SessionCreate, principal: CurrentMentor, session: DbSession,
-                       request: Request, video: Video,
+                       state: StateDep, video: Video,
                        background: BackgroundTasks) -> MentorSessionPublic:
-    settings = request.app.state.settings
+    settings = state.settings
     booked = await service.book_session(
         session, principal=principal, settings=settings, video=video,
         mentee_id=body.mentee_id, starts_at=body.starts_at,
         duration_minutes=body.duration_minutes, agenda=body.agenda,
     )
     # Background tasks run after the response, so after the booking committed.
-    background.add_task(schedule_capacity_check, request.app.state.redis, settings,
-                        principal.user_id)
+    background.add_task(schedule_capacity_check, state.redis, settings, principal.user_id)
     return booked
 
 
@@ -126,16 +121,15 @@ async def get_mentor_session(session_id: uuid.UUID, principal: CurrentMentor,
     responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 async def update_mentor_session(session_id: uuid.UUID, body: SessionUpdate,
-                                principal: CurrentMentor, session: DbSession, request: Request,
+                                principal: CurrentMentor, session: DbSession, state: StateDep,
                                 video: Video, background: BackgroundTasks) -> MentorSessionPublic:
-    settings = request.app.state.settings
+    settings = state.settings
     updated = await service.update_session(
         session, principal=principal, settings=settings, video=video,
         session_id=session_id, changes=body,
     )
     if body.starts_at is not None or body.duration_minutes is not None:  # a reschedule
-        background.add_task(schedule_capacity_check, request.app.state.redis, settings,
-                            principal.user_id)
+        background.add_task(schedule_capacity_check, state.redis, settings, principal.user_id)
     return updated
 
 
@@ -219,9 +213,8 @@ async def give_session_feedback(session_id: uuid.UUID, body: FeedbackCreate,
     },
 )
 async def calendar_feed(principal: CalendarCaller, session: DbSessionQueryToken,
-                        request: Request) -> Response:
-    body = await calendar.calendar_feed(session, principal=principal,
-                                        settings=request.app.state.settings)
+                        settings: SettingsDep) -> Response:
+    body = await calendar.calendar_feed(session, principal=principal, settings=settings)
     return Response(
         content=body,
         media_type="text/calendar; charset=utf-8",

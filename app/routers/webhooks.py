@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from app.core.auth import CurrentAdmin
 from app.core.db import DbSession
+from app.core.state import SettingsDep
 from app.schemas.common import Page, problem_responses
 from app.schemas.events import (
     WebhookAttemptPublic,
@@ -45,9 +46,8 @@ async def list_webhooks(
     responses=problem_responses(401, 403, 422),
 )
 async def create_webhook(body: WebhookCreate, principal: CurrentAdmin, session: DbSession,
-                         request: Request) -> WebhookCreated:
-    row, secret = await webhooks.create_endpoint(session, endpoint=body,
-                                                 settings=request.app.state.settings)
+                         settings: SettingsDep) -> WebhookCreated:
+    row, secret = await webhooks.create_endpoint(session, endpoint=body, settings=settings)
     return WebhookCreated(**WebhookPublic.model_validate(row).model_dump(), secret=secret)
 
 

@@ -10,13 +10,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from app.config import Priority, WorkItemKind
 from app.core.auth import CurrentMentor
 from app.core.db import DbSession
+from app.models.work_item import Priority, WorkItemKind, WorkItemStatus
 from app.schemas.common import problem_responses
 from app.schemas.reviews import MissionReviewCreate, MissionReviewPublic
 from app.schemas.risk import FlagCreate, FlagPublic, FlagUpdate
-from app.schemas.workqueue import WorkItemPublic, WorkItemStatus, WorkItemUpdate, WorkQueuePage
+from app.schemas.workqueue import WorkItemPublic, WorkItemUpdate, WorkQueuePage
 from app.services.risk import flags as flag_service
 from app.services.workqueue import queue as queue_service
 from app.services.workqueue import reviews as review_service

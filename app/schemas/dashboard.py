@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.models.risk import RiskReason
 from app.schemas.common import UserProfile
+from app.schemas.risk import RISK_RULES_DOC
 from app.schemas.sessions import MenteeSessionPublic, MentorSessionPublic, SessionPublic
 from app.schemas.workqueue import WorkItemPublic
-from app.services.risk.scoring import REASONS, RISK_RULES_DOC
-
-RiskReason = Literal[REASONS]  # type: ignore[valid-type]
 
 RISK_SCORE_DOC = (
     "0-100: the sum of the weights of the mentee's reasons, capped at 100 "

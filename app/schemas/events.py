@@ -27,9 +27,10 @@ from pydantic import (
     model_validator,
 )
 
-from app.core.auth import Role
 from app.core.outbox import REFRESH_PRIORITY
+from app.models.user import Role
 from app.schemas.common import UserProfile
+from app.schemas.sessions import Availability
 
 MAX_BATCH = 500  # the documented limit; settings.events_max_batch may only lower it
 
@@ -49,7 +50,6 @@ Text = Annotated[str, AfterValidator(_no_nul)]
 ShortText = Annotated[Text, Field(min_length=1, max_length=500)]
 Tag = Annotated[Text, Field(min_length=1, max_length=100)]
 Timestamp = Annotated[AwareDatetime, AfterValidator(_plausible)]
-_HHMM = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$")
 
 
 def _check_zone(name: str) -> str:
@@ -66,34 +66,6 @@ TimeZoneName = Annotated[
 
 
 # --- users --------------------------------------------------------------------------------
-
-class UserAvailabilityWindow(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    weekday: int = Field(ge=0, le=6, description="0 = Monday")
-    start: str = Field(examples=["09:00"], description="HH:MM, local to the time zone")
-    end: str = Field(examples=["12:00"], description="HH:MM (24:00 = end of day)")
-
-    @field_validator("start", "end")
-    @classmethod
-    def _hhmm(cls, value: str) -> str:
-        if not _HHMM.match(value):
-            raise ValueError("expected HH:MM between 00:00 and 24:00")
-        return value
-
-    @model_validator(mode="after")
-    def _ordered(self) -> UserAvailabilityWindow:
-        if self.start >= self.end:  # zero-padded HH:MM compares like times
-            raise ValueError("start must be before end")
-        return self
-
-
-class UserAvailability(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    timezone: TimeZoneName = "UTC"
-    windows: list[UserAvailabilityWindow] = Field(default_factory=list, max_length=100)
-
 
 class UserUpsert(BaseModel):
     """A user as the platform's identity service knows them. On update only the fields sent
@@ -112,7 +84,7 @@ class UserUpsert(BaseModel):
     mentor_capacity_weekly: int | None = Field(None, ge=0, le=100)
     mentor_max_mentees: int | None = Field(None, ge=0, le=1000)
     mentor_specialties: list[Tag] | None = Field(None, max_length=100)
-    mentor_availability: UserAvailability | None = None
+    mentor_availability: Availability | None = None
 
 
 class UserUpsertData(UserUpsert):
@@ -308,3 +280,20 @@ class WebhookDeliveryPublic(BaseModel):
     created_at: datetime
     delivered_at: datetime | None
     attempt_log: list[WebhookAttemptPublic] = []
+
+
+# --- outbound ---------------------------------------------------------------------------
+
+class OutboundEvent(BaseModel):
+    """An outbound event as it goes out: the SSE `data:` of a stream event and the body of a
+    webhook delivery (signed the Standard Webhooks way). `type` names the event; `data` holds
+    its ids and fields (see the event catalogue, `/asyncapi.json`)."""
+
+    id: uuid.UUID = Field(description="Event id; also the `webhook-id` header. Delivery is at "
+                                      "least once: deduplicate on it")
+    type: str = Field(examples=["session.scheduled"])
+    occurred_at: datetime
+    source: Literal["mentorship"] = "mentorship"
+    refresh_priority: Literal["urgent", "high", "normal"] = Field(
+        description="How fast consumers should refresh what the event touches")
+    data: dict[str, Any]

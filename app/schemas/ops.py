@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from app.services.ops.metrics import MetricValue
 
 
 class GoalPublic(BaseModel):
@@ -28,17 +26,6 @@ class ProgrammeMetricPublic(BaseModel):
     computed_at: datetime | None
     details: dict[str, Any] = Field(description="The counts behind the value.")
 
-    @classmethod
-    def from_value(cls, metric: MetricValue) -> ProgrammeMetricPublic:
-        definition = metric.definition
-        goal = definition.goal
-        return cls(
-            name=metric.name, value=metric.value, unit=definition.unit,
-            description=definition.description,
-            goal=GoalPublic(lt=goal.lt, gt=goal.gt, min=goal.min, max=goal.max, text=goal.text),
-            met=metric.met, computed_at=metric.computed_at, details=metric.details,
-        )
-
 
 class ProgrammeMetricsPublic(BaseModel):
     model_config = ConfigDict(json_schema_extra={"example": {
@@ -57,8 +44,14 @@ class ProgrammeMetricsPublic(BaseModel):
     computed_at: datetime | None = Field(
         description="When the refresh job last computed them (every minute); None if never.")
 
-    @classmethod
-    def from_values(cls, values: list[MetricValue]) -> ProgrammeMetricsPublic:
-        times = [value.computed_at for value in values if value.computed_at is not None]
-        return cls(metrics=[ProgrammeMetricPublic.from_value(v) for v in values],
-                   computed_at=min(times) if times else None)
+
+class MetricDayPublic(BaseModel):
+    day: date = Field(description="A UTC day")
+    name: str
+    value: float | None = Field(description="The day's last computed value; null when nothing "
+                                            "was computed that day or there was no data")
+    computed_at: datetime | None
+
+
+class MetricsHistoryPublic(BaseModel):
+    items: list[MetricDayPublic] = Field(description="One row per day and metric, by day")

@@ -8,8 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Severity = Literal["low", "medium", "high", "critical"]
-FlagStatus = Literal["open", "resolved"]
+from app.models.risk import RISK_REASONS, FlagStatus, Severity
 
 
 class FlagCreate(BaseModel):
@@ -37,3 +36,26 @@ class FlagPublic(BaseModel):
     resolved_by: uuid.UUID | None = None
     resolved_at: datetime | None = None
     created_at: datetime
+
+
+# How the service decides (app/services/risk/scoring.py); shown in the dashboard docs.
+RISK_RULES_DOC = f"""
+A mentee is **at risk** when at least one reason holds (evaluated at request time):
+
+- `{RISK_REASONS[0]}`: an open flag about the mentee. Weight by the highest open severity:
+  low 15, medium 25, high 40, critical 60.
+- `{RISK_REASONS[1]}`: the latest session with the current mentor that has started
+  (cancelled ones ignored) is a `no_show`. Weight 20.
+- `{RISK_REASONS[2]}`: over the last 14 days, the highest readiness the mentee had (each
+  record's `score` and `previous_score` in the window) minus the latest score is 10 points
+  or more. Weight 20.
+- `{RISK_REASONS[3]}`: an unfinished work item about the mentee is past its `due_at` (or was
+  marked overdue by the SLA sweep), as the work queue counts it. Weight 15.
+- `{RISK_REASONS[4]}`: a `habit.streak_broken` signal in the last 7 days. Weight 15.
+- `{RISK_REASONS[5]}`: assigned to the current mentor for 21 days or more, and no session
+  with them (completed, or scheduled and already started) began in the last 21 days; a
+  mentee assigned less than 21 days ago is not flagged yet. Weight 15.
+
+`risk_score` (0-100) = the sum of the weights of the mentee's reasons, capped at 100; it
+orders the at-risk list (highest first). The mentee only ever sees `at_risk` (a boolean).
+"""

@@ -153,10 +153,13 @@ class AvailabilityWindow(BaseModel):
 
 
 class Availability(BaseModel):
+    """A mentor's weekly windows, local to `timezone`: the one shape for the profile, the
+    user upsert and `user.upserted`."""
+
     model_config = ConfigDict(extra="forbid")
 
     timezone: str = Field(description="IANA time zone name", examples=["Europe/London"])
-    windows: list[AvailabilityWindow] = Field(default_factory=list, max_length=200)
+    windows: list[AvailabilityWindow] = Field(default_factory=list, max_length=100)
 
     @field_validator("timezone")
     @classmethod

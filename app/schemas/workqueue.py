@@ -8,10 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.config import Priority, WorkItemKind
+from app.models.work_item import Priority, WorkItemKind, WorkItemStatus
 from app.schemas.common import Page
-
-WorkItemStatus = Literal["open", "in_progress", "done"]
 
 
 class WorkItemPublic(BaseModel):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -24,10 +23,10 @@ from app.core.auth import Principal
 from app.main import create_app
 from app.models import Base, InboxEvent, User, WebhookEndpoint
 from tests.support.live import live_server
+from tests.support.tools import require_tool
 
 PASSWORD = "correct-horse-battery-staple"
 ARTIFACTS = Path(__file__).parent / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -223,7 +222,7 @@ async def test_browser_logs_in_searches_sessions_and_mentee_is_refused(settings,
     """Headless Debian Chromium (Playwright with its executable path; no browser download)."""
     from playwright.async_api import async_playwright
 
-    assert shutil.which(CHROMIUM), "needs Debian's chromium (.ci/run: apt-get install chromium)"
+    chromium = require_tool("chromium")  # Debian's, never a downloaded browser build
     director = await factory.user("director", name="Dana Director")
     mentee_user = await factory.mentee()
     mentor, (a, b) = await factory.mentor_with_mentees(2)
@@ -236,7 +235,7 @@ async def test_browser_logs_in_searches_sessions_and_mentee_is_refused(settings,
 
     with live_server({"ADMIN_UI_PASSWORD": PASSWORD}) as server:
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=CHROMIUM,
+            browser = await playwright.chromium.launch(executable_path=chromium,
                                                        args=CHROMIUM_ARGS)
             try:
                 page = await browser.new_page(viewport={"width": 1600, "height": 900})

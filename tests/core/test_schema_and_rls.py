@@ -107,7 +107,8 @@ MENTEE_COLUMN = {
 MENTEE_VISIBLE = {"assignments", "sessions", "session_feedback"}
 NEVER_FOR_MENTORS_OR_MENTEES = {
     "inbox_events", "outbox_events", "webhook_endpoints", "webhook_deliveries",
-    "webhook_attempts", "matching_runs", "capacity_alerts", "programme_metrics",
+    "webhook_attempts", "matching_runs", "capacity_alerts", "programme_metrics", "audit_log",
+    "programme_metrics_daily",
 }
 
 

@@ -95,12 +95,13 @@ class TestRequestSeries:
 
 
 async def test_pool_gauges_follow_checkouts(probe_app):
-    engine = probe_app.state.db.engine
+    engine = probe_app.state.shared.db.engine
     idle = sample("mentorship_db_pool_checked_out", pool="api")
     async with engine.connect(), engine.connect():
         assert sample("mentorship_db_pool_checked_out", pool="api") == idle + 2
     assert sample("mentorship_db_pool_checked_out", pool="api") == idle
-    assert sample("mentorship_db_pool_size", pool="api") >= probe_app.state.settings.db_pool_size
+    pool_size = probe_app.state.shared.settings.db_pool_size
+    assert sample("mentorship_db_pool_size", pool="api") >= pool_size
 
 
 async def test_outbox_backlog_and_age_are_read_at_scrape(probe, system_db):

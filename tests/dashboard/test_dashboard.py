@@ -31,7 +31,7 @@ def work_item(mentee, *, kind="mission_review", priority="high", status="open",
 def count_statements(app):
     """Every SQL statement the app's engine sends while the block runs."""
     statements: list[str] = []
-    engine = app.state.db.engine.sync_engine
+    engine = app.state.shared.db.engine.sync_engine
 
     def record(conn, cursor, statement, parameters, context, executemany):
         statements.append(statement)

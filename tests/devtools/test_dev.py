@@ -4,6 +4,7 @@ and SIGINT must stop everything it started: API, worker, embedded PostgreSQL and
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -13,6 +14,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -20,10 +23,11 @@ import pytest
 
 from app.config import Settings
 from app.core.auth import decode_token
-from tests.support.harness import ServerHarness
+from tests.support.harness import ROOT, ServerHarness
 
 STARTUP_TIMEOUT = 120.0
 STOP_TIMEOUT = 30.0
+STREAM_TIMEOUT = 90.0
 SERVER_VARIABLES = ("DATABASE_URL", "REDIS_URL", "APP_DATABASE_URL", "WORKER_DATABASE_URL")
 
 
@@ -73,20 +77,34 @@ def processes_mentioning(text: str) -> set[int]:
 
 
 class DevRun:
-    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
+    def __init__(self, tmp_path: Path, env: dict[str, str], *, data_dir: Path | None = None,
+                 log_name: str = "dev.log", with_make: bool = False) -> None:
+        self.env = env
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp_path / "dev.log"
+        self.log_path = tmp_path / log_name
         # Not under tmp_path: pytest runs of other users of this machine chmod
         # /tmp/pytest-of-<user> to 0700 at any time, and the embedded server runs as its own
         # system user when started by root.
-        self.data_dir = Path(tempfile.mkdtemp(prefix="mentorship-dev-test-"))
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="mentorship-dev-test-"))
+        options = ["--data-dir", str(self.data_dir), "--mentors", "5", "--mentees", "40"]
+        if with_make:  # the README's command, its options passed through ARGS and PORT
+            argv = ["make", "--no-print-directory", "dev", f"PORT={self.port}",
+                    f"ARGS={' '.join(options)}"]
+            cwd = ROOT
+        else:
+            argv = [sys.executable, "-m", "app.devtools.cli", "dev", "--port", str(self.port),
+                    *options]
+            cwd = tmp_path  # no stray .env from the repository
         with self.log_path.open("w") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "app.devtools.cli", "dev", "--port", str(self.port),
-                 "--data-dir", str(self.data_dir), "--mentors", "5", "--mentees", "40"],
-                cwd=tmp_path,  # no stray .env from the repository
-                env=env, stdout=log, stderr=subprocess.STDOUT)
+            # Its own process group: interrupt() is a terminal's Ctrl-C (make and all).
+            self.process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def restart(self, tmp_path: Path) -> DevRun:
+        """`make dev` again on the same data directory (after this run stopped)."""
+        return DevRun(tmp_path, self.env, data_dir=self.data_dir, log_name="dev-again.log",
+                      with_make=True)
 
     @property
     def log(self) -> str:
@@ -108,7 +126,7 @@ class DevRun:
                 for role, token in re.findall(r"export (\w+)_TOKEN=(\S+)", self.log)}
 
     def interrupt(self) -> int:
-        self.process.send_signal(signal.SIGINT)
+        os.killpg(self.process.pid, signal.SIGINT)
         try:
             return self.process.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -163,15 +181,60 @@ def test_dev_on_given_servers_creates_migrates_seeds_serves_and_stops(
         servers.drop_database(name)
 
 
-def test_dev_without_urls_runs_on_embedded_servers_and_stops_them(
+def _stream_until(run: DevRun, token: str, wanted: str, action) -> dict:
+    """Open the mentor's SSE stream, call `action()` once the snapshot arrived, and return
+    the envelope of the first `wanted` event (the relay runs in the dev stack's worker)."""
+    url = f"{run.base}/api/v1/mentor/dashboard/stream"
+    timeout = httpx.Timeout(10, read=STREAM_TIMEOUT)
+    event = None
+    deadline = time.monotonic() + STREAM_TIMEOUT
+    with httpx.stream("GET", url, headers={"Authorization": f"Bearer {token}"},
+                      timeout=timeout) as response:
+        assert response.status_code == 200, response.read()
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+                if event == "snapshot":
+                    action()
+            elif line.startswith("data:") and event == wanted:
+                return json.loads(line.split(":", 1)[1])
+            assert time.monotonic() < deadline, f"no {wanted} in {STREAM_TIMEOUT:g} s"
+    pytest.fail(f"the stream ended before {wanted}:\n{run.log}")
+
+
+def _submit_mission(run: DevRun, tokens: dict[str, str], submission_id: str) -> None:
+    mentee_id = str(decode_token(tokens["mentee"], Settings()).user_id)  # same dev key
+    now = datetime.now(UTC).isoformat()
+    response = httpx.post(
+        f"{run.base}/api/v1/events", timeout=10,
+        headers={"Authorization": f"Bearer {tokens['service']}"},
+        json={"id": str(uuid.uuid4()), "type": "mission.submitted", "occurred_at": now,
+              "source": "missions",
+              "data": {"submission_id": submission_id, "mentee_id": mentee_id,
+                       "mission_id": str(uuid.uuid4()), "title": "Fresh machine",
+                       "submitted_at": now}})
+    assert response.status_code == 202, response.text
+
+
+def test_dev_without_urls_serves_live_events_keeps_data_and_stops_everything(
     settings: Settings, tmp_path: Path
 ) -> None:
+    """The README's `make dev` on a machine with nothing but Python: embedded PostgreSQL
+    and Redis (unix socket). A mission submitted through the API reaches the mentor's live
+    dashboard; a second run on the same data directory keeps the data; Ctrl-C stops all."""
     env = {key: value for key, value in os.environ.items() if key not in SERVER_VARIABLES}
     run = DevRun(tmp_path, env)
     try:
         run.wait_until_ready()
         assert "starting embedded PostgreSQL" in run.log and "starting embedded Redis" in run.log
         check_running_service(run, settings)
+        tokens = run.tokens()
+        submission_id = str(uuid.uuid4())
+        envelope = _stream_until(run, tokens["mentor"], "workqueue.item_created",
+                                 lambda: _submit_mission(run, tokens, submission_id))
+        assert envelope["data"]["kind"] == "mission_review"
+        item_id = envelope["data"]["item_id"]
+
         children = descendants(run.process.pid)
         postgres_pid = int((run.data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
         redis_socket = re.search(r"Redis\s+unix://(\S+?)\?", run.log).group(1)
@@ -182,5 +245,18 @@ def test_dev_without_urls_runs_on_embedded_servers_and_stops_them(
         assert not [pid for pid in children if alive(pid)]
         assert not alive(postgres_pid), "embedded PostgreSQL still running"
         assert not [pid for pid in redis_pids if alive(pid)], "embedded Redis still running"
+
+        again = run.restart(tmp_path)
+        again.wait_until_ready()
+        assert "already has data: not seeding" in again.log
+        mentee_id = str(decode_token(tokens["mentee"], settings).user_id)
+        items = httpx.get(f"{again.base}/api/v1/mentor/workqueue", timeout=10,
+                          params={"mentee_id": mentee_id, "limit": 200},
+                          headers={"Authorization": f"Bearer {again.tokens()['mentor']}"})
+        assert items.status_code == 200, items.text
+        assert item_id in {item["id"] for item in items.json()["items"]}
+        # make reports the interrupt and dies of it, as after a terminal's Ctrl-C.
+        assert again.interrupt() in (0, -signal.SIGINT), again.log
+        assert "Stopped." in again.log
     finally:
         run.kill()

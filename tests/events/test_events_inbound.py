@@ -414,17 +414,15 @@ class TestPutUser:
 @pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
 async def test_arq_job_creates_the_review_item_once(settings, factory, system_db, redis):
     """The replay/backfill job calls the same service function as the route."""
-    from arq import create_pool
-    from arq.connections import RedisSettings
+    from app.core.jobqueue import arq_client
 
     _, (mentee,) = await factory.mentor_with_mentees(1)
     data = mission_submitted(mentee.id)["data"]
-    options = worker_options(settings)
-    pool = await create_pool(RedisSettings.from_dsn(settings.redis_url),
-                             default_queue_name=options["queue_name"])
+    pool = arq_client(settings)
     try:
         replay = await pool.enqueue_job("create_mission_review_queue_item", data=data)
-        worker = Worker(**{**options, "cron_jobs": []}, burst=True, poll_delay=0.05)
+        worker = Worker(**{**worker_options(settings, loops=False), "cron_jobs": []},
+                        burst=True, poll_delay=0.05)
         await worker.main()
         await worker.close()
         item_id = await replay.result(timeout=5)
@@ -432,7 +430,8 @@ async def test_arq_job_creates_the_review_item_once(settings, factory, system_db
 
         backfill = await pool.enqueue_job("create_mission_review_queue_item",
                                           submission_id=data["submission_id"])
-        worker = Worker(**{**options, "cron_jobs": []}, burst=True, poll_delay=0.05)
+        worker = Worker(**{**worker_options(settings, loops=False), "cron_jobs": []},
+                        burst=True, poll_delay=0.05)
         await worker.main()
         assert await backfill.result(timeout=5) is None  # exists already: nothing new
         await worker.close()

@@ -26,8 +26,8 @@ from app.core.outbox import REFRESH_PRIORITY, emit
 from app.core.redis import make_redis, user_stream_key
 from app.main import create_app
 from app.models import OutboxEvent, WebhookEndpoint
+from app.services.events.jobs import relay_outbox
 from app.services.events.relay import claim, marker_key, publish, relay_pass
-from app.workers.relay_jobs import outbox_relay_loop
 from tests.support.events_helpers import (
     mission_submitted,
     relay_until_published,
@@ -258,12 +258,11 @@ class TestRelay:
         await assert_each_stream_has_each_event_once(
             redis, settings, await expected_by_user(system_db, ids))
 
-    async def test_relay_loop_job_publishes(self, system_db, redis, settings):
+    async def test_the_workers_relay_drains_until_idle(self, system_db, redis, settings):
         users = [uuid.uuid4()]
         ids = await insert_outbox(system_db, 5, users)
-        ctx = {"settings": settings.model_copy(update={"worker_loop_seconds": 0.5}),
-               "db": system_db, "redis_app": redis}
-        assert await outbox_relay_loop(ctx) >= 5
+        ctx = {"settings": settings, "db": system_db, "redis_app": redis}
+        assert await asyncio.wait_for(relay_outbox(ctx, until_idle=True), 30) >= 5
         assert sorted(await stream_event_ids(redis, settings, users[0])) == sorted(map(str, ids))
 
 

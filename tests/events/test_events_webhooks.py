@@ -19,8 +19,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from app.core.outbox import emit
+from app.services.events.jobs import deliver_webhooks
 from app.services.events.webhooks import NO_RESPONSE, deliver_due, http_client, next_delay
-from app.workers.webhook_jobs import webhook_delivery_loop
 from tests.support.events_helpers import (
     mission_submitted,
     relay_until_published,
@@ -327,15 +327,14 @@ class TestDelivery:
         assert page.status_code == 200 and len(page.json()["items"]) == 1
 
 
-async def test_delivery_loop_job_delivers(factory, system_db, redis, settings, receiver,
-                                          endpoints):
+async def test_the_workers_deliveries_drain_until_idle(factory, system_db, redis, settings,
+                                                       receiver, endpoints):
     endpoint = await endpoints(f"{receiver.base}/hook")
     receiver.secret = endpoint["secret"]
     event_ids = [await emit_and_relay(factory, system_db, redis, settings) for _ in range(3)]
     await defer_foreign_deliveries(system_db, [endpoint["id"]])
-    ctx = {"settings": settings.model_copy(update={"worker_loop_seconds": 1.0}),
-           "db": system_db}
-    assert await webhook_delivery_loop(ctx) >= 3
+    ctx = {"settings": settings, "db": system_db}
+    assert await asyncio.wait_for(deliver_webhooks(ctx, until_idle=True), 30) >= 3
     assert sorted(p["id"] for p in receiver.verified) == sorted(map(str, event_ids))
 
 

@@ -67,14 +67,14 @@ class TestMatchingRoutes:
         self, app, client: httpx.AsyncClient, factory: Factory, system_db: Database
     ) -> None:
         director = await factory.user("director")
-        healthy = app.state.redis
-        app.state.redis = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+        healthy = app.state.shared.redis
+        app.state.shared.redis = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
         try:
             response = await client.post(RUN, json={"mentee_ids": []},
                                          headers=factory.headers(director))
         finally:
-            await app.state.redis.aclose()
-            app.state.redis = healthy
+            await app.state.shared.redis.aclose()
+            app.state.shared.redis = healthy
         assert response.status_code == 503
         assert response.json()["code"] == "queue_unavailable"
         async with system_db.transaction(None) as session:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 
 from app.main import create_app
@@ -36,6 +39,29 @@ async def test_docs_and_openapi(client):
     assert (await client.get("/docs")).status_code == 200
     schema = (await client.get("/openapi.json")).json()
     assert schema["info"]["title"] == "Mentorship Coordination Engine"
+    assert not {"/", "/docs", "/redoc"} & set(schema["paths"])
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_docs_pages_load_every_asset_from_the_service_itself(client, page):
+    """No CDN: every script, stylesheet and icon the page names is a path on this service,
+    and each is served (the docs work with no internet)."""
+    html = (await client.get(page)).text
+    assets = re.findall(r"""(?:src|href|spec-url)=["']([^"']+)["']""", html)
+    assets += re.findall(r"""(?:url|openapi_url)["']?\s*:\s*["']([^"']+)["']""", html)
+    assert any(a.endswith(".js") for a in assets), html
+    for asset in assets:
+        assert asset.startswith("/"), f"{page} loads {asset} from elsewhere"
+        response = await client.get(asset)
+        assert response.status_code == 200, asset
+        assert len(response.content) > 100, asset
+    assert "cdn" not in html.lower() and "googleapis" not in html
+
+
+async def test_root_redirects_to_the_docs(client):
+    response = await client.get("/", follow_redirects=False)
+    assert response.status_code == 307
+    assert response.headers["location"] == "/docs"
 
 
 async def test_unknown_route_is_404_problem(client):

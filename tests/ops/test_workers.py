@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from arq.worker import Worker
 from sqlalchemy import func, select
 
 from app.config import Settings
 from app.core.db import Database
-from app.core.jobqueue import AUTO_MATCH_JOB, enqueue_capacity_check, enqueue_job
-from app.core.redis import queue_name
+from app.core.jobqueue import (
+    AUTO_MATCH_JOB,
+    CAPACITY_CHECK_JOB,
+    enqueue_capacity_check,
+    enqueue_job,
+    health_check_key,
+)
+from app.core.redis import queue_name, user_stream_key
 from app.models import Assignment, MatchingRun, OutboxEvent, User, WorkItem
-from app.workers import worker_options
 from tests.support.factories import Factory
 from tests.support.harness import ROOT as ROOT_DIR
 from tests.support.worker_helpers import (
@@ -96,16 +102,64 @@ class TestWorker:
         assert await enqueue_capacity_check(redis, no_delay, mentor.id)
         await run_burst_worker(settings)
 
-    async def test_arq_check_reports_a_live_worker(self, settings: Settings) -> None:
+    async def test_arq_check_is_true_within_seconds_and_fails_soon_after_sigkill(
+            self, settings: Settings, redis) -> None:
+        """A real `arq app.workers.WorkerSettings` with the default health interval: the
+        check passes, the record's counters follow the jobs it runs, and after SIGKILL the
+        check fails within 90 s (the record expires `WORKER_HEALTH_CHECK_SECONDS` + 1 s
+        after the last one was written)."""
         env = {**os.environ}
-        worker = Worker(**{**worker_options(settings), "burst": True, "poll_delay": 0.05,
-                           "handle_signals": False})
+        key = health_check_key(settings)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "arq", "app.workers.WorkerSettings", cwd=ROOT_DIR, env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         try:
-            await worker.main()  # records the health check key on its first poll
+            await wait_until(lambda: redis.exists(key), within=120,
+                             message="the worker's first health record")
             assert await arq_check(env) == 0
+            # The run's queue may hold other tests' deferred jobs: count from here.
+            before = await _completed(redis, key)
+            assert await enqueue_job(redis, settings, CAPACITY_CHECK_JOB)
+            await wait_until(lambda: _completed_more_than(redis, key, before),
+                             within=settings.worker_health_check_seconds + 30,
+                             message="the health record to count the job")
         finally:
-            await worker.close()  # removes the key: no live worker any more
-        assert await arq_check(env) == 1
+            process.kill()
+            await process.wait()
+        killed = time.monotonic()
+        assert await redis.pttl(key) <= (settings.worker_health_check_seconds + 1) * 1000
+        while await arq_check(env) != 1:
+            assert time.monotonic() - killed < 90, "arq --check still passes"
+        assert time.monotonic() - killed < 90
+
+    async def test_burst_drains_the_queue_and_the_outbox_once_and_exits_0(
+            self, settings: Settings, system_db: Database, redis) -> None:
+        user = uuid.uuid4()
+        now = datetime.now(UTC)
+        events = [OutboxEvent(id=uuid.uuid4(), type="workqueue.item_created", occurred_at=now,
+                              data={"n": n}, refresh_priority="normal", recipients=[user])
+                  for n in range(5)]
+        async with system_db.transaction(None) as session:
+            session.add_all(events)
+        sweep = f"burst-sweep-{uuid.uuid4()}"
+        assert await enqueue_job(redis, settings, "cron:prioritize_work_queue", job_id=sweep)
+
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "arq", "app.workers.WorkerSettings", "--burst", cwd=ROOT_DIR,
+            env={**os.environ, "WORKER_DRAIN_SECONDS": "120"},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        output, _ = await asyncio.wait_for(process.communicate(), 240)
+        assert process.returncode == 0, output.decode()[-3000:]
+
+        assert (await job_result(settings, sweep)).success  # the queue ran
+        async with system_db.transaction(None) as session:
+            unpublished = await session.scalar(select(func.count()).select_from(OutboxEvent)
+                                               .where(OutboxEvent.id.in_([e.id for e in events]),
+                                                      OutboxEvent.published_at.is_(None)))
+        assert unpublished == 0  # the outbox was drained
+        assert await redis.xlen(user_stream_key(settings, user)) == 5
+        assert b"worker_loops_drained" in output
+        assert not await redis.exists(health_check_key(settings))
 
     async def test_worker_killed_mid_run_leaves_no_duplicate_after_retry(
         self, factory: Factory, system_db: Database, settings: Settings, redis
@@ -142,7 +196,7 @@ class TestWorker:
             assert await _count_assignments(session, mentees) == 0
 
         # arq re-runs the job once the dead worker's lease ends (job timeout + 10 s); end it now.
-        assert await redis.delete(f"arq:in-progress:{job}") == 1
+        assert await redis.delete(f"{settings.redis_prefix}arq:in-progress:{job}") == 1
         assert await redis.zscore(queue_name(settings), job) is not None
         await run_burst_worker(settings)
         info = await job_result(settings, job)
@@ -162,6 +216,15 @@ class TestWorker:
         assert events == 5
 
 
+async def _completed(redis, key: str) -> int:
+    """`j_complete` in the worker's health record."""
+    return int(re.search(r"j_complete=(\d+)", await redis.get(key)).group(1))
+
+
+async def _completed_more_than(redis, key: str, count: int) -> bool:
+    return await _completed(redis, key) > count
+
+
 async def _no_advisory_lock(system_db: Database) -> bool:
     return await advisory_locks(system_db, granted=True) == 0
 
@@ -169,3 +232,19 @@ async def _no_advisory_lock(system_db: Database) -> bool:
 async def _count_assignments(session, mentees: list[User]) -> int:
     return await session.scalar(select(func.count()).select_from(Assignment).where(
         Assignment.mentee_id.in_([m.id for m in mentees])))
+
+
+async def test_jobs_cli_reads_the_queue_reruns_a_job_and_lists_results(settings, capsys):
+    from app.workers.jobs_cli import main, parse
+
+    job_id = f"manual-{uuid.uuid4().hex}"
+    assert await main(parse(["run", "cron:prioritize_work_queue", "--job-id", job_id])) == 0
+    assert await main(parse(["run", "cron:prioritize_work_queue", "--job-id", job_id])) == 1
+    assert await main(parse(["queue"])) == 0
+    listed = capsys.readouterr().out
+    assert f"enqueued cron:prioritize_work_queue as job {job_id}" in listed
+    assert "not enqueued" in listed
+    assert f"{job_id}\tcron:prioritize_work_queue\tdue " in listed
+    await run_burst_worker(settings)
+    assert await main(parse(["results"])) == 0
+    assert f"{job_id}\tcron:prioritize_work_queue\tok\t" in capsys.readouterr().out

@@ -158,7 +158,7 @@ def count_queries(app):
     def on_execute(conn, cursor, statement, *args):
         statements.append(statement)
 
-    engine = app.state.db.engine.sync_engine
+    engine = app.state.shared.db.engine.sync_engine
     event.listen(engine, "before_cursor_execute", on_execute)
     try:
         yield statements

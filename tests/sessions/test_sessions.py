@@ -576,19 +576,17 @@ class TestFeedback:
 class TestCapacityCheckAfterBooking:
     async def test_booking_and_reschedule_enqueue_the_deferred_capacity_check(
             self, client, factory, settings, redis):
-        from arq.connections import ArqRedis
-
         from app.core.redis import queue_name
         from tests.support.session_helpers import book, week_start
 
         mentor, (mentee,) = await factory.mentor_with_mentees(1)
-        job_key = f"arq:job:{settings.redis_prefix}capacity-check:{mentor.id}"
+        job_id = f"capacity-check:{mentor.id}"
+        job_key = f"{settings.redis_prefix}arq:job:{job_id}"  # arq's key, under the prefix
         response = await book(client, factory.headers(mentor), mentee,
                               week_start() + timedelta(hours=10))
         assert response.status_code == 201, response.text
         assert await redis.exists(job_key)  # queued, deferred by CAPACITY_CHECK_DELAY_SECONDS
-        queued = await ArqRedis(redis.connection_pool).zscore(queue_name(settings),
-                                                              job_key.removeprefix("arq:job:"))
+        queued = await redis.zscore(queue_name(settings), job_id)
         assert queued is not None
 
         await redis.delete(job_key)

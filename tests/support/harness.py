@@ -95,8 +95,8 @@ class ServerHarness:
             "RATE_LIMIT_PER_MINUTE": "1000000",
             "JWT_SECRET": self.jwt_secret,
             "ADMIN_SECRET_KEY": self.admin_secret_key,
-            # The relay / webhook loops (cron jobs) end fast if a burst worker picks one up.
-            "WORKER_LOOP_SECONDS": "1",
+            # A burst worker that runs the relay / webhook loops drains them briefly.
+            "WORKER_DRAIN_SECONDS": "5",
         }
 
     def alembic(self, *args: str) -> subprocess.CompletedProcess[str]:

@@ -7,13 +7,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from arq.connections import RedisSettings, create_pool
 from arq.jobs import Job
 from arq.worker import Worker
 from sqlalchemy import text
 
 from app.config import Settings
 from app.core.db import Database
+from app.core.jobqueue import arq_client
 from app.workers import worker_options
 
 WORKER_CRON_NAMES = ("cron:prioritize_work_queue", "cron:check_mentor_capacity")
@@ -21,8 +21,9 @@ WORKER_CRON_NAMES = ("cron:prioritize_work_queue", "cron:check_mentor_capacity")
 
 async def run_burst_worker(settings: Settings, **overrides: Any) -> Worker:
     """Run a real arq worker until the queue is empty. Other areas' cron jobs are left out
-    so a tick that falls inside the burst cannot run (or fail) one of their jobs here."""
-    options = worker_options(settings)
+    so a tick that falls inside the burst cannot run (or fail) one of their jobs here, and
+    so are the relay and webhook loops (tests/events drives those)."""
+    options = worker_options(settings, loops=False)
     options["cron_jobs"] = [c for c in options["cron_jobs"] if c.name in WORKER_CRON_NAMES]
     options.update({"burst": True, "poll_delay": 0.05, "handle_signals": False, **overrides})
     worker = Worker(**options)
@@ -69,7 +70,7 @@ async def lock_waiters(database: Database, locktype: str) -> int:
 
 async def job_result(settings: Settings, job_id: str):
     """arq's stored result of a finished job (JobResult: success, result, job_try...)."""
-    pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    pool = arq_client(settings)
     try:
         return await Job(job_id, pool).result_info()
     finally:

@@ -24,8 +24,10 @@ order.)
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import signal
 import time
 import uuid
 from collections.abc import Sequence
@@ -47,16 +49,19 @@ from app.schemas.events import matches_filter
 
 log = structlog.get_logger("app.relay")
 
+# `previous_lease` is the lease the row had before this claim: set (and expired) with no
+# `last_error` means the relay that held it vanished mid-batch: a takeover.
 CLAIM = text("""
-    UPDATE outbox_events
-       SET claimed_until = now() + make_interval(secs => :lease), attempts = attempts + 1
-     WHERE id IN (
-           SELECT id FROM outbox_events
-            WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
-            ORDER BY created_at
-            LIMIT :limit
-              FOR UPDATE SKIP LOCKED)
- RETURNING id, type, occurred_at, data, refresh_priority, recipients, created_at, attempts
+    UPDATE outbox_events o
+       SET claimed_until = now() + make_interval(secs => :lease), attempts = o.attempts + 1
+      FROM (SELECT id, claimed_until FROM outbox_events
+             WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
+             ORDER BY created_at
+             LIMIT :limit
+               FOR UPDATE SKIP LOCKED) c
+     WHERE o.id = c.id
+ RETURNING o.id, o.type, o.occurred_at, o.data, o.refresh_priority, o.recipients,
+           o.created_at, o.attempts, c.claimed_until AS previous_lease, o.last_error
 """)
 
 
@@ -79,11 +84,21 @@ async def claim(database: Database, *, settings: Settings, limit: int) -> list[O
         rows = (await connection.execute(
             CLAIM, {"lease": settings.relay_lease_seconds, "limit": limit}
         )).mappings().all()
+    taken_over = [row for row in rows
+                  if row["previous_lease"] is not None and row["last_error"] is None]
+    if taken_over:
+        log.warning("outbox_lease_takeover", events=len(taken_over),
+                    expired_at=min(row["previous_lease"] for row in taken_over).isoformat())
     # UPDATE ... RETURNING comes back in physical order, not the subquery's ORDER BY (rows
     # updated since insertion move): sort, so one batch keeps each user's stream in order.
     # occurred_at orders the events of one transaction (they share created_at).
-    return sorted((OutboxEvent(**row) for row in rows),
-                  key=lambda event: (event.created_at, event.occurred_at))
+    events = (OutboxEvent(**{key: value for key, value in row.items() if key in _COLUMNS})
+              for row in rows)
+    return sorted(events, key=lambda event: (event.created_at, event.occurred_at))
+
+
+_COLUMNS = frozenset({"id", "type", "occurred_at", "data", "refresh_priority", "recipients",
+                      "created_at", "attempts"})
 
 
 async def publish(
@@ -170,41 +185,71 @@ async def relay_pass(
 
 
 async def run_relay(
-    database: Database, redis: Redis, *, settings: Settings, seconds: float | None = None
+    database: Database, redis: Redis, *, settings: Settings, seconds: float | None = None,
+    until_idle: bool = False,
 ) -> int:
-    """Relay until `seconds` have passed (forever if None): a full batch is followed at once
-    by the next, an empty or failing one by a short sleep. Returns the events published."""
+    """Relay until `seconds` have passed (forever if None), or with `until_idle` until a pass
+    finds nothing to claim: a full batch is followed at once by the next, an empty or
+    failing one by a short sleep. Returns the events published. Logs its start and stop."""
     deadline = None if seconds is None else time.monotonic() + seconds
     total = 0
-    while deadline is None or time.monotonic() < deadline:
-        try:
-            result = await relay_pass(database, redis, settings=settings)
-        except Exception:  # the database blipped: keep the loop alive, retry shortly
-            log.exception("outbox_relay_pass_failed")
-            result = PassResult(failed=1)
-        total += result.published
-        if result.claimed < settings.relay_batch_size or result.failed:
-            await asyncio.sleep(settings.relay_poll_seconds if not result.failed
-                                else min(1.0, settings.relay_retry_max_seconds))
+    log.info("outbox_relay_started", until_idle=until_idle, seconds=seconds)
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                result = await relay_pass(database, redis, settings=settings)
+            except Exception:  # the database blipped: keep the loop alive, retry shortly
+                log.exception("outbox_relay_pass_failed")
+                result = PassResult(failed=1)
+            total += result.published
+            if until_idle and not result.claimed:
+                break
+            if result.claimed < settings.relay_batch_size or result.failed:
+                await asyncio.sleep(settings.relay_poll_seconds if not result.failed
+                                    else min(1.0, settings.relay_retry_max_seconds))
+    finally:
+        log.info("outbox_relay_stopped", published=total)
     return total
 
 
-async def main(seconds: float | None = None) -> None:
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m app.services.events.relay",
+        description="Run an outbox relay as a process of its own (beside or instead of the "
+                    "workers' relays: any number may run at once). Reads the same settings "
+                    "as the service (DATABASE_URL, REDIS_URL, REDIS_PREFIX, RELAY_*). "
+                    "Stops on SIGINT or SIGTERM.")
+    parser.add_argument("seconds", nargs="?", type=float, default=None,
+                        help="stop after this many seconds (default: run until stopped)")
+    parser.add_argument("--until-idle", action="store_true",
+                        help="stop as soon as nothing is left to publish")
+    return parser.parse_args(argv)
+
+
+async def main(seconds: float | None = None, *, until_idle: bool = False) -> None:
     """A relay process of its own: `python -m app.services.events.relay [seconds]`."""
     from app.config import get_settings
+    from app.core.logging import configure_logging
     from app.core.redis import make_redis
 
     settings = get_settings()
+    configure_logging(settings.log_level, json=settings.environment != "development")
     database = Database.connect(settings.worker_db_url, settings, pool_size=2, max_overflow=2)
     redis = make_redis(settings)
+    relay = asyncio.ensure_future(run_relay(database, redis, settings=settings,
+                                            seconds=seconds, until_idle=until_idle))
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, relay.cancel)
     try:
-        await run_relay(database, redis, settings=settings, seconds=seconds)
+        await relay
+    except asyncio.CancelledError:
+        pass  # stopped by a signal: the relay logged its stop
     finally:
         await redis.aclose()
         await database.dispose()
 
 
 if __name__ == "__main__":
-    import sys
-
-    asyncio.run(main(float(sys.argv[1]) if len(sys.argv) > 1 else None))
+    options = _arguments(None)
+    asyncio.run(main(options.seconds, until_idle=options.until_idle))

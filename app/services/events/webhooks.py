@@ -328,41 +328,53 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
 
 
 async def run_deliveries(
-    database: Database, *, settings: Settings, seconds: float | None = None
+    database: Database, *, settings: Settings, seconds: float | None = None,
+    until_idle: bool = False,
 ) -> int:
-    """Deliver until `seconds` have passed: up to `webhook_batch_size` in flight, refilled as
-    each finishes (a slow receiver does not hold up the others). Returns attempts made."""
+    """Deliver until `seconds` have passed (forever if None), or with `until_idle` until
+    nothing is due and nothing is in flight: up to `webhook_batch_size` in flight, refilled
+    as each finishes (a slow receiver does not hold up the others). Returns attempts made."""
     deadline = None if seconds is None else time.monotonic() + seconds
     in_flight: set[asyncio.Task[Outcome]] = set()
     attempts = 0
     swept = 0.0
     async with http_client(settings) as http:
-        while deadline is None or time.monotonic() < deadline:
-            if time.monotonic() - swept > 10:
-                swept = time.monotonic()
-                try:
-                    await give_up_removed_endpoints(database)
-                except Exception:
-                    log.exception("webhook_sweep_failed")
-            free = settings.webhook_batch_size - len(in_flight)
-            if free > 0:
-                try:
-                    for delivery in await claim_due(database, settings=settings, limit=free):
-                        in_flight.add(asyncio.create_task(
-                            deliver(database, http, delivery, settings=settings)))
-                except Exception:  # database blip: keep the loop alive
-                    log.exception("webhook_claim_failed")
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                if time.monotonic() - swept > 10:
+                    swept = time.monotonic()
+                    try:
+                        await give_up_removed_endpoints(database)
+                    except Exception:
+                        log.exception("webhook_sweep_failed")
+                free = settings.webhook_batch_size - len(in_flight)
+                claimed = 0
+                if free > 0:
+                    try:
+                        for delivery in await claim_due(database, settings=settings, limit=free):
+                            claimed += 1
+                            in_flight.add(asyncio.create_task(
+                                deliver(database, http, delivery, settings=settings)))
+                    except Exception:  # database blip: keep the loop alive
+                        log.exception("webhook_claim_failed")
+                if until_idle and not claimed and not in_flight:
+                    break
+                if in_flight:
+                    done, in_flight = await asyncio.wait(
+                        in_flight, timeout=settings.webhook_poll_seconds,
+                        return_when=asyncio.FIRST_COMPLETED)
+                    attempts += len(done)
+                    for task in done:
+                        if task.exception() is not None:
+                            log.error("webhook_delivery_crashed", error=repr(task.exception()))
+                else:
+                    await asyncio.sleep(settings.webhook_poll_seconds)
             if in_flight:
-                done, in_flight = await asyncio.wait(
-                    in_flight, timeout=settings.webhook_poll_seconds,
-                    return_when=asyncio.FIRST_COMPLETED)
-                attempts += len(done)
-                for task in done:
-                    if task.exception() is not None:
-                        log.error("webhook_delivery_crashed", error=repr(task.exception()))
-            else:
-                await asyncio.sleep(settings.webhook_poll_seconds)
-        if in_flight:
-            await asyncio.wait(in_flight)
-            attempts += len(in_flight)
+                await asyncio.wait(in_flight)
+                attempts += len(in_flight)
+        finally:
+            # Stopped (cancelled): the attempts in flight stop too; their lease lets them
+            # be retried later, never lost.
+            for task in in_flight:
+                task.cancel()
     return attempts

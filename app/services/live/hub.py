@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from typing import Any
 
 import structlog
 from redis.asyncio import Redis
@@ -203,14 +202,6 @@ class StreamHub:
         self._reader_of: dict[str, _Reader] = {}
         self._closing = False
         self._shutdown_watch: asyncio.Task[None] | None = None
-
-    @classmethod
-    def of(cls, state: Any) -> StreamHub:
-        """The hub stored on `app.state`, made on first use."""
-        hub = getattr(state, "sse_hub", None)
-        if hub is None:
-            hub = state.sse_hub = cls(state.settings, state.redis)
-        return hub
 
     @property
     def full(self) -> bool:

@@ -18,7 +18,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import ProgrammeMetric
+from app.schemas.ops import GoalPublic, ProgrammeMetricPublic, ProgrammeMetricsPublic
 from app.services.mentors.capacity import MENTOR_ZONE_SQL
+from app.services.ops.history import record_day
 
 WINDOW = timedelta(days=30)
 
@@ -201,6 +203,7 @@ async def refresh_programme_metrics(session: AsyncSession, *, now: datetime) -> 
         # A slower, older run never overwrites a newer one.
         where=ProgrammeMetric.computed_at <= statement.excluded.computed_at,
     ))
+    await record_day(session, values=values, now=now)
     await session.flush()
     return values
 
@@ -213,3 +216,22 @@ async def stored_programme_metrics(session: AsyncSession) -> list[MetricValue]:
         if d.name in rows else MetricValue(d.name, None, {}, None)
         for d in DEFINITIONS
     ]
+
+
+def metrics_public(values: list[MetricValue]) -> ProgrammeMetricsPublic:
+    """The director API's view: each metric with its goal, and the oldest computation time."""
+    times = [value.computed_at for value in values if value.computed_at is not None]
+    return ProgrammeMetricsPublic(
+        metrics=[_metric_public(value) for value in values],
+        computed_at=min(times) if times else None,
+    )
+
+
+def _metric_public(metric: MetricValue) -> ProgrammeMetricPublic:
+    definition, goal = metric.definition, metric.definition.goal
+    return ProgrammeMetricPublic(
+        name=metric.name, value=metric.value, unit=definition.unit,
+        description=definition.description,
+        goal=GoalPublic(lt=goal.lt, gt=goal.gt, min=goal.min, max=goal.max, text=goal.text),
+        met=metric.met, computed_at=metric.computed_at, details=metric.details,
+    )

@@ -23,15 +23,12 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.models.risk import RISK_REASONS
+
 # Stable reason strings, in the order they are listed.
-OPEN_FLAG = "open_flag"
-NO_SHOW_LAST_SESSION = "no_show_last_session"
-READINESS_DROP = "readiness_drop"
-OVERDUE_WORK = "overdue_work"
-HABIT_STREAK_BROKEN = "habit_streak_broken"
-NO_RECENT_SESSION = "no_recent_session"
-REASONS = (OPEN_FLAG, NO_SHOW_LAST_SESSION, READINESS_DROP, OVERDUE_WORK,
-           HABIT_STREAK_BROKEN, NO_RECENT_SESSION)
+REASONS = RISK_REASONS
+(OPEN_FLAG, NO_SHOW_LAST_SESSION, READINESS_DROP, OVERDUE_WORK, HABIT_STREAK_BROKEN,
+ NO_RECENT_SESSION) = REASONS
 
 # Thresholds (mirrored by the SQL function of migration 0006).
 HABIT_WINDOW = timedelta(days=7)
@@ -45,26 +42,6 @@ WEIGHTS = {NO_SHOW_LAST_SESSION: 20, READINESS_DROP: 20, OVERDUE_WORK: 15,
            HABIT_STREAK_BROKEN: 15, NO_RECENT_SESSION: 15}
 MAX_SCORE = 100
 
-RISK_RULES_DOC = f"""
-A mentee is **at risk** when at least one reason holds (evaluated at request time):
-
-- `{OPEN_FLAG}`: an open flag about the mentee. Weight by the highest open severity:
-  low 15, medium 25, high 40, critical 60.
-- `{NO_SHOW_LAST_SESSION}`: the latest session with the current mentor that has started
-  (cancelled ones ignored) is a `no_show`. Weight 20.
-- `{READINESS_DROP}`: over the last 14 days, the highest readiness the mentee had (each
-  record's `score` and `previous_score` in the window) minus the latest score is 10 points
-  or more. Weight 20.
-- `{OVERDUE_WORK}`: an unfinished work item about the mentee is past its `due_at` (or was
-  marked overdue by the SLA sweep), as the work queue counts it. Weight 15.
-- `{HABIT_STREAK_BROKEN}`: a `habit.streak_broken` signal in the last 7 days. Weight 15.
-- `{NO_RECENT_SESSION}`: assigned to the current mentor for 21 days or more, and no session
-  with them (completed, or scheduled and already started) began in the last 21 days; a
-  mentee assigned less than 21 days ago is not flagged yet. Weight 15.
-
-`risk_score` (0-100) = the sum of the weights of the mentee's reasons, capped at 100; it
-orders the at-risk list (highest first). The mentee only ever sees `at_risk` (a boolean).
-"""
 
 # Every active mentee of a mentor with their risk, in one statement.
 MENTOR_RISK_SQL = """

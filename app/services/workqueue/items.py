@@ -16,8 +16,9 @@ from app.config import Settings
 from app.core.outbox import OutboundEvent, emit_many
 from app.core.sql import insert
 from app.models import Assignment, WorkItem
+from app.models.work_item import PRIORITIES
 
-PRIORITY_ORDER = ("low", "normal", "high", "urgent")
+PRIORITY_ORDER = PRIORITIES  # escalation order, lowest first
 
 
 @dataclass(frozen=True)

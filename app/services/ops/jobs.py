@@ -1,14 +1,12 @@
-"""Operations jobs: the programme metrics refresh (every minute)."""
+"""The programme metrics refresh (every `PROGRAMME_METRICS_INTERVAL_SECONDS`, a minute)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from arq import cron
-
+from app.core.jobspec import Periodic
 from app.services.ops.metrics import refresh_programme_metrics
-from app.workers import CRON_JOBS
 
 
 async def refresh_programme_metrics_job(ctx: dict[str, Any]) -> dict[str, float | None]:
@@ -18,7 +16,8 @@ async def refresh_programme_metrics_job(ctx: dict[str, Any]) -> dict[str, float 
     return {value.name: value.value for value in values}
 
 
-# Every minute at second 0; `unique` so one worker runs it however many are up. Not at
-# startup: burst workers (tests, one-off runs) would each run it.
-CRON_JOBS.append(cron(refresh_programme_metrics_job, name="refresh_programme_metrics",
-                      second=0, unique=True, timeout=50))
+FUNCTIONS: list = []
+CRON_JOBS = [
+    Periodic(refresh_programme_metrics_job, name="refresh_programme_metrics",
+             every="programme_metrics_interval_seconds", timeout=50),
+]

@@ -1,0 +1,50 @@
+"""Compliance routes (role admin): the audit trail and a user's data export."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from app.core.auth import CurrentAdmin
+from app.core.db import DbSession
+from app.schemas.common import Page, problem_responses
+from app.schemas.compliance import AuditEntryPublic, UserExport
+from app.services.compliance import audit
+
+router = APIRouter(prefix="/api/v1/admin", tags=["compliance"])
+
+
+@router.get(
+    "/audit", operation_id="list_audit", summary="The audit trail, newest first",
+    description="Every change to programme data, by anyone (API callers, workers as "
+                "`system`, the admin UI), written by the database in the same transaction "
+                "as the change. Append-only: no application role can change or delete it; "
+                "only retention and erasure do (see the README).",
+    response_model=Page[AuditEntryPublic], responses=problem_responses(401, 403, 422),
+)
+async def list_audit(
+    principal: CurrentAdmin, session: DbSession,
+    actor_id: uuid.UUID | None = None,
+    target_id: Annotated[str | None, Query(max_length=64, pattern=r"^[0-9A-Za-z-]+$")] = None,
+    action: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z_.]+$")] = None,
+    since: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    until: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> Page[AuditEntryPublic]:
+    return await audit.list_audit(session, actor_id=actor_id, target_id=target_id,
+                                  action=action, since=since, until=until, limit=limit,
+                                  cursor=cursor)
+
+
+@router.get(
+    "/users/{user_id}/export", operation_id="export_user",
+    summary="Every personal datum held about a user, as one JSON document",
+    response_model=UserExport, responses=problem_responses(401, 403, 404, 422),
+)
+async def export_user(user_id: uuid.UUID, principal: CurrentAdmin,
+                      session: DbSession) -> UserExport:
+    return await audit.export_user(session, user_id=user_id)

@@ -1,0 +1,1 @@
+"""Compliance: the audit trail, a user's data export, erasure and retention."""
