@@ -29,7 +29,7 @@ DEFAULT_SLA: dict[str, SlaPolicy] = {
 APP_DB_ROLE = "mentorship_app"  # API requests: no BYPASSRLS, RLS decides what it sees
 WORKER_DB_ROLE = "mentorship_worker"  # arq workers acting as the system: BYPASSRLS
 # An API request switches (SET LOCAL ROLE) to the NOLOGIN role of its identity, granted to
-# APP_DB_ROLE; RLS and the users trigger trust only that (migration 0010).
+# APP_DB_ROLE; RLS and the users trigger trust only that (migration 0013).
 IDENTITY_DB_ROLES = {role: f"mentorship_{role}"
                      for role in ("mentee", "mentor", "director", "admin", "service")}
 # Public development defaults: accepted only with ENVIRONMENT=development (see
@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     jwt_private_key: str | None = None  # only for `mentorship token` with RS256
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
+    # How long a process trusts what it read about a user's role and active flag: a demoted
+    # or deactivated user loses access within this time (app/core/identity.py).
+    auth_cache_seconds: float = Field(60.0, ge=0)
 
     sla_policy: dict[str, SlaPolicy] = Field(default_factory=lambda: dict(DEFAULT_SLA))
     goal_feedback_tiers: list[str] = ["7"]
@@ -107,8 +110,10 @@ class Settings(BaseSettings):
     webhook_allow_private: bool | None = None
     stream_maxlen: int = 1000  # per-user Redis stream, approximate trim
     # Set on a user's stream and its epoch meta together by every append and every open
-    # (app/core/streams.py); 0: they never expire.
-    stream_ttl_seconds: int = Field(0, ge=0)
+    # (app/core/streams.py); 0: they never expire. Default 7 days: a user who never
+    # connects (most mentees and directors receive events) costs nothing once their stream
+    # has been idle that long; a later resume then gets a fresh snapshot (a new epoch).
+    stream_ttl_seconds: int = Field(7 * 24 * 3600, ge=0)
     sse_ping_seconds: int = 15
     sse_retry_ms: int = 3000
     # Open SSE streams are fed by a few readers per process, each one Redis connection
@@ -204,8 +209,11 @@ class Settings(BaseSettings):
     admin_session_max_age_seconds: int = 8 * 3600
     # When set, /metrics on the API answers only `Authorization: Bearer <METRICS_TOKEN>`.
     metrics_token: SecretStr | None = None
-    # The worker's own /metrics port (separate hosts); unset: no server in the worker.
+    # The worker's own /metrics port: job series, and (on the one worker holding the
+    # exporter lease) the deployment-wide series. Unset: no server in the worker.
     worker_metrics_port: int | None = None
+    # How often the exporter renews its lease and re-reads the deployment-wide values.
+    exporter_refresh_seconds: float = Field(15.0, gt=0)
 
     @field_validator("database_url", "app_database_url", "worker_database_url")
     @classmethod

@@ -14,6 +14,7 @@ from app.core import telemetry
 from app.core.db import Database
 from app.core.docs import install_docs
 from app.core.errors import install_error_handlers
+from app.core.identity import IdentityCache
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from app.core.openapi import install_openapi, operation_id_from_name
@@ -23,12 +24,13 @@ from app.core.state import AppState
 from app.routers import (
     compliance,
     dashboard,
-    director,
     events,
     live,
     matching,
     metrics,
     ops,
+    relationships,
+    risk,
     sessions,
     webhooks,
     workqueue,
@@ -58,9 +60,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = make_redis(settings)
+        db = Database.connect(settings.api_db_url, settings)
         state = app.state.shared = AppState(
-            settings=settings, db=Database.connect(settings.api_db_url, settings), redis=redis,
+            settings=settings, db=db, redis=redis,
             video=make_video_provider(settings), hub=StreamHub(settings, redis),
+            identities=IdentityCache(db.engine, ttl_seconds=settings.auth_cache_seconds),
         )
         telemetry.instrument_engine(state.db.engine, pool="api")
         try:
@@ -95,8 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(telemetry.HttpMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(ops.router)
-    for module in (dashboard, workqueue, sessions, director, events, webhooks, matching, live,
-                   metrics, compliance):
+    for module in (dashboard, workqueue, risk, sessions, relationships, events, webhooks,
+                   matching, live, metrics, compliance):
         app.include_router(module.router)
     app.include_router(events.catalogue)
     app.webhooks.include_router(events.webhooks)

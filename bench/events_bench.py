@@ -46,6 +46,7 @@ from app.core.auth import mint_token  # noqa: E402
 from app.core.db import Database  # noqa: E402
 from app.core.outbox import emit  # noqa: E402
 from app.core.redis import make_redis, user_stream_key  # noqa: E402
+from app.devtools.seed import ensure_service_account  # noqa: E402
 from bench._server import wait_healthy  # noqa: E402
 from tests.support.harness import ServerHarness, _plain_dsn  # noqa: E402
 
@@ -226,7 +227,8 @@ async def run(args: argparse.Namespace, servers: ServerHarness, env: dict[str, s
                             "--log-level", "warning"], env))
     base = f"http://127.0.0.1:{port}"
     await wait_healthy(base)
-    token = mint_token(uuid.uuid4(), "service", settings)
+    service = await ensure_service_account(settings, uuid.uuid4())  # tokens name real users
+    token = mint_token(service.id, "service", settings)
     await drive(base, token, mentees, batch=100, clients=2, seconds=3)  # warm up
     if not args.relay_only:
         await ingestion(args, base, token, mentees)

@@ -3,8 +3,11 @@
 Builds its own database (1,000 mentors, 20,000 mentees, ~120K sessions, ~84K feedback,
 200K work items, 200K outbox events of which 5K unpublished), then times:
 - `compute_programme_metrics` (what the refresh job runs every minute), as the workers' role;
-- one `/metrics` scrape through the app (ASGI, no network), which reads the outbox backlog
-  and the five stored metrics through the SECURITY DEFINER functions.
+- one `/metrics` scrape through the app (ASGI, no network). Since the deployment-wide
+  series moved to the exporting worker (app/services/ops/exporter.py), the API's scrape
+  reads no database; the exporter's refresh (every 15 s) reads the outbox backlog and the
+  five stored metrics through the SECURITY DEFINER functions, the reads this bench timed
+  inside the scrape before.
 
     TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \
     TEST_REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/ops_metrics.py

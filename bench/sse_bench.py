@@ -356,7 +356,10 @@ async def bench_e2e(server: Server, mentors: list[uuid.UUID], mentees: list[uuid
         sys.executable, "-m", "app.services.events.relay", cwd=ROOT, env=dict(os.environ),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     streams = await open_many(server.port, [mint_token(m, "mentor", settings) for m in mentors])
-    service_token = mint_token(uuid.uuid4(), "service", settings)
+    from app.devtools.seed import ensure_service_account
+
+    service = await ensure_service_account(settings, uuid.uuid4())  # tokens name real users
+    service_token = mint_token(service.id, "service", settings)
     sent: dict[str, tuple[float, float]] = {}  # marker -> (request sent, 202 received)
     written: dict[str, float] = {}  # marker -> the outbox row's occurred_at (before commit)
     failures: list[str] = []  # status codes or transport errors

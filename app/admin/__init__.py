@@ -181,10 +181,12 @@ class StaffAuthentication(AuthenticationBackend):
         if expired or principal.role not in STAFF_ROLES:
             request.session.clear()
             return False
-        # Still staff? (a demoted or deleted user loses access on their next click)
+        # Still active staff? (a demoted, deactivated or deleted user loses access on their
+        # next click)
         async with self.database.transaction(principal) as session:
-            role = await session.scalar(select(User.role).where(User.id == principal.user_id))
-        if role != principal.role:
+            row = (await session.execute(select(User.role, User.active)
+                                         .where(User.id == principal.user_id))).first()
+        if row is None or row.role != principal.role or not row.active:
             request.session.clear()
             return False
         request.state.admin_principal = principal

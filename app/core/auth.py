@@ -1,7 +1,10 @@
 """JWT verification (PyJWT), the `Principal` and role dependencies.
 
 The algorithm is pinned by settings and never read from the token; `sub`, `role` and `exp`
-are required; `iss` / `aud` are checked when configured.
+are required; `iss` / `aud` are checked when configured. A valid signature is not enough:
+the token's `sub` must be an active user whose current role in the database is the token's
+`role` (app/core/identity.py, cached per process for `AUTH_CACHE_SECONDS`), else 401
+`invalid_token`.
 """
 
 
@@ -15,9 +18,11 @@ from typing import Annotated
 import jwt
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.config import Settings
-from app.core.errors import Forbidden, Unauthorized
+from app.core.errors import Forbidden, ServiceUnavailable, Unauthorized
+from app.core.identity import IdentityCache
 from app.models.user import ROLES, Role
 
 
@@ -90,6 +95,26 @@ def mint_token(user_id: uuid.UUID | str, role: str, settings: Settings,
     return jwt.encode(claims, key, algorithm=settings.jwt_algorithm)
 
 
+async def verify_identity(identities: IdentityCache, principal: Principal) -> None:
+    """401 `invalid_token` unless the token's subject is an active user with that role now."""
+    try:
+        honoured = await identities.honours(principal.user_id, principal.role)
+    except (OSError, SQLAlchemyError) as exc:
+        raise ServiceUnavailable("The identity check is unavailable; retry shortly.",
+                                 headers={"Retry-After": "5"}) from exc
+    if not honoured:
+        raise Unauthorized("The token's user is unknown, inactive or no longer has that role",
+                           code="invalid_token")
+
+
+async def _authenticate(request: Request, token: str) -> Principal:
+    shared = request.app.state.shared
+    principal = _verified(request, token)
+    await verify_identity(shared.identities, principal)
+    request.state.principal = principal
+    return principal
+
+
 bearer_scheme = HTTPBearer(auto_error=False, description="JWT issued by the platform")
 
 
@@ -107,9 +132,7 @@ async def current_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("A bearer token is required", code="missing_token")
-    principal = _verified(request, credentials.credentials)
-    request.state.principal = principal
-    return principal
+    return await _authenticate(request, credentials.credentials)
 
 
 async def principal_from_header_or_query(
@@ -124,9 +147,7 @@ async def principal_from_header_or_query(
     token = credentials.credentials if credentials else access_token
     if not token:
         raise Unauthorized("A bearer token or access_token is required", code="missing_token")
-    principal = _verified(request, token)
-    request.state.principal = principal
-    return principal
+    return await _authenticate(request, token)
 
 
 def require_roles(*roles: Role, allow_query_token: bool = False):

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from app.config import Settings
 from app.core.arqredis import NamespacedArqRedis
 from app.core.errors import ServiceUnavailable
+from app.core.probe import worker_health_key
 from app.core.redis import queue_name
 
 log = structlog.get_logger("app.jobqueue")
@@ -32,15 +33,19 @@ CAPACITY_CHECK_JOB = "check_mentor_capacity"
 def arq_client(settings: Settings, pool: ConnectionPool | None = None) -> NamespacedArqRedis:
     """An arq client under the deployment's prefix: over `pool` (e.g. the API's), or over a
     pool of its own that returns bytes, as arq's worker expects."""
+    # A bounded connect, as arq's own pool has (an unreachable Redis fails fast).
     return NamespacedArqRedis(
-        pool or ConnectionPool.from_url(settings.redis_url),
+        pool or ConnectionPool.from_url(settings.redis_url, socket_connect_timeout=5),
         key_prefix=settings.redis_prefix, default_queue_name=queue_name(settings),
     )
 
 
 def health_check_key(settings: Settings) -> str:
-    """Where the workers record their health (`arq app.workers.WorkerSettings --check`)."""
-    return f"{queue_name(settings)}:health-check"
+    """Where this host's worker records its health (`arq app.workers.WorkerSettings --check`,
+    `python -m app.core.probe worker`): one key per host name, so a container's probe says
+    whether its own worker lives, and a worker stopping (arq deletes its key) or dying leaves
+    the others' keys alone."""
+    return worker_health_key(settings.redis_prefix)
 
 
 async def enqueue_job(redis: Redis, settings: Settings, function: str, *args: Any,

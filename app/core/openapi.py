@@ -71,8 +71,14 @@ def install_openapi(app: FastAPI) -> None:
             for method in METHODS:
                 if method in path_item:
                     _fix_operation(path_item[method])
+        # Webhooks are requests the service sends: the receiver's answers are its own.
+        for path_item in schema.get("webhooks", {}).values():
+            for operation in path_item.values():
+                operation["responses"] = {
+                    code: response for code, response in operation.get("responses", {}).items()
+                    if code[:1] == "2"}
         # FastAPI's own validation error shapes are never sent: drop them.
-        text = repr(schema["paths"])
+        text = repr(schema["paths"]) + repr(schema.get("webhooks", {}))
         for name in ("HTTPValidationError", "ValidationError"):
             if f"#/components/schemas/{name}'" not in text:
                 schemas.pop(name, None)

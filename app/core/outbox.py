@@ -37,7 +37,20 @@ REFRESH_PRIORITY: dict[str, str] = {
     "workqueue.item_overdue": "high",
     "workqueue.item_completed": "normal",
     "capacity.exceeded": "high",
+    # v2
+    "flag.escalated": "urgent",  # a director escalated a flag
+    "risk.raised": "high",  # a mentee newly at risk
+    "workqueue.item_escalated": "high",  # the SLA sweep raised an item's priority
+    "user.deactivated": "high",
+    "user.erased": "normal",  # downstream services erase their copies
 }
+
+# Events every (active) director receives on their stream besides the users they concern
+# (the director stream's live view: CONTRACT.md v2 `GET /api/v1/director/stream`).
+DIRECTOR_EVENTS = frozenset({
+    "assignment.created", "assignment.ended", "capacity.exceeded", "flag.raised",
+    "flag.resolved", "flag.escalated", "risk.raised", "matching.run_finished",
+})
 
 
 async def emit(
@@ -51,11 +64,13 @@ async def emit(
     """Write one outbound event in the current transaction and return its id.
 
     `recipients` are the users whose real-time stream gets the event (None entries, e.g. a
-    mentee without a mentor, are dropped). Through `outbox_emit()` (migration 0010): API
+    mentee without a mentor, are dropped). Through `outbox_emit()` (migration 0013): API
     identities may not insert outbox rows themselves, and a mentee or mentor may address
     only their own relationships and directors.
     """
     event_id = uuid.uuid4()
+    if type in DIRECTOR_EVENTS:
+        recipients = [*recipients, *await director_ids(session)]
     await emit_many(session, [OutboundEvent(type, data, recipients, occurred_at, event_id)])
     return event_id
 
@@ -109,11 +124,16 @@ def insert_events_sql(*, type: str, data: str, recipients: str, source: str,
     """`INSERT INTO outbox_events ... SELECT` for set-based emitters (one event per row of
     `source`), with the same columns and refresh priority as `emit`. `data` is a SQL
     expression building the JSON object, `recipients` one building a uuid[] (NULLs are
-    removed; keep it free of duplicates)."""
+    removed; keep it free of duplicates). Director events also go to every director
+    (`director_ids()` once per statement, an InitPlan), without duplicates."""
+    recipients_sql = f"array_remove({recipients}, null)"
+    if type in DIRECTOR_EVENTS:
+        recipients_sql = (f"array(select distinct r from unnest({recipients} || "
+                          f"(select director_ids())) r where r is not null)")
     return (
         "insert into outbox_events (id, type, occurred_at, data, refresh_priority, recipients) "
         f"select gen_random_uuid(), '{type}', {occurred_at}, {data}, "
-        f"'{REFRESH_PRIORITY[type]}', array_remove({recipients}, null) from {source}"
+        f"'{REFRESH_PRIORITY[type]}', {recipients_sql} from {source}"
     )
 
 

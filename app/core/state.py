@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from app.config import Settings
 from app.core.db import Database
+from app.core.identity import IdentityCache
 
 if TYPE_CHECKING:  # built by app/main.py, which may import domains; core only names them
     from app.services.live.hub import StreamHub
@@ -26,6 +27,7 @@ class AppState:
     redis: Redis
     video: VideoProvider  # one per process, so a Zoom token is cached across requests
     hub: StreamHub  # this process's SSE readers
+    identities: IdentityCache  # who each token's user is now (app/core/identity.py)
 
 
 def app_state(request: Request) -> AppState:

@@ -1,16 +1,14 @@
-"""Prometheus metrics: HTTP, database pools, jobs, and the values read at scrape time.
+"""Prometheus metrics: HTTP, database pools, jobs, and collectors other modules register.
 
-Two kinds of series:
-- Process counters, histograms and gauges (HTTP requests, pools, jobs, SSE streams) live in
-  prometheus-client's registry. With `PROMETHEUS_MULTIPROC_DIR` set (several uvicorn
-  workers, or API and worker on one host) each process writes them to files in that
-  directory and a scrape aggregates every process (`MultiProcessCollector`; gauges sum
-  over live processes).
-- Database-wide values (outbox backlog and age, the five programme metrics) are global
-  facts, not per process: each scrape reads them once through two SECURITY DEFINER
-  functions (migration 0003) and renders them beside the registry, so they are never
-  duplicated or summed across processes. The programme metrics themselves are computed by
-  the refresh job (app/services/ops/metrics.py), never per scrape.
+- Process series (HTTP requests, pools, jobs, SSE streams) live in prometheus-client's
+  registry. With `PROMETHEUS_MULTIPROC_DIR` set (several uvicorn workers on one host) each
+  process writes them to files in that directory and a scrape aggregates every process
+  (`MultiProcessCollector`; gauges sum over live processes).
+- Deployment-wide values (outbox backlog and age, the five programme metrics) are facts of
+  the whole deployment, not of a process: exactly one process per deployment may serve
+  them, or `sum()` in Prometheus counts them once per replica. The domain that owns them
+  registers a collector here (`register_collector`; the ops exporter does, in the one
+  worker holding the exporter lease: app/services/ops/exporter.py). Core reads no domain.
 
 Request series are labelled by route template (`/api/v1/mentor/sessions/{session_id}`),
 never by raw path, and by a fixed set of methods, so fuzzers cannot explode cardinality.
@@ -21,11 +19,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -42,13 +38,11 @@ from prometheus_client import (
     multiprocess,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
-from sqlalchemy import event, text
+from prometheus_client.core import Metric
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from app.services.ops.metrics import BY_NAME, DEFINITIONS
 
 log = structlog.get_logger("app.telemetry")
 
@@ -255,7 +249,7 @@ def start_worker_metrics_server(port: int | None) -> None:
     global _worker_server_started
     if port is None or _worker_server_started:
         return
-    start_http_server(port, registry=process_registry())
+    start_http_server(port, registry=_Served())  # type: ignore[arg-type]
     _worker_server_started = True
     log.info("worker_metrics_server", port=port)
 
@@ -276,92 +270,31 @@ def process_registry() -> Any:
     return registry
 
 
-@dataclass
-class ScrapeSnapshot:
-    """Database-wide values read once per scrape."""
-
-    outbox_pending: int
-    outbox_oldest_age_seconds: float
-    # name -> (value, seconds since computed)
-    programme: dict[str, tuple[float | None, float]]
-
-    def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily("mentorship_outbox_backlog",
-                                "Outbox events not yet published.", value=self.outbox_pending)
-        yield GaugeMetricFamily("mentorship_outbox_oldest_age_seconds",
-                                "Age of the oldest unpublished outbox event (0 when none).",
-                                value=self.outbox_oldest_age_seconds)
-        met = GaugeMetricFamily("mentorship_programme_metric_goal_met",
-                                "1 when the programme metric meets its goal, 0 when not "
-                                "(absent without data).", labels=["metric"])
-        age = GaugeMetricFamily("mentorship_programme_metric_age_seconds",
-                                "Seconds since the refresh job computed the metric.",
-                                labels=["metric"])
-        for definition in DEFINITIONS:
-            value, seconds = self.programme.get(definition.name, (None, math.nan))
-            yield GaugeMetricFamily(
-                definition.name,
-                f"{definition.description} Goal: {definition.goal.text}.",
-                value=math.nan if value is None else value,
-            )
-            goal_met = BY_NAME[definition.name].goal.met(value)
-            if goal_met is not None:
-                met.add_metric([definition.name], 1.0 if goal_met else 0.0)
-            age.add_metric([definition.name], seconds)
-        yield met
-        yield age
+_collectors: list[Any] = []
 
 
-_SNAPSHOT_SQL = text("""
-    select b.pending,
-           coalesce(extract(epoch from clock_timestamp() - b.oldest_created_at), 0)::float8
-               as oldest_age
-      from ops_outbox_backlog() b
-""")
-_PROGRAMME_SQL = text("""
-    select name, value, extract(epoch from clock_timestamp() - computed_at)::float8 as age
-      from ops_programme_metrics()
-""")
+def register_collector(collector: Any) -> None:
+    """Serve `collector` (anything with `collect()`) beside the process series, from this
+    process's `/metrics` (the API's route or the worker's port). Once per collector."""
+    if collector not in _collectors:
+        _collectors.append(collector)
 
 
-async def read_snapshot(db: Any) -> ScrapeSnapshot:
-    """Two cheap reads through SECURITY DEFINER functions (the API role may not read the
-    outbox or the metrics table without a staff identity; these return aggregates only)."""
-    async with db.transaction(None) as session:
-        backlog = (await session.execute(_SNAPSHOT_SQL)).one()
-        programme = {row.name: (row.value, row.age)
-                     for row in await session.execute(_PROGRAMME_SQL)}
-    return ScrapeSnapshot(int(backlog.pending), float(backlog.oldest_age), programme)
+def unregister_collector(collector: Any) -> None:
+    if collector in _collectors:
+        _collectors.remove(collector)
 
 
-class _Combined:
-    def __init__(self, *collectors: Any) -> None:
-        self.collectors = collectors
+class _Served:
+    """What a scrape of this process returns: the process series (every process's in
+    multi-process mode, read afresh) and the registered collectors."""
 
     def collect(self) -> Iterator[Metric]:
-        for collector in self.collectors:
+        yield from process_registry().collect()
+        for collector in list(_collectors):
             yield from collector.collect()
 
 
-class _DatabaseUp:
-    def __init__(self, up: bool) -> None:
-        self.up = up
-
-    def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily("mentorship_metrics_database_up",
-                                "1 when this scrape could read the database-wide values.",
-                                value=1.0 if self.up else 0.0)
-
-
-async def render(db: Any, timeout_seconds: float = 2.0) -> bytes:
-    """The exposition text for one scrape. A database outage still serves the process
-    series (and says so in `mentorship_metrics_database_up`)."""
-    collectors: list[Any] = [process_registry()]
-    try:
-        snapshot = await asyncio.wait_for(read_snapshot(db), timeout_seconds)
-    except Exception as exc:  # the scrape must not fail with the database
-        log.warning("metrics_snapshot_failed", error=type(exc).__name__)
-        collectors.append(_DatabaseUp(False))
-    else:
-        collectors += [snapshot, _DatabaseUp(True)]
-    return generate_latest(_Combined(*collectors))  # type: ignore[arg-type]
+def render() -> bytes:
+    """The exposition text for one scrape of this process."""
+    return generate_latest(_Served())  # type: ignore[arg-type]

@@ -143,7 +143,10 @@ def token(
         help="Look the user up by email in the database instead of --user-id.")] = None,
     ttl_hours: Annotated[float, typer.Option(min=0.01, help="Lifetime.")] = 12,
 ) -> None:
-    """Print a JWT signed with the configured key (JWT_SECRET, or JWT_PRIVATE_KEY for RS256)."""
+    """Print a JWT signed with the configured key (JWT_SECRET, or JWT_PRIVATE_KEY for RS256).
+
+    Tokens are honoured only for an active user with that role in the database: with
+    `--role service --user-id UUID` the service account is created if it does not exist."""
     from app.core.auth import mint_token
 
     settings = get_settings()
@@ -158,6 +161,15 @@ def token(
         user_id, role = user.id, role or user.role
     if role not in ROLES:
         _fail(f"--role must be one of {', '.join(ROLES)}")
+    if role == "service" and email is None:
+        from app.devtools.seed import ensure_service_account
+
+        try:
+            asyncio.run(ensure_service_account(settings, user_id))
+        except (OSError, asyncpg.PostgresError) as exc:
+            _fail(f"cannot create the service account: {exc}")
+        except ValueError as exc:
+            _fail(str(exc))
     try:
         typer.echo(mint_token(user_id, role, settings, ttl=timedelta(hours=ttl_hours)))
     except RuntimeError as exc:

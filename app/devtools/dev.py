@@ -185,8 +185,11 @@ def run(options: DevOptions) -> int:
                 sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app",
                 "--fd", str(fd)], env, pass_fds=(fd,))
             for n in range(options.workers):
+                # Each worker serves its job series (and one of them the outbox and
+                # programme metrics) on a port of its own: the API's port + 1, + 2...
                 supervisor.spawn(f"worker-{n + 1}", [
-                    sys.executable, "-m", "arq", "app.workers.WorkerSettings"], env)
+                    sys.executable, "-m", "arq", "app.workers.WorkerSettings"],
+                    {**env, "WORKER_METRICS_PORT": str(worker_metrics_port(options, n))})
             with database_errors(settings.database_url):
                 demo = asyncio.run(_prepare_data(settings, options))
             ready = _wait_ready(base, supervisor)
@@ -217,6 +220,10 @@ def _announce_stop(name: str, stop, *args) -> None:
         _say(f"  could not stop embedded {name}: {exc}")
 
 
+def worker_metrics_port(options: DevOptions, n: int) -> int:
+    return options.port + 1 + n
+
+
 def _banner(settings: Settings, options: DevOptions, base: str, demo: dict, ready: bool) -> None:
     ttl = timedelta(hours=options.token_ttl_hours)
     _say("")
@@ -227,6 +234,9 @@ def _banner(settings: Settings, options: DevOptions, base: str, demo: dict, read
          "password: their token)")
     _say(f"  Postgres  {_describe_postgres(settings.database_url)}")
     _say(f"  Redis     {settings.redis_url}")
+    _say(f"  Metrics   {base}/metrics (API), " + ", ".join(
+        f"http://{options.host}:{worker_metrics_port(options, n)}/metrics"
+        for n in range(options.workers)) + " (workers: jobs, outbox, programme metrics)")
     if settings.jwt_secret == DEV_JWT_SECRET:
         _say("  Keys      the public development JWT secret (ENVIRONMENT=development only)")
     _say("")

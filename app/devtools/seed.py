@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -201,3 +202,24 @@ async def user_by_email(settings: Settings, email: str) -> DemoUser | None:
         return DemoUser(row["id"], row["role"], row["email"], row["name"]) if row else None
     finally:
         await connection.close()
+
+
+async def ensure_service_account(settings: Settings, user_id: uuid.UUID) -> DemoUser:
+    """The service account `user_id`, created if missing (`mentorship token --role service`):
+    v2 honours a token only for an active user with the token's role, so an integration
+    needs a user row of its own. Raises ValueError if the id belongs to someone else."""
+    connection = await asyncpg.connect(plain_dsn(settings.worker_db_url))
+    try:
+        await connection.execute(
+            "insert into users (id, email, name, role) values ($1, $2, $3, 'service') "
+            "on conflict (id) do nothing",
+            user_id, f"service-{user_id}@service.invalid", "Service account")
+        row = await connection.fetchrow(
+            "select id, role, email, name, active from users where id = $1", user_id)
+    finally:
+        await connection.close()
+    if row["role"] != "service":
+        raise ValueError(f"user {user_id} exists and is a {row['role']}, not a service account")
+    if not row["active"]:
+        raise ValueError(f"service account {user_id} is deactivated")
+    return DemoUser(row["id"], row["role"], row["email"], row["name"])

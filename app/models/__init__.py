@@ -1,6 +1,6 @@
 """SQLAlchemy models, one module per aggregate. Importing this package registers them all."""
 
-from app.models.assignment import Assignment
+from app.models.assignment import Assignment, WaitingMentee
 from app.models.audit import AuditEntry
 from app.models.base import Base
 from app.models.events import InboxEvent, OutboxEvent
@@ -16,5 +16,5 @@ __all__ = [
     "Assignment", "AuditEntry", "Base", "CapacityAlert", "Flag", "InboxEvent", "MatchingRun",
     "MenteeSignal", "MentoringSession", "MissionReview", "MissionSubmission", "OutboxEvent",
     "ProgrammeMetric", "ProgrammeMetricDay", "ReadinessRecord", "SessionFeedback", "User",
-    "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint", "WorkItem",
+    "WaitingMentee", "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint", "WorkItem",
 ]

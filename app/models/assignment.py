@@ -39,3 +39,15 @@ class Assignment(Base):
     started_at: Mapped[CreatedAt]
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class WaitingMentee(Base):
+    """An active mentee with no active assignment, since when. Kept by database triggers
+    on assignments and users (migration 0011); the code only reads it."""
+
+    __tablename__ = "waiting_mentees"
+    __table_args__ = (Index("ix_waiting_mentees_since_mentee_id", "since", "mentee_id"),)
+
+    mentee_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    since: Mapped[datetime]

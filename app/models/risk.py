@@ -43,6 +43,10 @@ class Flag(Base):
     resolution: Mapped[str | None] = mapped_column(Text)
     resolved_by: Mapped[uuid.UUID | None]
     resolved_at: Mapped[datetime | None]
+    # A director's escalation of an open flag; the stored status stays `open` (every "open
+    # flag" rule keeps counting it) and the API shows `escalated` (migration 0011).
+    escalated_at: Mapped[datetime | None]
+    escalated_by: Mapped[uuid.UUID | None]
     created_at: Mapped[CreatedAt]
 
 

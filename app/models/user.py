@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, Literal, get_args
 
 from sqlalchemy import CheckConstraint, Index, String, Text, func, text
@@ -24,6 +25,8 @@ class User(Base):
         CheckConstraint("mentor_max_mentees >= 0", name="max_mentees_nonneg"),
         Index("uq_users_email", func.lower(text("email")), unique=True),
         Index("ix_users_mentors", "id", postgresql_where=text("is_mentor")),
+        Index("ix_users_staff", "role", "id",
+              postgresql_where=text("role in ('director', 'admin')")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -41,5 +44,9 @@ class User(Base):
     mentor_availability: Mapped[dict[str, Any]] = mapped_column(
         JSONB, server_default=EMPTY_AVAILABILITY
     )
+    # Deactivated users keep their history, but no token of theirs is honoured.
+    active: Mapped[bool] = mapped_column(server_default=text("true"))
+    deactivated_at: Mapped[datetime | None]
+    erased_at: Mapped[datetime | None]  # pseudonymised (app/services/compliance/erasure.py)
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[UpdatedAt]

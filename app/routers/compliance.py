@@ -5,14 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, BackgroundTasks, Query
 from pydantic import AwareDatetime
 
 from app.core.auth import CurrentAdmin
 from app.core.db import DbSession
+from app.core.state import StateDep
 from app.schemas.common import Page, problem_responses
-from app.schemas.compliance import AuditEntryPublic, UserExport
-from app.services.compliance import audit
+from app.schemas.compliance import AuditEntryPublic, UserErased, UserExport
+from app.services.compliance import audit, erasure
 
 router = APIRouter(prefix="/api/v1/admin", tags=["compliance"])
 
@@ -48,3 +49,25 @@ async def list_audit(
 async def export_user(user_id: uuid.UUID, principal: CurrentAdmin,
                       session: DbSession) -> UserExport:
     return await audit.export_user(session, user_id=user_id)
+
+
+@router.post(
+    "/users/{user_id}/erase", operation_id="erase_user",
+    summary="Erase a user: pseudonymise, delete free text, end relationships",
+    description="In one transaction: the user is deactivated (assignments end, future "
+                "sessions are cancelled, tokens stop), name and email are pseudonymised, "
+                "free text written by or about them is deleted, and their personal values "
+                "become `[erased]` in event payloads and the audit trail; `user.erased` goes "
+                "out. Their Redis streams and markers are removed right after. The id stays "
+                "as a tombstone: a later upsert of it is 409 `erased`; erasing twice is 409 "
+                "`invalid_transition`.",
+    response_model=UserErased, responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def erase_user(user_id: uuid.UUID, principal: CurrentAdmin, session: DbSession,
+                     state: StateDep, background: BackgroundTasks) -> UserErased:
+    erased = await erasure.erase_user(session, principal=principal, user_id=user_id,
+                                      video=state.video)
+    # After the commit (the transaction commits when the route returns).
+    background.add_task(erasure.forget_redis_keys, state.redis, state.settings,
+                        user_id=user_id)
+    return erased

@@ -1,4 +1,5 @@
-"""The mentor's dashboard, mentee list and cockpit; the mentee's own home view."""
+"""Dashboards: the mentor's dashboard, mentee list and cockpit; the directors' cockpit of any
+mentee and list of mentors; the mentee's own home view and review feedback."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.core.auth import CurrentMentee, CurrentMentor
+from app.core.auth import CurrentMentee, CurrentMentor, CurrentStaff
 from app.core.db import DbSession
 from app.core.http_cache import conditional_json
 from app.schemas.common import Page, problem_responses
@@ -18,10 +19,15 @@ from app.schemas.dashboard import (
     DashboardPublic,
     MenteeHome,
     MenteeSummary,
+    MentorLoadPublic,
+    MentorSort,
 )
+from app.schemas.reviews import MenteeReviewPublic
 from app.schemas.risk import RISK_RULES_DOC
+from app.services.dashboard import directory as mentor_directory
 from app.services.dashboard import mentees as mentees_service
 from app.services.dashboard.mentor import build_dashboard
+from app.services.workqueue.reviews import list_mentee_reviews
 
 router = APIRouter()
 NOT_MODIFIED = {"description": "`If-None-Match` holds the current `ETag`: nothing changed "
@@ -103,3 +109,71 @@ async def get_cockpit(
 async def get_mentee_home(principal: CurrentMentee, session: DbSession) -> MenteeHome:
     return await mentees_service.mentee_home(
         session, mentee_id=principal.user_id, now=datetime.now(UTC))
+
+
+@router.get(
+    "/api/v1/mentee/reviews",
+    operation_id="list_mentee_reviews",
+    summary="The mentee's decided mission reviews, newest first",
+    description="Each decided review of the caller's submissions: `submission_id`, "
+                "`decision`, `feedback`, `score`, `reviewed_at` (plus the mission and its "
+                "title). Pending submissions are not listed.",
+    response_model=Page[MenteeReviewPublic],
+    responses=problem_responses(401, 403, 422),
+    tags=["mentee"],
+)
+async def get_mentee_reviews(
+    principal: CurrentMentee,
+    session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> Page[MenteeReviewPublic]:
+    items, next_cursor = await list_mentee_reviews(
+        session, mentee_id=principal.user_id, limit=limit, cursor=cursor)
+    return Page[MenteeReviewPublic](items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/api/v1/director/mentees/{mentee_id}/cockpit",
+    operation_id="get_director_mentee_cockpit",
+    summary="Everything about any mentee (the mentor cockpit's shape)",
+    description=("Profile, current assignment (null while waiting), risk, readiness trend, "
+                 "recent and upcoming sessions with any mentor, open work items, flags (with "
+                 "notes) and recent submissions with their review. 404 unless the user is a "
+                 "mentee."),
+    response_model=CockpitPublic,
+    responses=problem_responses(401, 403, 404, 422),
+    tags=["director"],
+)
+async def get_director_cockpit(
+    mentee_id: uuid.UUID, _: CurrentStaff, session: DbSession
+) -> CockpitPublic:
+    return await mentees_service.director_cockpit(session, mentee_id=mentee_id,
+                                                  now=datetime.now(UTC))
+
+
+@router.get(
+    "/api/v1/director/mentors",
+    operation_id="list_director_mentors",
+    summary="Every active mentor's load",
+    description="Mentees N/max, weekly slots X/total (this ISO week in the mentor's time "
+                "zone; a stored zone that is not a valid IANA name counts as UTC), open and "
+                "overdue work items. Deactivated mentors are not listed. `sort`: `name` "
+                "(default), `-name`, `load` (active mentees / max mentees, least loaded first) "
+                "or `-load`; ties by name. Keyset pages: a cursor is valid only with the sort "
+                "it came from.",
+    response_model=Page[MentorLoadPublic],
+    responses=problem_responses(401, 403, 422),
+    tags=["director"],
+)
+async def list_mentors(
+    _: CurrentStaff,
+    session: DbSession,
+    sort: Annotated[MentorSort, Query()] = "name",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> Page[MentorLoadPublic]:
+    items, next_cursor = await mentor_directory.list_mentor_loads(
+        session, sort=sort, limit=limit, cursor=cursor
+    )
+    return Page[MentorLoadPublic](items=items, next_cursor=next_cursor)

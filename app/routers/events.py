@@ -11,6 +11,7 @@ from app.core.auth import CurrentService
 from app.core.db import DbSession
 from app.core.errors import Unprocessable
 from app.core.state import SettingsDep
+from app.routers.sessions import Video
 from app.schemas.common import problem_responses
 from app.schemas.events import EventsAccepted, EventsIn, OutboundEvent, UserPublic, UserUpsert
 from app.services.events import inbound
@@ -44,12 +45,14 @@ One inbound event, or `{"events": [...]}` with up to 500. Envelope:
     responses=problem_responses(401, 403, 409, 413, 422),
 )
 async def post_events(
-    body: EventsIn, principal: CurrentService, session: DbSession, settings: SettingsDep
+    body: EventsIn, principal: CurrentService, session: DbSession, settings: SettingsDep,
+    video: Video,
 ) -> EventsAccepted:
     if len(body.events) > settings.events_max_batch:
         raise Unprocessable(f"At most {settings.events_max_batch} events per request",
                             code="batch_too_large")
-    result = await inbound.ingest_events(session, events=body.events, settings=settings)
+    result = await inbound.ingest_events(session, events=body.events, settings=settings,
+                                         principal=principal, video=video)
     return EventsAccepted(accepted=result.accepted, duplicates=len(result.duplicate_ids),
                           duplicate_ids=result.duplicate_ids)
 
@@ -59,16 +62,22 @@ async def post_events(
     operation_id="upsert_user",
     summary="Provision or update a user (idempotent upsert)",
     description="201 when created, 200 when updated or unchanged. Only the fields sent are "
-                "written on update; `is_mentor` defaults to `role == 'mentor'`.",
+                "written on update; `is_mentor` defaults to `role == 'mentor'`. A role change "
+                "that makes a mentee something else ends their active assignment (and a "
+                "mentor who stops being one: their mentees' assignments), cancelling the "
+                "pair's future sessions; `active: false` deactivates the user as `POST "
+                "/api/v1/users/{user_id}/deactivate` does; `active: true` brings them back "
+                "without relationships.",
     response_model=UserPublic,
     responses={201: {"model": UserPublic, "description": "Created"},
                **problem_responses(401, 403, 409, 422)},
 )
 async def put_user(
     user_id: uuid.UUID, body: UserUpsert, principal: CurrentService, session: DbSession,
-    response: Response,
+    response: Response, video: Video,
 ) -> UserPublic:
-    created = await inbound.upsert_user(session, user_id=user_id, user=body)
+    created = await inbound.provision_user(session, principal=principal, user_id=user_id,
+                                           user=body, video=video)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return UserPublic.model_validate(await inbound.get_user(session, user_id=user_id))
 

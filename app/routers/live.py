@@ -1,4 +1,4 @@
-"""The live mentor dashboard over Server-Sent Events."""
+"""Live views over Server-Sent Events: the mentor dashboard, the directors' and the mentees'."""
 
 from __future__ import annotations
 
@@ -8,16 +8,27 @@ from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Query
+from sqlalchemy.exc import SQLAlchemyError
 from sse_starlette import EventSourceResponse
 from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
 from app.core.auth import Principal, require_roles
-from app.core.state import StateDep
+from app.core.state import AppState, StateDep
 from app.schemas.common import problem_responses
-from app.services.live.streams import LiveStream, admit_stream, start_stream
+from app.services.dashboard.director import director_snapshot
+from app.services.dashboard.mentees import mentee_home
+from app.services.live.streams import (
+    LiveStream,
+    Snapshot,
+    StreamHub,
+    admit_stream,
+    start_stream,
+)
 
 router = APIRouter(tags=["mentor"])
+# The mentor's, the directors' and the mentees' streams: one mechanism (app/services/live/),
+# each user's own Redis stream, a snapshot of their view first.
 log = structlog.get_logger("app.realtime")
 
 
@@ -59,6 +70,9 @@ class DashboardStream(EventSourceResponse):
 # EventSource cannot send headers, so the token may also come as `?access_token=`
 # (never logged: see app/core/logging.py and app/core/middleware.py).
 StreamingMentor = Annotated[Principal, Depends(require_roles("mentor", allow_query_token=True))]
+StreamingStaff = Annotated[Principal, Depends(require_roles("director", "admin",
+                                                            allow_query_token=True))]
+StreamingMentee = Annotated[Principal, Depends(require_roles("mentee", allow_query_token=True))]
 
 STREAM_DESCRIPTION = """\
 Server-Sent Events. The first event is `snapshot` (the body of `GET /api/v1/mentor/dashboard`),
@@ -70,8 +84,41 @@ Reconnecting with `Last-Event-ID` (browsers do it themselves; or `?last_event_id
 every event missed since that id, in order, once; when some of them are no longer kept (the
 stream was trimmed past it, or lost and re-created: ids are `<epoch>-<ms>-<seq>`), a fresh
 `snapshot` comes instead. The stream ends with a `token_expired` event when the token
-expires: reconnect with a new token (and `?last_event_id=`).
+expires: reconnect with a new token (and `?last_event_id=`). It ends with a `token_revoked`
+event when the token stops being honoured (the user was deactivated or changed role; checked
+again every `AUTH_CACHE_SECONDS`).
 """
+
+
+STREAM_RESPONSES = {
+    200: {"description": "An endless `text/event-stream`.",
+          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+    **problem_responses(401, 403, 422, 429, 503),
+}
+LastEventId = Annotated[
+    str | None, Header(alias="Last-Event-ID", description="The last `id:` received.")]
+LastEventIdQuery = Annotated[
+    str | None,
+    Query(alias="last_event_id", description="Same as `Last-Event-ID`, for a new "
+                                             "EventSource (e.g. after a token refresh)."),
+]
+
+
+async def _open(state: AppState, principal: Principal, last_event_id: str | None,
+                snapshot: Snapshot | None = None) -> EventSourceResponse:
+    """Any user's stream: the same guarantees for mentors, directors and mentees."""
+    settings, hub = state.settings, state.hub
+    slot = admit_stream(hub, principal)  # 503 or 429 `too_many_streams`
+    try:
+        start = await start_stream(hub=hub, redis=state.redis, db=state.db,
+                                   principal=principal, last_event_id=last_event_id,
+                                   now=datetime.now(UTC), snapshot=snapshot)
+    except BaseException:
+        slot.release()
+        raise
+    live = open_live_stream(state, hub, start, principal)
+    live.slot = slot
+    return DashboardStream(live, send_timeout=settings.sse_send_timeout_seconds)
 
 
 @router.get(
@@ -80,33 +127,74 @@ expires: reconnect with a new token (and `?last_event_id=`).
     summary="Live dashboard: a snapshot, then events as they happen (SSE)",
     description=STREAM_DESCRIPTION,
     response_class=EventSourceResponse,
-    responses={
-        200: {"description": "An endless `text/event-stream`.",
-              "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-        **problem_responses(401, 403, 422, 429, 503),
-    },
+    responses=STREAM_RESPONSES,
 )
 async def stream_dashboard(
-    state: StateDep,
-    principal: StreamingMentor,
-    last_event_id: Annotated[
-        str | None, Header(alias="Last-Event-ID", description="The last `id:` received.")
-    ] = None,
-    last_event_id_query: Annotated[
-        str | None,
-        Query(alias="last_event_id", description="Same as `Last-Event-ID`, for a new "
-                                                 "EventSource (e.g. after a token refresh)."),
-    ] = None,
+    state: StateDep, principal: StreamingMentor, last_event_id: LastEventId = None,
+    last_event_id_query: LastEventIdQuery = None,
 ) -> EventSourceResponse:
-    settings, hub = state.settings, state.hub
-    slot = admit_stream(hub, principal)
-    try:
-        start = await start_stream(hub=hub, redis=state.redis, db=state.db,
-                                   principal=principal,
-                                   last_event_id=last_event_id or last_event_id_query,
-                                   now=datetime.now(UTC))
-    except BaseException:
-        slot.release()
-        raise
-    return DashboardStream(LiveStream(hub, start, expires_at=principal.expires_at, slot=slot),
-                           send_timeout=settings.sse_send_timeout_seconds)
+    return await _open(state, principal, last_event_id or last_event_id_query)
+
+
+@router.get(
+    "/api/v1/director/stream",
+    operation_id="stream_director",
+    summary="The directors' live view: a snapshot, then events as they happen (SSE)",
+    description=STREAM_DESCRIPTION.replace(
+        "the body of `GET /api/v1/mentor/dashboard`",
+        "the programme metrics, unresolved flags by severity and the waiting count").replace(
+        "concerning the mentor", "for directors (`flag.raised`, `flag.resolved`, "
+        "`flag.escalated`, `capacity.exceeded`, `assignment.created`, `assignment.ended`, "
+        "`matching.run_finished`, `risk.raised`, ...)").replace("the mentor's stream",
+                                                                "the director's stream"),
+    response_class=EventSourceResponse,
+    responses=STREAM_RESPONSES,
+    tags=["director"],
+)
+async def stream_director(
+    state: StateDep, principal: StreamingStaff, last_event_id: LastEventId = None,
+    last_event_id_query: LastEventIdQuery = None,
+) -> EventSourceResponse:
+    async def snapshot(session):
+        return await director_snapshot(session, now=datetime.now(UTC))
+
+    return await _open(state, principal, last_event_id or last_event_id_query, snapshot)
+
+
+@router.get(
+    "/api/v1/mentee/stream",
+    operation_id="stream_mentee",
+    summary="The mentee's live view: a snapshot, then their own events (SSE)",
+    description=STREAM_DESCRIPTION.replace(
+        "the body of `GET /api/v1/mentor/dashboard`", "the body of `GET /api/v1/mentee/me`"
+    ).replace("concerning the mentor", "concerning the mentee (their sessions, "
+              "assignment, reviews; never flags or risk reasons)").replace(
+        "the mentor's stream", "the mentee's stream"),
+    response_class=EventSourceResponse,
+    responses=STREAM_RESPONSES,
+    tags=["mentee"],
+)
+async def stream_mentee(
+    state: StateDep, principal: StreamingMentee, last_event_id: LastEventId = None,
+    last_event_id_query: LastEventIdQuery = None,
+) -> EventSourceResponse:
+    async def snapshot(session):
+        return await mentee_home(session, mentee_id=principal.user_id, now=datetime.now(UTC))
+
+    return await _open(state, principal, last_event_id or last_event_id_query, snapshot)
+
+
+def open_live_stream(state: AppState, hub: StreamHub, start,
+                     principal: Principal) -> LiveStream:
+    """The stream's events, ending when the token expires or stops being honoured."""
+    identities = state.identities
+
+    async def still_honoured() -> bool:
+        try:
+            return await identities.honours(principal.user_id, principal.role)
+        except (OSError, SQLAlchemyError):
+            return True  # the database is unreachable: keep serving; checked again later
+
+    return LiveStream(hub, start, expires_at=principal.expires_at,
+                      still_honoured=still_honoured,
+                      recheck_seconds=state.settings.auth_cache_seconds)

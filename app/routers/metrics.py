@@ -26,12 +26,13 @@ MAX_HISTORY_DAYS = 366
     "/metrics",
     operation_id="prometheus_metrics",
     summary="Prometheus metrics",
-    description="Prometheus text exposition: request counts and latency by route template, "
-                "database pools, open SSE streams, outbox backlog and age, job runs and "
-                "failures, and the five programme metrics (refreshed every minute by a worker "
-                "job, read here, never computed per scrape). Serve it on an internal network; "
-                "with `METRICS_TOKEN` set it answers only `Authorization: Bearer "
-                "<METRICS_TOKEN>` (else 401 `invalid_token`).",
+    description="Prometheus text exposition of this API process (every process of the "
+                "host with PROMETHEUS_MULTIPROC_DIR): request counts and latency by route "
+                "template, database pools, open SSE streams. Deployment-wide series (outbox "
+                "backlog, the five programme metrics) and job series are served by the "
+                "workers' metrics port (WORKER_METRICS_PORT), once per deployment. Serve it "
+                "on an internal network; with `METRICS_TOKEN` set it answers only "
+                "`Authorization: Bearer <METRICS_TOKEN>` (else 401 `invalid_token`).",
     tags=["ops"],
     response_class=Response,
     responses={200: {"description": "Prometheus text format 0.0.4",
@@ -46,8 +47,7 @@ async def prometheus_metrics(state: StateDep, request: Request) -> Response:
                 given.strip().encode(), expected.get_secret_value().encode()):
             raise Unauthorized("/metrics needs `Authorization: Bearer <METRICS_TOKEN>`",
                                code="invalid_token")
-    body = await telemetry.render(state.db)
-    return Response(body, media_type=telemetry.CONTENT_TYPE)
+    return Response(telemetry.render(), media_type=telemetry.CONTENT_TYPE)
 
 
 @router.get(

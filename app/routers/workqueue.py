@@ -1,4 +1,5 @@
-"""The mentor's workspace: work queue, mission reviews and flags (role mentor).
+"""The mentor's workspace: work queue and mission reviews (role mentor); flags are in
+routers/risk.py.
 
 Objects of mentees not actively assigned to the caller answer 404, whether they exist or not.
 """
@@ -15,9 +16,7 @@ from app.core.db import DbSession
 from app.models.work_item import Priority, WorkItemKind, WorkItemStatus
 from app.schemas.common import problem_responses
 from app.schemas.reviews import MissionReviewCreate, MissionReviewPublic
-from app.schemas.risk import FlagCreate, FlagPublic, FlagUpdate
 from app.schemas.workqueue import WorkItemPublic, WorkItemUpdate, WorkQueuePage
-from app.services.risk import flags as flag_service
 from app.services.workqueue import queue as queue_service
 from app.services.workqueue import reviews as review_service
 
@@ -107,39 +106,4 @@ async def review_mission(
     return await review_service.review_submission(
         session, mentor_id=mentor.user_id, submission_id=submission_id,
         decision=body.decision, feedback=body.feedback, score=body.score,
-    )
-
-
-@router.post(
-    "/flags",
-    operation_id="raise_flag",
-    summary="Raise a flag about one of your mentees",
-    description="Emits `flag.raised` (refresh priority urgent) to every director and the "
-                "mentor, with `director_ids`. The note is never shown to the mentee and is "
-                "not part of the event.",
-    status_code=status.HTTP_201_CREATED,
-    response_model=FlagPublic,
-    responses=problem_responses(401, 403, 404, 422),
-)
-async def raise_flag(body: FlagCreate, mentor: CurrentMentor, session: DbSession) -> FlagPublic:
-    return await flag_service.raise_flag(
-        session, mentor_id=mentor.user_id, mentee_id=body.mentee_id, severity=body.severity,
-        category=body.category, note=body.note,
-    )
-
-
-@router.patch(
-    "/flags/{flag_id}",
-    operation_id="resolve_flag",
-    summary="Resolve a flag",
-    description="open → resolved, once (a second time is 409 `invalid_transition`). Emits "
-                "`flag.resolved`.",
-    response_model=FlagPublic,
-    responses=problem_responses(401, 403, 404, 409, 422),
-)
-async def resolve_flag(
-    flag_id: uuid.UUID, body: FlagUpdate, mentor: CurrentMentor, session: DbSession
-) -> FlagPublic:
-    return await flag_service.resolve_flag(
-        session, mentor_id=mentor.user_id, flag_id=flag_id, resolution=body.resolution
     )

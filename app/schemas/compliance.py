@@ -35,3 +35,8 @@ class UserExport(BaseModel):
         description="Rows by table (`users`, `assignments`, `sessions`, `session_feedback`, "
                     "`mission_submissions`, `mission_reviews`, `flags`, `work_items`, "
                     "`readiness_history`, `mentee_signals`, `audit_log`), as stored")
+
+
+class UserErased(BaseModel):
+    user_id: uuid.UUID
+    erased_at: datetime

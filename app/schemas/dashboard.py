@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from app.models.risk import RiskReason
 from app.schemas.common import UserProfile
+from app.schemas.ops import ProgrammeMetricsPublic
 from app.schemas.risk import RISK_RULES_DOC
 from app.schemas.sessions import MenteeSessionPublic, MentorSessionPublic, SessionPublic
 from app.schemas.workqueue import WorkItemPublic
@@ -106,6 +108,7 @@ class MenteeProfile(UserProfile):
 
 class AssignmentSummary(BaseModel):
     id: uuid.UUID
+    mentor_id: uuid.UUID
     started_at: datetime
     source: str
     score: float | None
@@ -129,7 +132,7 @@ class FlagSummary(BaseModel):
     severity: str
     category: str
     note: str | None
-    status: str
+    status: str = Field(description="open, escalated (by a director) or resolved.")
     resolution: str | None
     raised_by: uuid.UUID
     created_at: datetime
@@ -150,14 +153,17 @@ class SubmissionSummary(BaseModel):
 
 class CockpitPublic(BaseModel):
     profile: MenteeProfile
-    assignment: AssignmentSummary
+    assignment: AssignmentSummary | None = Field(
+        description="The active assignment (always set in a mentor's cockpit; null in a "
+                    "director's for a mentee who is waiting).")
     risk: RiskSummary
     readiness_trend: list[ReadinessPoint] = Field(
         description="The latest readiness records, oldest first.")
     recent_sessions: list[MentorSessionPublic] = Field(
-        description="This mentor's sessions with the mentee that have started, latest first.")
+        description="Sessions with the mentee that have started, latest first (a mentor's "
+                    "cockpit: with that mentor; a director's: with any mentor).")
     upcoming_sessions: list[MentorSessionPublic] = Field(
-        description="This mentor's scheduled sessions with the mentee still to start.")
+        description="Scheduled sessions with the mentee still to start (same scope).")
     open_work_items: list[WorkItemPublic] = Field(
         description="Unfinished items in the work queue's order: overdue first, then "
                     "priority, then due_at.")
@@ -182,3 +188,46 @@ class MenteeHome(BaseModel):
     upcoming_sessions: list[MenteeSessionPublic] = Field(
         description="Own scheduled sessions that have not ended yet, earliest first.")
     at_risk: bool = Field(description="Whether to show the at-risk banner.")
+
+
+# --- the directors' list of mentors ---------------------------------------------------------
+
+MentorSort = Literal["name", "-name", "load", "-load"]
+
+
+class MentorLoadPublic(BaseModel):
+    mentor_id: uuid.UUID
+    name: str
+    email: str
+    timezone: str
+    mentor_specialties: list[str]
+    mentees_active: int
+    mentees_max: int
+    mentees: str = Field(description='"N/max", e.g. "12/20".')
+    load: float = Field(
+        description="Active mentees / `mentor_max_mentees` (1.0 when the maximum is 0: no room). "
+                    "What `sort=load` orders by."
+    )
+    weekly_slots_used: int
+    weekly_slots_total: int
+    weekly_slots: str = Field(description='"X/total", e.g. "7/10", this ISO week in the '
+                                          "mentor's time zone.")
+    utilization: float = Field(description="weekly_slots_used / weekly_slots_total (0 when the "
+                                           "weekly capacity is 0).")
+    open_items: int = Field(description="Unfinished work items (open or in progress) of the "
+                                        "mentor's active mentees.")
+    overdue_items: int = Field(description="Of those, the ones past `due_at`.")
+
+
+# --- the directors' live stream ---------------------------------------------------------------
+
+class DirectorSnapshot(BaseModel):
+    """The first event (`snapshot`) of `GET /api/v1/director/stream`."""
+
+    metrics: ProgrammeMetricsPublic = Field(description="As GET /api/v1/director/metrics.")
+    open_flags: dict[str, int] = Field(
+        description="Unresolved flags (open or escalated) by severity: low, medium, high, "
+                    "critical (0 when none).")
+    escalated_flags: int = Field(description="Of those, the ones a director escalated.")
+    waiting_mentees: int = Field(description="Active mentees with no active assignment.")
+    generated_at: datetime

@@ -85,6 +85,11 @@ class UserUpsert(BaseModel):
     mentor_max_mentees: int | None = Field(None, ge=0, le=1000)
     mentor_specialties: list[Tag] | None = Field(None, max_length=100)
     mentor_availability: Availability | None = None
+    active: bool | None = Field(
+        None, description="false deactivates the user (their active assignments end, their "
+                          "future sessions are cancelled, their tokens stop working); true "
+                          "brings them back without relationships. Not sent: unchanged "
+                          "(a new user is active).")
 
 
 class UserUpsertData(UserUpsert):
@@ -99,6 +104,8 @@ class UserPublic(UserProfile):
     mentor_max_mentees: int
     mentor_specialties: list[str]
     mentor_availability: dict[str, Any]
+    active: bool
+    deactivated_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 

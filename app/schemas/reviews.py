@@ -31,3 +31,15 @@ class MissionReviewPublic(BaseModel):
         None, description="The submission's `mission_review` work item, now done (null when "
                           "the submission had none)."
     )
+
+
+class MenteeReviewPublic(BaseModel):
+    """A decided review as its mentee sees it: the feedback is for them."""
+
+    submission_id: uuid.UUID
+    mission_id: uuid.UUID
+    title: str
+    decision: Decision
+    feedback: str | None
+    score: int | None
+    reviewed_at: datetime

@@ -8,7 +8,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.models.risk import RISK_REASONS, FlagStatus, Severity
+from app.models.risk import RISK_REASONS, Severity
+
+# The API's flag status: a stored `open` flag with `escalated_at` set shows as `escalated`
+# (app/services/risk/flags.py); the stored status stays open / resolved.
+FlagStatus = Literal["open", "escalated", "resolved"]
 
 
 class FlagCreate(BaseModel):
@@ -23,6 +27,12 @@ class FlagUpdate(BaseModel):
     resolution: str | None = Field(None, max_length=4000)
 
 
+class DirectorFlagUpdate(BaseModel):
+    status: Literal["resolved", "escalated"]
+    resolution: str | None = Field(
+        None, max_length=4000, description="How it was resolved, or why it is escalated.")
+
+
 class FlagPublic(BaseModel):
     id: uuid.UUID
     mentee_id: uuid.UUID
@@ -35,6 +45,8 @@ class FlagPublic(BaseModel):
     resolution: str | None = None
     resolved_by: uuid.UUID | None = None
     resolved_at: datetime | None = None
+    escalated_at: datetime | None = None
+    escalated_by: uuid.UUID | None = None
     created_at: datetime
 
 

@@ -84,10 +84,14 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    # arq has finished (or cancelled) its jobs; the loops stop and drain once.
-    await ctx["loop_runner"].stop(ctx["settings"].worker_drain_seconds)
-    await ctx["redis_app"].aclose()
-    await ctx["db"].dispose()
+    # arq has finished (or cancelled) its jobs; the loops stop and drain once. (A startup
+    # that failed half-way leaves some of these unset: close what exists.)
+    if "loop_runner" in ctx:
+        await ctx["loop_runner"].stop(ctx["settings"].worker_drain_seconds)
+    if "redis_app" in ctx:
+        await ctx["redis_app"].aclose()
+    if "db" in ctx:
+        await ctx["db"].dispose()
 
 
 def worker_options(settings: Settings, *, loops: bool = True) -> dict[str, Any]:

@@ -137,7 +137,7 @@ class TestAppendOnly:
             await connection.execute(text("select set_config('app.role', 'mentor', true)"))
             with pytest.raises(DBAPIError):
                 await connection.execute(text(
-                    "select redact_audit_log(gen_random_uuid(), array['x@example.org'])"))
+                    "select erase_personal_data(gen_random_uuid(), array['x@example.org'])"))
             await connection.rollback()
 
 

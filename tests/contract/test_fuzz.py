@@ -5,9 +5,11 @@ every response must be one the schema documents (status, content type, body sche
 Path ids are real rows half of the time (a mentor's own mentee, session, flag, work item
 and submission), so the fuzzing gets past the 404s into the routes' logic.
 
-Excluded: `GET /api/v1/mentor/dashboard/stream` (SSE: an endless response, covered by
-tests/live/test_sse.py) and `GET /metrics` (Prometheus text, tested in tests/core/test_telemetry.py;
-fuzzing it only exercises the exposition format). `/admin` is not in the schema.
+Excluded: the SSE routes `GET /api/v1/mentor/dashboard/stream`, `/director/stream` and
+`/mentee/stream` (endless responses, covered by tests/live/; their refusals by the isolation
+matrix in tests/workqueue/test_workspace_isolation.py) and `GET /metrics` (Prometheus text,
+tested in tests/core/test_telemetry.py; fuzzing it only exercises the exposition format).
+`/admin` is not in the schema.
 
 Size: MAX_EXAMPLES per operation and generation mode, derandomized: the run is the same
 every time and stays within a few minutes on two cores.
@@ -31,13 +33,15 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from sqlalchemy import select
 
-from app.models import MissionSubmission
+from app.models import Assignment, MissionSubmission
 from app.services.workqueue.items import create_work_item
 from tests.support.live import live_server
 
 ROLES = ("mentor", "mentee", "director", "admin", "service")
-EXCLUDED = {"GET /api/v1/mentor/dashboard/stream", "GET /metrics"}
+EXCLUDED = {"GET /api/v1/mentor/dashboard/stream", "GET /api/v1/director/stream",
+            "GET /api/v1/mentee/stream", "GET /metrics"}
 MAX_EXAMPLES = 80
 MINIMUM_CASES = 1000
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -70,8 +74,11 @@ async def world(factory, settings):
     item_id = await factory.run(create_work_item, settings=settings, kind="mission_review",
                                 mentee_id=mentee.id, source_key=f"fuzz:{uuid.uuid4()}",
                                 title="Review the mission")
+    assignment_id = await factory.run(lambda s: s.scalar(select(Assignment.id).where(
+        Assignment.mentee_id == other.id, Assignment.ended_at.is_(None))))
     ids = {"mentee_id": mentee.id, "session_id": session.id, "flag_id": flag.id,
-           "item_id": item_id, "submission_id": submission.id}
+           "item_id": item_id, "submission_id": submission.id,
+           "assignment_id": assignment_id}
     tokens = {role: factory.token(user) for role, user in users.items()}
     return tokens, {name: str(value) for name, value in ids.items()}
 

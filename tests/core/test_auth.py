@@ -15,7 +15,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from app.core.auth import CurrentMentor, mint_token
 from app.main import create_app
 
-USER = uuid.uuid4()
+USER = uuid.uuid4()  # a mentor (created by the autouse fixture below)
+MENTEE = uuid.uuid4()
+
+
+@pytest.fixture(autouse=True, scope="module")
+async def _users(factory):
+    """Tokens are honoured only for real, active users with the token's role."""
+    await factory.mentor(id=USER)
+    await factory.mentee(id=MENTEE)
 
 
 def _claims(**overrides):
@@ -133,6 +141,6 @@ async def test_rs256_with_issuer_and_audience(configured_app, settings):
 
 async def test_wrong_role_is_403(configured_app):
     http, rs, _ = configured_app
-    token = mint_token(USER, "mentee", rs)
+    token = mint_token(MENTEE, "mentee", rs)
     response = await http.get("/only-mentors", headers={"Authorization": f"Bearer {token}"})
     _assert_problem(response, 403, "wrong_role")

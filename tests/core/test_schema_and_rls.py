@@ -104,9 +104,11 @@ MENTEE_COLUMN = {
     "mission_reviews": "mentee_id", "flags": "mentee_id", "readiness_history": "mentee_id",
     "mentee_signals": "mentee_id",
 }
-MENTEE_VISIBLE = {"assignments", "sessions", "session_feedback"}
+# v2: a mentee reads their own mission submissions and reviews (the feedback is theirs).
+MENTEE_VISIBLE = {"assignments", "sessions", "session_feedback", "mission_submissions",
+                  "mission_reviews"}
 NEVER_FOR_MENTORS_OR_MENTEES = {
-    "inbox_events", "outbox_events", "webhook_endpoints", "webhook_deliveries",
+    "waiting_mentees", "inbox_events", "outbox_events", "webhook_endpoints", "webhook_deliveries",
     "webhook_attempts", "matching_runs", "capacity_alerts", "programme_metrics", "audit_log",
     "programme_metrics_daily",
 }
@@ -158,9 +160,17 @@ async def test_director_sees_everyone(app_db, world):
 
 
 async def test_service_reads_no_sessions_or_flags(app_db, world):
+    """Of sessions, only those of users who left (deactivated, or no longer a mentee or a
+    mentor: what the service must cancel) are visible to it; the world's users are active."""
     principal = Principal(uuid.uuid4(), "service")
-    for table in ("sessions", "session_feedback", "flags", "mission_reviews"):
+    for table in ("session_feedback", "flags", "mission_reviews"):
         assert await _select_all(app_db, principal, table) == [], table
+    visible = await _select_all(app_db, principal, "sessions")
+    assert not {world[k]["session"].id for k in ("a", "b")} & {r["id"] for r in visible}
+    async with app_db.transaction(Principal(uuid.uuid4(), "admin")) as session:
+        for row in visible:
+            assert await session.scalar(text("select pair_left(:e, :m)"),
+                                        {"e": row["mentee_id"], "m": row["mentor_id"]})
 
 
 async def test_mentor_cannot_write_into_another_mentors_mentee(app_db, world):

@@ -207,7 +207,8 @@ async def test_constant_number_of_statements_for_1_or_20_mentees(app, client, fa
         body = response.json()
         assert len(body["at_risk_mentees"]) == n
         assert body["workqueue"]["open"] == 2 * n
-        counts[n] = len(statements)
+        # The token's identity check (auth_identity) is cached per process, not per request.
+        counts[n] = len([s for s in statements if "auth_identity" not in str(s)])
     assert counts[1] == counts[20], counts
     assert counts[1] <= 2, counts  # the RLS settings, then one read
 
@@ -224,6 +225,7 @@ class TestRoles:
     async def test_no_token_is_401(self, client):
         assert (await client.get(DASHBOARD)).status_code == 401
 
-    async def test_mentor_token_without_a_profile_is_404(self, client, factory):
+    async def test_mentor_token_without_a_user_is_401(self, client, factory):
         response = await client.get(DASHBOARD, headers=factory.headers(uuid.uuid4(), "mentor"))
-        assert response.status_code == 404
+        assert response.status_code == 401
+        assert response.json()["code"] == "invalid_token"

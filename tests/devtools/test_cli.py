@@ -121,6 +121,13 @@ class TestToken:
         assert principal.role == "director"
         assert missing.exit_code == 1 and "no user" in missing.output
 
+    async def test_the_seeds_service_account_is_honoured(self, seeded: FreshDatabase) -> None:
+        """v2 honours tokens of active users with that role only: the demo seed's service
+        account is one, so `mentorship dev`'s service token keeps working."""
+        service = seeded.result.demo["service"]
+        rows = await seeded.fetch("select role, active from auth_identity($1)", service.id)
+        assert [tuple(r) for r in rows] == [("service", True)]
+
 
 class TestOpenapi:
     def test_writes_the_apps_schema_as_json(self, tmp_path) -> None:

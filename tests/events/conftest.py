@@ -13,8 +13,8 @@ ADMIN_URL = "/api/v1/admin/webhooks"
 
 
 @pytest.fixture
-def admin(factory):
-    return factory.headers(uuid.uuid4(), role="admin")
+async def admin(factory):
+    return await factory.role_headers("admin")
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ URL = "/api/v1/events"
 
 
 async def post(client, factory, body, headers=None):
-    return await client.post(URL, json=body, headers=headers or service_headers(factory))
+    return await client.post(URL, json=body, headers=headers or (await service_headers(factory)))
 
 
 async def outbox_for_item(system_db, item_id) -> list:
@@ -59,7 +59,7 @@ class TestMissionSubmitted:
     ):
         _, (mentee,) = await factory.mentor_with_mentees(1)
         body = mission_submitted(mentee.id)
-        headers = service_headers(factory)
+        headers = (await service_headers(factory))
         statuses, accepted = [], 0
         # 10 sequential, then 3 waves of 30 concurrent requests (each its own transaction).
         for _ in range(10):
@@ -305,7 +305,7 @@ class TestBatches:
         body = event("readiness.updated", {"mentee_id": str(uuid.uuid4()), "score": 1})
         raw = json.dumps(body).replace('"score": 1', '"score": NaN')
         response = await client.post(URL, content=raw, headers={
-            **service_headers(factory), "content-type": "application/json"})
+            **(await service_headers(factory)), "content-type": "application/json"})
         assert response.status_code == 422
 
     async def test_single_bad_event_reports_index_0(self, client, factory):
@@ -344,13 +344,13 @@ class TestBatches:
     @pytest.mark.parametrize("role", ["mentor", "mentee", "director"])
     async def test_wrong_role_is_403(self, client, factory, role):
         response = await post(client, factory, mission_submitted(uuid.uuid4()),
-                              headers=factory.headers(uuid.uuid4(), role=role))
+                              headers=(await factory.role_headers(role)))
         assert response.status_code == 403
 
     async def test_admin_may_post_events(self, client, factory):
         _, (mentee,) = await factory.mentor_with_mentees(1)
         response = await post(client, factory, mission_submitted(mentee.id),
-                              headers=factory.headers(uuid.uuid4(), role="admin"))
+                              headers=(await factory.role_headers("admin")))
         assert response.status_code == 202
 
     async def test_no_token_is_401(self, client):
@@ -365,7 +365,7 @@ class TestPutUser:
 
     async def test_creates_201_then_updates_200(self, client, factory):
         user_id = uuid.uuid4()
-        headers = service_headers(factory)
+        headers = (await service_headers(factory))
         body = self.body()
         created = await client.put(f"/api/v1/users/{user_id}", json=body, headers=headers)
         assert created.status_code == 201, created.text
@@ -394,14 +394,14 @@ class TestPutUser:
     ])
     async def test_invalid_fields_are_422(self, client, factory, fields):
         response = await client.put(f"/api/v1/users/{uuid.uuid4()}", json=self.body(**fields),
-                                    headers=service_headers(factory))
+                                    headers=(await service_headers(factory)))
         assert response.status_code == 422, response.text
 
     async def test_another_users_email_is_409(self, client, factory):
         other = await factory.mentee(email=f"Taken{uuid.uuid4().hex[:8]}@example.com")
         response = await client.put(f"/api/v1/users/{uuid.uuid4()}",
                                     json=self.body(email=other.email.upper()),
-                                    headers=service_headers(factory))
+                                    headers=(await service_headers(factory)))
         assert response.status_code == 409 and response.json()["code"] == "email_taken"
 
     async def test_mentor_may_not_provision_users(self, client, factory):

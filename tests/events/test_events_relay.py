@@ -53,6 +53,11 @@ EXPECTED_REFRESH_PRIORITY = {
     "workqueue.item_overdue": "high",
     "workqueue.item_completed": "normal",
     "capacity.exceeded": "high",
+    # v2 (CONTRACT.md "New outbound events")
+    "flag.escalated": "urgent",
+    "risk.raised": "high",
+    "workqueue.item_escalated": "high",
+    "user.deactivated": "high",
 }
 
 
@@ -163,7 +168,7 @@ class TestRelay:
         mentor, (mentee,) = await factory.mentor_with_mentees(1)
         body = mission_submitted(mentee.id)
         assert (await client.post("/api/v1/events", json=body,
-                                  headers=service_headers(factory))).status_code == 202
+                                  headers=(await service_headers(factory)))).status_code == 202
         [row] = await rows(system_db, "select id, published_at from outbox_events "
                                       "where :m = any(recipients)", m=mentor.id)
         assert row.published_at is None
@@ -272,7 +277,7 @@ async def test_redis_down_events_still_accepted_then_every_event_reaches_its_str
     local = settings.model_copy(update={"redis_url": own_redis.url, "relay_retry_max_seconds": 0.2})
     application = create_app(local)
     mentor, mentees = await factory.mentor_with_mentees(3)
-    headers = service_headers(factory)
+    headers = (await service_headers(factory))
     redis = make_redis(local, socket_connect_timeout=1, socket_timeout=2)
     try:
         async with LifespanManager(application):
@@ -380,3 +385,22 @@ async def test_relay_killed_with_sigkill_mid_batch_loses_nothing(
     await relay_until_published(system_db, redis, local, ids, within=60)
     await assert_each_stream_has_each_event_once(
         redis, local, await expected_by_user(system_db, ids))
+
+
+async def test_the_relay_logs_its_start_stop_and_each_lease_takeover(system_db, redis, settings):
+    from structlog.testing import capture_logs
+
+    users = [uuid.uuid4()]
+    ids = await insert_outbox(system_db, 3, users)
+    short = settings.model_copy(update={"relay_lease_seconds": 0.2})
+    # A relay claims the rows and vanishes (no publish, no settle): its lease lapses.
+    await claim(system_db, settings=short, limit=500)
+    await asyncio.sleep(0.3)
+    with capture_logs() as logs:
+        await relay_outbox({"settings": settings, "db": system_db, "redis_app": redis},
+                           until_idle=True)
+    events = [entry["event"] for entry in logs]
+    assert events[0] == "outbox_relay_started" and events[-1] == "outbox_relay_stopped"
+    (takeover,) = [entry for entry in logs if entry["event"] == "outbox_lease_takeover"]
+    assert takeover["events"] >= 3
+    assert sorted(await stream_event_ids(redis, settings, users[0])) == sorted(map(str, ids))

@@ -180,7 +180,7 @@ class TestAdminRoutes:
 
     @pytest.mark.parametrize("role", ["director", "mentor", "service"])
     async def test_only_admins(self, client, factory, role):
-        headers = factory.headers(uuid.uuid4(), role=role)
+        headers = (await factory.role_headers(role))
         assert (await client.get(ADMIN_URL, headers=headers)).status_code == 403
         assert (await client.post(ADMIN_URL, json={"url": "https://a.example.com"},
                                   headers=headers)).status_code == 403
@@ -196,7 +196,7 @@ class TestDelivery:
         mentor, mentees = await factory.mentor_with_mentees(3)
         events = [mission_submitted(m.id) for m in mentees]
         assert (await client.post("/api/v1/events", json={"events": events},
-                                  headers=service_headers(factory))).status_code == 202
+                                  headers=(await service_headers(factory)))).status_code == 202
         outbox = [r.id for r in await rows(system_db, "select id from outbox_events where "
                                                       ":m = any(recipients)", m=mentor.id)]
         await relay_until_published(system_db, redis, settings, outbox)

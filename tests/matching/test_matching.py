@@ -21,6 +21,7 @@ from app.services.matching.engine import (
     execute_matching_run,
 )
 from app.services.relationships.assignments import assign_mentee
+from tests.support.events_helpers import director_ids
 from tests.support.factories import ALWAYS_AVAILABLE, Factory
 from tests.support.worker_helpers import advisory_locks, lock_waiters, wait_until
 
@@ -132,9 +133,10 @@ class TestAutoMatch:
         events = await events_for(system_db, [r.id for r in auto])
         assert len(events) == 5
         by_assignment = {e.data["assignment_id"]: e for e in events}
+        directors = await director_ids(system_db)
         for row in auto:
             event = by_assignment[str(row.id)]
-            assert set(event.recipients) == {row.mentee_id, row.mentor_id}
+            assert set(event.recipients) == {row.mentee_id, row.mentor_id} | directors
             assert event.refresh_priority == "high"
             assert event.data["mentor_id"] == str(row.mentor_id)
             assert event.data["source"] == "auto" and event.data["reasons"] == row.reasons
@@ -172,6 +174,18 @@ class TestAutoMatch:
         result = await run(system_db, settings, [both], [both])
         assert (result["status"], result["assigned"]) == ("done", 0)
         assert await active_assignments(system_db, [both]) == []
+
+    async def test_deactivated_users_are_never_matched(
+        self, system_db: Database, settings: Settings, factory: Factory
+    ) -> None:
+        gone_mentor = await factory.mentor(active=False, mentor_specialties=["python"])
+        mentor = await factory.mentor(mentor_specialties=["python"])
+        gone_mentee = await factory.mentee(active=False, interests=["python"])
+        mentee = await factory.mentee(interests=["python"])
+        result = await run(system_db, settings, [gone_mentee, mentee], [gone_mentor, mentor])
+        assert (result["status"], result["assigned"]) == ("done", 1)
+        [row] = await active_assignments(system_db, [gone_mentee, mentee])
+        assert (row.mentee_id, row.mentor_id) == (mentee.id, mentor.id)
 
     async def test_a_finished_job_delivered_again_is_not_run_again(
         self, system_db: Database, settings: Settings, programme: dict[str, Any]

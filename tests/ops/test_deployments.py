@@ -7,7 +7,6 @@ afterwards)."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -64,8 +63,9 @@ async def deployments(servers, settings) -> AsyncIterator[dict]:
             try:
                 factory = Factory(database, deployment.settings)
                 mentor, (mentee,) = await factory.mentor_with_mentees(1)
-                people[deployment.name] = (mentor, mentee, factory.headers(uuid.uuid4(),
-                                                                           role="service"))
+                # Tokens are honoured only for a real service account (CONTRACT.md v2).
+                people[deployment.name] = (mentor, mentee,
+                                           await factory.role_headers("service"))
             finally:
                 await database.dispose()
             deployment.start()
@@ -124,6 +124,35 @@ async def test_each_deployment_runs_every_tick_of_its_own_crons(deployments) -> 
             await client.aclose()
         failed = [(r.function, r.result) for r in results if not r.success]
         assert not failed, failed
+
+
+async def test_each_worker_serves_its_jobs_and_the_deployment_series_once(deployments) -> None:
+    from tests.ops.test_exporter import promtool_check_metrics, samples
+
+    for name in ("a", "b"):
+        deployment = deployments[name]
+
+        async def scraped(deployment=deployment) -> bool:
+            try:
+                async with httpx.AsyncClient(timeout=10) as http:
+                    text = (await http.get(deployment.worker_metrics_url)).text
+            except httpx.HTTPError:
+                return False
+            deployment.scraped = text
+            return bool(samples(text, "mentor_response_time_p95_seconds")) and any(
+                s.labels["function"] == "cron:prioritize_work_queue" and s.value > 0
+                for s in samples(text, "mentorship_job_runs_total"))
+        await wait_until(scraped, within=120, message=f"worker {name}'s metrics")
+        text = deployment.scraped
+        assert [s.value for s in samples(text, "mentorship_metrics_exporter")] == [1.0]
+        assert len(samples(text, "mentorship_outbox_backlog")) == 1
+        checked = promtool_check_metrics(text)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        async with httpx.AsyncClient(base_url=deployment.api.url, timeout=10) as http:
+            api = (await http.get("/metrics")).text
+        assert not samples(api, "mentorship_outbox_backlog")
+        checked = promtool_check_metrics(api)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 async def test_no_deployment_touches_a_key_outside_its_prefix(deployments) -> None:

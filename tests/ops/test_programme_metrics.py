@@ -14,12 +14,14 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 from arq import Worker
+from prometheus_client import generate_latest
 from sqlalchemy import select
 
 from app.core.jobqueue import arq_client
 from app.core.telemetry import REGISTRY
 from app.models import MentoringSession, ProgrammeMetric, SessionFeedback, User, WorkItem
 from app.services.mentors.capacity import iso_week_bounds, mentor_zone
+from app.services.ops.exporter import DeploymentExporter
 from app.services.ops.metrics import (
     BY_NAME,
     DEFINITIONS,
@@ -199,7 +201,7 @@ async def test_metrics_without_data_have_no_value():
 
 
 async def test_refresh_job_runs_through_arq_and_feeds_the_api_and_metrics(
-        settings, factory, system_db, client):
+        settings, factory, system_db, client, redis):
     (refresh,) = [job.cron(settings) for job in CRON_JOBS
                   if job.name == "refresh_programme_metrics"]
     assert refresh.second == 0 and refresh.minute is None and refresh.unique  # every minute
@@ -245,15 +247,23 @@ async def test_refresh_job_runs_through_arq_and_feeds_the_api_and_metrics(
         assert metric["computed_at"] is not None
     assert datetime.fromisoformat(body["computed_at"]) == computed_at
 
-    exposition = (await client.get("/metrics")).text
+    # /metrics: the exporter serves them (in base units), the API does not.
+    exporter = DeploymentExporter(settings, system_db, redis)
+    await exporter.refresh()
+    exposition = generate_latest(exporter).decode()
     for name, row in stored.items():
-        line = next(line for line in exposition.splitlines() if line.startswith(f"{name} "))
+        definition = BY_NAME[name]
+        line = next(line for line in exposition.splitlines()
+                    if line.startswith(f"{definition.prometheus_name} "))
         shown = float(line.split()[1])
-        assert (np.isnan(shown) if row.value is None else shown == pytest.approx(row.value))
+        assert (np.isnan(shown) if row.value is None
+                else shown == pytest.approx(row.value * definition.export_scale))
         if row.value is not None:
-            met = BY_NAME[name].goal.met(row.value)
-            assert (f'mentorship_programme_metric_goal_met{{metric="{name}"}} '
-                    f'{1.0 if met else 0.0}') in exposition
+            met = 1.0 if definition.goal.met(row.value) else 0.0
+            label = f'metric="{definition.prometheus_name}"'
+            assert f"mentorship_programme_metric_goal_met{{{label}}} {met}" in exposition
+    await exporter.release()
+    assert "mentor_utilization" not in (await client.get("/metrics")).text
 
 
 async def test_an_older_refresh_never_overwrites_a_newer_one(system_db):

@@ -12,6 +12,8 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from arq.jobs import Job
+from arq.worker import Worker
 from sqlalchemy import func, select
 
 from app.config import Settings
@@ -19,6 +21,7 @@ from app.core.db import Database
 from app.core.jobqueue import (
     AUTO_MATCH_JOB,
     CAPACITY_CHECK_JOB,
+    arq_client,
     enqueue_capacity_check,
     enqueue_job,
     health_check_key,
@@ -248,3 +251,58 @@ async def test_jobs_cli_reads_the_queue_reruns_a_job_and_lists_results(settings,
     await run_burst_worker(settings)
     assert await main(parse(["results"])) == 0
     assert f"{job_id}\tcron:prioritize_work_queue\tok\t" in capsys.readouterr().out
+
+
+async def slow_tick(ctx):
+    await asyncio.sleep(float(ctx.get("slow_tick_seconds", 0)))
+    return "done"
+
+
+async def test_a_tick_cancelled_by_a_restart_is_no_failure_and_runs_again(settings) -> None:
+    """A worker stopped mid-tick: arq re-queues the cancelled tick (not a failure: counted
+    `cancelled`), and the next worker runs it once (cron jobs have max_tries 2)."""
+    from app.core import telemetry
+    from app.core.jobspec import Periodic
+
+    prefix = f"{settings.redis_prefix}tick{uuid.uuid4().hex[:6]}:"
+    local = settings.model_copy(update={"redis_prefix": prefix})
+    cron_job = telemetry.instrument_job(
+        Periodic(slow_tick, name="slow_tick", every="sla_sweep_interval_seconds").cron(local))
+    client = arq_client(local)
+    job_id = f"slow_tick:{uuid.uuid4().hex}"
+    label = {"function": "slow_tick"}
+    before = {outcome: telemetry.REGISTRY.get_sample_value(
+        "mentorship_job_runs_total", {**label, "outcome": outcome}) or 0
+        for outcome in ("cancelled", "success", "failure")}
+
+    def worker(seconds: float, *, burst: bool) -> Worker:
+        return Worker(cron_jobs=[cron_job], redis_pool=arq_client(local),
+                      queue_name=queue_name(local), burst=burst, poll_delay=0.05,
+                      handle_signals=False, ctx={"slow_tick_seconds": seconds})
+    try:
+        assert await client.enqueue_job("slow_tick", _job_id=job_id)
+        first = worker(60, burst=False)
+        running = asyncio.create_task(first.async_run())
+        await wait_until(lambda: _started(first), message="the tick to start")
+        running.cancel()  # as SIGTERM does: the worker's tasks are cancelled
+        await asyncio.gather(running, return_exceptions=True)
+        await first.close()
+        assert (first.jobs_failed, first.jobs_retried) == (0, 1)
+
+        second = worker(0, burst=True)
+        await second.main()
+        await second.close()
+        assert (second.jobs_complete, second.jobs_failed) == (1, 0)
+        result = await Job(job_id, client).result_info()
+        assert result.success and result.job_try == 2
+    finally:
+        await client.aclose()
+    after = {outcome: telemetry.REGISTRY.get_sample_value(
+        "mentorship_job_runs_total", {**label, "outcome": outcome}) or 0
+        for outcome in ("cancelled", "success", "failure")}
+    assert {k: after[k] - before[k] for k in after} == {"cancelled": 1, "success": 1,
+                                                        "failure": 0}
+
+
+async def _started(worker: Worker) -> bool:
+    return bool(worker.job_tasks)

@@ -42,6 +42,7 @@ class Deployment:
     worker: subprocess.Popen | None = None
     worker_log: Path | None = None
     worker_metrics_port: int = field(default_factory=free_port)
+    scraped: str = ""  # the worker's last /metrics text, for the tests
 
     @property
     def worker_metrics_url(self) -> str:

@@ -38,8 +38,8 @@ def mission_submitted(mentee_id: uuid.UUID, *, submission_id: uuid.UUID | None =
     }, **kw)
 
 
-def service_headers(factory) -> dict[str, str]:
-    return factory.headers(uuid.uuid4(), role="service")
+async def service_headers(factory) -> dict[str, str]:
+    return await factory.role_headers("service")
 
 
 async def scalar(system_db, sql: str, **params: Any) -> Any:
@@ -60,3 +60,9 @@ async def relay_until_published(system_db, redis, settings, ids, within: float =
         result = await relay_pass(system_db, redis, settings=settings, limit=500)
         if not result.claimed:
             await asyncio.sleep(0.05)
+
+
+async def director_ids(system_db) -> set:
+    """Every active director: they also receive assignment, flag, capacity and risk events
+    (app/core/outbox.py DIRECTOR_EVENTS)."""
+    return set(await scalar(system_db, "select director_ids()"))

@@ -26,6 +26,7 @@ class Factory:
     def __init__(self, system: Database, settings: Settings) -> None:
         self.system = system
         self.settings = settings
+        self._by_role: dict[str, User] = {}
 
     async def add(self, *objects: Any) -> None:
         async with self.system.transaction(None) as session:
@@ -42,6 +43,14 @@ class Factory:
 
     def headers(self, user: User | uuid.UUID, role: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user, role)}"}
+
+    async def role_headers(self, role: str) -> dict[str, str]:
+        """Headers of a (shared, created once) active user of `role`: tokens are honoured
+        only for a real user with that role."""
+        user = self._by_role.get(role)
+        if user is None:
+            user = self._by_role[role] = await self.user(role)
+        return self.headers(user)
 
     async def user(self, role: str = "mentee", **fields: Any) -> User:
         n = next(_counter)

@@ -97,6 +97,9 @@ class ServerHarness:
             "ADMIN_SECRET_KEY": self.admin_secret_key,
             # A burst worker that runs the relay / webhook loops drains them briefly.
             "WORKER_DRAIN_SECONDS": "5",
+            # Tokens are re-checked against the database this often (a demotion in a test
+            # takes effect after a short sleep, not a minute).
+            "AUTH_CACHE_SECONDS": "0.2",
         }
 
     def alembic(self, *args: str) -> subprocess.CompletedProcess[str]:

@@ -36,10 +36,11 @@ async def reload(system_db: Database, row: WorkItem) -> WorkItem:
         return await session.get_one(WorkItem, row.id)
 
 
-async def overdue_events(system_db: Database, rows: list[WorkItem]) -> list[OutboxEvent]:
+async def overdue_events(system_db: Database, rows: list[WorkItem],
+                         type: str = "workqueue.item_overdue") -> list[OutboxEvent]:
     async with system_db.transaction(None) as session:
         return list(await session.scalars(select(OutboxEvent).where(
-            OutboxEvent.type == "workqueue.item_overdue",
+            OutboxEvent.type == type,
             OutboxEvent.data["item_id"].astext.in_([str(r.id) for r in rows]),
         )))
 
@@ -75,6 +76,29 @@ class TestEscalation:
         assert (await reload(system_db, at_76)).priority == "normal"
         assert (await reload(system_db, normal)).priority == "high"
 
+    async def test_an_escalation_is_a_live_event_to_the_mentor_once(
+        self, factory: Factory, system_db: Database
+    ) -> None:
+        now = datetime.now(UTC)
+        mentor, (mentee,) = await factory.mentor_with_mentees(1)
+        at_76 = await item(factory, mentee, now=now, elapsed=0.76)
+        at_50 = await item(factory, mentee, now=now, elapsed=0.50)
+
+        result = await sweep(system_db, now)
+        assert result.escalated >= 1
+        (event,) = await overdue_events(system_db, [at_76, at_50],
+                                        type="workqueue.item_escalated")
+        assert event.recipients == [mentor.id]
+        assert event.refresh_priority == "high"
+        assert event.data == {
+            "item_id": str(at_76.id), "kind": "risk_assessment", "priority": "normal",
+            "mentee_id": str(mentee.id), "due_at": to_jsonable_python(at_76.due_at),
+            "title": "Check in", "escalated_at": to_jsonable_python(now),
+        }
+        await sweep(system_db, now + timedelta(minutes=5))  # nothing new for at_76
+        assert len(await overdue_events(system_db, [at_76],
+                                        type="workqueue.item_escalated")) == 1
+
     async def test_done_items_are_left_alone(self, factory: Factory,
                                              system_db: Database) -> None:
         now = datetime.now(UTC)
@@ -95,7 +119,7 @@ class TestOverdue:
         after = await item(factory, mentee, now=now, elapsed=1.01)  # due 1 h ago
 
         result = await sweep(system_db, now)
-        assert result.overdue >= 1 and result.events == result.overdue
+        assert result.overdue >= 1 and result.events == result.overdue + result.escalated
         assert not (await reload(system_db, before)).overdue
         late = await reload(system_db, after)
         assert late.overdue and late.priority == "normal"  # escalated in the same sweep
@@ -112,7 +136,7 @@ class TestOverdue:
         # The second sweep emits nothing; the next item emits once it is due.
         again = await sweep(system_db, now + timedelta(minutes=5))
         assert [e.id for e in await overdue_events(system_db, [before, after])] == [event.id]
-        assert again.events == again.overdue
+        assert again.events == again.overdue + again.escalated
         await sweep(system_db, now + timedelta(hours=2))
         await sweep(system_db, now + timedelta(hours=3))
         events = await overdue_events(system_db, [before, after])

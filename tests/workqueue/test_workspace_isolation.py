@@ -1,10 +1,13 @@
-"""Isolation matrix for every workspace route that takes an id.
+"""Isolation matrix for every workspace and relationship route that takes an id.
 
 Two mentors A and B, each with a mentee, a work item, a pending submission (with its review
-item) and an open flag. Every route is called by mentor A, mentor B, A's mentee, B's mentee
-and a director, on A's objects and on B's: the status of every cell is fixed below, a
+item), a decided submission (with the review's feedback), an open flag and the active
+assignment. Every route is called by mentor A, mentor B, A's mentee, B's mentee, a director
+and a service account, on A's objects and on B's: the status of every cell is fixed below, a
 refused call changes nothing, and no body ever carries data of a world the caller is not
-entitled to (the other mentor's, or any flag note for a mentee).
+entitled to (the other mentor's or the other mentee's, or any flag note for a mentee).
+The SSE routes' refusals are in `test_streams_refuse_everyone_else` (their 200s stream
+forever: tests/live/).
 """
 
 from __future__ import annotations
@@ -14,10 +17,18 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from app.models import Assignment, Flag, MissionSubmission, OutboxEvent, WorkItem
+from app.models import (
+    Assignment,
+    Flag,
+    MissionReview,
+    MissionSubmission,
+    OutboxEvent,
+    User,
+    WorkItem,
+)
 from tests.support.workspace_support import body_without_echo, load, submission, work_item
 
-CALLERS = ("mentor_a", "mentor_b", "mentee_a", "mentee_b", "director")
+CALLERS = ("mentor_a", "mentor_b", "mentee_a", "mentee_b", "director", "service")
 OWNERS = ("a", "b")
 
 
@@ -30,8 +41,19 @@ async def _world(factory) -> dict:
         sub, review_item = await submission(factory, mentee,
                                             title=f"Mission of {key} {uuid.uuid4().hex}")
         flag = await factory.flag(mentor, mentee, note=f"Secret note {key} {uuid.uuid4().hex}")
+        decided, _ = await submission(factory, mentee, with_item=False,
+                                      title=f"Decided mission of {key} {uuid.uuid4().hex}")
+        review = MissionReview(submission_id=decided.id, mentee_id=mentee.id,
+                               mentor_id=mentor.id, decision="approved",
+                               feedback=f"Feedback for {key} {uuid.uuid4().hex}")
+        await factory.add(review)
+        assignment = await factory.run(lambda session, m=mentee: session.scalar(
+            select(Assignment).where(Assignment.mentee_id == m.id,
+                                     Assignment.ended_at.is_(None))))
         world[key] = {"mentor": mentor, "mentee": mentee, "item": item, "submission": sub,
-                      "review_item": review_item, "flag": flag}
+                      "review_item": review_item, "flag": flag, "decided": decided,
+                      "review": review, "assignment": assignment}
+    world["service"] = await factory.user("service")
     return world
 
 
@@ -42,13 +64,14 @@ def _secrets(part: dict) -> set[str]:
         str(part["mentee"].id), part["mentee"].name, part["mentee"].email,
         str(part["item"].id), part["item"].title, str(part["submission"].id),
         part["submission"].title, str(part["review_item"].id), str(part["flag"].id),
-        part["flag"].note,
+        part["flag"].note, str(part["decided"].id), part["decided"].title,
+        part["review"].feedback, str(part["assignment"].id),
     }
 
 
 def _caller(world: dict, caller: str):
-    if caller == "director":
-        return world["director"]
+    if caller in ("director", "service"):
+        return world[caller]
     role, key = caller.split("_")
     return world[key][role]
 
@@ -65,18 +88,43 @@ ROUTES = {
     "flag_post": ("POST", lambda w, o: "/api/v1/mentor/flags",
                   lambda w, o, target: {"mentee_id": str(w[o]["mentee"].id), "severity": "low",
                                         "category": "isolation"}, 201),
-    # Move owner's mentee to the other mentor.
+    # Move owner's mentee to the other mentor (with their sessions).
     "assignment_post": ("POST", lambda w, o: "/api/v1/director/assignments",
                         lambda w, o, target: {"mentee_id": str(w[o]["mentee"].id),
-                                              "mentor_id": str(w[target]["mentor"].id)}, 201),
+                                              "mentor_id": str(w[target]["mentor"].id),
+                                              "sessions": "transfer"}, 201),
+    # v2: relationships, director flags and cockpit, mentee reviews, deactivation.
+    "assignment_end": ("POST",
+                       lambda w, o: f"/api/v1/director/assignments/{w[o]['assignment'].id}/end",
+                       lambda w, o, target: {"reason": "isolation"}, 200),
+    "assignment_history": ("GET",
+                           lambda w, o: f"/api/v1/director/mentees/{w[o]['mentee'].id}"
+                                        "/assignments", lambda w, o, target: None, 200),
+    "director_cockpit": ("GET",
+                         lambda w, o: f"/api/v1/director/mentees/{w[o]['mentee'].id}/cockpit",
+                         lambda w, o, target: None, 200),
+    "director_flag_patch": ("PATCH", lambda w, o: f"/api/v1/director/flags/{w[o]['flag'].id}",
+                            lambda w, o, target: {"status": "escalated"}, 200),
+    "waiting_list": ("GET", lambda w, o: "/api/v1/director/waiting",
+                     lambda w, o, target: None, 200),
+    "mentee_reviews": ("GET", lambda w, o: "/api/v1/mentee/reviews",
+                       lambda w, o, target: None, 200),
+    "deactivate": ("POST", lambda w, o: f"/api/v1/users/{w[o]['mentee'].id}/deactivate",
+                   lambda w, o, target: None, 200),
 }
+STAFF_ROUTES = {"assignment_post", "assignment_end", "assignment_history", "director_cockpit",
+                "director_flag_patch", "waiting_list"}
 
 
 def expected_status(route: str, caller: str, owner: str) -> int:
     ok = ROUTES[route][3]
-    if route == "assignment_post":
+    if route in STAFF_ROUTES:
         return ok if caller == "director" else 403
-    if caller.startswith("mentee") or caller == "director":
+    if route == "deactivate":
+        return ok if caller == "service" else 403
+    if route == "mentee_reviews":
+        return ok if caller.startswith("mentee") else 403
+    if caller.startswith("mentee") or caller in ("director", "service"):
         return 403
     return ok if caller == f"mentor_{owner}" else 404
 
@@ -94,8 +142,9 @@ async def _snapshot(system_db, part: dict) -> tuple:
             Assignment.mentee_id == part["mentee"].id, Assignment.ended_at.is_(None)))
         events = await session.scalar(select(func.count()).select_from(OutboxEvent).where(
             OutboxEvent.data["mentee_id"].astext == str(part["mentee"].id)))
-    return (item.status, item.note, review_item.status, sub.status, flag.status, flags,
-            assignment, events)
+        active = await session.scalar(select(User.active).where(User.id == part["mentee"].id))
+    return (item.status, item.note, review_item.status, sub.status, flag.status,
+            flag.escalated_at, flags, assignment, events, active)
 
 
 @pytest.mark.parametrize("owner", OWNERS)
@@ -107,9 +156,10 @@ async def test_isolation_matrix(client, factory, system_db, route, caller, owner
     method, url, body, _ = ROUTES[route]
     before = {key: await _snapshot(system_db, world[key]) for key in OWNERS}
 
+    payload = body(world, owner, other)
     response = await client.request(method, url(world, owner),
                                      headers=factory.headers(_caller(world, caller)),
-                                     json=body(world, owner, other))
+                                     **({"json": payload} if payload is not None else {}))
 
     expected = expected_status(route, caller, owner)
     assert response.status_code == expected, (route, caller, owner, response.text)
@@ -123,10 +173,17 @@ async def test_isolation_matrix(client, factory, system_db, route, caller, owner
     else:
         # A mentor acting on their own objects sees nothing of the other mentor's world; a
         # director may see both.
-        if caller.startswith("mentor"):
-            leaked = {s for s in _secrets(world[other]) if s in text}
+        if caller.startswith(("mentor", "mentee")):
+            mine = caller.split("_")[1]
+            theirs = "b" if mine == "a" else "a"
+            leaked = {s for s in _secrets(world[theirs]) if s in text}
             assert not leaked, (route, caller, owner, leaked)
-            assert world[owner]["flag"].note not in text or route == "flag_patch"
+            assert world[mine]["flag"].note not in text or route == "flag_patch"
+        if route == "mentee_reviews":  # their own feedback, nothing else
+            mine = world[caller.split("_")[1]]
+            assert [r["submission_id"] for r in response.json()["items"]] == [
+                str(mine["decided"].id)]
+            assert mine["review"].feedback in text
 
 
 async def test_owner_calls_really_took_effect(client, factory, system_db):
@@ -164,3 +221,17 @@ async def test_work_queue_listing_never_shows_the_other_mentor(client, factory):
         response = await client.get("/api/v1/mentor/workqueue",
                                     headers=factory.headers(_caller(world, caller)))
         assert response.status_code == 403
+
+
+@pytest.mark.parametrize("path,allowed", [("/api/v1/director/stream", "director"),
+                                          ("/api/v1/mentee/stream", "mentee_a")])
+async def test_streams_refuse_everyone_else(client, factory, path, allowed):
+    """Refusals come before a stream starts: 403 problems that carry nothing of anyone."""
+    world = await _world(factory)
+    for caller in CALLERS:
+        if caller == allowed or (allowed == "mentee_a" and caller == "mentee_b"):
+            continue
+        response = await client.get(path, headers=factory.headers(_caller(world, caller)))
+        assert response.status_code == 403, (path, caller)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert not {s for key in OWNERS for s in _secrets(world[key]) if s in response.text}

@@ -1,4 +1,4 @@
-"""The directors' view of every mentor's load, a page at a time.
+"""The directors' view of every active mentor's load, a page at a time.
 
 Three set-based queries per page, whatever its size: the page of mentors (sorted, keyset),
 their weekly slots and mentees (`capacity.mentor_loads`), and their open and overdue items.
@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import Unprocessable
 from app.models import Assignment, User, WorkItem
 from app.schemas.common import decode_cursor, encode_cursor
-from app.schemas.director import MentorLoadPublic
+from app.schemas.dashboard import MentorLoadPublic
 from app.services.mentors.capacity import mentor_loads
 from app.services.workqueue.queue import UNFINISHED, overdue_expr
 
@@ -53,7 +53,7 @@ def _load_ranked():
         select(User.id, User.name, User.email, User.timezone, User.mentor_specialties,
                load.label("load"))
         .outerjoin(active, active.c.mentor_id == User.id)
-        .where(User.is_mentor)
+        .where(User.is_mentor, User.active)
         .subquery("ranked")
     )
 
@@ -82,8 +82,9 @@ async def list_mentor_loads(
     decoded = _decode(cursor, sort)
     if sort in ("name", "-name"):
         # Name order needs no load figures: page the mentors first, count for the page only.
-        m = select(User.id, User.name, User.email, User.timezone, User.mentor_specialties,
-                   literal(None, Float).label("load")).where(User.is_mentor).subquery("m")
+        m = (select(User.id, User.name, User.email, User.timezone, User.mentor_specialties,
+                   literal(None, Float).label("load"))
+             .where(User.is_mentor, User.active).subquery("m"))
     else:
         m = _load_ranked()
     stmt = select(m)

@@ -38,6 +38,7 @@ from app.schemas.dashboard import (
     SubmissionSummary,
 )
 from app.schemas.sessions import MentorSessionPublic
+from app.services.risk.flags import public_status
 from app.services.risk.scoring import mentees_risk, own_at_risk
 from app.services.sessions.booking import upcoming_sessions
 from app.services.workqueue.queue import PRIORITY_RANK, overdue_expr, to_public
@@ -137,7 +138,30 @@ async def cockpit(
     if found is None:
         raise NotFound("Mentee not found", code="mentee_not_found")
     assignment, mentee = found
+    return await _cockpit(session, mentee=mentee, assignment=assignment, mentor_id=mentor_id,
+                          now=now)
 
+
+async def director_cockpit(
+    session: AsyncSession, *, mentee_id: uuid.UUID, now: datetime
+) -> CockpitPublic:
+    """The mentor cockpit's shape for any mentee (directors): sessions with any mentor,
+    the active assignment if there is one. 404 unless the user is a mentee."""
+    mentee = await session.scalar(select(User).where(User.id == mentee_id,
+                                                     User.role == "mentee"))
+    if mentee is None:
+        raise NotFound("Mentee not found", code="mentee_not_found")
+    assignment = await session.scalar(select(Assignment).where(
+        Assignment.mentee_id == mentee_id, Assignment.ended_at.is_(None)))
+    return await _cockpit(session, mentee=mentee, assignment=assignment, mentor_id=None,
+                          now=now)
+
+
+async def _cockpit(
+    session: AsyncSession, *, mentee: User, assignment: Assignment | None,
+    mentor_id: uuid.UUID | None, now: datetime,
+) -> CockpitPublic:
+    mentee_id = mentee.id
     risk = (await mentees_risk(session, mentee_ids=[mentee_id], now=now))[mentee_id]
 
     readiness = (await session.scalars(
@@ -145,8 +169,9 @@ async def cockpit(
         .order_by(ReadinessRecord.recorded_at.desc()).limit(READINESS_POINTS)
     )).all()
 
-    with_mentor = (MentoringSession.mentee_id == mentee_id,
-                   MentoringSession.mentor_id == mentor_id)
+    with_mentor = [MentoringSession.mentee_id == mentee_id]
+    if mentor_id is not None:
+        with_mentor.append(MentoringSession.mentor_id == mentor_id)
     recent = (await session.scalars(
         select(MentoringSession).where(*with_mentor, MentoringSession.starts_at <= now)
         .order_by(MentoringSession.starts_at.desc()).limit(RECENT_SESSIONS)
@@ -180,9 +205,11 @@ async def cockpit(
 
     return CockpitPublic(
         profile=_profile(mentee),
-        assignment=AssignmentSummary(id=assignment.id, started_at=assignment.started_at,
+        assignment=AssignmentSummary(id=assignment.id, mentor_id=assignment.mentor_id,
+                                     started_at=assignment.started_at,
                                      source=assignment.source, score=assignment.score,
-                                     reasons=assignment.reasons or []),
+                                     reasons=assignment.reasons or [])
+        if assignment is not None else None,
         risk=RiskSummary(reasons=risk.reasons, risk_score=risk.risk_score,
                          at_risk=risk.at_risk),
         readiness_trend=[ReadinessPoint(recorded_at=r.recorded_at, score=r.score,
@@ -191,7 +218,10 @@ async def cockpit(
         recent_sessions=[_session(s) for s in recent],
         upcoming_sessions=[_session(s) for s in upcoming],
         open_work_items=[to_public(item, mentee_name=mentee.name, at=now) for item in items],
-        flags=[FlagSummary.model_validate(f, from_attributes=True) for f in flags],
+        flags=[FlagSummary(id=f.id, severity=f.severity, category=f.category, note=f.note,
+                           status=public_status(f), resolution=f.resolution,
+                           raised_by=f.raised_by, created_at=f.created_at,
+                           resolved_at=f.resolved_at) for f in flags],
         recent_submissions=[
             SubmissionSummary(
                 id=sub.id, mission_id=sub.mission_id, title=sub.title, url=sub.url,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +31,7 @@ from app.services.mentors.capacity import (
     MENTOR_ZONE_SQL,
     MentorLoad,
     iso_week_label,
+    safe_zone,
 )
 from app.services.risk.scoring import MENTOR_RISK_SQL
 
@@ -130,7 +130,7 @@ async def build_dashboard(
         raise NotFound("No mentor profile for this user", code="mentor_not_found")
     load = MentorLoad(mentor_id, row.weekly_slots_used, row.weekly_slots_total,
                       row.mentees_active, row.mentees_max)
-    zone = ZoneInfo(row.zone)
+    zone = safe_zone(row.zone)
     capacity = CapacitySummary(
         weekly_slots_used=load.weekly_slots_used,
         weekly_slots_total=load.weekly_slots_total,

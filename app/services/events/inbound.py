@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.core.auth import Principal
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.sql import insert
 from app.models import MenteeSignal, MissionSubmission, ReadinessRecord, User
@@ -47,6 +48,9 @@ from app.schemas.events import (
     UserUpsert,
     UserUpserted,
 )
+from app.services.programme import lifecycle
+from app.services.risk import alerts
+from app.services.sessions.video import VideoProvider, make_video_provider
 from app.services.workqueue.items import NewWorkItem, create_work_item, create_work_items
 
 _RECORD = text(
@@ -88,11 +92,13 @@ def _started(at: datetime) -> datetime:
 
 
 async def ingest_events(
-    session: AsyncSession, *, events: Sequence[InboundEvent], settings: Settings
+    session: AsyncSession, *, events: Sequence[InboundEvent], settings: Settings,
+    principal: Principal | None = None, video: VideoProvider | None = None,
 ) -> IngestResult:
     """Apply each event not seen before, once; returns how many were applied and which ids
     were duplicates (seen before, or repeated inside the batch)."""
     result = IngestResult()
+    video = video or make_video_provider(settings)
     first: dict[uuid.UUID, int] = {}
     for index, event in enumerate(events):
         if event.id in first:
@@ -102,7 +108,7 @@ async def ingest_events(
     if not first:
         return result
 
-    # Through `inbox_record()` (migration 0010: only service callers write the inbox), which
+    # Through `inbox_record()` (migration 0013: only service callers write the inbox), which
     # inserts in id order: concurrent batches sharing ids wait on them in the same order, so
     # they cannot deadlock on the inbox.
     batch = [events[i] for i in first.values()]
@@ -133,7 +139,8 @@ async def ingest_events(
         if run:
             await _submissions(session, run, settings=settings)
             run = []
-        await _apply(session, event=event, index=index, known=known, settings=settings)
+        await _apply(session, event=event, index=index, known=known, settings=settings,
+                     principal=principal, video=video)
     if run:
         await _submissions(session, run, settings=settings)
     result.accepted = len(fresh)
@@ -149,10 +156,12 @@ async def _submissions(
 
 
 async def _apply(
-    session: AsyncSession, *, event: InboundEvent, index: int, known: _Known, settings: Settings
+    session: AsyncSession, *, event: InboundEvent, index: int, known: _Known, settings: Settings,
+    principal: Principal | None, video: VideoProvider,
 ) -> None:
     if isinstance(event, UserUpserted):
-        await upsert_user(session, user_id=event.data.id, user=event.data, index=index)
+        await provision_user(session, principal=principal, user_id=event.data.id,
+                             user=event.data, video=video, index=index)
         known.users[event.data.id] = (event.data.role, event.data.tier)
     elif isinstance(event, HabitStreakBroken):
         known.mentee(event.data.mentee_id, index)
@@ -294,7 +303,11 @@ async def _goal_overdue(
 
 
 async def _readiness_updated(session: AsyncSession, *, event: ReadinessUpdated) -> None:
+    """Store the readiness record; if the drop makes the mentee newly at risk, `risk.raised`
+    goes to their mentor and the directors (app/services/risk/alerts.py)."""
     data = event.data
+    now = datetime.now(UTC)
+    before, _ = await alerts.risk_now(session, mentee_id=data.mentee_id, as_of=now)
     previous = data.previous_score
     if previous is None:  # the trend still shows a drop when the sender omits it
         previous = await session.scalar(
@@ -307,13 +320,15 @@ async def _readiness_updated(session: AsyncSession, *, event: ReadinessUpdated) 
             recorded_at=event.occurred_at, event_id=event.id,
         ).on_conflict_do_nothing(index_elements=["event_id"])
     )
+    await alerts.raise_if_newly_at_risk(session, mentee_id=data.mentee_id, before=before,
+                                        as_of=now, cause="readiness_drop")
 
 
 # --- users ----------------------------------------------------------------------------------
 
 # Optional fields written only when sent (None for a non-nullable column = not sent).
 _OPTIONAL = ("timezone", "tier", "interests", "mentor_capacity_weekly", "mentor_max_mentees",
-             "mentor_specialties", "mentor_availability")
+             "mentor_specialties", "mentor_availability", "active")
 _NULLABLE = {"tier"}
 
 
@@ -333,7 +348,10 @@ async def upsert_user(
     session: AsyncSession, *, user_id: uuid.UUID, user: UserUpsert, index: int | None = None
 ) -> bool:
     """Create or update the user (idempotent: an identical upsert changes nothing, not even
-    `updated_at`). Returns True when the user was created. Another user's email: 409."""
+    `updated_at`). Returns True when the user was created. Another user's email, or an
+    erased user's id (a tombstone: app/services/compliance/erasure.py): 409."""
+    if await session.scalar(select(User.erased_at).where(User.id == user_id)) is not None:
+        raise Conflict("This user was erased; the id cannot be used again", code="erased")
     taken = await session.scalar(
         select(User.id).where(func.lower(User.email) == user.email.lower(), User.id != user_id)
     )
@@ -352,6 +370,20 @@ async def upsert_user(
         where=changed,
     ).returning(literal_column("xmax = 0"))
     return bool(await session.scalar(statement))
+
+
+async def provision_user(
+    session: AsyncSession, *, principal: Principal | None, user_id: uuid.UUID,
+    user: UserUpsert, video: VideoProvider, index: int | None = None,
+) -> bool:
+    """`upsert_user` with what a change of role or of the active flag implies (ended
+    assignments, cancelled sessions, `user.deactivated`: app/services/programme/lifecycle.py),
+    in the same transaction. Returns True when the user was created."""
+    before = await lifecycle.prepare_user_change(session, user_id=user_id)
+    created = await upsert_user(session, user_id=user_id, user=user, index=index)
+    await lifecycle.apply_user_change(session, principal=principal, user_id=user_id,
+                                      before=before, video=video)
+    return created
 
 
 async def get_user(session: AsyncSession, *, user_id: uuid.UUID) -> User:

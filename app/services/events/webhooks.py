@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 import structlog
+from prometheus_client import Counter
 from sqlalchemy import select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook
@@ -43,6 +44,11 @@ from app.schemas.events import WebhookCreate
 from app.services.events.destinations import DestinationRefused, VettedTransport, check_url
 
 log = structlog.get_logger("app.webhooks")
+
+# Served by the workers' /metrics (the alert rules in deploy/prometheus/alerts.yml use it).
+ATTEMPTS = Counter("mentorship_webhook_attempts",
+                   "Webhook delivery attempts by outcome: delivered, retry (failed, tried "
+                   "again later) or failed (failed for good).", ["outcome"])
 
 USER_AGENT = "mentorship-webhooks/1.0"
 
@@ -287,6 +293,7 @@ async def deliver(
             .where(WebhookDelivery.id == delivery.id, WebhookDelivery.status == "pending")
             .values(**values)
         )
+    ATTEMPTS.labels("delivered" if outcome.ok else values.get("status", "retry")).inc()
     if not outcome.ok:
         log.info("webhook_attempt_failed", delivery_id=str(delivery.id), attempts=attempts,
                  error=outcome.detail or outcome.error, status=values.get("status", "pending"))

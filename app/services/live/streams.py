@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -99,8 +99,12 @@ class StreamStart:
     snapshot: dict[str, Any] | None  # sent first when the client cannot resume
 
 
+Snapshot = Callable[[AsyncSession], Awaitable[Any]]
+
+
 async def start_stream(*, hub: StreamHub, redis: Redis, db: Database, principal: Principal,
-                       last_event_id: str | None, now: datetime) -> StreamStart:
+                       last_event_id: str | None, now: datetime,
+                       snapshot: Snapshot | None = None) -> StreamStart:
     """Resume after `last_event_id` when every later event is still in the stream, else
     read a snapshot. Runs before the response starts, so failures are problem responses."""
     key = user_stream_key(hub.settings, principal.user_id)
@@ -117,7 +121,10 @@ async def start_stream(*, hub: StreamHub, redis: Redis, db: Database, principal:
     # both in the snapshot and relayed (harmless), never in neither.
     cursor = format_entry_id(state.last_generated)
     async with hub.snapshot_slots, db.transaction(principal) as session:
-        body = await snapshot_body(session, mentor_id=principal.user_id, now=now)
+        if snapshot is None:  # the mentor's dashboard
+            body = await snapshot_body(session, mentor_id=principal.user_id, now=now)
+        else:
+            body = to_jsonable_python(await snapshot(session))
     return StreamStart(key, state.epoch, cursor, body)
 
 
@@ -132,8 +139,14 @@ class LiveStream:
     """
 
     def __init__(self, hub: StreamHub, start: StreamStart, *,
-                 expires_at: datetime | None, slot: StreamSlot | None = None) -> None:
+                 expires_at: datetime | None,
+                 still_honoured: Callable[[], Awaitable[bool]] | None = None,
+                 recheck_seconds: float = 60.0, slot: StreamSlot | None = None) -> None:
         self.hub, self.start, self.expires_at, self.slot = hub, start, expires_at, slot
+        # The token is checked against the database again every `recheck_seconds` (the
+        # identity cache's TTL), so a demoted or deactivated user's open stream ends too.
+        self.still_honoured = still_honoured
+        self.recheck_seconds = max(recheck_seconds, 0.1)
         self._subscription: Subscription | None = None
         self._stopped = False
 
@@ -166,7 +179,7 @@ class LiveStream:
                 yield ServerSentEvent(data, event="snapshot", id=sse_id(start.epoch, cursor),
                                       retry=retry)
                 retry = data = None
-            last_sent = time.monotonic()
+            last_sent = last_check = time.monotonic()
             entries = (await hub.catch_up(subscription, behind_until)
                        if behind_until is not None else [])
             while True:
@@ -192,6 +205,18 @@ class LiveStream:
                         event="token_expired", id=sse_id(start.epoch, cursor), retry=retry)
                     return
                 wait = expires_in
+                if self.still_honoured is not None:
+                    check_in = self.recheck_seconds - (time.monotonic() - last_check)
+                    if check_in <= 0:
+                        if not await self.still_honoured():
+                            yield ServerSentEvent(
+                                json.dumps({"reason": "invalid_token"}),
+                                event="token_revoked", id=sse_id(start.epoch, cursor),
+                                retry=retry)
+                            return
+                        last_check = time.monotonic()
+                        check_in = self.recheck_seconds
+                    wait = min(wait, check_in)
                 if ping_every is not None:
                     ping_in = ping_every - (time.monotonic() - last_sent)
                     if ping_in <= 0:

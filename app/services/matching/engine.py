@@ -139,10 +139,11 @@ async def load_problem(session: AsyncSession, *, at: datetime,
                   " where a.mentee_id = u.id and a.ended_at is null)")
     # 1. Lock the mentors and the waiting mentees, in id order like a director's assignment
     #    (mentee and mentor rows, in id order): the two queue up, never deadlock.
+    #    Deactivated users are neither matched nor locked.
     locked = list(await session.scalars(text(f"""
         select u.id from users u
-         where (u.is_mentor{mentor_filter})
-            or (u.role = 'mentee' and not u.is_mentor{mentee_filter} and {unassigned})
+         where u.active and ((u.is_mentor{mentor_filter})
+            or (u.role = 'mentee' and not u.is_mentor{mentee_filter} and {unassigned}))
          order by u.id
            for no key update of u
     """).bindparams(*binds), params))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
@@ -19,13 +19,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import User
 
-# SQL for a mentor's zone; used by every set-based capacity query.
-MENTOR_ZONE_SQL = "coalesce(nullif(u.mentor_availability->>'timezone', ''), u.timezone, 'UTC')"
+# SQL for a mentor's zone; used by every set-based capacity query. A stored name Postgres
+# does not know (bad data) is UTC (`safe_timezone`, migration 0011), never a failed query.
+MENTOR_ZONE_SQL = ("safe_timezone(coalesce(nullif(u.mentor_availability->>'timezone', ''), "
+                   "u.timezone, 'UTC'))")
+UTC_ZONE = ZoneInfo("UTC")
+
+
+def safe_zone(name: str | None) -> ZoneInfo:
+    """The IANA zone `name`, or UTC when it is missing or unknown (bad stored data must
+    degrade, not fail the reader with a 500). The same rule as SQL's `safe_timezone`."""
+    try:
+        return ZoneInfo(name) if name else UTC_ZONE
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return UTC_ZONE
 
 
 def mentor_zone(user: User) -> ZoneInfo:
-    zone = (user.mentor_availability or {}).get("timezone") or user.timezone or "UTC"
-    return ZoneInfo(zone)
+    availability = user.mentor_availability if isinstance(user.mentor_availability, dict) else {}
+    return safe_zone(availability.get("timezone") or user.timezone)
 
 
 def iso_week_bounds(zone: ZoneInfo, at: datetime) -> tuple[datetime, datetime]:

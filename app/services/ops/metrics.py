@@ -54,6 +54,14 @@ class MetricDefinition:
     unit: str
     goal: Goal
     description: str
+    # On /metrics: Prometheus wants base units (seconds), so the hour-based figure the
+    # director API keeps is exported as seconds under another name.
+    exported_as: str | None = None
+    export_scale: float = 1.0
+
+    @property
+    def prometheus_name(self) -> str:
+        return self.exported_as or self.name
 
 
 DEFINITIONS: tuple[MetricDefinition, ...] = (
@@ -61,6 +69,7 @@ DEFINITIONS: tuple[MetricDefinition, ...] = (
         "mentor_response_time_p95_hours", "hours", Goal(lt=24),
         "95th percentile (percentile_cont) of completed_at - created_at, in hours, over work "
         "items completed in the last 30 days.",
+        exported_as="mentor_response_time_p95_seconds", export_scale=3600.0,
     ),
     MetricDefinition(
         "work_queue_overdue_rate", "ratio", Goal(lt=0.05),

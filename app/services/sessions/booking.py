@@ -128,21 +128,22 @@ async def _require_assigned(session: AsyncSession, *, mentor_id: uuid.UUID,
 async def _lock_mentor(session: AsyncSession, mentor_id: uuid.UUID,
                        mentee_id: uuid.UUID) -> User:
     """The mentor's row, locked for this transaction (capacity checks queue up here), once
-    the mentee is known to be actively assigned to them (same round trip).
+    the mentee is known to be actively assigned to them.
 
-    Only the lock comes from this statement: anything counted must be read by a later
-    statement, whose snapshot sees what the previous lock holder committed."""
-    row = (await session.execute(
-        select(User, _assigned(mentor_id, mentee_id).label("assigned"))
-        .where(User.id == mentor_id)
-        .with_for_update(of=User, key_share=True)  # FOR NO KEY UPDATE: FK checks go on
+    Only the lock comes from the first statement: the assignment (and anything counted) is
+    read by a later statement, whose snapshot sees what the previous lock holder committed.
+    A reassignment holds this row while it ends the assignment and deals with the
+    sessions (app/services/programme/), so a booking that waited for it finds the
+    assignment ended instead of booking a session the reassignment never saw."""
+    mentor = await session.scalar(
+        select(User).where(User.id == mentor_id)
+        .with_for_update(key_share=True)  # FOR NO KEY UPDATE: FK checks go on
         .execution_options(populate_existing=True)
-    )).one_or_none()
-    if row is None:
+    )
+    if mentor is None:
         raise NotFound("Your mentor profile does not exist")
-    if not row.assigned:
-        raise _not_assigned()
-    return row.User
+    await _require_assigned(session, mentor_id=mentor_id, mentee_id=mentee_id)
+    return mentor
 
 
 def _check_availability(mentor: User, starts_at: datetime, ends_at: datetime) -> None:

@@ -5,7 +5,8 @@ For every unfinished work item:
   became overdue in this sweep (to the mentee's active mentor);
 * once 75 % of its SLA window (`created_at` -> `due_at`) has passed: the priority goes up
   one step (low -> normal -> high -> urgent, urgent stays urgent), once: `escalated_at`
-  records that the step was taken, so a later sweep never raises it again.
+  records that the step was taken, so a later sweep never raises it again; a
+  `workqueue.item_escalated` event (with the new priority) goes to the mentee's mentor.
 
 A batch is one statement (CTEs: lock the rows to change, UPDATE ... RETURNING, INSERT the
 events from the returned rows), so the changes and their events commit together, and a
@@ -85,11 +86,24 @@ events as (
         source="changed c where c.becomes_overdue",
     )}
     returning 1
+),
+escalations as (
+    {insert_events_sql(
+        type="workqueue.item_escalated",
+        data=f'''jsonb_build_object(
+            'item_id', c.id, 'kind', c.kind, 'priority', c.priority,
+            'mentee_id', c.mentee_id, 'due_at', {sql_rfc3339("c.due_at")},
+            'title', c.title, 'escalated_at', {sql_rfc3339("cast(:now as timestamptz)")})''',
+        recipients='''array(select a.mentor_id from assignments a
+                             where a.mentee_id = c.mentee_id and a.ended_at is null)''',
+        source="changed c where c.escalate",
+    )}
+    returning 1
 )
 select (select count(*) from changed) as changed,
        (select count(*) from changed where escalate) as escalated,
        (select count(*) from changed where becomes_overdue) as overdue,
-       (select count(*) from events) as events
+       (select count(*) from events) + (select count(*) from escalations) as events
 """)
 
 
@@ -98,7 +112,7 @@ class SweepResult:
     changed: int = 0  # items updated
     escalated: int = 0
     overdue: int = 0  # newly overdue, one event each
-    events: int = 0
+    events: int = 0  # item_overdue + item_escalated events
     batches: int = 0
 
     def __add__(self, other: SweepResult) -> SweepResult:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import Conflict, NotFound
+from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.outbox import emit
 from app.models import MissionReview, MissionSubmission
-from app.schemas.reviews import MissionReviewPublic
+from app.schemas.common import decode_cursor, encode_cursor
+from app.schemas.reviews import MenteeReviewPublic, MissionReviewPublic
 from app.services.workqueue.queue import complete_item, lock_item_by_source_key, my_active_mentees
 
 
@@ -82,3 +83,36 @@ async def review_submission(
         feedback=feedback, score=score, created_at=at,
         work_item_id=item.id if item is not None else None,
     )
+
+
+async def list_mentee_reviews(
+    session: AsyncSession, *, mentee_id: uuid.UUID, limit: int = 50, cursor: str | None = None,
+) -> tuple[list[MenteeReviewPublic], str | None]:
+    """The mentee's decided mission reviews, newest first (RLS: a mentee reads their own
+    reviews and submissions, migration 0011), keyset-paginated on (reviewed_at, id)."""
+    query = (select(MissionReview, MissionSubmission)
+             .join(MissionSubmission, MissionSubmission.id == MissionReview.submission_id)
+             .where(MissionReview.mentee_id == mentee_id))
+    position = decode_cursor(cursor or None)
+    if position is not None:
+        try:
+            after = (datetime.fromisoformat(position["r"]), uuid.UUID(position["i"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise Unprocessable("The cursor is not one this service issued",
+                                code="invalid_cursor") from exc
+        if after[0].tzinfo is None:
+            raise Unprocessable("The cursor is not one this service issued",
+                                code="invalid_cursor")
+        query = query.where(tuple_(MissionReview.created_at, MissionReview.id) < after)
+    rows = (await session.execute(
+        query.order_by(MissionReview.created_at.desc(), MissionReview.id.desc())
+        .limit(limit + 1))).all()
+    items = [MenteeReviewPublic(
+        submission_id=review.submission_id, mission_id=submission.mission_id,
+        title=submission.title, decision=review.decision, feedback=review.feedback,
+        score=review.score, reviewed_at=review.created_at) for review, submission in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        review = rows[limit - 1][0]
+        next_cursor = encode_cursor({"r": review.created_at.isoformat(), "i": str(review.id)})
+    return items, next_cursor

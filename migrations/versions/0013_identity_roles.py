@@ -35,22 +35,22 @@ take it) and choosing `app.user_id`. The gain: it now takes a deliberate second 
 column rules hold for whichever mentee or mentor identity is in force, and outbox rows
 cannot be addressed outside the caller's relationships.
 
-The audit trail's `redact_audit_log()` (migration 0008) checked the forgeable `app.role`;
-it now checks `app_role()`.
+SECURITY DEFINER functions of earlier migrations that checked the forgeable `app.role`
+(audit redaction, erasure) now check `app_role()`.
 
 Later migrations that grant to `mentorship_app` must grant the same to the identity roles
 (`IDENTITY_ROLES` below); tests/core/test_identity_roles.py fails otherwise.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0013
+Revises: 0012
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -131,6 +131,9 @@ BEGIN
       ON CONFLICT (id) DO NOTHING RETURNING id)
     SELECT id FROM added;
 END $$"""
+
+_FORGEABLE = "coalesce(current_setting('app.role', true), '') <> 'admin'"
+_BOUND = "coalesce(public.app_role(), '') <> 'admin'"
 
 USERS_GUARD = """
 CREATE FUNCTION users_guard() RETURNS trigger
@@ -218,16 +221,15 @@ def upgrade() -> None:
         op.execute(f"ALTER FUNCTION {signature} OWNER TO {WORKER}")
         op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
         op.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {APP}, {WORKER}, {ALL_IDENTITIES}")
-    # The audit trail's erasure check (migration 0008) read the forgeable `app.role`.
-    op.execute("""
-        DO $$ DECLARE src text; fixed text; BEGIN
-          src := pg_get_functiondef('redact_audit_log(uuid, text[])'::regprocedure);
-          fixed := replace(src, $q$coalesce(current_setting('app.role', true), '') <> 'admin'$q$,
-                           $q$coalesce(public.app_role(), '') <> 'admin'$q$);
-          IF fixed = src THEN
-            RAISE EXCEPTION 'redact_audit_log: the caller check to rebind was not found';
-          END IF;
-          EXECUTE fixed;
+    # Definer functions of earlier migrations (audit redaction, erasure) checked the
+    # forgeable `app.role`: they now check `app_role()`.
+    op.execute(f"""
+        DO $$ DECLARE f record; BEGIN
+          FOR f IN SELECT p.oid FROM pg_proc p
+                    WHERE p.pronamespace = 'public'::regnamespace AND p.prokind = 'f'
+                      AND p.prosrc LIKE '%{_FORGEABLE}%' LOOP
+            EXECUTE replace(pg_get_functiondef(f.oid), $q${_FORGEABLE}$q$, $q${_BOUND}$q$);
+          END LOOP;
         END $$""")
     op.execute(USERS_GUARD)
     op.execute("CREATE TRIGGER users_guard BEFORE UPDATE ON users "
@@ -235,11 +237,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("""
-        DO $$ DECLARE src text; BEGIN
-          src := pg_get_functiondef('redact_audit_log(uuid, text[])'::regprocedure);
-          EXECUTE replace(src, $q$coalesce(public.app_role(), '') <> 'admin'$q$,
-                          $q$coalesce(current_setting('app.role', true), '') <> 'admin'$q$);
+    op.execute(f"""
+        DO $$ DECLARE f record; BEGIN
+          FOR f IN SELECT p.oid FROM pg_proc p
+                    WHERE p.pronamespace = 'public'::regnamespace AND p.prokind = 'f'
+                      AND p.prosrc LIKE '%{_BOUND}%' LOOP
+            EXECUTE replace(pg_get_functiondef(f.oid), $q${_BOUND}$q$, $q${_FORGEABLE}$q$);
+          END LOOP;
         END $$""")
     op.execute("DROP TRIGGER IF EXISTS users_guard ON users")
     op.execute("DROP FUNCTION IF EXISTS users_guard()")

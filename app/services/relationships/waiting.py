@@ -1,0 +1,77 @@
+"""The waiting list: active mentees with no active assignment, longest waiting first.
+
+`waiting_mentees` is kept by triggers (migration 0011) whichever path changes users or
+assignments, so a page is one range scan of `ix_waiting_mentees_since_mentee_id` (keyset on
+`(since, mentee_id)`) joined to the users, plus one lookup of the latest finished matcher
+run for `last_match_reason` (its `unplaced` map: mentee id -> reason).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Text, bindparam, func, select, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import Unprocessable
+from app.models import User
+from app.models import WaitingMentee as WaitingRow
+from app.schemas.common import decode_cursor, encode_cursor
+from app.schemas.relationships import WaitingMentee
+
+_LAST_REASONS = text("""
+    select key::uuid as mentee_id, value as reason
+      from (select unplaced from matching_runs
+             where status = 'done' and finished_at is not null
+             order by finished_at desc limit 1) r,
+           jsonb_each_text(r.unplaced)
+     where key = any(:ids)
+""").bindparams(bindparam("ids", type_=ARRAY(Text)))
+
+
+def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    position = decode_cursor(cursor or None)
+    if position is None:
+        return None
+    try:
+        since, mentee_id = datetime.fromisoformat(position["w"]), uuid.UUID(position["i"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Unprocessable("The cursor is not one this service issued",
+                            code="invalid_cursor") from exc
+    if since.tzinfo is None:
+        raise Unprocessable("The cursor is not one this service issued", code="invalid_cursor")
+    return since, mentee_id
+
+
+async def list_waiting(
+    session: AsyncSession, *, limit: int = 50, cursor: str | None = None,
+) -> tuple[list[WaitingMentee], str | None]:
+    query = select(User, WaitingRow.since).join(WaitingRow, WaitingRow.mentee_id == User.id)
+    after = _after(cursor)
+    if after is not None:
+        query = query.where(tuple_(WaitingRow.since, WaitingRow.mentee_id) > after)
+    rows = (await session.execute(
+        query.order_by(WaitingRow.since, WaitingRow.mentee_id).limit(limit + 1))).all()
+    page = rows[:limit]
+    reasons: dict[uuid.UUID, str] = {}
+    if page:
+        found = await session.execute(_LAST_REASONS,
+                                      {"ids": [str(user.id) for user, _ in page]})
+        reasons = {row.mentee_id: row.reason for row in found}
+    items = [
+        WaitingMentee(mentee_id=user.id, name=user.name, email=user.email,
+                      timezone=user.timezone, tier=user.tier, interests=user.interests or [],
+                      waiting_since=since, last_match_reason=reasons.get(user.id))
+        for user, since in page
+    ]
+    next_cursor = None
+    if len(rows) > limit:
+        last, since = page[-1]
+        next_cursor = encode_cursor({"w": since.isoformat(), "i": str(last.id)})
+    return items, next_cursor
+
+
+async def waiting_count(session: AsyncSession) -> int:
+    return await session.scalar(select(func.count()).select_from(WaitingRow))

@@ -1,0 +1,181 @@
+"""Benchmark: the directors' waiting list and cockpit at 1K mentors x 20K mentees.
+
+    .venv/bin/python -m bench.relationships_bench [--mentors 1000] [--mentees 20000]
+        [--seconds 20] [--clients 8] [--database-url URL]
+
+1. Creates a fresh database (the tests' harness: `TEST_DATABASE_URL` or the embedded
+   server), migrates it and loads `mentorship seed --mentors 1000 --mentees 20000` (the
+   same `seed()`), unless `--database-url` names an already seeded one.
+2. Starts one real uvicorn process (`create_app()`, default settings: the token's identity
+   check cached for AUTH_CACHE_SECONDS) and drives it with wrk (C, `--clients`
+   connections, 2 threads), as the seeded director, each request picking at random:
+   - `GET /api/v1/director/waiting?limit=50` on one of the list's pages (its cursors are
+     collected first by walking the whole list), and
+   - `GET /api/v1/director/mentees/{id}/cockpit` for one of 2,000 random mentees.
+3. Prints req/s and latency percentiles per route, and the load average. Goal: p95 < 50 ms
+   at 8 clients on a quiet machine.
+Needs `wrk` on PATH (Debian: `apt-get install wrk`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+LUA = """
+local paths = {%(paths)s}
+local token = "%(token)s"
+math.randomseed(%(seed)d)
+request = function()
+  return wrk.format("GET", paths[math.random(#paths)], {["Authorization"] = "Bearer " .. token})
+end
+done = function(summary, latency, requests)
+  io.write(string.format(
+    'RESULT {"requests": %%d, "seconds": %%.3f, "non_2xx": %%d, "socket_errors": %%d, '
+    .. '"p50_ms": %%.2f, "p95_ms": %%.2f, "p99_ms": %%.2f, "max_ms": %%.2f}\\n',
+    summary.requests, summary.duration / 1e6, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.timeout,
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000))
+end
+"""
+
+
+def wrk(url: str, paths: list[str], token: str, *, seconds: int, clients: int) -> dict:
+    quoted = ", ".join(json.dumps(p) for p in paths)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(LUA % {"paths": quoted, "token": token, "seed": random.randrange(1 << 30)})
+    try:
+        output = subprocess.run(
+            ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", script.name,
+             url], capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(script.name)
+    line = next(x for x in output.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line[len("RESULT "):])
+    result["rps"] = result["requests"] / result["seconds"]
+    return result
+
+
+async def _collect(base: str, token: str, seeded) -> tuple[list[str], list[str]]:
+    """Every page of the waiting list (as paths) and 2,000 random mentees' cockpits."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"}
+    pages, cursor = ["/api/v1/director/waiting?limit=50"], None
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        while True:
+            params = {"limit": 50, **({"cursor": cursor} if cursor else {})}
+            response = await http.get("/api/v1/director/waiting", headers=headers,
+                                      params=params)
+            response.raise_for_status()
+            cursor = response.json()["next_cursor"]
+            if cursor is None:
+                break
+            pages.append(f"/api/v1/director/waiting?limit=50&cursor={cursor}")
+    mentees = await seeded.fetch("select id from users where role = 'mentee'")
+    chosen = random.Random(7).sample([r["id"] for r in mentees], min(2000, len(mentees)))
+    return pages, [f"/api/v1/director/mentees/{m}/cockpit" for m in chosen]
+
+
+class Seeded:
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    async def fetch(self, sql: str, *args):
+        import asyncpg
+
+        connection = await asyncpg.connect(self.dsn)
+        try:
+            return await connection.fetch(sql, *args)
+        finally:
+            await connection.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mentors", type=int, default=1000)
+    parser.add_argument("--mentees", type=int, default=20000)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--database-url", help="an already seeded database (else a fresh "
+                                               "one is created, seeded and dropped)")
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    return asyncio.run(run(args))
+
+
+async def run(args: argparse.Namespace) -> int:
+    from bench._database import BenchDatabase
+    from tests.support.harness import _plain_dsn
+
+    if args.database_url:
+        os.environ["DATABASE_URL"] = args.database_url
+        return await measure(args, args.database_url)
+    with BenchDatabase() as bench:
+        from app.devtools.seed import seed
+
+        started = time.perf_counter()
+        await seed(bench.settings, mentors=args.mentors, mentees=args.mentees)
+        print(f"seeded {args.mentors} x {args.mentees} in {time.perf_counter() - started:.0f} s")
+        return await measure(args, _plain_dsn(bench.servers.database_url))
+
+
+async def measure(args: argparse.Namespace, dsn: str) -> int:
+    from app.config import get_settings
+    from app.core.auth import mint_token
+    from bench._server import wait_healthy
+
+    get_settings.cache_clear()
+    settings = get_settings()
+    seeded = Seeded(dsn.replace("postgresql+asyncpg://", "postgresql://"))
+    [director] = await seeded.fetch(
+        "select id from users where role = 'director' and active order by email limit 1")
+    token = mint_token(director["id"], "director", settings, ttl=timedelta(hours=2))
+    base = f"http://127.0.0.1:{args.port}"
+    server = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
+        [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--port",
+         str(args.port), "--log-level", "warning", "--no-access-log"],
+        cwd=ROOT, env={**os.environ, "LOG_LEVEL": "WARNING"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        await wait_healthy(base, server)
+        pages, cockpits = await _collect(base, token, seeded)
+        print(f"waiting list: {len(pages)} pages of 50; cockpits of {len(cockpits)} mentees")
+        wrk(base, pages + cockpits, token, seconds=3, clients=args.clients)  # warm-up
+        rows = []
+        for name, paths in (("GET /api/v1/director/waiting", pages),
+                            ("GET /api/v1/director/mentees/{id}/cockpit", cockpits)):
+            result = wrk(base, paths, token, seconds=args.seconds, clients=args.clients)
+            rows.append((name, result))
+        print(f"\n{args.clients} clients, {args.seconds} s each, load average "
+              f"{os.getloadavg()[0]:.2f}")
+        print(f"{'route':<45} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+              f"{'non-2xx':>8}")
+        for name, r in rows:
+            print(f"{name:<45} {r['rps']:>8.0f} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} "
+                  f"{r['p99_ms']:>8.1f} {r['non_2xx'] + r['socket_errors']:>8}")
+        return 0 if all(r["non_2xx"] == 0 for _, r in rows) else 1
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

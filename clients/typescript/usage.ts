@@ -1,0 +1,62 @@
+// What the SPA does with the generated types; `tsc --strict` must accept it (CI:
+// tests/contract/test_typescript_client.py). A breaking change of the API breaks this file.
+import type { components, paths } from "./schema";
+
+type Dashboard = components["schemas"]["DashboardPublic"];
+type Problem = components["schemas"]["Problem"];
+type BookingBody =
+  paths["/api/v1/mentor/sessions"]["post"]["requestBody"]["content"]["application/json"];
+type Booked =
+  paths["/api/v1/mentor/sessions"]["post"]["responses"]["201"]["content"]["application/json"];
+
+export async function loadDashboard(base: string, token: string): Promise<Dashboard> {
+  const response = await fetch(`${base}/api/v1/mentor/dashboard`, {
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  if (!response.ok) throw await problemOf(response);
+  const dashboard = (await response.json()) as Dashboard;
+  const overdue: number = dashboard.workqueue.overdue;
+  const atRisk: string[] = dashboard.at_risk_mentees.map((m) => m.mentee_id);
+  void overdue;
+  void atRisk;
+  return dashboard;
+}
+
+export async function book(base: string, token: string, body: BookingBody): Promise<Booked> {
+  const response = await fetch(`${base}/api/v1/mentor/sessions`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (response.status !== 201) throw await problemOf(response);
+  const booked = (await response.json()) as Booked;
+  const link: string | null | undefined = booked.meeting_url;
+  void link;
+  return booked;
+}
+
+// EventSource cannot send headers: the token goes in the query string.
+export function dashboardStreamUrl(base: string, token: string, lastEventId?: string): string {
+  const path: keyof paths = "/api/v1/mentor/dashboard/stream";
+  const url = new URL(path, base);
+  url.searchParams.set("access_token", token);
+  if (lastEventId) url.searchParams.set("last_event_id", lastEventId);
+  return url.toString();
+}
+
+async function problemOf(response: Response): Promise<Problem> {
+  return (await response.json()) as Problem;
+}
+
+export function explain(problem: Problem): string {
+  switch (problem.code) {
+    case "double_booking":
+      return "That time is taken: pick another slot.";
+    case "capacity_exceeded":
+      return "Your weekly slots are full.";
+    case "outside_availability":
+      return "Outside your availability.";
+    default:
+      return problem.detail ?? problem.title;
+  }
+}

@@ -1,0 +1,1 @@
+"""Container image and compose stack: the local base images and `make image-test`."""

@@ -1,0 +1,157 @@
+"""Tokens are claims, the database is the truth (CONTRACT.md v2, "Who a token is").
+
+A token is honoured only while its `sub` is an active user whose current role equals the
+token's `role`; each process trusts what it read for AUTH_CACHE_SECONDS (0.2 s in the test
+environment; 1 s in the apps built here to show the cache at work)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from httpx_sse import aconnect_sse
+from sqlalchemy import update
+from typer.testing import CliRunner
+
+from app.devtools.cli import cli
+from app.main import create_app
+from app.models import User
+from tests.support.live import live_server
+
+WHOAMI = "/api/v1/whoami"
+TTL = 1.0
+
+
+async def _set(factory, user_id: uuid.UUID, **values) -> None:
+    async def change(session):
+        await session.execute(update(User).where(User.id == user_id).values(**values))
+
+    await factory.run(change)
+
+
+@pytest.fixture
+async def slow_cache_client(settings):
+    """An app whose identity cache keeps entries for TTL seconds."""
+    application = create_app(settings.model_copy(update={"auth_cache_seconds": TTL}))
+    async with LifespanManager(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            yield http
+
+
+async def _status_until(http, headers, expected: int, within: float) -> float:
+    """Seconds until WHOAMI answers `expected` (fails after `within`)."""
+    started = time.monotonic()
+    while True:
+        response = await http.get(WHOAMI, headers=headers)
+        if response.status_code == expected:
+            return time.monotonic() - started
+        assert time.monotonic() - started < within, response.text
+        await asyncio.sleep(0.05)
+
+
+class TestTheDatabaseDecides:
+    async def test_a_real_active_user_with_their_role_is_honoured(self, client, factory):
+        director = await factory.user("director")
+        response = await client.get(WHOAMI, headers=factory.headers(director))
+        assert response.json() == {"user_id": str(director.id), "role": "director"}
+
+    async def test_unknown_user_with_admin_role_is_401(self, client, factory):
+        response = await client.get(WHOAMI, headers=factory.headers(uuid.uuid4(), "admin"))
+        assert response.status_code == 401
+        assert response.json()["code"] == "invalid_token"
+
+    @pytest.mark.parametrize("claimed", ["director", "admin", "mentor", "service"])
+    async def test_a_mentees_id_with_another_role_is_401(self, client, factory, claimed):
+        mentee = await factory.mentee()
+        response = await client.get("/api/v1/director/flags",
+                                    headers=factory.headers(mentee, claimed))
+        assert response.status_code == 401
+        assert response.json()["code"] == "invalid_token"
+
+    async def test_a_service_token_that_names_no_user_is_401(self, client, factory):
+        response = await client.post("/api/v1/events", json={"events": []},
+                                     headers=factory.headers(uuid.uuid4(), "service"))
+        assert response.status_code == 401
+
+    async def test_a_deactivated_user_is_401(self, client, factory):
+        mentor = await factory.mentor(active=False)
+        response = await client.get(WHOAMI, headers=factory.headers(mentor))
+        assert response.status_code == 401
+
+
+class TestChangesTakeEffectWithinTheCacheTime:
+    async def test_a_demotion(self, slow_cache_client, factory):
+        director = await factory.user("director")
+        headers = factory.headers(director)
+        assert (await slow_cache_client.get("/api/v1/director/flags",
+                                            headers=headers)).status_code == 200
+        await _set(factory, director.id, role="mentor")
+        # Cached for up to TTL: still honoured right after (proves the cache is used) ...
+        assert (await slow_cache_client.get(WHOAMI, headers=headers)).status_code == 200
+        # ... and refused within TTL.
+        took = await _status_until(slow_cache_client, headers, 401, within=TTL + 1.0)
+        assert took <= TTL + 0.5
+        response = await slow_cache_client.get("/api/v1/director/flags", headers=headers)
+        assert response.status_code == 401
+
+    async def test_a_deactivation_and_a_reactivation(self, slow_cache_client, factory):
+        mentor = await factory.mentor()
+        headers = factory.headers(mentor)
+        assert (await slow_cache_client.get(WHOAMI, headers=headers)).status_code == 200
+        await _set(factory, mentor.id, active=False, deactivated_at=datetime.now(UTC))
+        assert await _status_until(slow_cache_client, headers, 401, within=TTL + 1.0) \
+            <= TTL + 0.5
+        await _set(factory, mentor.id, active=True, deactivated_at=None)
+        assert await _status_until(slow_cache_client, headers, 200, within=TTL + 1.0) \
+            <= TTL + 0.5
+
+
+async def test_an_open_stream_ends_when_its_user_is_deactivated(settings, factory):
+    """Against a real uvicorn: the SSE stream re-checks the token every AUTH_CACHE_SECONDS
+    and ends with `token_revoked`; reconnecting is 401."""
+    mentor, _ = await factory.mentor_with_mentees(1)
+    token = factory.token(mentor)
+    with live_server({"AUTH_CACHE_SECONDS": "0.5", "SSE_PING_SECONDS": "1"}) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
+            async with aconnect_sse(http, "GET", "/api/v1/mentor/dashboard/stream",
+                                    params={"access_token": token}) as source:
+                assert source.response.status_code == 200
+                events = source.aiter_sse()
+                assert (await anext(events)).event == "snapshot"
+                await _set(factory, mentor.id, active=False)
+                started = time.monotonic()
+                async with asyncio.timeout(10):
+                    names = [event.event async for event in events]
+                assert names[-1] == "token_revoked"
+                assert time.monotonic() - started < 3
+            again = await http.get("/api/v1/mentor/dashboard/stream",
+                                   params={"access_token": token})
+            assert again.status_code == 401
+
+
+class TestServiceAccounts:
+    async def test_the_printed_token_works(self, client, settings):
+        user_id = uuid.uuid4()
+        result = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["token", "--role", "service", "--user-id", str(user_id)])
+        assert result.exit_code == 0, result.output
+        response = await client.get(WHOAMI, headers={
+            "Authorization": f"Bearer {result.stdout.strip()}"})
+        assert response.json() == {"user_id": str(user_id), "role": "service"}
+        # A second time reuses the account.
+        again = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["token", "--role", "service", "--user-id", str(user_id)])
+        assert again.exit_code == 0, again.output
+
+    async def test_another_users_id_is_refused(self, factory):
+        mentor = await factory.mentor()
+        result = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["token", "--role", "service", "--user-id", str(mentor.id)])
+        assert result.exit_code == 1
+        assert "not a service account" in result.output
