@@ -227,7 +227,7 @@ def upgrade() -> None:
         DO $$ DECLARE f record; BEGIN
           FOR f IN SELECT p.oid FROM pg_proc p
                     WHERE p.pronamespace = 'public'::regnamespace AND p.prokind = 'f'
-                      AND p.prosrc LIKE '%{_FORGEABLE}%' LOOP
+                      AND p.prosrc LIKE $p$%{_FORGEABLE}%$p$ LOOP
             EXECUTE replace(pg_get_functiondef(f.oid), $q${_FORGEABLE}$q$, $q${_BOUND}$q$);
           END LOOP;
         END $$""")
@@ -241,7 +241,7 @@ def downgrade() -> None:
         DO $$ DECLARE f record; BEGIN
           FOR f IN SELECT p.oid FROM pg_proc p
                     WHERE p.pronamespace = 'public'::regnamespace AND p.prokind = 'f'
-                      AND p.prosrc LIKE '%{_BOUND}%' LOOP
+                      AND p.prosrc LIKE $p$%{_BOUND}%$p$ LOOP
             EXECUTE replace(pg_get_functiondef(f.oid), $q${_BOUND}$q$, $q${_FORGEABLE}$q$);
           END LOOP;
         END $$""")

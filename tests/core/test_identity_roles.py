@@ -244,3 +244,15 @@ async def test_requests_take_their_identity_role(app_db, people):
         row = (await session.execute(text("select current_user, app_role(), app_user_id()"))
                ).one()
     assert tuple(row) == ("mentorship_mentee", "mentee", people["mentee"].id)
+
+
+async def test_no_definer_function_trusts_the_app_role_setting(system_db):
+    """Erasure and audit redaction check the identity role in force, not `app.role`."""
+    async with system_db.transaction(None) as session:
+        trusting = list(await session.scalars(text(
+            "select proname from pg_proc where pronamespace = 'public'::regnamespace "
+            "and prosrc like '%current_setting(''app.role''%<> ''admin''%'")))
+        bound = list(await session.scalars(text(
+            "select proname from pg_proc where pronamespace = 'public'::regnamespace "
+            "and prosrc like '%public.app_role(), '''') <> ''admin''%'")))
+    assert trusting == [] and bound
