@@ -155,6 +155,7 @@ class Settings(BaseSettings):
     sla_sweep_interval_seconds: int = 300
     capacity_check_interval_seconds: int = 3600
     programme_metrics_interval_seconds: int = 60
+    match_recovery_interval_seconds: int = 15  # the sweep for runs whose worker died
     # Retention (app/services/compliance/retention.py): rows older than this many days go,
     # in batches of `retention_batch` rows (one short transaction each), once a day.
     retention_interval_seconds: int = 86400
@@ -164,20 +165,38 @@ class Settings(BaseSettings):
     retention_audit_days: int = Field(730, ge=1)
     retention_batch: int = Field(5000, ge=1, le=100_000)
 
-    # Auto-matcher (app/services/matching/engine.py). The fit of a mentee with a mentor is
-    #   (w_specialty * specialty + w_timezone * timezone + w_load * load) / (sum of weights)
-    # in [0, 1], where specialty = share of the mentee's interests among the mentor's
-    # specialties, timezone = 1 - (UTC offset gap in hours, circular, 0..12) / 12 and
-    # load = 1 - active mentees / max mentees (at the start of the run). Each mentee's
-    # `match_top_k` best mentors (plus a catch-all route, so nobody placeable stays out)
-    # go to the min-cost flow solver.
-    match_weight_specialty: float = Field(0.6, ge=0)
-    match_weight_timezone: float = Field(0.25, ge=0)
+    # Auto-matcher (app/services/matching/engine.py and fit.py). The fit of a mentee with a
+    # mentor is the weighted sum of four terms, each in [0, 1], with the weights normalised
+    # to sum 1, plus a preference boost:
+    #   specialty = share of the mentee's topics (interests and preferred specialties) among
+    #               the mentor's specialties;
+    #   timezone  = 1 - gap / 12, gap = the largest UTC offset difference in hours over the
+    #               year (January and July: both sides' DST), on the 24 h circle (0..12);
+    #   load      = 1 - active mentees / max mentees (at the start of the run);
+    #   language  = 1 if they share a language (primary subtag), or the mentee names none;
+    #               0.5 if the mentor lists none (unknown); 0 otherwise;
+    #   boost     = match_preference_boost if the mentor is one the mentee prefers, plus
+    #               match_preference_boost x share of the mentee's preferred specialties
+    #               the mentor covers (so a fit lies in [0, 1 + 2 x boost]).
+    # A director may pass other weights for one run (they are normalised the same way).
+    # Each mentee's `match_top_k` best mentors (plus a catch-all route, so nobody placeable
+    # stays out) go to the min-cost flow solver.
+    match_weight_specialty: float = Field(0.5, ge=0)
+    match_weight_timezone: float = Field(0.2, ge=0)
     match_weight_load: float = Field(0.15, ge=0)
+    match_weight_language: float = Field(0.15, ge=0)
+    match_preference_boost: float = Field(0.1, ge=0, le=1)
     match_top_k: int = Field(30, ge=1)
     match_block_rows: int = Field(4096, ge=1)  # mentees per NumPy block of the fit matrix
     # A run waits this long for another run's lock, then ends as `skipped`.
     match_lock_timeout_seconds: float = Field(30.0, gt=0)
+    # A worker running a matcher run renews its lease every `match_heartbeat_seconds`; a
+    # run whose lease is older than `match_lease_seconds` (its worker died) is re-run by
+    # the sweep (every `match_recovery_interval_seconds`) until `match_max_attempts` tries,
+    # then marked `failed`.
+    match_heartbeat_seconds: float = Field(5.0, gt=0)
+    match_lease_seconds: float = Field(30.0, gt=0)
+    match_max_attempts: int = Field(3, ge=1, le=10)
     # The SLA sweep works through a backlog in batches of this many items (one transaction
     # each); a regular 5-minute sweep is a single short batch.
     sla_sweep_batch_size: int = Field(20_000, ge=1)
@@ -223,7 +242,8 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("sla_sweep_interval_seconds", "capacity_check_interval_seconds",
-                     "programme_metrics_interval_seconds", "retention_interval_seconds")
+                     "programme_metrics_interval_seconds", "retention_interval_seconds",
+                     "match_recovery_interval_seconds")
     @classmethod
     def _cron_period(cls, value: int) -> int:
         if not cron_period_ok(value):
@@ -254,7 +274,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _some_match_weight(self) -> Settings:
-        if self.match_weight_specialty + self.match_weight_timezone + self.match_weight_load <= 0:
+        if (self.match_weight_specialty + self.match_weight_timezone + self.match_weight_load
+                + self.match_weight_language) <= 0:
             raise ValueError("at least one match_weight_* must be positive")
         return self
 

@@ -52,3 +52,10 @@ class BenchDatabase:
             return await connection.execute(statement, *args)
         finally:
             await connection.close()
+
+    async def fetchval(self, statement: str, *args: Any) -> Any:
+        connection = await self.connect()
+        try:
+            return await connection.fetchval(statement, *args)
+        finally:
+            await connection.close()

@@ -1,10 +1,15 @@
 """Auto-matcher at full size: 20K mentees x 1K mentors, from the database and back.
 
-    .venv/bin/python bench/matching_bench.py [--mentees 20000] [--mentors 1000]
-                                             [--assigned 4000] [--top-k 30]
+    .venv/bin/python -m bench.matching_bench [--mentees 20000] [--mentors 1000]
+                                             [--assigned 4000] [--top-k 30] [--plain]
 
-Seeds a fresh database with COPY (mentors with 1-4 specialties out of 40 and a time zone;
-mentees with 1-4 interests; `--assigned` mentees already have a mentor, the rest wait), then:
+Seeds a fresh database with COPY (mentors with 1-4 specialties out of 40, a time zone and
+0-3 languages; mentees with 1-4 interests and 0-2 languages, a third of the waiting ones
+with preferences: preferred specialties, mentors, a time-zone limit for 30 % of those;
+`--assigned` mentees already have a mentor, the rest wait), then:
+0. a dry run end to end as the worker runs it (proposals with their components and reasons
+   written), then its publish as the API runs it (RLS as a director: locks, re-checks,
+   16,000 assignments + 16,000 `assignment.created` events, commit);
 1. the matcher end to end as the worker runs it (`execute_matching_run`: the run row, the
    lock, load, candidates, solve, bulk write of assignments + outbox events, commit),
    with its phases timed (a second identical run on a reset database);
@@ -27,14 +32,15 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import text
 
+from app.core.auth import Principal
 from app.core.db import Database
-from app.services.matching.engine import (
-    MATCHER_LOCK_KEY,
-    auto_match,
-    execute_matching_run,
-    load_problem,
-)
-from app.services.matching.solver import FitModel, Weights, solve_greedy, solve_optimal
+from app.services.matching.engine import auto_match, load_problem
+from app.services.matching.execution import execute_matching_run
+from app.services.matching.fit import FitModel
+from app.services.matching.publish import publish_run
+from app.services.matching.solver import solve_greedy, solve_optimal
+from app.services.matching.weights import Weights
+from app.services.matching.writes import MATCHER_LOCK_KEY
 from bench._database import BenchDatabase
 
 TAGS = ["python", "go", "rust", "java", "javascript", "typescript", "react", "vue", "sql",
@@ -42,12 +48,15 @@ TAGS = ["python", "go", "rust", "java", "javascript", "typescript", "react", "vu
         "ios", "android", "design", "ux", "product", "career", "interviews", "leadership",
         "writing", "testing", "architecture", "databases", "networking", "linux", "c",
         "cpp", "embedded", "games", "finance", "startups", "open-source", "english"]
+LANGUAGES = ["en", "es", "fr", "de", "pt", "hi", "zh", "ja", "ar", "sw"]
+LANGUAGE_WEIGHTS = [10, 4, 3, 2, 2, 2, 2, 1, 1, 1]
 ZONES = ["Europe/London", "Europe/Paris", "Europe/Berlin", "America/New_York",
          "America/Chicago", "America/Los_Angeles", "America/Sao_Paulo", "Asia/Kolkata",
          "Asia/Singapore", "Asia/Tokyo", "Australia/Sydney", "Africa/Lagos", "UTC"]
 
 
-async def seed(db: BenchDatabase, *, mentees: int, mentors: int, assigned: int) -> None:
+async def seed(db: BenchDatabase, *, mentees: int, mentors: int, assigned: int,
+               rich: bool = True) -> None:
     rng = random.Random(42)
     # Tags are skewed (some much more popular), as real interests are.
     weights = [1 / (i + 1) ** 0.7 for i in range(len(TAGS))]
@@ -55,19 +64,37 @@ async def seed(db: BenchDatabase, *, mentees: int, mentors: int, assigned: int) 
     def tags() -> list[str]:
         return sorted(set(rng.choices(TAGS, weights, k=rng.randint(1, 4))))
 
+    def languages(k: int) -> list[str]:
+        return sorted(set(rng.choices(LANGUAGES, LANGUAGE_WEIGHTS, k=k)))
+
     mentor_rows, mentee_rows = [], []
     for i in range(mentors):
         zone = rng.choice(ZONES)
         mentor_rows.append((uuid.uuid4(), f"mentor{i}@bench.test", f"Mentor {i}", "mentor", zone,
                             True, 10, 20, tags(),
-                            json.dumps({"timezone": zone, "windows": []}), []))
+                            json.dumps({"timezone": zone, "windows": []}), [],
+                            languages(rng.randint(0, 3)) if rich else []))
     for i in range(mentees):
         mentee_rows.append((uuid.uuid4(), f"mentee{i}@bench.test", f"Mentee {i}", "mentee",
                             rng.choice(ZONES), False, 10, 20, [], json.dumps({"timezone": "UTC",
-                            "windows": []}), tags()))
+                            "windows": []}), tags(),
+                            languages(rng.randint(0, 2)) if rich else []))
     columns = ("id", "email", "name", "role", "timezone", "is_mentor", "mentor_capacity_weekly",
-               "mentor_max_mentees", "mentor_specialties", "mentor_availability", "interests")
+               "mentor_max_mentees", "mentor_specialties", "mentor_availability", "interests",
+               "languages")
     await db.copy("users", columns, mentor_rows + mentee_rows)
+    if rich:  # preferences: a third state some, a tenth a time-zone limit
+        preference_rows = []
+        for mentee in mentee_rows[assigned:]:
+            if rng.random() < 0.33:
+                limit = rng.choice([3.0, 5.0, 8.0]) if rng.random() < 0.3 else None
+                preferred = [mentor_rows[rng.randrange(mentors)][0]
+                             for _ in range(rng.randint(0, 2))]
+                preference_rows.append((mentee[0], tags() if rng.random() < 0.5 else [],
+                                        [], limit, preferred))
+        await db.copy("mentee_preferences", ("mentee_id", "specialties", "languages",
+                                             "max_timezone_offset_hours",
+                                             "preferred_mentor_ids"), preference_rows)
     load = [0] * mentors
     assignment_rows = []
     for mentee in mentee_rows[:assigned]:
@@ -92,14 +119,27 @@ async def reset(db: BenchDatabase) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mentees", type=int, default=20_000)
     parser.add_argument("--mentors", type=int, default=1_000)
     parser.add_argument("--assigned", type=int, default=4_000)
     parser.add_argument("--top-k", type=int, default=None)
+    parser.add_argument("--plain", action="store_true",
+                        help="no languages or preferences in the data (the v1 bench)")
     args = parser.parse_args()
     with BenchDatabase() as bench:
         asyncio.run(run(bench, args))
+
+
+async def request_dry_run(db: BenchDatabase, director: uuid.UUID, settings) -> str:
+    """A queued dry run as `POST .../run {"dry_run": true}` records it."""
+    job_id = f"bench-dry-{uuid.uuid4()}"
+    weights = json.dumps(Weights.from_settings(settings).normalised().as_dict())
+    await db.sql("insert into matching_runs (id, job_id, status, dry_run, weights, requested_by) "
+                 "values ($1, $2, 'queued', true, $3::jsonb, $4)",
+                 uuid.uuid4(), job_id, weights, director)
+    return job_id
 
 
 async def run(bench: BenchDatabase, args: argparse.Namespace) -> None:
@@ -108,21 +148,49 @@ async def run(bench: BenchDatabase, args: argparse.Namespace) -> None:
         if args.top_k:
             settings = settings.model_copy(update={"match_top_k": args.top_k})
         started = time.perf_counter()
-        await seed(bench, mentees=args.mentees, mentors=args.mentors, assigned=args.assigned)
+        await seed(bench, mentees=args.mentees, mentors=args.mentors, assigned=args.assigned,
+                   rich=not args.plain)
+        director = uuid.uuid4()
+        await bench.sql("insert into users (id, email, name, role) values "
+                        "($1, 'director@bench.test', 'Director', 'director')", director)
         print(f"seeded {args.mentees} mentees ({args.assigned} assigned) and {args.mentors} "
-              f"mentors in {time.perf_counter() - started:.1f} s; top_k={settings.match_top_k}")
+              f"mentors in {time.perf_counter() - started:.1f} s; top_k={settings.match_top_k}; "
+              f"{'plain' if args.plain else 'with languages and preferences'}")
         worker_db = Database.connect(settings.worker_db_url, settings)
+        app_db = Database.connect(settings.api_db_url, settings)
         try:
+            # 0. A dry run, then its publish as the API runs it (RLS as the director).
+            job = await request_dry_run(bench, director, settings)
+            started = time.perf_counter()
+            dry = await execute_matching_run(worker_db, settings=settings, job_id=job)
+            dry_s = time.perf_counter() - started
+            print(f"\n[dry run] execute_matching_run end to end: {dry_s * 1000:.0f} ms "
+                  f"(solver {dry['solver_ms']} ms): {dry['assigned']} proposals, "
+                  f"{dry['unplaced']} unplaced, total fit {dry['total_fit']:.3f}")
+            principal = Principal(user_id=director, role="director")
+            started = time.perf_counter()
+            async with app_db.transaction(principal) as session:
+                published = await publish_run(session, principal=principal, settings=settings,
+                                              job_id=job, exclude_mentee_ids=[])
+            publish_s = time.perf_counter() - started
+            events = await bench.fetchval("select count(*) from outbox_events "
+                                          "where type = 'assignment.created'")
+            print(f"[publish] {published['published']} assignments + {events} events, "
+                  f"{len(published['skipped'])} skipped, in {publish_s * 1000:.0f} ms "
+                  f"(committed); total fit {published['total_fit']:.3f}")
+            await reset(bench)
+
             # 1a. The worker's path, end to end.
             started = time.perf_counter()
             summary = await execute_matching_run(worker_db, settings=settings,
                                                   job_id=f"bench-{uuid.uuid4()}")
             end_to_end = time.perf_counter() - started
-            print(f"\n[optimal] execute_matching_run end to end: {end_to_end * 1000:.0f} ms "
+            print(f"\n[committed run] execute_matching_run end to end: {end_to_end * 1000:.0f} ms "
                   f"(run row says duration {summary['duration_ms']} ms, "
                   f"solver {summary['solver_ms']} ms)")
             print(f"  assigned {summary['assigned']}, unplaced {summary['unplaced']}, "
-                  f"total fit {summary['total_fit']:.3f}")
+                  f"total fit {summary['total_fit']:.3f} (dry run {dry['total_fit']:.3f}, "
+                  f"published {published['total_fit']:.3f})")
 
             # 1b. Same run again on the reset data, phase by phase (same code path), with
             # the CPU time it used: this process plus its Postgres backend (same machine).
@@ -153,7 +221,8 @@ async def run(bench: BenchDatabase, args: argparse.Namespace) -> None:
             await reset(bench)
             async with worker_db.transaction(None) as session:
                 problem = await load_problem(session, at=datetime.now(UTC))
-            model = FitModel(problem, Weights.from_settings(settings))
+            model = FitModel(problem, Weights.from_settings(settings),
+                             settings.match_preference_boost)
             optimal = solve_optimal(model, top_k=settings.match_top_k,
                                     block_rows=settings.match_block_rows)
             greedy = solve_greedy(model, top_k=settings.match_top_k,
@@ -169,8 +238,10 @@ async def run(bench: BenchDatabase, args: argparse.Namespace) -> None:
 
             # 3. Top-K against the exact (dense) model on a sub-instance.
             rng = np.random.default_rng(0)
-            mentor_pick = np.sort(rng.choice(len(problem.mentor_ids), 250, replace=False))
-            mentee_pick = np.sort(rng.choice(len(problem.mentee_ids), 4_000, replace=False))
+            m_all, n_all = len(problem.mentor_ids), len(problem.mentee_ids)
+            mentor_pick = np.sort(rng.choice(m_all, min(250, m_all), replace=False))
+            mentee_pick = np.sort(rng.choice(n_all, min(4_000, n_all), replace=False))
+            position = {int(m): i for i, m in enumerate(mentor_pick)}
             sub = type(problem)(
                 mentee_ids=[problem.mentee_ids[i] for i in mentee_pick],
                 mentee_tags=[problem.mentee_tags[i] for i in mentee_pick],
@@ -180,12 +251,21 @@ async def run(bench: BenchDatabase, args: argparse.Namespace) -> None:
                 mentor_offsets=problem.mentor_offsets[mentor_pick],
                 mentor_active=problem.mentor_active[mentor_pick],
                 mentor_max=problem.mentor_max[mentor_pick],
+                mentee_languages=[problem.mentee_languages[i] for i in mentee_pick],
+                mentor_languages=[problem.mentor_languages[i] for i in mentor_pick],
+                mentee_limits=problem.mentee_limits[mentee_pick],
+                mentee_preferred_tags=[problem.mentee_preferred_tags[i] for i in mentee_pick],
+                mentee_preferred_mentors=[
+                    [position[m] for m in problem.mentee_preferred_mentors[i] if m in position]
+                    for i in mentee_pick],
             )
-            sub_model = FitModel(sub, Weights.from_settings(settings))
+            sub_model = FitModel(sub, Weights.from_settings(settings),
+                                 settings.match_preference_boost)
             exact = solve_optimal(sub_model, top_k=len(mentor_pick))
             top_k = solve_optimal(sub_model, top_k=settings.match_top_k)
             sub_greedy = solve_greedy(sub_model, top_k=settings.match_top_k)
-            print(f"\n[4000 x 250 sub-instance, {int(sub.remaining.sum())} places] exact "
+            print(f"\n[{len(mentee_pick)} x {len(mentor_pick)} sub-instance, "
+                  f"{int(sub.remaining.sum())} places] exact "
                   f"(dense, {exact.arcs} arcs): fit {exact.total_fit:.3f} in "
                   f"{exact.solver_ms:.0f} ms; top-{settings.match_top_k}: "
                   f"{top_k.total_fit:.3f} in {top_k.solver_ms:.0f} ms "
@@ -193,6 +273,7 @@ async def run(bench: BenchDatabase, args: argparse.Namespace) -> None:
                   f"{sub_greedy.total_fit:.3f}")
         finally:
             await worker_db.dispose()
+            await app_db.dispose()
 
 
 if __name__ == "__main__":

@@ -118,23 +118,24 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
-    return asyncio.run(run(args))
-
-
-async def run(args: argparse.Namespace) -> int:
-    from bench._database import BenchDatabase
-    from tests.support.harness import _plain_dsn
-
     if args.database_url:
         os.environ["DATABASE_URL"] = args.database_url
-        return await measure(args, args.database_url)
-    with BenchDatabase() as bench:
-        from app.devtools.seed import seed
+        return asyncio.run(measure(args, args.database_url))
+    from bench._database import BenchDatabase  # sets the harness's environment
+    from tests.support.harness import _plain_dsn
 
-        started = time.perf_counter()
-        await seed(bench.settings, mentors=args.mentors, mentees=args.mentees)
-        print(f"seeded {args.mentors} x {args.mentees} in {time.perf_counter() - started:.0f} s")
-        return await measure(args, _plain_dsn(bench.servers.database_url))
+    with BenchDatabase() as bench:  # created (and dropped) outside the event loop
+        return asyncio.run(seed_and_measure(args, bench, _plain_dsn(bench.servers.database_url)))
+
+
+async def seed_and_measure(args: argparse.Namespace, bench, dsn: str) -> int:
+    from app.devtools.seed import seed
+
+    started = time.perf_counter()
+    await seed(bench.settings, mentors=args.mentors, mentees=args.mentees)
+    print(f"seeded {args.mentors} x {args.mentees} in {time.perf_counter() - started:.0f} s",
+          flush=True)
+    return await measure(args, dsn)
 
 
 async def measure(args: argparse.Namespace, dsn: str) -> int:

@@ -42,6 +42,7 @@ from sqlalchemy import Select, event, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import Session
 from starlette.requests import Request
+from wtforms.validators import InputRequired, NumberRange
 
 from app.config import Settings
 from app.core import telemetry
@@ -53,7 +54,9 @@ from app.models import (
     CapacityAlert,
     Flag,
     InboxEvent,
+    MatchingProposal,
     MatchingRun,
+    MenteePreferences,
     MenteeSignal,
     MentoringSession,
     MissionReview,
@@ -72,7 +75,7 @@ from app.models.events import REFRESH_PRIORITIES
 from app.models.mission import DECISIONS, SUBMISSION_STATUSES
 from app.models.risk import FLAG_STATUSES, SEVERITIES, SIGNAL_KINDS
 from app.models.session import SESSION_STATUSES
-from app.models.user import ROLES
+from app.models.user import MENTOR_CAPACITY_WEEKLY_MAX, MENTOR_MAX_MENTEES_MAX, ROLES
 from app.models.webhook import DELIVERY_STATUSES
 from app.models.work_item import PRIORITIES, WORK_ITEM_KINDS, WORK_ITEM_STATUSES
 
@@ -254,6 +257,13 @@ class UserAdmin(ModelView, model=User):
     column_default_sort = [(User.created_at, True)]
     form_columns = [User.name, User.email, User.tier, User.timezone,
                     User.mentor_capacity_weekly, User.mentor_max_mentees]
+    # The same limits as every other writer (app/models/user.py, app/schemas/limits.py).
+    form_args = {
+        "mentor_capacity_weekly": {"validators": [
+            InputRequired(), NumberRange(0, MENTOR_CAPACITY_WEEKLY_MAX)]},
+        "mentor_max_mentees": {"validators": [
+            InputRequired(), NumberRange(0, MENTOR_MAX_MENTEES_MAX)]},
+    }
 
 
 class AssignmentAdmin(ReadOnlyView, model=Assignment):
@@ -464,6 +474,30 @@ class MatchingRunAdmin(ReadOnlyView, model=MatchingRun):
     column_default_sort = [(MatchingRun.created_at, True)]
 
 
+class MatchingProposalAdmin(ReadOnlyView, model=MatchingProposal):
+    slug = "matching-proposals"
+    name, name_plural, icon = "Matching proposal", "Matching proposals", "fa-solid fa-list"
+    column_list = [MatchingProposal.run_id, MatchingProposal.mentee_id,
+                   MatchingProposal.mentor_id, MatchingProposal.fit, MatchingProposal.reasons]
+    column_searchable_list = [MatchingProposal.run_id, MatchingProposal.mentee_id,
+                              MatchingProposal.mentor_id]
+    column_filters = [OperationColumnFilter(MatchingProposal.run_id),
+                      OperationColumnFilter(MatchingProposal.mentor_id)]
+    column_sortable_list = [MatchingProposal.fit]
+
+
+class MenteePreferencesAdmin(ReadOnlyView, model=MenteePreferences):
+    slug = "mentee-preferences"
+    name, name_plural, icon = "Mentee preferences", "Mentee preferences", "fa-solid fa-heart"
+    column_list = [MenteePreferences.mentee_id, MenteePreferences.specialties,
+                   MenteePreferences.languages, MenteePreferences.max_timezone_offset_hours,
+                   MenteePreferences.preferred_mentor_ids, MenteePreferences.updated_at]
+    column_searchable_list = [MenteePreferences.mentee_id]
+    column_filters = [OperationColumnFilter(MenteePreferences.updated_at)]
+    column_sortable_list = [MenteePreferences.updated_at]
+    column_default_sort = [(MenteePreferences.updated_at, True)]
+
+
 class CapacityAlertAdmin(ReadOnlyView, model=CapacityAlert):
     slug = "capacity-alerts"
     name, name_plural, icon = "Capacity alert", "Capacity alerts", "fa-solid fa-gauge-high"
@@ -491,7 +525,8 @@ VIEWS: tuple[type[ModelView], ...] = (
     UserAdmin, AssignmentAdmin, SessionAdmin, SessionFeedbackAdmin, WorkItemAdmin,
     SubmissionAdmin, ReviewAdmin, FlagAdmin, ReadinessAdmin, SignalAdmin, InboxAdmin,
     OutboxAdmin, WebhookEndpointAdmin, WebhookDeliveryAdmin, WebhookAttemptAdmin,
-    MatchingRunAdmin, CapacityAlertAdmin, ProgrammeMetricAdmin,
+    MatchingRunAdmin, MatchingProposalAdmin, MenteePreferencesAdmin, CapacityAlertAdmin,
+    ProgrammeMetricAdmin,
 )
 # URL slugs: sqladmin derives `identity` from the model's class name when the class is
 # created (`mentoring-session`); the tables' names read better (`/admin/sessions/list`).

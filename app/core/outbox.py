@@ -37,6 +37,7 @@ REFRESH_PRIORITY: dict[str, str] = {
     "workqueue.item_overdue": "high",
     "workqueue.item_completed": "normal",
     "capacity.exceeded": "high",
+    "matching.run_finished": "normal",  # to directors: a run or dry run ended
     # v2
     "flag.escalated": "urgent",  # a director escalated a flag
     "risk.raised": "high",  # a mentee newly at risk

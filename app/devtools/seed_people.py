@@ -27,6 +27,7 @@ from app.devtools.seed_vocab import (
     uuids,
     zone_distance,
 )
+from app.services.relationships import reasons as why
 
 
 class PeopleMixin:
@@ -126,8 +127,8 @@ class PeopleMixin:
         shared = sorted(mentor["topics"] & mentee["topics"])
         distance = zone_distance(mentor["offset"], mentee["offset"])
         score = 0.6 * len(shared) / max(1, len(mentee["interests"])) + 0.4 * (1 - distance / 12)
-        reasons = [f"shared interests: {', '.join(shared)}"] if shared else []
-        reasons.append(f"time zones {distance:g} h apart")
+        reasons = [why.specialty(shared)] if shared else []  # the matcher's format
+        reasons.append(why.timezone(distance))
         return round(score, 4), reasons
 
     def _score(self, mentor: dict, mentee: dict) -> float:
@@ -195,6 +196,8 @@ class PeopleMixin:
                 rows.rows.append((ids[self.n_mentees + j], mentee["id"],
                                   self.mentors[previous]["id"], "auto", None, [], None,
                                   before, started, "reassigned"))
+            if manual[j]:  # a director's choice: the reason says so, as the API writes it
+                reasons = [why.MANUAL]
             rows.rows.append((ids[j], mentee["id"], mentor["id"],
                               "manual" if manual[j] else "auto", score, reasons,
                               self.director_id if manual[j] else None, started, None, None))

@@ -4,8 +4,10 @@ from app.models.assignment import Assignment, WaitingMentee
 from app.models.audit import AuditEntry
 from app.models.base import Base
 from app.models.events import InboxEvent, OutboxEvent
+from app.models.matching import MatchingProposal, MatchingRun
 from app.models.mission import MissionReview, MissionSubmission
-from app.models.ops import CapacityAlert, MatchingRun, ProgrammeMetric, ProgrammeMetricDay
+from app.models.ops import CapacityAlert, ProgrammeMetric, ProgrammeMetricDay
+from app.models.preferences import MenteePreferences
 from app.models.risk import Flag, MenteeSignal, ReadinessRecord
 from app.models.session import MentoringSession, SessionFeedback
 from app.models.user import User
@@ -13,7 +15,8 @@ from app.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.models.work_item import WorkItem
 
 __all__ = [
-    "Assignment", "AuditEntry", "Base", "CapacityAlert", "Flag", "InboxEvent", "MatchingRun",
+    "Assignment", "AuditEntry", "Base", "CapacityAlert", "Flag", "InboxEvent",
+    "MatchingProposal", "MatchingRun", "MenteePreferences",
     "MenteeSignal", "MentoringSession", "MissionReview", "MissionSubmission", "OutboxEvent",
     "ProgrammeMetric", "ProgrammeMetricDay", "ReadinessRecord", "SessionFeedback", "User",
     "WaitingMentee", "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint", "WorkItem",

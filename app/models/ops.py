@@ -1,4 +1,4 @@
-"""Operational records written by the workers: matcher runs, capacity alerts, metrics."""
+"""Operational records written by the workers: capacity alerts, programme metrics."""
 
 from __future__ import annotations
 
@@ -6,35 +6,11 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text, text
+from sqlalchemy import ForeignKey, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, CreatedAt, UUIDPk
-
-
-class MatchingRun(Base):
-    __tablename__ = "matching_runs"
-    __table_args__ = (
-        CheckConstraint("status in ('queued', 'running', 'done', 'failed', 'skipped')",
-                        name="status"),
-    )
-
-    id: Mapped[UUIDPk]
-    job_id: Mapped[str] = mapped_column(String(128), unique=True)
-    status: Mapped[str] = mapped_column(String(16), server_default="queued")
-    requested_by: Mapped[uuid.UUID | None]
-    started_at: Mapped[datetime | None]
-    finished_at: Mapped[datetime | None]
-    assigned_count: Mapped[int | None]
-    unplaced_count: Mapped[int | None]
-    total_fit: Mapped[float | None]
-    duration_ms: Mapped[int | None]
-    solver_ms: Mapped[int | None]
-    # mentee id -> reason, for every mentee the run could not place
-    unplaced: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
-    error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[CreatedAt]
+from app.models.base import Base, CreatedAt
 
 
 class CapacityAlert(Base):

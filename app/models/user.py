@@ -14,6 +14,11 @@ from app.models.base import Base, CreatedAt, UpdatedAt
 
 Role = Literal["mentee", "mentor", "director", "admin", "service"]
 ROLES: tuple[str, ...] = get_args(Role)
+# Limits of the mentor fields, written once: the database checks them (constraints below)
+# and every writer takes them from here (app/schemas/limits.py: profile, events, PUT users;
+# the admin UI's form validators).
+MENTOR_CAPACITY_WEEKLY_MAX = 100  # sessions per week
+MENTOR_MAX_MENTEES_MAX = 50  # active mentees at once
 EMPTY_AVAILABILITY = text("""'{"timezone": "UTC", "windows": []}'::jsonb""")
 
 
@@ -21,8 +26,11 @@ class User(Base):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint(f"role in {ROLES!r}", name="role"),
-        CheckConstraint("mentor_capacity_weekly >= 0", name="capacity_nonneg"),
-        CheckConstraint("mentor_max_mentees >= 0", name="max_mentees_nonneg"),
+        CheckConstraint(
+            f"mentor_capacity_weekly between 0 and {MENTOR_CAPACITY_WEEKLY_MAX}",
+            name="capacity_range"),
+        CheckConstraint(f"mentor_max_mentees between 0 and {MENTOR_MAX_MENTEES_MAX}",
+                        name="max_mentees_range"),
         Index("uq_users_email", func.lower(text("email")), unique=True),
         Index("ix_users_mentors", "id", postgresql_where=text("is_mentor")),
         Index("ix_users_staff", "role", "id",
@@ -44,6 +52,9 @@ class User(Base):
     mentor_availability: Mapped[dict[str, Any]] = mapped_column(
         JSONB, server_default=EMPTY_AVAILABILITY
     )
+    # Languages the user speaks (lower-case BCP 47 tags: "en", "pt-br"); the matcher
+    # compares them with a mentee's preferred languages.
+    languages: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     # Deactivated users keep their history, but no token of theirs is honoured.
     active: Mapped[bool] = mapped_column(server_default=text("true"))
     deactivated_at: Mapped[datetime | None]

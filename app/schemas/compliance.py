@@ -34,7 +34,8 @@ class UserExport(BaseModel):
     data: dict[str, list[dict[str, Any]]] = Field(
         description="Rows by table (`users`, `assignments`, `sessions`, `session_feedback`, "
                     "`mission_submissions`, `mission_reviews`, `flags`, `work_items`, "
-                    "`readiness_history`, `mentee_signals`, `audit_log`), as stored")
+                    "`readiness_history`, `mentee_signals`, `mentee_preferences`, "
+                    "`matching_proposals`, `audit_log`), as stored")
 
 
 class UserErased(BaseModel):

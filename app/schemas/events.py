@@ -30,6 +30,7 @@ from pydantic import (
 from app.core.outbox import REFRESH_PRIORITY
 from app.models.user import Role
 from app.schemas.common import UserProfile
+from app.schemas.limits import Languages, MentorCapacityWeekly, MentorMaxMentees
 from app.schemas.sessions import Availability
 
 MAX_BATCH = 500  # the documented limit; settings.events_max_batch may only lower it
@@ -81,10 +82,11 @@ class UserUpsert(BaseModel):
     tier: Annotated[Text, Field(max_length=32)] | None = None
     interests: list[Tag] = Field(default_factory=list, max_length=100)
     is_mentor: bool | None = Field(None, description="Default: role == 'mentor'")
-    mentor_capacity_weekly: int | None = Field(None, ge=0, le=100)
-    mentor_max_mentees: int | None = Field(None, ge=0, le=1000)
+    mentor_capacity_weekly: MentorCapacityWeekly | None = None
+    mentor_max_mentees: MentorMaxMentees | None = None
     mentor_specialties: list[Tag] | None = Field(None, max_length=100)
     mentor_availability: Availability | None = None
+    languages: Languages | None = Field(None, description="Languages the user speaks.")
     active: bool | None = Field(
         None, description="false deactivates the user (their active assignments end, their "
                           "future sessions are cancelled, their tokens stop working); true "
@@ -104,6 +106,7 @@ class UserPublic(UserProfile):
     mentor_max_mentees: int
     mentor_specialties: list[str]
     mentor_availability: dict[str, Any]
+    languages: list[str]
     active: bool
     deactivated_at: datetime | None = None
     created_at: datetime

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas.events import Text
+
 SessionsOnReassign = Literal["cancel", "transfer"]
 
 
@@ -53,8 +55,8 @@ class AssignmentPublic(BaseModel):
 class AssignmentEnd(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=500,
-                        description="Why the relationship ends (kept as `end_reason`).")
+    reason: Text = Field(min_length=1, max_length=500,
+                         description="Why the relationship ends (kept as `end_reason`).")
 
 
 class AssignmentHistoryItem(BaseModel):

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from app.models.risk import RISK_REASONS, Severity
+from app.schemas.events import Text
 
 # The API's flag status: a stored `open` flag with `escalated_at` set shows as `escalated`
 # (app/services/risk/flags.py); the stored status stays open / resolved.
@@ -29,7 +30,7 @@ class FlagUpdate(BaseModel):
 
 class DirectorFlagUpdate(BaseModel):
     status: Literal["resolved", "escalated"]
-    resolution: str | None = Field(
+    resolution: Text | None = Field(
         None, max_length=4000, description="How it was resolved, or why it is escalated.")
 
 

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.schemas.limits import Languages, MentorCapacityWeekly, MentorMaxMentees
+
 SessionStatus = Literal["scheduled", "completed", "no_show", "cancelled"]
 DURATION = "Whole minutes, 15 to 240."
 
@@ -189,10 +191,12 @@ class MentorProfileUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mentor_capacity_weekly: int = Field(ge=0, le=168)
-    mentor_max_mentees: int = Field(ge=0, le=1000)
+    mentor_capacity_weekly: MentorCapacityWeekly
+    mentor_max_mentees: MentorMaxMentees
     mentor_specialties: list[str] = Field(max_length=50)
     mentor_availability: Availability
+    languages: Languages | None = Field(
+        None, description="Languages the mentor speaks. Omitted: left as they are.")
 
     @field_validator("mentor_specialties")
     @classmethod
@@ -212,4 +216,5 @@ class MentorProfilePublic(BaseModel):
     mentor_max_mentees: int
     mentor_specialties: list[str]
     mentor_availability: Availability | dict
+    languages: list[str]
     capacity: CapacityPublic

@@ -110,7 +110,7 @@ MENTEE_VISIBLE = {"assignments", "sessions", "session_feedback", "mission_submis
 NEVER_FOR_MENTORS_OR_MENTEES = {
     "waiting_mentees", "inbox_events", "outbox_events", "webhook_endpoints", "webhook_deliveries",
     "webhook_attempts", "matching_runs", "capacity_alerts", "programme_metrics", "audit_log",
-    "programme_metrics_daily",
+    "programme_metrics_daily", "matching_proposals", "mentee_preferences",
 }
 
 

@@ -53,11 +53,13 @@ EXPECTED_REFRESH_PRIORITY = {
     "workqueue.item_overdue": "high",
     "workqueue.item_completed": "normal",
     "capacity.exceeded": "high",
+    "matching.run_finished": "normal",  # v2: to directors
     # v2 (CONTRACT.md "New outbound events")
     "flag.escalated": "urgent",
     "risk.raised": "high",
     "workqueue.item_escalated": "high",
     "user.deactivated": "high",
+    "user.erased": "normal",
 }
 
 

@@ -13,13 +13,9 @@ from sqlalchemy import func, select, text
 from app.config import Settings
 from app.core.db import Database
 from app.models import Assignment, MatchingRun, OutboxEvent, User
-from app.services.matching.engine import (
-    ASSIGNED_CONCURRENTLY,
-    MATCHER_LOCK_KEY,
-    NO_CANDIDATE,
-    NO_CAPACITY,
-    execute_matching_run,
-)
+from app.services.matching.engine import ASSIGNED_CONCURRENTLY, NO_CANDIDATE, NO_CAPACITY
+from app.services.matching.execution import execute_matching_run
+from app.services.matching.writes import MATCHER_LOCK_KEY
 from app.services.relationships.assignments import assign_mentee
 from tests.support.events_helpers import director_ids
 from tests.support.factories import ALWAYS_AVAILABLE, Factory
@@ -122,13 +118,13 @@ class TestAutoMatch:
         assert len(auto) == 5
         for row in auto:
             assert 0 <= row.score <= 1
-            assert any(r.startswith("timezone_diff:") for r in row.reasons)
-            assert any(r.startswith("load:") for r in row.reasons)
+            assert any(r.startswith("timezone: ") for r in row.reasons)
+            assert any(r.startswith("load: ") for r in row.reasons)
         assert result["total_fit"] == pytest.approx(sum(r.score for r in auto), abs=1e-6)
         # Specialty reasons name the shared tags (case-insensitive).
         tokyo = next(r for r in auto if r.mentee_id == mentees[2].id)
         assert tokyo.mentor_id == programme["mentors"][2].id
-        assert tokyo.reasons == ["specialty:data", "timezone_diff:0h", "load:0/3"]
+        assert tokyo.reasons == ["specialty: data", "timezone: 0 h apart", "load: 0 of 3 mentees"]
 
         events = await events_for(system_db, [r.id for r in auto])
         assert len(events) == 5

@@ -1,12 +1,11 @@
-"""The jobs in a real arq worker on the real Redis: registration, the health check, and a
-worker killed with SIGKILL in the middle of a matcher run."""
+"""The jobs in a real arq worker on the real Redis: registration and the health check (a
+worker killed mid-run: tests/matching/test_matching_recovery.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import re
-import signal
 import sys
 import time
 import uuid
@@ -27,30 +26,14 @@ from app.core.jobqueue import (
     health_check_key,
 )
 from app.core.redis import queue_name, user_stream_key
-from app.models import Assignment, MatchingRun, OutboxEvent, User, WorkItem
+from app.models import Assignment, MatchingRun, OutboxEvent, WorkItem
 from tests.support.factories import Factory
 from tests.support.harness import ROOT as ROOT_DIR
 from tests.support.worker_helpers import (
-    advisory_locks,
     job_result,
-    lock_waiters,
     run_burst_worker,
     wait_until,
 )
-
-WORKER_SCRIPT = """
-import asyncio
-from arq.worker import Worker
-from app.config import get_settings
-from app.workers import worker_options
-
-async def main():
-    options = {**worker_options(get_settings()), "cron_jobs": [], "handle_signals": False,
-               "poll_delay": 0.05}
-    await Worker(**options).main()
-
-asyncio.run(main())
-"""
 
 
 async def arq_check(env: dict[str, str]) -> int:
@@ -164,60 +147,6 @@ class TestWorker:
         assert b"worker_loops_drained" in output
         assert not await redis.exists(health_check_key(settings))
 
-    async def test_worker_killed_mid_run_leaves_no_duplicate_after_retry(
-        self, factory: Factory, system_db: Database, settings: Settings, redis
-    ) -> None:
-        mentors = [await factory.mentor(mentor_max_mentees=2) for _ in range(3)]
-        mentees = [await factory.mentee(interests=["python"]) for _ in range(5)]
-        job = f"match-{uuid.uuid4()}"
-        await enqueue_job(redis, settings, AUTO_MATCH_JOB, job_id=job,
-                          mentee_ids=[str(m.id) for m in mentees],
-                          mentor_ids=[str(m.id) for m in mentors])
-
-        async with system_db.sessions() as blocker, blocker.begin():
-            # Hold a mentor row: the run stops inside its transaction, after taking the lock.
-            await blocker.execute(select(User.id).where(User.id == mentors[1].id)
-                                  .with_for_update())
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", WORKER_SCRIPT, cwd=ROOT_DIR, env={**os.environ},
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            )
-            try:
-                await wait_until(lambda: advisory_locks(system_db, granted=True), within=60,
-                                 message="the worker's run to hold the matcher lock")
-                await wait_until(lambda: lock_waiters(system_db, "transactionid"),
-                                 message="the worker's run to wait for the mentor row")
-            finally:
-                process.send_signal(signal.SIGKILL)
-                assert await process.wait() == -signal.SIGKILL
-        # The killed worker's backend ends once it finds its client gone; nothing committed.
-        await wait_until(lambda: _no_advisory_lock(system_db),
-                         message="the killed worker's transaction to end")
-        async with system_db.transaction(None) as session:
-            run = await session.scalar(select(MatchingRun).where(MatchingRun.job_id == job))
-            assert run.status == "running"
-            assert await _count_assignments(session, mentees) == 0
-
-        # arq re-runs the job once the dead worker's lease ends (job timeout + 10 s); end it now.
-        assert await redis.delete(f"{settings.redis_prefix}arq:in-progress:{job}") == 1
-        assert await redis.zscore(queue_name(settings), job) is not None
-        await run_burst_worker(settings)
-        info = await job_result(settings, job)
-        assert (info.success, info.job_try) == (True, 2)  # the retry did the work
-
-        async with system_db.transaction(None) as session:
-            run = await session.scalar(select(MatchingRun).where(MatchingRun.job_id == job))
-            rows = list(await session.scalars(select(Assignment).where(
-                Assignment.mentee_id.in_([m.id for m in mentees]))))
-            events = await session.scalar(select(func.count()).select_from(OutboxEvent).where(
-                OutboxEvent.type == "assignment.created",
-                OutboxEvent.data["assignment_id"].astext.in_([str(r.id) for r in rows])))
-            runs = await session.scalar(select(func.count()).select_from(MatchingRun).where(
-                MatchingRun.job_id == job))
-        assert (run.status, run.assigned_count, runs) == ("done", 5, 1)
-        assert len(rows) == len({r.mentee_id for r in rows}) == 5
-        assert events == 5
-
 
 async def _completed(redis, key: str) -> int:
     """`j_complete` in the worker's health record."""
@@ -226,15 +155,6 @@ async def _completed(redis, key: str) -> int:
 
 async def _completed_more_than(redis, key: str, count: int) -> bool:
     return await _completed(redis, key) > count
-
-
-async def _no_advisory_lock(system_db: Database) -> bool:
-    return await advisory_locks(system_db, granted=True) == 0
-
-
-async def _count_assignments(session, mentees: list[User]) -> int:
-    return await session.scalar(select(func.count()).select_from(Assignment).where(
-        Assignment.mentee_id.in_([m.id for m in mentees])))
 
 
 async def test_jobs_cli_reads_the_queue_reruns_a_job_and_lists_results(settings, capsys):

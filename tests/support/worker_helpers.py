@@ -16,7 +16,8 @@ from app.core.db import Database
 from app.core.jobqueue import arq_client
 from app.workers import worker_options
 
-WORKER_CRON_NAMES = ("cron:prioritize_work_queue", "cron:check_mentor_capacity")
+WORKER_CRON_NAMES = ("cron:prioritize_work_queue", "cron:check_mentor_capacity",
+                     "cron:recover_matching_runs")
 
 
 async def run_burst_worker(settings: Settings, **overrides: Any) -> Worker:

@@ -26,6 +26,8 @@ PERSONAL_DATA: dict[str, str] = {
     "work_items": "mentee_id = :user_id",
     "readiness_history": "mentee_id = :user_id",
     "mentee_signals": "mentee_id = :user_id",
+    "mentee_preferences": "mentee_id = :user_id",
+    "matching_proposals": "mentee_id = :user_id or mentor_id = :user_id",
     "audit_log": "target_id = cast(:user_id as text) or actor_id = :user_id",
 }
 # One statement: a JSON array of rows per table.

@@ -17,14 +17,14 @@ from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.core.auth import Principal
 from app.core.errors import InvalidTransition, NotFound
 from app.core.outbox import emit
-from app.models import User
+from app.models import MenteePreferences, User
 from app.schemas.compliance import UserErased
 from app.services.programme.lifecycle import deactivate_user
 from app.services.sessions.video import VideoProvider
@@ -44,9 +44,12 @@ async def erase_user(session: AsyncSession, *, principal: Principal, user_id: uu
     await deactivate_user(session, principal=principal, user_id=user_id, video=video, now=now)
     await session.execute(update(User).where(User.id == user_id).values(
         name="Erased user", email=f"erased-{user_id}@erased.invalid", tier=None,
-        interests=[], mentor_specialties=[], erased_at=now, active=False,
+        interests=[], mentor_specialties=[], erased_at=now, active=False, languages=[],
         mentor_availability={"timezone": "UTC", "windows": []},
     ))
+    # What the mentee asked of the matcher is theirs too (migration 0013: admins may delete).
+    await session.execute(delete(MenteePreferences).where(
+        MenteePreferences.mentee_id == user_id))
     await session.execute(_ERASE_DATA, {"user_id": user_id,
                                         "values": [v for v in personal if v]})
     await emit(session, type="user.erased", data={"user_id": user_id, "erased_at": now},

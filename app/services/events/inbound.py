@@ -328,7 +328,7 @@ async def _readiness_updated(session: AsyncSession, *, event: ReadinessUpdated) 
 
 # Optional fields written only when sent (None for a non-nullable column = not sent).
 _OPTIONAL = ("timezone", "tier", "interests", "mentor_capacity_weekly", "mentor_max_mentees",
-             "mentor_specialties", "mentor_availability", "active")
+             "mentor_specialties", "mentor_availability", "languages", "active")
 _NULLABLE = {"tier"}
 
 

@@ -1,163 +1,17 @@
 """The matcher's optimisation, pure NumPy + OR-Tools (arrays in, arrays out); the model and
-its guarantees are described in `app/services/matching/engine.py`."""
+its guarantees are described in `app/services/matching/engine.py`, the fit in `fit.py`."""
 
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from ortools.graph.python import min_cost_flow
+from ortools.graph.python import max_flow, min_cost_flow
 
-from app.config import Settings
+from app.services.matching.fit import SCALE, FitModel
 
-SCALE = 1000  # fits are integers in [0, SCALE] for the solver
 DENSE_LIMIT = 2_000_000  # largest mentees x mentors block solved densely (hub re-assignment)
-REASON_SEPARATOR = "\x1f"  # joins an assignment's reasons for the bulk insert
-
-
-@dataclass(frozen=True, slots=True)
-class Weights:
-    specialty: float
-    timezone: float
-    load: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Weights:
-        return cls(settings.match_weight_specialty, settings.match_weight_timezone,
-                   settings.match_weight_load)
-
-    @property
-    def total(self) -> float:
-        return self.specialty + self.timezone + self.load
-
-
-@dataclass
-class MatchProblem:
-    """Mentees to place and mentors who may take them, as the solver sees them."""
-
-    mentee_ids: list[uuid.UUID]
-    mentee_tags: list[frozenset[str]]
-    mentee_offsets: np.ndarray  # UTC offset in hours at the run time
-    mentor_ids: list[uuid.UUID]
-    mentor_tags: list[frozenset[str]]
-    mentor_offsets: np.ndarray
-    mentor_active: np.ndarray  # active mentees now
-    mentor_max: np.ndarray  # mentor_max_mentees
-
-    @property
-    def remaining(self) -> np.ndarray:
-        return np.maximum(self.mentor_max - self.mentor_active, 0).astype(np.int64)
-
-
-def normalize_tags(tags: Iterable[str] | None) -> frozenset[str]:
-    return frozenset(t.strip().lower() for t in (tags or ()) if t and t.strip())
-
-
-class FitModel:
-    """Fits of mentees with mentors, computed block by block (never the whole n x m matrix).
-
-    Everything that does not depend on the tags (time zone and load terms) depends only on
-    the mentee's UTC offset and the mentor, so it is one small table (distinct offsets x
-    mentors) gathered per block. Tags are one-hot encoded over the mentors' specialties
-    (an interest no mentor has cannot overlap), so the specialty term is one float32 matrix
-    product per block. `block` and `pairs` run the same float32 operations, so a pair's fit
-    is the same integer whichever way it is computed."""
-
-    def __init__(self, problem: MatchProblem, weights: Weights) -> None:
-        self.problem = problem
-        self.weights = weights
-        self.tag_names = sorted(set().union(*problem.mentor_tags))
-        vocabulary = {tag: i for i, tag in enumerate(self.tag_names)}
-        self.specialties = np.zeros((len(problem.mentor_tags), len(vocabulary)), np.float32)
-        for row, tags in enumerate(problem.mentor_tags):
-            self.specialties[row, [vocabulary[t] for t in tags]] = 1.0
-        # Mentees' interests in CSR form (indices of known tags), weighted by 1 / their
-        # number of interests (specialty = share of the interests covered).
-        codes = [[vocabulary[t] for t in tags if t in vocabulary] for tags in problem.mentee_tags]
-        self.interest_ptr = np.zeros(len(codes) + 1, np.int64)
-        np.cumsum([len(c) for c in codes], out=self.interest_ptr[1:])
-        self.interest_idx = np.fromiter((i for c in codes for i in c), np.int64,
-                                        count=int(self.interest_ptr[-1]))
-        counts = np.array([max(len(t), 1) for t in problem.mentee_tags], np.float64)
-        self.specialty_weight = (weights.specialty / weights.total / counts).astype(np.float32)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            load = np.where(problem.mentor_max > 0,
-                            1.0 - problem.mentor_active / np.maximum(problem.mentor_max, 1), 0.0)
-        self.load_term = weights.load * np.clip(load, 0.0, 1.0) / weights.total
-        offsets, self.mentee_group = np.unique(problem.mentee_offsets, return_inverse=True)
-        self.mentee_group = self.mentee_group.reshape(-1)
-        gap = timezone_gap(offsets, problem.mentor_offsets)
-        self.base = (weights.timezone * (1.0 - gap / 12.0) / weights.total
-                     + self.load_term[None, :]).astype(np.float32)
-
-    def _interests(self, rows: np.ndarray) -> np.ndarray:
-        starts, ends = self.interest_ptr[rows], self.interest_ptr[rows + 1]
-        lengths = ends - starts
-        dense = np.zeros((len(rows), len(self.tag_names)), np.float32)
-        if lengths.sum():
-            row_of = np.repeat(np.arange(len(rows)), lengths)
-            offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-            dense[row_of, self.interest_idx[np.repeat(starts, lengths) + offsets]] = 1.0
-        return dense
-
-    def scaled(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Fits x SCALE, rounded, as float32 (rows = mentee indices, cols = mentor indices)."""
-        fit = self.base[np.ix_(self.mentee_group[rows], cols)]
-        overlap = self._interests(rows) @ self.specialties[cols].T
-        overlap *= self.specialty_weight[rows, None]
-        fit += overlap
-        fit *= np.float32(SCALE)
-        return np.rint(fit, out=fit)
-
-    def block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Scaled integer fits, |rows| x |cols|."""
-        return self.scaled(rows, cols).astype(np.int64)
-
-    def pairs(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Scaled integer fit of each pair (rows[i], cols[i]); the same numbers as `block`."""
-        out = np.zeros(len(rows), np.int64)
-        for start in range(0, len(rows), 8192):
-            r, c = rows[start:start + 8192], cols[start:start + 8192]
-            fit = self.base[self.mentee_group[r], c]
-            overlap = (self._interests(r) * self.specialties[c]).sum(axis=1, dtype=np.float32)
-            overlap *= self.specialty_weight[r]
-            fit += overlap
-            fit *= np.float32(SCALE)
-            out[start:start + 8192] = np.rint(fit)
-        return out
-
-    def load_floor(self, cols: np.ndarray) -> np.ndarray:
-        """A lower bound of any fit with each mentor: their load term alone."""
-        return np.rint(self.load_term[cols].astype(np.float32) * np.float32(SCALE)
-                       ).astype(np.int64)
-
-    def reasons(self, mentees: np.ndarray, mentors: np.ndarray) -> list[list[str]]:
-        """Why each pair fits: `specialty:<tag>`... (shared tags, sorted),
-        `timezone_diff:<h>h`, `load:<active>/<max>` (at the start of the run)."""
-        p = self.problem
-        shared = self._interests(mentees) * self.specialties[mentors]
-        pair_of, tag_of = np.nonzero(shared)
-        bounds = np.searchsorted(pair_of, np.arange(len(mentees) + 1))
-        diff = np.abs(p.mentee_offsets[mentees] - p.mentor_offsets[mentors]) % 24.0
-        gaps = np.minimum(diff, 24.0 - diff).tolist()
-        active, limit = p.mentor_active[mentors].tolist(), p.mentor_max[mentors].tolist()
-        names = [f"specialty:{t.replace(REASON_SEPARATOR, ' ')}" for t in self.tag_names]
-        tags = tag_of.tolist()
-        bounds = bounds.tolist()
-        return [
-            [*(names[t] for t in tags[bounds[i]:bounds[i + 1]]),
-             f"timezone_diff:{gaps[i]:g}h", f"load:{active[i]}/{limit[i]}"]
-            for i in range(len(mentees))
-        ]
-
-
-def timezone_gap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hours between UTC offsets on the 24 h circle (0..12), |a| x |b|."""
-    diff = np.abs(a[:, None] - b[None, :]) % 24.0
-    return np.minimum(diff, 24.0 - diff)
 
 
 @dataclass
@@ -232,7 +86,8 @@ def candidates(model: FitModel, *, top_k: int, block_rows: int,
     """Each mentee's `top_k` best mentors among those with a free place, plus each such
     mentor's best mentees (twice as many as their free places): when places are scarce,
     popular mentors fill up and the mentees they push out need arcs to the mentors nobody
-    ranked first, and those mentors need arcs to the mentees that fit them best."""
+    ranked first, and those mentors need arcs to the mentees that fit them best. Pairs a
+    mentee's time-zone limit forbids are never candidates."""
     problem = model.problem
     cols = np.flatnonzero(problem.remaining > 0)
     n, m = len(problem.mentee_ids), len(cols)
@@ -264,32 +119,68 @@ def candidates(model: FitModel, *, top_k: int, block_rows: int,
     mentee = np.concatenate(parts_e).astype(np.int64)
     mentor = np.concatenate(parts_m).astype(np.int64)
     fit = np.concatenate(parts_f).astype(np.int64)
+    if model.has_limits:
+        feasible = fit >= 0
+        mentee, mentor, fit = mentee[feasible], mentor[feasible], fit[feasible]
     if best_per_mentor is not None:  # a pair both sides chose appears once
         _, first = np.unique(mentee * m + mentor, return_index=True)
         mentee, mentor, fit = mentee[first], mentor[first], fit[first]
     return Candidates(mentee, mentor, fit, cols, complete=k == m)
 
 
-def _solve_flow(n: int, capacity: np.ndarray, arc_e: np.ndarray, arc_m: np.ndarray,
-                arc_fit: np.ndarray, hub_fit: np.ndarray | None
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Min-cost flow over mentees 0..n-1 and mentors 0..len(capacity)-1 (all with places).
+def most_placements(group: np.ndarray, allowed: np.ndarray, capacity: np.ndarray) -> int:
+    """How many mentees can be placed at most: a max flow from the groups of mentees with
+    the same allowed mentors (`allowed[g]`) to the mentors' free places."""
+    n, m = len(group), len(capacity)
+    if not n or not m:
+        return 0
+    if allowed.all():  # nobody is limited (or no limit bites): anyone may take anyone
+        return min(n, int(capacity.sum()))
+    sizes = np.bincount(group, minlength=len(allowed))
+    g_of, c_of = np.nonzero(allowed)
+    groups, source, sink = len(allowed), len(allowed) + m, len(allowed) + m + 1
+    flow = max_flow.SimpleMaxFlow()
+    flow.add_arcs_with_capacity(
+        np.concatenate([np.full(groups, source), g_of, groups + np.arange(m)]).astype(np.int32),
+        np.concatenate([np.arange(groups), groups + c_of, np.full(m, sink)]).astype(np.int32),
+        np.concatenate([sizes, sizes[g_of], capacity]).astype(np.int64),
+    )
+    if flow.solve(source, sink) != flow.OPTIMAL:
+        raise RuntimeError("max flow failed")
+    return int(flow.optimal_flow())
 
-    Returns (mentor of each mentee or -1, mentees routed through the hub, places the hub
-    used per mentor). Places exactly min(n, sum(capacity)) mentees."""
+
+@dataclass
+class _Hubs:
+    """Catch-all routes: mentee -> hub of their group -> any mentor the group may take."""
+
+    group: np.ndarray  # group of each mentee
+    allowed: np.ndarray  # groups x mentors (positions in cols)
+    floor: np.ndarray  # cost floor per mentor: the load term, a lower bound of any fit
+
+
+def _solve_flow(n: int, capacity: np.ndarray, arc_e: np.ndarray, arc_m: np.ndarray,
+                arc_fit: np.ndarray, hubs: _Hubs | None, must_place: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Min-cost flow over mentees 0..n-1 and mentors 0..len(capacity)-1 (all with places),
+    placing exactly `must_place` mentees (the most that can be placed).
+
+    Returns (mentor of each mentee or -1, mentees routed through a hub, places each hub
+    used per mentor: groups x mentors)."""
     m = len(capacity)
-    hub, unplaced, sink = n + m, n + m + 1, n + m + 2
-    must_place = min(n, int(capacity.sum()))
+    groups = len(hubs.allowed) if hubs is not None else 0
+    hub0, unplaced, sink = n + m, n + m + groups, n + m + groups + 1
     mentees, mentors = np.arange(n), n + np.arange(m)
     tails = [arc_e, mentors]
     heads = [n + arc_m, np.full(m, sink)]
     caps = [np.ones(len(arc_e), np.int64), capacity]
     costs = [-arc_fit, np.zeros(m, np.int64)]
-    if hub_fit is not None:
-        tails += [mentees, np.full(m, hub)]
-        heads += [np.full(n, hub), mentors]
-        caps += [np.ones(n, np.int64), capacity]
-        costs += [np.zeros(n, np.int64), -hub_fit]
+    if hubs is not None:
+        g_of, c_of = np.nonzero(hubs.allowed)
+        tails += [mentees, hub0 + g_of]
+        heads += [hub0 + hubs.group, n + c_of]
+        caps += [np.ones(n, np.int64), capacity[c_of]]
+        costs += [np.zeros(n, np.int64), -hubs.floor[c_of]]
     if must_place < n:
         tails += [mentees, [unplaced]]
         heads += [np.full(n, unplaced), [sink]]
@@ -300,29 +191,30 @@ def _solve_flow(n: int, capacity: np.ndarray, arc_e: np.ndarray, arc_m: np.ndarr
         np.concatenate(tails).astype(np.int32), np.concatenate(heads).astype(np.int32),
         np.concatenate(caps).astype(np.int64), np.concatenate(costs).astype(np.int64),
     )
-    supplies = np.zeros(n + m + 3, np.int64)
+    supplies = np.zeros(sink + 1, np.int64)
     supplies[:n] = 1
     supplies[sink] = -n
-    solver.set_nodes_supplies(np.arange(n + m + 3, dtype=np.int32), supplies)
+    solver.set_nodes_supplies(np.arange(sink + 1, dtype=np.int32), supplies)
     status = solver.solve()
-    if status != solver.OPTIMAL:  # cannot happen: the graph is feasible by construction
+    if status != solver.OPTIMAL:  # cannot happen: must_place is feasible by construction
         raise RuntimeError(f"min-cost flow failed: {status}")
     flows = solver.flows(arcs)
     mentor_of = np.full(n, -1, np.int64)
     direct = np.flatnonzero(flows[: len(arc_e)] > 0)
     mentor_of[arc_e[direct]] = arc_m[direct]
-    if hub_fit is None:
-        return mentor_of, np.zeros(0, np.int64), np.zeros(m, np.int64)
+    if hubs is None:
+        return mentor_of, np.zeros(0, np.int64), np.zeros((0, m), np.int64)
     offset = len(arc_e) + m
     hub_mentees = np.flatnonzero(flows[offset: offset + n] > 0)
-    hub_places = flows[offset + n: offset + n + m].astype(np.int64)
-    return mentor_of, hub_mentees, hub_places
+    places = np.zeros((groups, m), np.int64)
+    places[g_of, c_of] = flows[offset + n: offset + n + len(g_of)]
+    return mentor_of, hub_mentees, places
 
 
 def solve_optimal(model: FitModel, *, top_k: int, block_rows: int = 4096) -> Matching:
     """The optimal assignment over the candidate arcs (each mentee's top-K mentors, each
     mentor's best mentees; exact when K covers every mentor with a free place), placing
-    as many mentees as there are places."""
+    as many mentees as can be placed."""
     problem = model.problem
     n = len(problem.mentee_ids)
     started = time.perf_counter()
@@ -334,21 +226,25 @@ def solve_optimal(model: FitModel, *, top_k: int, block_rows: int = 4096) -> Mat
         return Matching(mentor_of, fit, candidates_ms=candidates_ms)
     capacity = problem.remaining[cand.cols]
     started = time.perf_counter()
-    hub_fit = None if cand.complete else model.load_floor(cand.cols)
-    local, hub_mentees, hub_places = _solve_flow(
-        n, capacity, cand.mentee, cand.mentor, cand.fit, hub_fit
+    group, allowed = model.limit_groups(cand.cols)
+    must_place = most_placements(group, allowed, capacity)
+    hubs = None if cand.complete else _Hubs(group, allowed, model.load_floor(cand.cols))
+    local, hub_mentees, places = _solve_flow(
+        n, capacity, cand.mentee, cand.mentor, cand.fit, hubs, must_place
     )
-    if len(hub_mentees):
-        # Which hub mentee takes which hub place is free for the solver: choose it exactly.
-        used = np.flatnonzero(hub_places)
-        if len(hub_mentees) * len(used) <= DENSE_LIMIT:
-            dense = model.block(hub_mentees, cand.cols[used])
+    for g in np.unique(group[hub_mentees]).tolist():
+        # Which of a group's hub mentees takes which of its hub places is free for the
+        # solver: choose it exactly.
+        these = hub_mentees[group[hub_mentees] == g]
+        used = np.flatnonzero(places[g])
+        if len(these) * len(used) <= DENSE_LIMIT:
+            dense = model.block(these, cand.cols[used])
             sub_e, sub_m = np.divmod(np.arange(dense.size), len(used))
-            sub, _, _ = _solve_flow(len(hub_mentees), hub_places[used], sub_e, sub_m,
-                                    dense.ravel(), None)
-            local[hub_mentees] = used[sub]
+            sub, _, _ = _solve_flow(len(these), places[g, used], sub_e, sub_m,
+                                    dense.ravel(), None, len(these))
+            local[these] = used[sub]
         else:
-            local[hub_mentees] = np.repeat(used, hub_places[used])
+            local[these] = np.repeat(used, places[g, used])
     solver_ms = (time.perf_counter() - started) * 1000
     placed = np.flatnonzero(local >= 0)
     mentor_of[placed] = cand.cols[local[placed]]
@@ -359,7 +255,7 @@ def solve_optimal(model: FitModel, *, top_k: int, block_rows: int = 4096) -> Mat
 
 def solve_greedy(model: FitModel, *, top_k: int, block_rows: int = 4096) -> Matching:
     """Baseline for the benchmark and the tests: best remaining pair first over the same
-    candidates, then each mentee still out takes their best mentor with a free place."""
+    candidates, then each mentee still out takes their best allowed mentor with a place."""
     problem = model.problem
     n = len(problem.mentee_ids)
     started = time.perf_counter()
@@ -377,8 +273,10 @@ def solve_greedy(model: FitModel, *, top_k: int, block_rows: int = 4096) -> Matc
         if not left.sum():
             break
         row = model.block(np.array([e]), cand.cols)[0]
-        row[left == 0] = -1
+        row[left == 0] = -2
         m = int(np.argmax(row))
+        if row[m] < 0:  # no allowed mentor with a place left
+            continue
         mentor_of[e] = m
         left[m] -= 1
     solver_ms = (time.perf_counter() - started) * 1000
@@ -393,5 +291,3 @@ def solve_greedy(model: FitModel, *, top_k: int, block_rows: int = 4096) -> Matc
 
 def _pair_fits(model: FitModel, mentees: np.ndarray, mentors: np.ndarray) -> np.ndarray:
     return model.pairs(mentees, mentors) if len(mentees) else np.zeros(0, np.int64)
-
-

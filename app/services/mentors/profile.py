@@ -45,6 +45,7 @@ async def _profile(session: AsyncSession, mentor: User, now: datetime) -> Mentor
         mentor_max_mentees=mentor.mentor_max_mentees,
         mentor_specialties=list(mentor.mentor_specialties or []),
         mentor_availability=availability or dict(mentor.mentor_availability or {}),
+        languages=list(mentor.languages or []),
         capacity=await mentor_capacity(session, mentor=mentor, now=now),
     )
 
@@ -74,6 +75,8 @@ async def update_profile(session: AsyncSession, *, principal: Principal,
     mentor.mentor_max_mentees = changes.mentor_max_mentees
     mentor.mentor_specialties = changes.mentor_specialties
     mentor.mentor_availability = changes.mentor_availability.model_dump()
+    if changes.languages is not None:
+        mentor.languages = changes.languages
     await session.flush()
     await session.refresh(mentor)
     return await _profile(session, mentor, now or datetime.now(UTC))

@@ -30,6 +30,7 @@ from app.core.outbox import emit
 from app.models import Assignment, User
 from app.schemas.common import decode_cursor, encode_cursor
 from app.schemas.relationships import AssignmentHistoryItem, AssignmentPublic
+from app.services.relationships import reasons as why
 from app.services.relationships.locks import lock_stable, lock_users
 
 
@@ -151,9 +152,10 @@ async def assign_locked(
     new_id = uuid.uuid4()
     if current is not None:
         await end_active(session, current, reason="reassigned", at=at, replaced_by=new_id)
+    reasons = list(reasons) or ([why.MANUAL] if source == "manual" else [])
     row = Assignment(
         id=new_id, mentee_id=mentee_id, mentor_id=mentor_id, source=source, score=score,
-        reasons=list(reasons), assigned_by=principal.user_id if principal else None,
+        reasons=reasons, assigned_by=principal.user_id if principal else None,
         started_at=at,
     )
     session.add(row)

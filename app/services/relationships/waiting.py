@@ -11,8 +11,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Text, bindparam, func, select, text, tuple_
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Text, any_, bindparam, cast, func, select, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Unprocessable
@@ -48,13 +48,18 @@ def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
 async def list_waiting(
     session: AsyncSession, *, limit: int = 50, cursor: str | None = None,
 ) -> tuple[list[WaitingMentee], str | None]:
-    query = select(User, WaitingRow.since).join(WaitingRow, WaitingRow.mentee_id == User.id)
+    # The page first (a range scan of the waiting index), then its users by primary key
+    # (`= any(...)`: index lookups, whatever the planner thinks of RLS-filtered users).
+    query = select(WaitingRow.mentee_id, WaitingRow.since)
     after = _after(cursor)
     if after is not None:
         query = query.where(tuple_(WaitingRow.since, WaitingRow.mentee_id) > after)
     rows = (await session.execute(
         query.order_by(WaitingRow.since, WaitingRow.mentee_id).limit(limit + 1))).all()
-    page = rows[:limit]
+    found = {} if not rows else {user.id: user for user in await session.scalars(
+        select(User).where(User.id == any_(cast([r.mentee_id for r in rows[:limit]],
+                                                 ARRAY(UUID(as_uuid=True))))))}
+    page = [(found[r.mentee_id], r.since) for r in rows[:limit] if r.mentee_id in found]
     reasons: dict[uuid.UUID, str] = {}
     if page:
         found = await session.execute(_LAST_REASONS,
@@ -68,8 +73,8 @@ async def list_waiting(
     ]
     next_cursor = None
     if len(rows) > limit:
-        last, since = page[-1]
-        next_cursor = encode_cursor({"w": since.isoformat(), "i": str(last.id)})
+        last = rows[limit - 1]
+        next_cursor = encode_cursor({"w": last.since.isoformat(), "i": str(last.mentee_id)})
     return items, next_cursor
 
 

@@ -13,7 +13,9 @@ availability windows (in the new mentor's zone), weekly capacity per ISO week in
 (the moved sessions counted together), and no overlap with the new mentor's live sessions
 (checked here to report every conflict at once, and by the exclusion constraint as the
 final judge). All or nothing: if any one cannot move, 409 `transfer_conflict` lists each
-conflict and the caller's transaction rolls back. A moved session gets a new meeting link
+conflict and the caller's transaction rolls back. Time off and buffers do not exist yet in
+this code base (the scheduling work adds them); when they land, their checks belong in
+`transfer_conflicts` (with minimum notice left out). A moved session gets a new meeting link
 from the new mentor's video room and a new iCalendar sequence.
 """
 
