@@ -47,7 +47,7 @@ async def erase_user(session: AsyncSession, *, principal: Principal, user_id: uu
         interests=[], mentor_specialties=[], erased_at=now, active=False, languages=[],
         mentor_availability={"timezone": "UTC", "windows": []},
     ))
-    # What the mentee asked of the matcher is theirs too (migration 0014: admins may delete).
+    # What the mentee asked of the matcher is theirs too (migration 0013: admins may delete).
     await session.execute(delete(MenteePreferences).where(
         MenteePreferences.mentee_id == user_id))
     await session.execute(_ERASE_DATA, {"user_id": user_id,
