@@ -18,6 +18,7 @@ from app.core.identity import IdentityCache
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from app.core.openapi import install_openapi, operation_id_from_name
+from app.core.ratelimit import RateLimitMiddleware
 from app.core.redis import make_redis
 from app.core.state import AppState
 from app.routers import (
@@ -86,8 +87,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None, redoc_url=None,  # served from local assets by install_docs
     )
     install_error_handlers(app)
-    # Outermost last: request id > metrics > CORS (so a 413 carries CORS headers) > size.
+    # Outermost last: request id > metrics > CORS (so a 413 or 429 carries CORS headers) >
+    # rate limit > size.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitMiddleware, settings=settings)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
