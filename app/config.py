@@ -28,6 +28,10 @@ DEFAULT_SLA: dict[str, SlaPolicy] = {
 
 APP_DB_ROLE = "mentorship_app"  # API requests: no BYPASSRLS, RLS decides what it sees
 WORKER_DB_ROLE = "mentorship_worker"  # arq workers acting as the system: BYPASSRLS
+# An API request switches (SET LOCAL ROLE) to the NOLOGIN role of its identity, granted to
+# APP_DB_ROLE; RLS and the users trigger trust only that (migration 0014).
+IDENTITY_DB_ROLES = {role: f"mentorship_{role}"
+                     for role in ("mentee", "mentor", "director", "admin", "service")}
 # Public development defaults: accepted only with ENVIRONMENT=development (see
 # `Settings.insecure_settings`); anywhere else they are refused like a missing key.
 DEV_JWT_SECRET = "dev-secret-change-me-0123456789abcdef"
@@ -96,6 +100,14 @@ class Settings(BaseSettings):
     # Sessions: how far ahead a booking may start (also keeps week arithmetic in range).
     session_booking_horizon_days: int = Field(730, gt=0)
     calendar_past_days: int = Field(90, ge=0)  # the iCalendar feed's look-back
+    # Slots are offered on this grid of the mentor's local wall-clock time (must divide a day).
+    slot_step_minutes: int = Field(15, ge=5, le=240)
+    # A mentee may reschedule or cancel only this long before the start (409 too_late_to_change).
+    session_change_notice_hours: int = Field(24, ge=0, le=720)
+    # How often workers send due reminders and open due follow-ups.
+    session_timers_interval_seconds: int = Field(60, gt=0)
+    # Absolute base of URLs handed out (calendar subscriptions); unset: the request's own.
+    public_base_url: str | None = None
 
     # Outbound webhooks and real-time streams.
     webhook_timeout_seconds: float = 10.0
@@ -200,6 +212,16 @@ class Settings(BaseSettings):
     # by then; bookings in between share the job).
     capacity_check_delay_seconds: float = Field(5.0, ge=0)
 
+    # Rate limits (app/core/ratelimit.py): requests per minute per token subject, for
+    # people and for role `service`; per client IP only behind `trusted_proxies` (CIDRs of
+    # the load balancers whose X-Forwarded-For is believed). 0 turns a limit off.
+    rate_limit_per_minute: int = Field(600, ge=0)
+    rate_limit_service_per_minute: int = Field(60_000, ge=0)
+    rate_limit_ip_per_minute: int = Field(1200, ge=0)
+    trusted_proxies: list[str] = []
+    rate_limit_redis_timeout_seconds: float = Field(0.25, gt=0)  # then the limiter fails open
+    sse_max_streams_per_user: int = Field(5, ge=1)  # per process; beyond it: 429
+
     # Operations (README "Operations").
     log_level: str = "INFO"
     cors_origins: list[str] = []  # the SPA's origins, e.g. ["https://app.example.com"]
@@ -212,6 +234,8 @@ class Settings(BaseSettings):
     # only). No default: unset, only a platform-issued JWT pasted as the password logs in.
     admin_ui_password: SecretStr | None = None
     admin_session_max_age_seconds: int = 8 * 3600
+    # When set, /metrics on the API answers only `Authorization: Bearer <METRICS_TOKEN>`.
+    metrics_token: SecretStr | None = None
     # The worker's own /metrics port: job series, and (on the one worker holding the
     # exporter lease) the deployment-wide series. Unset: no server in the worker.
     worker_metrics_port: int | None = None
@@ -225,9 +249,17 @@ class Settings(BaseSettings):
             return "postgresql+asyncpg://" + value.split("://", 1)[1]
         return value
 
+    @field_validator("slot_step_minutes")
+    @classmethod
+    def _step_divides_a_day(cls, value: int) -> int:
+        if 1440 % value:
+            raise ValueError("slot_step_minutes must divide 1440 (a day)")
+        return value
+
     @field_validator("sla_sweep_interval_seconds", "capacity_check_interval_seconds",
                      "programme_metrics_interval_seconds", "retention_interval_seconds",
-                     "match_recovery_interval_seconds")
+                     "match_recovery_interval_seconds",
+                     "session_timers_interval_seconds")
     @classmethod
     def _cron_period(cls, value: int) -> int:
         if not cron_period_ok(value):
@@ -246,6 +278,15 @@ class Settings(BaseSettings):
         if self.environment == "development" and self.jwt_secret is None:
             self.jwt_secret = DEV_JWT_SECRET
         return self
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
+        return value
 
     @model_validator(mode="after")
     def _some_match_weight(self) -> Settings:

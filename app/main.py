@@ -18,9 +18,11 @@ from app.core.identity import IdentityCache
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from app.core.openapi import install_openapi, operation_id_from_name
+from app.core.ratelimit import RateLimitMiddleware
 from app.core.redis import make_redis
 from app.core.state import AppState
 from app.routers import (
+    calendar_feeds,
     compliance,
     dashboard,
     events,
@@ -30,6 +32,7 @@ from app.routers import (
     ops,
     relationships,
     risk,
+    scheduling,
     sessions,
     webhooks,
     workqueue,
@@ -84,8 +87,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None, redoc_url=None,  # served from local assets by install_docs
     )
     install_error_handlers(app)
-    # Outermost last: request id > metrics > CORS (so a 413 carries CORS headers) > size.
+    # Outermost last: request id > metrics > CORS (so a 413 or 429 carries CORS headers) >
+    # rate limit > size.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitMiddleware, settings=settings)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
@@ -96,8 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(telemetry.HttpMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(ops.router)
-    for module in (dashboard, workqueue, risk, sessions, relationships, events, webhooks,
-                   matching, live, metrics, compliance):
+    for module in (dashboard, workqueue, risk, sessions, scheduling, calendar_feeds,
+                   relationships, events, webhooks, matching, live, metrics, compliance):
         app.include_router(module.router)
     app.include_router(events.catalogue)
     app.webhooks.include_router(events.webhooks)

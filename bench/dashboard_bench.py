@@ -205,7 +205,8 @@ async def explain(server: str, mentor: uuid.UUID) -> None:
         for _ in range(3):  # the last of three, caches warm
             async with connection.transaction():
                 await connection.execute(
-                    f"select set_config('app.user_id', '{mentor}', true), "
+                    "select set_config('role', 'mentorship_mentor', true), "
+                    f"set_config('app.user_id', '{mentor}', true), "
                     "set_config('app.role', 'mentor', true)")
                 now = datetime.now(UTC)
                 plan = await connection.fetch(

@@ -47,7 +47,7 @@ from wtforms.validators import InputRequired, NumberRange
 from app.config import Settings
 from app.core import telemetry
 from app.core.auth import Principal, decode_token
-from app.core.db import SET_PRINCIPAL, Database, current_request_id, make_engine
+from app.core.db import SET_PRINCIPAL, Database, make_engine, principal_parameters
 from app.core.errors import Unauthorized
 from app.models import (
     Assignment,
@@ -99,9 +99,7 @@ class AdminSyncSession(Session):
 def _set_rls_identity(session: Session, transaction: Any, connection: Any) -> None:
     principal = _current.get()
     if principal is not None:  # no identity: RLS shows nothing at all
-        connection.execute(SET_PRINCIPAL, {"user_id": str(principal.user_id),
-                                           "role": principal.role,
-                                           "request_id": current_request_id()})
+        connection.execute(SET_PRINCIPAL, principal_parameters(principal))
 
 
 def _looks_like_jwt(secret: str) -> bool:

@@ -109,13 +109,21 @@ async def verify_identity(identities: IdentityCache, principal: Principal) -> No
 
 async def _authenticate(request: Request, token: str) -> Principal:
     shared = request.app.state.shared
-    principal = decode_token(token, shared.settings)
+    principal = _verified(request, token)
     await verify_identity(shared.identities, principal)
     request.state.principal = principal
     return principal
 
 
 bearer_scheme = HTTPBearer(auto_error=False, description="JWT issued by the platform")
+
+
+def _verified(request: Request, token: str) -> Principal:
+    """The token's principal: as the rate limiter verified it for this request, or now."""
+    cached = getattr(request.state, "verified_token", None)
+    if cached is not None and cached[0] == token:
+        return cached[1]
+    return decode_token(token, request.app.state.shared.settings)
 
 
 async def current_principal(

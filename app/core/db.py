@@ -2,7 +2,8 @@
 
 Two engines: the API's (role `mentorship_app`, RLS applies) and the workers'
 (role `mentorship_worker`, BYPASSRLS, acting as the system). Each request runs in exactly
-one transaction that first sets `app.user_id` / `app.role` transaction-locally, so nothing
+one transaction that first switches to its identity's role (`mentorship_mentee`, ...:
+SET LOCAL ROLE) and sets `app.user_id` / `app.role`, all transaction-locally, so nothing
 leaks to the next user of a pooled connection.
 """
 
@@ -23,19 +24,27 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from app.config import Settings
+from app.config import IDENTITY_DB_ROLES, Settings
 from app.core.auth import Principal, current_principal, principal_from_header_or_query
 
+# One statement, one round trip: the identity's database role (SET LOCAL ROLE, which is what
+# RLS trusts: migration 0009), then the user id, the role name and the request id (for the
+# audit trail), all transaction-local.
 SET_PRINCIPAL = text(
-    "select set_config('app.user_id', :user_id, true), set_config('app.role', :role, true),"
-    " set_config('app.request_id', :request_id, true)"
+    "select set_config('role', :db_role, true), set_config('app.user_id', :user_id, true),"
+    " set_config('app.role', :role, true), set_config('app.request_id', :request_id, true)"
 )
 
 
 def current_request_id() -> str:
     """The request id the middleware bound for this task ('' outside a request): the audit
-    trail's `request_id` (migration 0008 reads `app.request_id`)."""
+    trail's `request_id` (the audit migration reads `app.request_id`)."""
     return structlog.contextvars.get_contextvars().get("request_id", "")
+
+
+def principal_parameters(principal: Principal) -> dict[str, str]:
+    return {"db_role": IDENTITY_DB_ROLES[principal.role], "user_id": str(principal.user_id),
+            "role": principal.role, "request_id": current_request_id()}
 
 
 def make_engine(url: str, settings: Settings, **kwargs) -> AsyncEngine:
@@ -71,10 +80,7 @@ class Database:
         RLS, or the system on the workers' BYPASSRLS engine). Commits on success."""
         async with self.sessions() as session, session.begin():
             if principal is not None:
-                await session.execute(
-                    SET_PRINCIPAL, {"user_id": str(principal.user_id), "role": principal.role,
-                                    "request_id": current_request_id()},
-                )
+                await session.execute(SET_PRINCIPAL, principal_parameters(principal))
             yield session
 
 

@@ -75,6 +75,10 @@ class Unprocessable(DomainError):
     status, code, title = 422, "validation_error", "Invalid request"
 
 
+class TooManyRequests(DomainError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+
 class ServiceUnavailable(DomainError):
     status, code, title = 503, "service_unavailable", "Service unavailable"
 

@@ -10,7 +10,7 @@ is enough. Results are never read back through it: a job reports through Postgre
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -64,21 +64,25 @@ async def enqueue_job(redis: Redis, settings: Settings, function: str, *args: An
 
 
 async def enqueue_capacity_check(redis: Redis, settings: Settings,
-                                 mentor_id: uuid.UUID) -> bool:
-    """After a booking: check this mentor's capacity a few seconds later (once the booking
-    has committed). Bookings in that window share the queued job (same job id); the hourly
-    cron catches anything else."""
+                                 mentor_id: uuid.UUID, at: datetime | None = None) -> bool:
+    """After a booking: check this mentor's capacity for the week the session lands in
+    (`at`, its start; default now) a few seconds later (once the booking has committed).
+    Bookings of that day in that window share the queued job (same job id); the hourly
+    cron catches anything else in the current week."""
+    day = (at or datetime.now(UTC)).astimezone(UTC).date().isoformat()
     return await enqueue_job(
         redis, settings, CAPACITY_CHECK_JOB, str(mentor_id),
-        job_id=f"capacity-check:{mentor_id}",
+        at=at.isoformat() if at else None,
+        job_id=f"capacity-check:{mentor_id}:{day}",
         defer_by=timedelta(seconds=settings.capacity_check_delay_seconds),
     )
 
 
-async def schedule_capacity_check(redis: Redis, settings: Settings, mentor_id: uuid.UUID) -> None:
+async def schedule_capacity_check(redis: Redis, settings: Settings, mentor_id: uuid.UUID,
+                                  at: datetime | None = None) -> None:
     """Run after a booking's response (its transaction has committed). A queue outage must
     not fail a booking that already happened: it is logged, and the hourly cron catches up."""
     try:
-        await enqueue_capacity_check(redis, settings, mentor_id)
+        await enqueue_capacity_check(redis, settings, mentor_id, at)
     except ServiceUnavailable:
         log.warning("capacity_check_not_enqueued", mentor_id=str(mentor_id))

@@ -7,12 +7,15 @@ recipients' Redis streams and to webhooks; nothing is sent before the change com
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic_core import to_jsonable_python
-from sqlalchemy import insert, select, text
+from sqlalchemy import DateTime, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Assignment, OutboxEvent
@@ -27,6 +30,7 @@ REFRESH_PRIORITY: dict[str, str] = {
     "session.rescheduled": "high",
     "session.cancelled": "high",
     "session.completed": "normal",
+    "session.reminder": "normal",
     "mission.reviewed": "high",  # readiness and portfolio update downstream
     "flag.raised": "urgent",  # at-risk banner and director notification
     "flag.resolved": "normal",
@@ -62,24 +66,45 @@ async def emit(
     """Write one outbound event in the current transaction and return its id.
 
     `recipients` are the users whose real-time stream gets the event (None entries, e.g. a
-    mentee without a mentor, are dropped). No RETURNING: the API role may insert outbox
-    rows but not read them back.
+    mentee without a mentor, are dropped). Through `outbox_emit()` (migration 0014): API
+    identities may not insert outbox rows themselves, and a mentee or mentor may address
+    only their own relationships and directors.
     """
     event_id = uuid.uuid4()
     if type in DIRECTOR_EVENTS:
         recipients = [*recipients, *await director_ids(session)]
-    unique_recipients = list(dict.fromkeys(r for r in recipients if r is not None))
-    await session.execute(
-        insert(OutboxEvent).values(
-            id=event_id,
-            type=type,
-            occurred_at=occurred_at or datetime.now(UTC),
-            data=to_jsonable_python(data),
-            refresh_priority=REFRESH_PRIORITY[type],
-            recipients=unique_recipients,
-        )
-    )
+    await emit_many(session, [OutboundEvent(type, data, recipients, occurred_at, event_id)])
     return event_id
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundEvent:
+    type: str
+    data: dict[str, Any]
+    recipients: Iterable[uuid.UUID | None] = ()
+    occurred_at: datetime | None = None
+    id: uuid.UUID | None = None
+
+
+async def emit_many(session: AsyncSession, events: Sequence[OutboundEvent]) -> None:
+    """`emit` for several events, in one round trip (an executemany of `outbox_emit()`)."""
+    now = datetime.now(UTC)
+    rows = [{
+        "id": event.id or uuid.uuid4(), "type": event.type,
+        "occurred_at": event.occurred_at or now, "data": to_jsonable_python(event.data),
+        "priority": REFRESH_PRIORITY[event.type],
+        "recipients": list(dict.fromkeys(r for r in event.recipients if r is not None)),
+    } for event in events]
+    if rows:
+        await session.execute(_EMIT, rows)
+
+
+_EMIT = text(
+    "select outbox_emit(:id, :type, :occurred_at, :data, :priority, :recipients)"
+).bindparams(
+    bindparam("data", type_=JSONB), bindparam("recipients", type_=ARRAY(PgUUID(as_uuid=True))),
+    bindparam("occurred_at", type_=DateTime(timezone=True)),
+)
 
 
 # Set-based emitters (the prioritizer, the capacity checker, the matcher) write many events

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from sqlalchemy import CheckConstraint, Index, String, Text, func, text
+from sqlalchemy import CheckConstraint, Index, SmallInteger, String, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -31,6 +31,8 @@ class User(Base):
             name="capacity_range"),
         CheckConstraint(f"mentor_max_mentees between 0 and {MENTOR_MAX_MENTEES_MAX}",
                         name="max_mentees_range"),
+        CheckConstraint("mentor_buffer_minutes between 0 and 120", name="buffer_minutes"),
+        CheckConstraint("mentor_min_notice_hours between 0 and 336", name="min_notice_hours"),
         Index("uq_users_email", func.lower(text("email")), unique=True),
         Index("ix_users_mentors", "id", postgresql_where=text("is_mentor")),
         Index("ix_users_staff", "role", "id",
@@ -55,6 +57,9 @@ class User(Base):
     # Languages the user speaks (lower-case BCP 47 tags: "en", "pt-br"); the matcher
     # compares them with a mentee's preferred languages.
     languages: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    # Free gap kept before and after each live session; how soon a mentee may book.
+    mentor_buffer_minutes: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    mentor_min_notice_hours: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
     # Deactivated users keep their history, but no token of theirs is honoured.
     active: Mapped[bool] = mapped_column(server_default=text("true"))
     deactivated_at: Mapped[datetime | None]

@@ -14,12 +14,17 @@ from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
 from app.core.auth import Principal, require_roles
-from app.core.errors import ServiceUnavailable
 from app.core.state import AppState, StateDep
 from app.schemas.common import problem_responses
 from app.services.dashboard.director import director_snapshot
 from app.services.dashboard.mentees import mentee_home
-from app.services.live.streams import LiveStream, Snapshot, StreamHub, start_stream
+from app.services.live.streams import (
+    LiveStream,
+    Snapshot,
+    StreamHub,
+    admit_stream,
+    start_stream,
+)
 
 router = APIRouter(tags=["mentor"])
 # The mentor's, the directors' and the mentees' streams: one mechanism (app/services/live/),
@@ -55,6 +60,7 @@ class DashboardStream(EventSourceResponse):
             log.info("sse_client_too_slow")
         finally:
             listener.cancel()
+            self.live.release()  # also when the stream never started
 
     async def _until_disconnect(self, receive: Receive) -> None:
         await self._listen_for_disconnect(receive)
@@ -87,7 +93,7 @@ again every `AUTH_CACHE_SECONDS`).
 STREAM_RESPONSES = {
     200: {"description": "An endless `text/event-stream`.",
           "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-    **problem_responses(401, 403, 422, 503),
+    **problem_responses(401, 403, 422, 429, 503),
 }
 LastEventId = Annotated[
     str | None, Header(alias="Last-Event-ID", description="The last `id:` received.")]
@@ -102,14 +108,17 @@ async def _open(state: AppState, principal: Principal, last_event_id: str | None
                 snapshot: Snapshot | None = None) -> EventSourceResponse:
     """Any user's stream: the same guarantees for mentors, directors and mentees."""
     settings, hub = state.settings, state.hub
-    if hub.full:
-        raise ServiceUnavailable("This replica has too many open streams; retry shortly.",
-                                 code="too_many_streams", headers={"Retry-After": "5"})
-    start = await start_stream(hub=hub, redis=state.redis, db=state.db, principal=principal,
-                               last_event_id=last_event_id, now=datetime.now(UTC),
-                               snapshot=snapshot)
-    return DashboardStream(open_live_stream(state, hub, start, principal),
-                           send_timeout=settings.sse_send_timeout_seconds)
+    slot = admit_stream(hub, principal)  # 503 or 429 `too_many_streams`
+    try:
+        start = await start_stream(hub=hub, redis=state.redis, db=state.db,
+                                   principal=principal, last_event_id=last_event_id,
+                                   now=datetime.now(UTC), snapshot=snapshot)
+    except BaseException:
+        slot.release()
+        raise
+    live = open_live_stream(state, hub, start, principal)
+    live.slot = slot
+    return DashboardStream(live, send_timeout=settings.sse_send_timeout_seconds)
 
 
 @router.get(

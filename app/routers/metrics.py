@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hmac
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from app.core import telemetry
 from app.core.auth import CurrentStaff
 from app.core.db import DbSession
-from app.core.errors import Unprocessable
+from app.core.errors import Unauthorized, Unprocessable
+from app.core.state import StateDep
 from app.schemas.common import problem_responses
 from app.schemas.ops import MetricsHistoryPublic, ProgrammeMetricsPublic
 from app.services.ops.history import history_csv, metrics_history
@@ -29,13 +31,22 @@ MAX_HISTORY_DAYS = 366
                 "template, database pools, open SSE streams. Deployment-wide series (outbox "
                 "backlog, the five programme metrics) and job series are served by the "
                 "workers' metrics port (WORKER_METRICS_PORT), once per deployment. Serve it "
-                "on an internal network.",
+                "on an internal network; with `METRICS_TOKEN` set it answers only "
+                "`Authorization: Bearer <METRICS_TOKEN>` (else 401 `invalid_token`).",
     tags=["ops"],
     response_class=Response,
     responses={200: {"description": "Prometheus text format 0.0.4",
-                     "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                     "content": {"text/plain": {"schema": {"type": "string"}}}},
+               **problem_responses(401)},
 )
-async def prometheus_metrics() -> Response:
+async def prometheus_metrics(state: StateDep, request: Request) -> Response:
+    expected = state.settings.metrics_token
+    if expected is not None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), expected.get_secret_value().encode()):
+            raise Unauthorized("/metrics needs `Authorization: Bearer <METRICS_TOKEN>`",
+                               code="invalid_token")
     return Response(telemetry.render(), media_type=telemetry.CONTENT_TYPE)
 
 

@@ -14,7 +14,9 @@ from app.schemas.common import Page, problem_responses
 from app.schemas.sessions import (
     FeedbackCreate,
     FeedbackPublic,
+    MenteeSessionCreate,
     MenteeSessionPublic,
+    MenteeSessionUpdate,
     MentorProfilePublic,
     MentorProfileUpdate,
     MentorSessionPublic,
@@ -23,8 +25,7 @@ from app.schemas.sessions import (
     SessionUpdate,
 )
 from app.services.mentors import profile
-from app.services.sessions import booking as service
-from app.services.sessions import calendar
+from app.services.sessions import booking, calendar, changes, queries
 from app.services.sessions.video import VideoProvider
 
 router = APIRouter()
@@ -53,9 +54,11 @@ CalendarCaller = Annotated[
     tags=["mentor sessions"],
     operation_id="book_session",
     summary="Book a session with one of your mentees",
-    description="Inside your availability (your time zone), within this ISO week's capacity, "
-                "not overlapping another live session of you or the mentee. Returns the "
-                "session with its `meeting_url`.",
+    description="Inside your availability (your time zone), outside your time off, within "
+                "the ISO week's capacity, not overlapping another live session of you "
+                "(widened by your buffer) or of the mentee. Your minimum notice does not "
+                "bind you. Returns the session with its `meeting_url`. 409 codes: "
+                "`double_booking`, `capacity_exceeded`, `outside_availability`.",
     status_code=201,
     response_model=MentorSessionPublic,
     responses=problem_responses(401, 403, 404, 409, 422, 503),
@@ -64,13 +67,14 @@ async def book_session(body: SessionCreate, principal: CurrentMentor, session: D
                        state: StateDep, video: Video,
                        background: BackgroundTasks) -> MentorSessionPublic:
     settings = state.settings
-    booked = await service.book_session(
+    booked = await booking.book_session(
         session, principal=principal, settings=settings, video=video,
         mentee_id=body.mentee_id, starts_at=body.starts_at,
         duration_minutes=body.duration_minutes, agenda=body.agenda,
     )
     # Background tasks run after the response, so after the booking committed.
-    background.add_task(schedule_capacity_check, state.redis, settings, principal.user_id)
+    background.add_task(schedule_capacity_check, state.redis, settings,
+                        principal.user_id, booked.starts_at)
     return booked
 
 
@@ -87,7 +91,7 @@ async def list_mentor_sessions(
     status: SessionStatus | None = None, mentee_id: uuid.UUID | None = None,
     limit: Limit = 50, cursor: Cursor = None,
 ) -> Page[MentorSessionPublic]:
-    items, next_cursor = await service.list_mentor_sessions(
+    items, next_cursor = await queries.list_mentor_sessions(
         session, principal=principal, starts_from=starts_from, starts_to=starts_to,
         status=status, mentee_id=mentee_id, limit=limit, cursor=cursor,
     )
@@ -104,7 +108,7 @@ async def list_mentor_sessions(
 )
 async def get_mentor_session(session_id: uuid.UUID, principal: CurrentMentor,
                              session: DbSession) -> MentorSessionPublic:
-    return await service.get_mentor_session(session, principal=principal, session_id=session_id)
+    return await queries.get_mentor_session(session, principal=principal, session_id=session_id)
 
 
 @router.patch(
@@ -124,12 +128,13 @@ async def update_mentor_session(session_id: uuid.UUID, body: SessionUpdate,
                                 principal: CurrentMentor, session: DbSession, state: StateDep,
                                 video: Video, background: BackgroundTasks) -> MentorSessionPublic:
     settings = state.settings
-    updated = await service.update_session(
+    updated = await changes.update_session(
         session, principal=principal, settings=settings, video=video,
         session_id=session_id, changes=body,
     )
-    if body.starts_at is not None or body.duration_minutes is not None:  # a reschedule
-        background.add_task(schedule_capacity_check, state.redis, settings, principal.user_id)
+    if body.is_reschedule:  # check the week it landed in
+        background.add_task(schedule_capacity_check, state.redis, settings,
+                            principal.user_id, updated.starts_at)
     return updated
 
 
@@ -172,11 +177,64 @@ async def list_mentee_sessions(
     principal: CurrentMentee, session: DbSession, starts_from: From = None, starts_to: To = None,
     status: SessionStatus | None = None, limit: Limit = 50, cursor: Cursor = None,
 ) -> Page[MenteeSessionPublic]:
-    items, next_cursor = await service.list_mentee_sessions(
+    items, next_cursor = await queries.list_mentee_sessions(
         session, principal=principal, starts_from=starts_from, starts_to=starts_to,
         status=status, limit=limit, cursor=cursor,
     )
     return Page(items=items, next_cursor=next_cursor)
+
+
+@router.post(
+    "/api/v1/mentee/sessions",
+    tags=["mentee sessions"],
+    operation_id="book_mentee_session",
+    summary="Book a session with your mentor",
+    description="Every booking rule of the mentor's route (availability, time off, buffer, "
+                "weekly capacity, both people's sessions) plus the mentor's minimum notice: "
+                "any start listed by `GET /api/v1/mentee/slots` books unless taken "
+                "meanwhile. 409 codes: `no_mentor`, `double_booking`, `capacity_exceeded`, "
+                "`outside_availability`, `notice_too_short`.",
+    status_code=201,
+    response_model=MenteeSessionPublic,
+    responses=problem_responses(401, 403, 409, 422, 503),
+)
+async def book_mentee_session(body: MenteeSessionCreate, principal: CurrentMentee,
+                              session: DbSession, state: StateDep, video: Video,
+                              background: BackgroundTasks) -> MenteeSessionPublic:
+    settings = state.settings
+    booked = await booking.book_mentee_session(
+        session, principal=principal, settings=settings, video=video,
+        starts_at=body.starts_at, duration_minutes=body.duration_minutes, agenda=body.agenda)
+    background.add_task(schedule_capacity_check, state.redis, settings,
+                        booked.mentor_id, booked.starts_at)
+    return booked
+
+
+@router.patch(
+    "/api/v1/mentee/sessions/{session_id}",
+    tags=["mentee sessions"],
+    operation_id="update_mentee_session",
+    summary="Reschedule or cancel one of your sessions",
+    description="Reschedule (`starts_at`, `duration_minutes`: every booking rule, minimum "
+                "notice included) or cancel (`status: cancelled`, `reason`), no later than "
+                "`SESSION_CHANGE_NOTICE_HOURS` (default 24) before the current start: "
+                "409 `too_late_to_change`. Other 409 codes: `no_mentor`, "
+                "`invalid_transition`, and the booking codes for a reschedule.",
+    response_model=MenteeSessionPublic,
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
+)
+async def update_mentee_session(session_id: uuid.UUID, body: MenteeSessionUpdate,
+                                principal: CurrentMentee, session: DbSession,
+                                state: StateDep, video: Video,
+                                background: BackgroundTasks) -> MenteeSessionPublic:
+    settings = state.settings
+    updated = await changes.update_mentee_session(
+        session, principal=principal, settings=settings, video=video,
+        session_id=session_id, changes=body)
+    if body.is_reschedule:
+        background.add_task(schedule_capacity_check, state.redis, settings,
+                            updated.mentor_id, updated.starts_at)
+    return updated
 
 
 @router.post(
@@ -192,7 +250,7 @@ async def list_mentee_sessions(
 )
 async def give_session_feedback(session_id: uuid.UUID, body: FeedbackCreate,
                                 principal: CurrentMentee, session: DbSession) -> FeedbackPublic:
-    return await service.give_feedback(session, principal=principal, session_id=session_id,
+    return await queries.give_feedback(session, principal=principal, session_id=session_id,
                                        rating=body.rating, comment=body.comment)
 
 

@@ -66,8 +66,9 @@ A mentee is **at risk** when at least one reason holds (evaluated at request tim
   marked overdue by the SLA sweep), as the work queue counts it. Weight 15.
 - `{RISK_REASONS[4]}`: a `habit.streak_broken` signal in the last 7 days. Weight 15.
 - `{RISK_REASONS[5]}`: assigned to the current mentor for 21 days or more, and no session
-  with them (completed, or scheduled and already started) began in the last 21 days; a
-  mentee assigned less than 21 days ago is not flagged yet. Weight 15.
+  with them (completed, or scheduled and already started but not still `scheduled` two
+  hours after its end) began in the last 21 days; a mentee assigned less than 21 days ago
+  is not flagged yet. Weight 15.
 
 `risk_score` (0-100) = the sum of the weights of the mentee's reasons, capped at 100; it
 orders the at-risk list (highest first). The mentee only ever sees `at_risk` (a boolean).

@@ -5,10 +5,18 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from app.schemas.limits import Languages, MentorCapacityWeekly, MentorMaxMentees
 
@@ -17,6 +25,21 @@ DURATION = "Whole minutes, 15 to 240."
 
 _START = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$")  # 00:00 .. 23:59
 _END = re.compile(r"^(?:(?:[01]\d|2[0-3]):[0-5]\d|24:00)$")  # 00:00 .. 24:00
+
+
+def _storable(value: str) -> str:
+    """Postgres refuses NUL in text and UTF-8 has no lone surrogates: 422, not a 500."""
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("text must be valid Unicode (no unpaired surrogates)") from exc
+    return value
+
+
+# Free text stored in the database.
+StoredText = Annotated[str, AfterValidator(_storable)]
 
 
 def minutes_of(hhmm: str) -> int:
@@ -32,7 +55,7 @@ class SessionCreate(BaseModel):
     mentee_id: uuid.UUID
     starts_at: AwareDatetime = Field(description="RFC 3339 with an offset; in the future.")
     duration_minutes: int = Field(ge=15, le=240, description=DURATION)
-    agenda: str | None = Field(None, max_length=4000)
+    agenda: StoredText | None = Field(None, max_length=4000)
 
 
 class SessionUpdate(BaseModel):
@@ -52,8 +75,8 @@ class SessionUpdate(BaseModel):
     starts_at: AwareDatetime | None = None
     duration_minutes: int | None = Field(None, ge=15, le=240, description=DURATION)
     status: SessionStatus | None = None
-    reason: str | None = Field(None, max_length=2000)
-    mentor_notes: str | None = Field(None, max_length=10000)
+    reason: StoredText | None = Field(None, max_length=2000)
+    mentor_notes: StoredText | None = Field(None, max_length=10000)
 
     @property
     def is_reschedule(self) -> bool:
@@ -94,6 +117,45 @@ class SessionPublic(BaseModel):
     updated_at: datetime
 
 
+class MenteeSessionCreate(BaseModel):
+    """A mentee books with their current mentor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    starts_at: AwareDatetime = Field(description="RFC 3339 with an offset; in the future, "
+                                                 "after the mentor's minimum notice.")
+    duration_minutes: int = Field(ge=15, le=240, description=DURATION)
+    agenda: StoredText | None = Field(None, max_length=4000)
+
+
+class MenteeSessionUpdate(BaseModel):
+    """Reschedule (`starts_at` and/or `duration_minutes`) or cancel (`status: cancelled`,
+    optional `reason`)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"starts_at": "2027-03-01T09:00:00+00:00"},
+        {"status": "cancelled", "reason": "Exam that day"},
+    ]})
+
+    starts_at: AwareDatetime | None = None
+    duration_minutes: int | None = Field(None, ge=15, le=240, description=DURATION)
+    status: Literal["cancelled"] | None = None
+    reason: StoredText | None = Field(None, max_length=2000)
+
+    @property
+    def is_reschedule(self) -> bool:
+        return self.starts_at is not None or self.duration_minutes is not None
+
+    @model_validator(mode="after")
+    def _one_kind_of_change(self) -> Self:
+        if self.is_reschedule == (self.status is not None):
+            raise ValueError("reschedule (starts_at, duration_minutes) or cancel "
+                             "(status: cancelled), exactly one")
+        if self.reason is not None and self.status != "cancelled":
+            raise ValueError("reason goes with status 'cancelled'")
+        return self
+
+
 class MentorSessionPublic(SessionPublic):
     mentor_notes: str | None
 
@@ -106,7 +168,7 @@ class FeedbackCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rating: int = Field(ge=1, le=5)
-    comment: str | None = Field(None, max_length=4000)
+    comment: StoredText | None = Field(None, max_length=4000)
 
 
 class FeedbackPublic(BaseModel):
@@ -197,6 +259,12 @@ class MentorProfileUpdate(BaseModel):
     mentor_availability: Availability
     languages: Languages | None = Field(
         None, description="Languages the mentor speaks. Omitted: left as they are.")
+    mentor_buffer_minutes: int | None = Field(
+        None, ge=0, le=120, description="Minutes kept free before and after each live "
+        "session (booking routes of both people). Omitted: unchanged.")
+    mentor_min_notice_hours: int | None = Field(
+        None, ge=0, le=336, description="How soon a mentee may book a new session (you "
+        "may book your own at shorter notice). Omitted: unchanged.")
 
     @field_validator("mentor_specialties")
     @classmethod
@@ -217,4 +285,6 @@ class MentorProfilePublic(BaseModel):
     mentor_specialties: list[str]
     mentor_availability: Availability | dict
     languages: list[str]
+    mentor_buffer_minutes: int
+    mentor_min_notice_hours: int
     capacity: CapacityPublic

@@ -30,11 +30,12 @@ from app.services.events import jobs as events_jobs
 from app.services.matching import jobs as matching_jobs
 from app.services.mentors import jobs as mentors_jobs
 from app.services.ops import jobs as ops_jobs
+from app.services.sessions import jobs as sessions_jobs
 from app.services.workqueue import jobs as workqueue_jobs
 from app.workers.loops import LoopRunner
 
 _DOMAINS = (compliance_jobs, events_jobs, matching_jobs, mentors_jobs, ops_jobs,
-            workqueue_jobs)
+            sessions_jobs, workqueue_jobs)
 
 # Instrumented: every run is counted (mentorship_job_runs_total).
 FUNCTIONS: list[Any] = telemetry.JobRegistry(

@@ -81,8 +81,9 @@ export interface paths {
          *       marked overdue by the SLA sweep), as the work queue counts it. Weight 15.
          *     - `habit_streak_broken`: a `habit.streak_broken` signal in the last 7 days. Weight 15.
          *     - `no_recent_session`: assigned to the current mentor for 21 days or more, and no session
-         *       with them (completed, or scheduled and already started) began in the last 21 days; a
-         *       mentee assigned less than 21 days ago is not flagged yet. Weight 15.
+         *       with them (completed, or scheduled and already started but not still `scheduled` two
+         *       hours after its end) began in the last 21 days; a mentee assigned less than 21 days ago
+         *       is not flagged yet. Weight 15.
          *
          *     `risk_score` (0-100) = the sum of the weights of the mentee's reasons, capped at 100; it
          *     orders the at-risk list (highest first). The mentee only ever sees `at_risk` (a boolean).
@@ -119,8 +120,9 @@ export interface paths {
          *       marked overdue by the SLA sweep), as the work queue counts it. Weight 15.
          *     - `habit_streak_broken`: a `habit.streak_broken` signal in the last 7 days. Weight 15.
          *     - `no_recent_session`: assigned to the current mentor for 21 days or more, and no session
-         *       with them (completed, or scheduled and already started) began in the last 21 days; a
-         *       mentee assigned less than 21 days ago is not flagged yet. Weight 15.
+         *       with them (completed, or scheduled and already started but not still `scheduled` two
+         *       hours after its end) began in the last 21 days; a mentee assigned less than 21 days ago
+         *       is not flagged yet. Weight 15.
          *
          *     `risk_score` (0-100) = the sum of the weights of the mentee's reasons, capped at 100; it
          *     orders the at-risk list (highest first). The mentee only ever sees `at_risk` (a boolean).
@@ -398,7 +400,7 @@ export interface paths {
         put?: never;
         /**
          * Book a session with one of your mentees
-         * @description Inside your availability (your time zone), within this ISO week's capacity, not overlapping another live session of you or the mentee. Returns the session with its `meeting_url`.
+         * @description Inside your availability (your time zone), outside your time off, within the ISO week's capacity, not overlapping another live session of you (widened by your buffer) or of the mentee. Your minimum notice does not bind you. Returns the session with its `meeting_url`. 409 codes: `double_booking`, `capacity_exceeded`, `outside_availability`.
          */
         post: operations["book_session"];
         delete?: never;
@@ -456,11 +458,35 @@ export interface paths {
         /** Your sessions, by start time (`?from=&to=`) */
         get: operations["list_mentee_sessions"];
         put?: never;
-        post?: never;
+        /**
+         * Book a session with your mentor
+         * @description Every booking rule of the mentor's route (availability, time off, buffer, weekly capacity, both people's sessions) plus the mentor's minimum notice: any start listed by `GET /api/v1/mentee/slots` books unless taken meanwhile. 409 codes: `no_mentor`, `double_booking`, `capacity_exceeded`, `outside_availability`, `notice_too_short`.
+         */
+        post: operations["book_mentee_session"];
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mentee/sessions/{session_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Reschedule or cancel one of your sessions
+         * @description Reschedule (`starts_at`, `duration_minutes`: every booking rule, minimum notice included) or cancel (`status: cancelled`, `reason`), no later than `SESSION_CHANGE_NOTICE_HOURS` (default 24) before the current start: 409 `too_late_to_change`. Other 409 codes: `no_mentor`, `invalid_transition`, and the booking codes for a reschedule.
+         */
+        patch: operations["update_mentee_session"];
         trace?: never;
     };
     "/api/v1/mentee/sessions/{session_id}/feedback": {
@@ -495,6 +521,125 @@ export interface paths {
          * @description Bearer token, or `?access_token=` so a calendar app can subscribe. Cancelled sessions appear with STATUS:CANCELLED.
          */
         get: operations["calendar_feed"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mentee/slots": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Times you can book with your mentor
+         * @description Start times on the `SLOT_STEP_MINUTES` grid (default 15) of the mentor's local time, in [from, to), at which a session of `duration_minutes` books right now: inside the mentor's weekly windows (in the mentor's zone, across DST changes), outside time off, at least the mentor's buffer away from their other live sessions, clear of the mentee's sessions, in an ISO week (mentor's zone) with a weekly slot left, and no sooner than the mentor's minimum notice. The booking routes apply exactly these rules, so a slot offered books unless taken meanwhile. 409 `no_mentor` without a mentor.
+         */
+        get: operations["list_mentee_slots"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mentor/mentees/{mentee_id}/slots": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Times you can book with one of your mentees
+         * @description Start times on the `SLOT_STEP_MINUTES` grid (default 15) of the mentor's local time, in [from, to), at which a session of `duration_minutes` books right now: inside the mentor's weekly windows (in the mentor's zone, across DST changes), outside time off, at least the mentor's buffer away from their other live sessions, clear of the mentee's sessions, in an ISO week (mentor's zone) with a weekly slot left (your minimum notice binds mentees only). The booking routes apply exactly these rules, so a slot offered books unless taken meanwhile. 404 `not_assigned` for a mentee who is not yours.
+         */
+        get: operations["list_mentor_slots"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mentor/time-off": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your time off (current and future by default), by start */
+        get: operations["list_time_off"];
+        put?: never;
+        /**
+         * Take time off
+         * @description No session may start or run inside (booking: 409 `outside_availability`). Your sessions already inside are not touched; they are listed in `conflicts`.
+         */
+        post: operations["add_time_off"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mentor/time-off/{time_off_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove time off */
+        delete: operations["delete_time_off"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/calendar/feed-token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A calendar subscription URL that works without a JWT (mentor or mentee)
+         * @description Returns `/api/v1/calendar/feeds/{token}.ics` as an absolute URL. It works until you ask for a new one (which revokes it), revoke it with DELETE, or your account is deactivated. The token is random, not a JWT.
+         */
+        post: operations["issue_calendar_feed_token"];
+        /** Revoke your calendar subscription URL */
+        delete: operations["revoke_calendar_feed_token"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/calendar/feeds/{token}.ics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your sessions as an iCalendar feed, by subscription URL (no JWT)
+         * @description The same document as `GET /api/v1/calendar.ics`. 404 `feed_not_found` once the URL was rotated or revoked, or its owner deactivated.
+         */
+        get: operations["calendar_feed_by_token"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1442,8 +1587,9 @@ export interface components {
              *       marked overdue by the SLA sweep), as the work queue counts it. Weight 15.
              *     - `habit_streak_broken`: a `habit.streak_broken` signal in the last 7 days. Weight 15.
              *     - `no_recent_session`: assigned to the current mentor for 21 days or more, and no session
-             *       with them (completed, or scheduled and already started) began in the last 21 days; a
-             *       mentee assigned less than 21 days ago is not flagged yet. Weight 15.
+             *       with them (completed, or scheduled and already started but not still `scheduled` two
+             *       hours after its end) began in the last 21 days; a mentee assigned less than 21 days ago
+             *       is not flagged yet. Weight 15.
              *
              *     `risk_score` (0-100) = the sum of the weights of the mentee's reasons, capped at 100; it
              *     orders the at-risk list (highest first). The mentee only ever sees `at_risk` (a boolean).
@@ -1494,6 +1640,14 @@ export interface components {
         EventsIn: (components["schemas"]["UserUpserted"] | components["schemas"]["MissionSubmitted"] | components["schemas"]["HabitStreakBroken"] | components["schemas"]["GoalOverdue"] | components["schemas"]["ReadinessUpdated"]) | {
             /** Events */
             events: (components["schemas"]["UserUpserted"] | components["schemas"]["MissionSubmitted"] | components["schemas"]["HabitStreakBroken"] | components["schemas"]["GoalOverdue"] | components["schemas"]["ReadinessUpdated"])[];
+        };
+        /** FeedTokenPublic */
+        FeedTokenPublic: {
+            /**
+             * Url
+             * @description The subscription URL (absolute, from PUBLIC_BASE_URL when set); shown once: only a hash of its token is stored
+             */
+            url: string;
         };
         /** FeedbackCreate */
         FeedbackCreate: {
@@ -1995,6 +2149,25 @@ export interface components {
              */
             reviewed_at: string;
         };
+        /**
+         * MenteeSessionCreate
+         * @description A mentee books with their current mentor.
+         */
+        MenteeSessionCreate: {
+            /**
+             * Starts At
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the future, after the mentor's minimum notice.
+             */
+            starts_at: string;
+            /**
+             * Duration Minutes
+             * @description Whole minutes, 15 to 240.
+             */
+            duration_minutes: number;
+            /** Agenda */
+            agenda?: string | null;
+        };
         /** MenteeSessionPublic */
         MenteeSessionPublic: {
             /**
@@ -2055,6 +2228,31 @@ export interface components {
              * @default false
              */
             feedback_given: boolean;
+        };
+        /**
+         * MenteeSessionUpdate
+         * @description Reschedule (`starts_at` and/or `duration_minutes`) or cancel (`status: cancelled`,
+         *     optional `reason`).
+         * @example {
+         *       "starts_at": "2027-03-01T09:00:00+00:00"
+         *     }
+         * @example {
+         *       "reason": "Exam that day",
+         *       "status": "cancelled"
+         *     }
+         */
+        MenteeSessionUpdate: {
+            /** Starts At */
+            starts_at?: string | null;
+            /**
+             * Duration Minutes
+             * @description Whole minutes, 15 to 240.
+             */
+            duration_minutes?: number | null;
+            /** Status */
+            status?: "cancelled" | null;
+            /** Reason */
+            reason?: string | null;
         };
         /**
          * MenteeSummary
@@ -2175,6 +2373,10 @@ export interface components {
             };
             /** Languages */
             languages: string[];
+            /** Mentor Buffer Minutes */
+            mentor_buffer_minutes: number;
+            /** Mentor Min Notice Hours */
+            mentor_min_notice_hours: number;
             capacity: components["schemas"]["CapacityPublic"];
         };
         /**
@@ -2200,6 +2402,16 @@ export interface components {
              * @description Languages the mentor speaks. Omitted: left as they are.
              */
             languages?: string[] | null;
+            /**
+             * Mentor Buffer Minutes
+             * @description Minutes kept free before and after each live session (booking routes of both people). Omitted: unchanged.
+             */
+            mentor_buffer_minutes?: number | null;
+            /**
+             * Mentor Min Notice Hours
+             * @description How soon a mentee may book a new session (you may book your own at shorter notice). Omitted: unchanged.
+             */
+            mentor_min_notice_hours?: number | null;
         };
         /** MentorSessionPublic */
         MentorSessionPublic: {
@@ -2544,6 +2756,16 @@ export interface components {
              */
             next_cursor?: string | null;
         };
+        /** Page[TimeOffPublic] */
+        Page_TimeOffPublic_: {
+            /** Items */
+            items: components["schemas"]["TimeOffPublic"][];
+            /**
+             * Next Cursor
+             * @description Opaque; pass as `?cursor=` for more.
+             */
+            next_cursor?: string | null;
+        };
         /** Page[WaitingMentee] */
         Page_WaitingMentee_: {
             /** Items */
@@ -2870,6 +3092,36 @@ export interface components {
              */
             reason: "excluded" | "mentee_not_waiting" | "not_a_mentee" | "not_a_mentor" | "max_timezone_offset_hours" | "mentor_full";
         };
+        /** Slot */
+        Slot: {
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+        };
+        /** SlotsPublic */
+        SlotsPublic: {
+            /** Slots */
+            slots: components["schemas"]["Slot"][];
+            /**
+             * Timezone
+             * @description The mentor's time zone (windows, weeks, the grid)
+             */
+            timezone: string;
+            /** Duration Minutes */
+            duration_minutes: number;
+            /**
+             * Step Minutes
+             * @description Slots start on this grid of the mentor's local wall-clock time (SLOT_STEP_MINUTES)
+             */
+            step_minutes: number;
+        };
         /** SubmissionSummary */
         SubmissionSummary: {
             /**
@@ -2899,6 +3151,109 @@ export interface components {
             review_score: number | null;
             /** Reviewed At */
             reviewed_at: string | null;
+        };
+        /** TimeOffConflict */
+        TimeOffConflict: {
+            /**
+             * Session Id
+             * Format: uuid
+             */
+            session_id: string;
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+        };
+        /** TimeOffCreate */
+        TimeOffCreate: {
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            /** Reason */
+            reason?: string | null;
+        };
+        /** TimeOffCreated */
+        TimeOffCreated: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            /** Reason */
+            reason: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Conflicts
+             * @description Your live sessions inside the period: left as they are, for you to move or cancel
+             */
+            conflicts: components["schemas"]["TimeOffConflict"][];
+        };
+        /** TimeOffPublic */
+        TimeOffPublic: {
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            /** Reason */
+            reason: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
         };
         /** TodaySession */
         TodaySession: {
@@ -4942,6 +5297,173 @@ export interface operations {
             };
         };
     };
+    book_mentee_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MenteeSessionCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MenteeSessionPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_mentee_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MenteeSessionUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MenteeSessionPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     give_session_feedback: {
         parameters: {
             query?: never;
@@ -5062,6 +5584,437 @@ export interface operations {
                 };
             };
             /** @description The body, path or query is invalid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_mentee_slots: {
+        parameters: {
+            query?: {
+                /** @description Earliest start (default: now) */
+                from?: string | null;
+                /** @description Starts before this instant (default: from + 7 days; at most 31 days after from, else 422) */
+                to?: string | null;
+                /** @description Whole minutes, 15 to 240 */
+                duration_minutes?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SlotsPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_mentor_slots: {
+        parameters: {
+            query?: {
+                /** @description Earliest start (default: now) */
+                from?: string | null;
+                /** @description Starts before this instant (default: from + 7 days; at most 31 days after from, else 422) */
+                to?: string | null;
+                /** @description Whole minutes, 15 to 240 */
+                duration_minutes?: number;
+            };
+            header?: never;
+            path: {
+                mentee_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SlotsPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_time_off: {
+        parameters: {
+            query?: {
+                /** @description Periods ending after this instant (default: now) */
+                from?: string | null;
+                /** @description Periods starting before this instant */
+                to?: string | null;
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_TimeOffPublic_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    add_time_off: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TimeOffCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TimeOffCreated"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_time_off: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                time_off_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    issue_calendar_feed_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedTokenPublic"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revoke_calendar_feed_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    calendar_feed_by_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The feed token */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An iCalendar (RFC 5545) document */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/calendar": string;
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -15,11 +15,13 @@ from app.core.auth import Principal
 from app.core.outbox import emit
 from app.models import (
     Base,
+    CalendarFeedToken,
     MenteeSignal,
     MissionReview,
     MissionSubmission,
     ReadinessRecord,
     SessionFeedback,
+    TimeOff,
     WorkItem,
 )
 
@@ -77,6 +79,8 @@ async def world(factory):
         mentor, (mentee,) = await factory.mentor_with_mentees(1)
         session_row = await factory.session(mentor, mentee, status="completed",
                                             starts_at=now - timedelta(days=1))
+        # A future one: its reminder and follow-up timers are armed by the database.
+        await factory.session(mentor, mentee, starts_at=now + timedelta(days=3))
         flag = await factory.flag(mentor, mentee)
         submission = MissionSubmission(id=uuid.uuid4(), mentee_id=mentee.id,
                                        mission_id=uuid.uuid4(), title="m", submitted_at=now)
@@ -91,6 +95,10 @@ async def world(factory):
                           mentor_id=mentor.id, decision="approved"),
             ReadinessRecord(mentee_id=mentee.id, score=50, recorded_at=now),
             MenteeSignal(mentee_id=mentee.id, kind="habit_streak_broken", occurred_at=now),
+            TimeOff(mentor_id=mentor.id, starts_at=now + timedelta(days=9),
+                    ends_at=now + timedelta(days=10), reason="private"),
+            CalendarFeedToken(user_id=mentor.id, token_hash=uuid.uuid4().bytes),
+            CalendarFeedToken(user_id=mentee.id, token_hash=uuid.uuid4().bytes),
         )
         world[key] = {"mentor": mentor, "mentee": mentee, "flag": flag,
                       "session": session_row, "submission": submission}
@@ -107,10 +115,13 @@ MENTEE_COLUMN = {
 # v2: a mentee reads their own mission submissions and reviews (the feedback is theirs).
 MENTEE_VISIBLE = {"assignments", "sessions", "session_feedback", "mission_submissions",
                   "mission_reviews"}
+# table -> the column naming the user whose own row it is (each sees only their own)
+OWN_ROWS = {"mentor_time_off": "mentor_id", "calendar_feed_tokens": "user_id"}
 NEVER_FOR_MENTORS_OR_MENTEES = {
     "waiting_mentees", "inbox_events", "outbox_events", "webhook_endpoints", "webhook_deliveries",
     "webhook_attempts", "matching_runs", "capacity_alerts", "programme_metrics", "audit_log",
     "programme_metrics_daily", "matching_proposals", "mentee_preferences",
+    "session_timers",
 }
 
 
@@ -129,6 +140,8 @@ async def test_mentor_sees_only_own_mentees_rows_in_every_table(app_db, world):
         elif table in MENTEE_COLUMN:
             mentees = {r[MENTEE_COLUMN[table]] for r in rows}
             assert mentees == {a["mentee"].id}, table
+        elif table in OWN_ROWS:
+            assert {r[OWN_ROWS[table]] for r in rows} == {a["mentor"].id}, table
         else:
             assert table in NEVER_FOR_MENTORS_OR_MENTEES
             assert rows == [], table
@@ -144,6 +157,8 @@ async def test_mentee_sees_only_own_rows(app_db, world):
             assert {r["id"] for r in rows} == {a["mentee"].id, a["mentor"].id}
         elif table in MENTEE_VISIBLE:
             assert {r["mentee_id"] for r in rows} == {a["mentee"].id}, table
+        elif table == "calendar_feed_tokens":
+            assert {r["user_id"] for r in rows} == {a["mentee"].id}, table
         else:
             assert rows == [], f"a mentee must not read {table}"
 

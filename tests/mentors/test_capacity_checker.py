@@ -117,3 +117,39 @@ class TestCapacityExceeded:
         finally:  # other areas' tests read every mentor: leave no bad zone behind
             async with system_db.transaction(None) as session:
                 await session.execute(delete(User).where(User.id == mentor.id))
+
+
+class TestCheckAfterBooking:
+    async def test_filling_next_week_raises_for_that_week(
+        self, client, factory: Factory, system_db: Database, settings
+    ) -> None:
+        """The check enqueued after a booking looks at the week the session lands in, not
+        at the current one (the job runs with the session's start)."""
+        from arq.jobs import Job
+
+        from app.core.jobqueue import arq_client
+        from app.core.redis import queue_name
+        from app.services.mentors.jobs import check_mentor_capacity
+        from tests.support.session_helpers import book, week_start
+
+        mentor, mentees = await factory.mentor_with_mentees(2, mentor_capacity_weekly=2)
+        next_week = week_start(1)
+        for i, mentee in enumerate(mentees):
+            response = await book(client, factory.headers(mentor), mentee,
+                                  next_week + timedelta(days=1, hours=9 + i))
+            assert response.status_code == 201, response.text
+        day = (next_week + timedelta(days=1)).date().isoformat()
+        job_id = f"capacity-check:{mentor.id}:{day}"
+        pool = arq_client(settings)
+        try:
+            info = await Job(job_id, pool, _queue_name=queue_name(settings)).info()
+        finally:
+            await pool.aclose()
+        assert info is not None and info.kwargs["at"].startswith(day)
+        result = await check_mentor_capacity({"db": system_db}, str(mentor.id),
+                                             at=info.kwargs["at"])
+        assert result["alerts"] == 1
+        (event,) = await alerts_for(system_db, mentor)
+        year, week, _ = (next_week + timedelta(days=1)).isocalendar()
+        assert event.data["iso_week"] == f"{year}-W{week:02d}"
+        assert event.data["reasons"] == ["weekly_slots_full"]

@@ -94,7 +94,9 @@ class TestWorker:
         check passes, the record's counters follow the jobs it runs, and after SIGKILL the
         check fails within 90 s (the record expires `WORKER_HEALTH_CHECK_SECONDS` + 1 s
         after the last one was written)."""
-        env = {**os.environ}
+        # Per-minute crons would make the counters race the job this test enqueues: daily.
+        env = {**os.environ, "SESSION_TIMERS_INTERVAL_SECONDS": "86400",
+               "PROGRAMME_METRICS_INTERVAL_SECONDS": "86400"}
         key = health_check_key(settings)
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "arq", "app.workers.WorkerSettings", cwd=ROOT_DIR, env=env,

@@ -139,8 +139,19 @@ class TestNoRecentSession:
         now = datetime.now(UTC)
         mentor, mentee = await factory.mentor(), await factory.mentee()
         await factory.assign(mentor, mentee, started_at=now - 60 * DAY)
-        await factory.session(mentor, mentee, starts_at=now - 3 * DAY, status="scheduled")
+        # Ended 1 h 59 min ago: the mentor has two hours to record the outcome.
+        await factory.session(mentor, mentee, starts_at=now - timedelta(minutes=179),
+                              status="scheduled")
         assert (await evaluate(app_db, Pair(mentor, mentee)))[0] == []
+
+    async def test_session_still_scheduled_two_hours_after_its_end_is_not_contact(
+            self, app_db, factory):
+        now = datetime.now(UTC)
+        mentor, mentee = await factory.mentor(), await factory.mentee()
+        await factory.assign(mentor, mentee, started_at=now - 60 * DAY)
+        await factory.session(mentor, mentee, starts_at=now - timedelta(minutes=181),
+                              status="scheduled")
+        assert (await evaluate(app_db, Pair(mentor, mentee)))[0] == [risk.NO_RECENT_SESSION]
 
     async def test_cancelled_and_no_show_sessions_are_not_held(self, app_db, factory):
         now = datetime.now(UTC)

@@ -14,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from app.core.auth import Principal
 from app.core.errors import Unprocessable
 from app.models import Assignment, MentoringSession, SessionFeedback, WorkItem
-from app.services.sessions.booking import book_session, upcoming_sessions
+from app.services.sessions.booking import book_session
+from app.services.sessions.queries import upcoming_sessions
 from app.services.sessions.video import JitsiProvider
 from tests.support.session_helpers import SESSIONS, book, outbox_events, week_start
 
@@ -580,7 +581,9 @@ class TestCapacityCheckAfterBooking:
         from tests.support.session_helpers import book, week_start
 
         mentor, (mentee,) = await factory.mentor_with_mentees(1)
-        job_id = f"capacity-check:{mentor.id}"
+        # One job per mentor and day of the session's start: it checks that session's week.
+        day = week_start().date().isoformat()
+        job_id = f"capacity-check:{mentor.id}:{day}"
         job_key = f"{settings.redis_prefix}arq:job:{job_id}"  # arq's key, under the prefix
         response = await book(client, factory.headers(mentor), mentee,
                               week_start() + timedelta(hours=10))

@@ -89,6 +89,10 @@ class ServerHarness:
             "ENVIRONMENT": "test",
             # Webhook receivers in tests listen on 127.0.0.1 (the SSRF tests turn it off).
             "WEBHOOK_ALLOW_PRIVATE": "true",
+            # The limiter runs on every request (one Redis round trip) but out of the way of
+            # tests that send many requests as one user; tests/core/test_rate_limits.py
+            # tightens it.
+            "RATE_LIMIT_PER_MINUTE": "1000000",
             "JWT_SECRET": self.jwt_secret,
             "ADMIN_SECRET_KEY": self.admin_secret_key,
             # A burst worker that runs the relay / webhook loops drains them briefly.

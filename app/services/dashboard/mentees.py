@@ -40,7 +40,7 @@ from app.schemas.dashboard import (
 from app.schemas.sessions import MentorSessionPublic
 from app.services.risk.flags import public_status
 from app.services.risk.scoring import mentees_risk, own_at_risk
-from app.services.sessions.booking import upcoming_sessions
+from app.services.sessions.queries import upcoming_sessions
 from app.services.workqueue.queue import PRIORITY_RANK, overdue_expr, to_public
 
 READINESS_POINTS = 30

@@ -1,7 +1,8 @@
 """Inbound events: exactly-once effects through the inbox, in the caller's transaction.
 
 `ingest_events` records every event id in `inbox_events` with
-`INSERT ... ON CONFLICT DO NOTHING RETURNING id` in the same transaction as the effects, so:
+`INSERT ... ON CONFLICT DO NOTHING RETURNING id` (inside `inbox_record()`) in the same
+transaction as the effects, so:
 - a repeat (an id seen before) returns nothing from the insert and has no effect;
 - two transactions carrying the same id at once: the second one's insert waits on the unique
   primary key until the first commits, then sees the conflict (no effect) or, if the first
@@ -26,14 +27,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import DateTime, Text, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.core.auth import Principal
 from app.core.errors import NotFound, Unprocessable
 from app.core.sql import insert
-from app.models import InboxEvent, MenteeSignal, MissionSubmission, ReadinessRecord, User
+from app.models import MenteeSignal, MissionSubmission, ReadinessRecord, User
 from app.schemas.events import (
     GoalOverdue,
     HabitStreakBroken,
@@ -47,6 +50,14 @@ from app.services.events.users import provision_user
 from app.services.risk import alerts
 from app.services.sessions.video import VideoProvider, make_video_provider
 from app.services.workqueue.items import NewWorkItem, create_work_item, create_work_items
+
+_RECORD = text(
+    "select * from inbox_record(:ids, :types, :sources, :occurred)"
+).bindparams(
+    bindparam("ids", type_=ARRAY(PgUUID(as_uuid=True))), bindparam("types", type_=ARRAY(Text)),
+    bindparam("sources", type_=ARRAY(Text)),
+    bindparam("occurred", type_=ARRAY(DateTime(timezone=True))),
+)
 
 
 @dataclass
@@ -95,18 +106,14 @@ async def ingest_events(
     if not first:
         return result
 
-    # Inbox rows in id order: concurrent batches sharing ids wait on them in the same order,
-    # so they cannot deadlock on the inbox.
-    inbox = [
-        {"id": events[i].id, "type": events[i].type, "source": events[i].source,
-         "occurred_at": events[i].occurred_at}
-        for i in sorted(first.values(), key=lambda i: events[i].id)
-    ]
-    new_ids = set(await session.scalars(
-        insert(InboxEvent.__table__).on_conflict_do_nothing(index_elements=["id"])
-        .returning(InboxEvent.id),
-        inbox,
-    ))
+    # Through `inbox_record()` (migration 0014: only service callers write the inbox), which
+    # inserts in id order: concurrent batches sharing ids wait on them in the same order, so
+    # they cannot deadlock on the inbox.
+    batch = [events[i] for i in first.values()]
+    new_ids = set(await session.scalars(_RECORD, {
+        "ids": [e.id for e in batch], "types": [e.type for e in batch],
+        "sources": [e.source for e in batch], "occurred": [e.occurred_at for e in batch],
+    }))
     result.duplicate_ids.extend(i for i in first if i not in new_ids)
     fresh = [(index, events[index]) for index in sorted(first.values())
              if events[index].id in new_ids]

@@ -197,6 +197,7 @@ class StreamHub:
         self.redis = redis  # the shared client: CLIENT UNBLOCK and catch-up reads
         self.snapshot_slots = asyncio.Semaphore(settings.sse_snapshot_concurrency)
         self.open_streams = 0
+        self.streams_by_user: dict[str, int] = {}  # admitted streams (app/services/live/streams.py)
         self._readers: list[_Reader] = []
         self._reader_of: dict[str, _Reader] = {}
         self._closing = False

@@ -28,7 +28,7 @@ from sse_starlette import ServerSentEvent
 
 from app.core.auth import Principal
 from app.core.db import Database
-from app.core.errors import ServiceUnavailable
+from app.core.errors import ServiceUnavailable, TooManyRequests
 from app.core.redis import user_stream_key
 from app.core.streams import (
     format_entry_id,
@@ -47,6 +47,41 @@ OPEN_STREAMS = Gauge(
     "Open SSE dashboard streams.",
     multiprocess_mode="livesum",
 )
+
+
+class StreamSlot:
+    """A stream admitted for a user in this process; `release` (idempotent) frees it."""
+
+    __slots__ = ("hub", "user", "_held")
+
+    def __init__(self, hub: StreamHub, user: str) -> None:
+        self.hub, self.user, self._held = hub, user, True
+        hub.streams_by_user[user] = hub.streams_by_user.get(user, 0) + 1
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            left = self.hub.streams_by_user[self.user] - 1
+            if left:
+                self.hub.streams_by_user[self.user] = left
+            else:
+                del self.hub.streams_by_user[self.user]
+
+
+def admit_stream(hub: StreamHub, principal: Principal) -> StreamSlot:
+    """A slot for one more stream of `principal` in this process, or the problem: 503
+    `too_many_streams` when the process is full, 429 `too_many_streams` when the user
+    already has `SSE_MAX_STREAMS_PER_USER` here. Counted from admission (not from the first
+    byte), so concurrent connects of one user cannot overshoot."""
+    if hub.full:
+        raise ServiceUnavailable("This replica has too many open streams; retry shortly.",
+                                 code="too_many_streams", headers={"Retry-After": "5"})
+    user = str(principal.user_id)
+    if hub.streams_by_user.get(user, 0) >= hub.settings.sse_max_streams_per_user:
+        raise TooManyRequests(
+            f"At most {hub.settings.sse_max_streams_per_user} open streams per user; close "
+            "one first.", code="too_many_streams", headers={"Retry-After": "30"})
+    return StreamSlot(hub, user)
 
 
 async def snapshot_body(session: AsyncSession, *, mentor_id: uuid.UUID,
@@ -106,14 +141,19 @@ class LiveStream:
     def __init__(self, hub: StreamHub, start: StreamStart, *,
                  expires_at: datetime | None,
                  still_honoured: Callable[[], Awaitable[bool]] | None = None,
-                 recheck_seconds: float = 60.0) -> None:
-        self.hub, self.start, self.expires_at = hub, start, expires_at
+                 recheck_seconds: float = 60.0, slot: StreamSlot | None = None) -> None:
+        self.hub, self.start, self.expires_at, self.slot = hub, start, expires_at, slot
         # The token is checked against the database again every `recheck_seconds` (the
         # identity cache's TTL), so a demoted or deactivated user's open stream ends too.
         self.still_honoured = still_honoured
         self.recheck_seconds = max(recheck_seconds, 0.1)
         self._subscription: Subscription | None = None
         self._stopped = False
+
+    def release(self) -> None:
+        """Free the user's stream slot (when the stream ends, or never started)."""
+        if self.slot is not None:
+            self.slot.release()
 
     def stop(self) -> None:
         """The client has gone: end the stream (from the response's disconnect listener)."""
@@ -189,6 +229,7 @@ class LiveStream:
         except (RedisError, OSError) as exc:  # the catch-up read
             log.warning("sse_redis_error", error=type(exc).__name__, key=start.key)
         finally:
+            self.release()
             hub.unsubscribe(subscription)
             hub.open_streams -= 1
             OPEN_STREAMS.dec()

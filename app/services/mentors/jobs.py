@@ -8,6 +8,7 @@ deduplicated by job id and keeps no result, so the next booking can enqueue it a
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from arq import func
@@ -17,11 +18,14 @@ from app.core.jobspec import Periodic
 from app.services.mentors.capacity_checker import check_capacity
 
 
-async def check_mentor_capacity(ctx: dict[str, Any], mentor_id: str | None = None
-                                ) -> dict[str, int]:
+async def check_mentor_capacity(ctx: dict[str, Any], mentor_id: str | None = None,
+                                at: str | None = None) -> dict[str, int]:
+    """Every mentor this week (cron), or one for the week a booking or reschedule lands in
+    (`at`, the session's start)."""
     async with ctx["db"].transaction(None) as session:
         result = await check_capacity(
-            session, mentor_id=uuid.UUID(mentor_id) if mentor_id else None
+            session, mentor_id=uuid.UUID(mentor_id) if mentor_id else None,
+            at=datetime.fromisoformat(at) if at else None,
         )
     return {"mentors": result.mentors, "exceeded": result.exceeded, "alerts": result.alerts}
 

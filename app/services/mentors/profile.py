@@ -46,6 +46,8 @@ async def _profile(session: AsyncSession, mentor: User, now: datetime) -> Mentor
         mentor_specialties=list(mentor.mentor_specialties or []),
         mentor_availability=availability or dict(mentor.mentor_availability or {}),
         languages=list(mentor.languages or []),
+        mentor_buffer_minutes=mentor.mentor_buffer_minutes,
+        mentor_min_notice_hours=mentor.mentor_min_notice_hours,
         capacity=await mentor_capacity(session, mentor=mentor, now=now),
     )
 
@@ -77,6 +79,10 @@ async def update_profile(session: AsyncSession, *, principal: Principal,
     mentor.mentor_availability = changes.mentor_availability.model_dump()
     if changes.languages is not None:
         mentor.languages = changes.languages
+    if changes.mentor_buffer_minutes is not None:
+        mentor.mentor_buffer_minutes = changes.mentor_buffer_minutes
+    if changes.mentor_min_notice_hours is not None:
+        mentor.mentor_min_notice_hours = changes.mentor_min_notice_hours
     await session.flush()
     await session.refresh(mentor)
     return await _profile(session, mentor, now or datetime.now(UTC))

@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic_core import to_jsonable_python
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.core.outbox import REFRESH_PRIORITY
+from app.core.outbox import OutboundEvent, emit_many
 from app.core.sql import insert
-from app.models import Assignment, OutboxEvent, WorkItem
+from app.models import Assignment, WorkItem
 from app.models.work_item import PRIORITIES
 
 PRIORITY_ORDER = PRIORITIES  # escalation order, lowest first
@@ -89,20 +88,11 @@ async def create_work_items(
             Assignment.ended_at.is_(None),
         )
     )).tuples().all())
-    # The same rows `outbox.emit` writes, in one statement (no RETURNING: the API role may
-    # insert outbox rows but not read them).
-    await session.execute(insert(OutboxEvent.__table__), [
-        {
-            "id": uuid.uuid4(),
-            "type": "workqueue.item_created",
-            "occurred_at": now,
-            "data": to_jsonable_python({
-                "item_id": row["id"], "kind": row["kind"], "priority": row["priority"],
-                "mentee_id": row["mentee_id"], "due_at": row["due_at"], "title": row["title"],
-            }),
-            "refresh_priority": REFRESH_PRIORITY["workqueue.item_created"],
-            "recipients": [mentors[row["mentee_id"]]] if row["mentee_id"] in mentors else [],
-        }
+    await emit_many(session, [
+        OutboundEvent("workqueue.item_created", {
+            "item_id": row["id"], "kind": row["kind"], "priority": row["priority"],
+            "mentee_id": row["mentee_id"], "due_at": row["due_at"], "title": row["title"],
+        }, [mentors.get(row["mentee_id"])], now)
         for row in new_rows
     ])
     return created
