@@ -106,7 +106,7 @@ async def ingest_events(
     if not first:
         return result
 
-    # Through `inbox_record()` (migration 0014: only service callers write the inbox), which
+    # Through `inbox_record()` (migration 0017: only service callers write the inbox), which
     # inserts in id order: concurrent batches sharing ids wait on them in the same order, so
     # they cannot deadlock on the inbox.
     batch = [events[i] for i in first.values()]
