@@ -4,7 +4,7 @@ A feed token is 32 random bytes (URL-safe base64), not a JWT: it names nothing a
 never; only its SHA-256 is stored (`calendar_feed_tokens`, one row per user), so a database
 leak yields no working URL. Issuing a new token replaces the hash (the previous URL stops
 working at once); deleting the row revokes it. The feed route looks the hash up through
-`calendar_feed_owner()` (migration 0016), which answers only for an active mentor or mentee,
+`calendar_feed_owner()` (migration 0017), which answers only for an active mentor or mentee,
 then reads the calendar under RLS as that user, exactly as the JWT route does.
 """
 
@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
-from app.core.db import SET_PRINCIPAL, current_request_id
+from app.core.db import SET_PRINCIPAL, principal_parameters
 from app.models import CalendarFeedToken
 
 FEED_PATH = "/api/v1/calendar/feeds/{token}.ics"
@@ -61,9 +61,7 @@ async def act_as_feed_owner(session: AsyncSession, *, token: str) -> Principal |
     if row is None:
         return None
     principal = Principal(row.user_id, row.role)
-    await session.execute(SET_PRINCIPAL, {"user_id": str(principal.user_id),
-                                          "role": principal.role,
-                                          "request_id": current_request_id()})
+    await session.execute(SET_PRINCIPAL, principal_parameters(principal))
     return principal
 
 
