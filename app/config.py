@@ -29,7 +29,7 @@ DEFAULT_SLA: dict[str, SlaPolicy] = {
 APP_DB_ROLE = "mentorship_app"  # API requests: no BYPASSRLS, RLS decides what it sees
 WORKER_DB_ROLE = "mentorship_worker"  # arq workers acting as the system: BYPASSRLS
 # An API request switches (SET LOCAL ROLE) to the NOLOGIN role of its identity, granted to
-# APP_DB_ROLE; RLS and the users trigger trust only that (migration 0014).
+# APP_DB_ROLE; RLS and the users trigger trust only that (migration 0017).
 IDENTITY_DB_ROLES = {role: f"mentorship_{role}"
                      for role in ("mentee", "mentor", "director", "admin", "service")}
 # Public development defaults: accepted only with ENVIRONMENT=development (see

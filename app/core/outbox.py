@@ -66,7 +66,7 @@ async def emit(
     """Write one outbound event in the current transaction and return its id.
 
     `recipients` are the users whose real-time stream gets the event (None entries, e.g. a
-    mentee without a mentor, are dropped). Through `outbox_emit()` (migration 0014): API
+    mentee without a mentor, are dropped). Through `outbox_emit()` (migration 0017): API
     identities may not insert outbox rows themselves, and a mentee or mentor may address
     only their own relationships and directors.
     """

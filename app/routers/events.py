@@ -14,7 +14,7 @@ from app.core.state import SettingsDep
 from app.routers.sessions import Video
 from app.schemas.common import problem_responses
 from app.schemas.events import EventsAccepted, EventsIn, OutboundEvent, UserPublic, UserUpsert
-from app.services.events import inbound
+from app.services.events import inbound, users
 from app.services.events.catalogue import asyncapi_document
 
 router = APIRouter(prefix="/api/v1", tags=["service"])
@@ -76,10 +76,10 @@ async def put_user(
     user_id: uuid.UUID, body: UserUpsert, principal: CurrentService, session: DbSession,
     response: Response, video: Video,
 ) -> UserPublic:
-    created = await inbound.provision_user(session, principal=principal, user_id=user_id,
+    created = await users.provision_user(session, principal=principal, user_id=user_id,
                                            user=body, video=video)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return UserPublic.model_validate(await inbound.get_user(session, user_id=user_id))
+    return UserPublic.model_validate(await users.get_user(session, user_id=user_id))
 
 
 # At the root, beside /openapi.json.

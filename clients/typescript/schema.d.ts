@@ -1037,7 +1037,7 @@ export interface paths {
         };
         /**
          * Prometheus metrics
-         * @description Prometheus text exposition of this API process (every process of the host with PROMETHEUS_MULTIPROC_DIR): request counts and latency by route template, database pools, open SSE streams. Deployment-wide series (outbox backlog, the five programme metrics) and job series are served by the workers' metrics port (WORKER_METRICS_PORT), once per deployment. Serve it on an internal network.
+         * @description Prometheus text exposition of this API process (every process of the host with PROMETHEUS_MULTIPROC_DIR): request counts and latency by route template, database pools, open SSE streams. Deployment-wide series (outbox backlog, the five programme metrics) and job series are served by the workers' metrics port (WORKER_METRICS_PORT), once per deployment. Serve it on an internal network; with `METRICS_TOKEN` set it answers only `Authorization: Bearer <METRICS_TOKEN>` (else 401 `invalid_token`).
          */
         get: operations["prometheus_metrics"];
         put?: never;
@@ -7127,6 +7127,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -7184,6 +7193,15 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7255,6 +7273,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -7282,6 +7309,15 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };

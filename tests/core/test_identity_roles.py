@@ -1,4 +1,4 @@
-"""Defence in depth in Postgres (finding F8, migration 0014): connected as `mentorship_app`,
+"""Defence in depth in Postgres (finding F8, migration 0017): connected as `mentorship_app`,
 each identity set by hand as a request would (or as an injected statement might try), every
 forbidden write fails in the database itself."""
 

@@ -41,16 +41,16 @@ SECURITY DEFINER functions of earlier migrations that checked the forgeable `app
 Later migrations that grant to `mentorship_app` must grant the same to the identity roles
 (`IDENTITY_ROLES` below); tests/core/test_identity_roles.py fails otherwise.
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0017
+Revises: 0016
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0014"
-down_revision: str | None = "0013"
+revision: str = "0017"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
