@@ -1,5 +1,5 @@
 """A mentor's time off (periods in which no session may start or run) and the timers of a
-session (reminders, follow-up), which a trigger of migration 0016 keeps."""
+session (reminders, follow-up), which a trigger of migration 0015 keeps."""
 
 from __future__ import annotations
 

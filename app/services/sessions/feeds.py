@@ -4,7 +4,7 @@ A feed token is 32 random bytes (URL-safe base64), not a JWT: it names nothing a
 never; only its SHA-256 is stored (`calendar_feed_tokens`, one row per user), so a database
 leak yields no working URL. Issuing a new token replaces the hash (the previous URL stops
 working at once); deleting the row revokes it. The feed route looks the hash up through
-`calendar_feed_owner()` (migration 0017), which answers only for an active mentor or mentee,
+`calendar_feed_owner()` (migration 0016), which answers only for an active mentor or mentee,
 then reads the calendar under RLS as that user, exactly as the JWT route does.
 """
 

@@ -2,7 +2,7 @@
 
 A session still `scheduled` two hours after its end opens one `session_followup` item
 (source_key `session.followup:<id>`) asking the mentor for its outcome. The moment is a
-`followup` timer armed by the database (migration 0016: a trigger on `sessions`, so every
+`followup` timer armed by the database (migration 0015: a trigger on `sessions`, so every
 path that books or moves a session arms it, and sessions that had ended before the
 migration never get one: the first sweep does not flood the queues). The sweep claims due
 timers with the session rows (FOR UPDATE ... SKIP LOCKED): a mentor completing the
@@ -26,7 +26,7 @@ from app.models import MentoringSession
 from app.services.workqueue.items import NewWorkItem, create_work_item, create_work_items
 from app.services.workqueue.queue import complete_item, lock_item_by_source_key
 
-FOLLOWUP_AFTER = timedelta(hours=2)  # mirrored by the trigger of migration 0016
+FOLLOWUP_AFTER = timedelta(hours=2)  # mirrored by the trigger of migration 0015
 
 
 def sweep_key(session_id) -> str:

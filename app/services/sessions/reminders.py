@@ -2,7 +2,7 @@
 once per session and reminder.
 
 The moments are `reminder:1440` / `reminder:60` timers armed by the database (migration
-0016): a booking arms the ones still ahead (booked 3 hours ahead: only the 60-minute one),
+0015): a booking arms the ones still ahead (booked 3 hours ahead: only the 60-minute one),
 a reschedule re-arms both for the new time, leaving `scheduled` removes them.
 A worker claims due timers with FOR UPDATE ... SKIP LOCKED, writes the events to the
 outbox and marks the timers done in one transaction: several workers never claim the same

@@ -1,6 +1,6 @@
 """Loading the slot engine's inputs, and the slot routes' service.
 
-Both people's data come through SECURITY DEFINER functions (migration 0015) that answer
+Both people's data come through SECURITY DEFINER functions (migration 0014) that answer
 only for an active pair the caller belongs to (staff and the workers: any pair), because
 under RLS a mentee sees neither the mentor's other sessions nor their time off, and a
 mentor does not see their mentee's sessions with someone else. They return start and end

@@ -11,8 +11,8 @@ convention of 0003/0005/0006); it answers only for an active mentor or mentee (a
 deactivated user's feed stops, and so does one whose role changed), and returns the id and
 the role, nothing else.
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0016
+Revises: 0015
 """
 
 from collections.abc import Sequence
@@ -20,16 +20,13 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0017"
-down_revision: str | None = "0016"
+revision: str = "0016"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 APP = "mentorship_app"
 WORKER = "mentorship_worker"
-# Request identities (migration 0014): they get what the API role gets.
-IDENTITY_ROLES = ("mentorship_mentee, mentorship_mentor, mentorship_director, mentorship_admin, "
-                  "mentorship_service")
 ME = "(select app_user_id())"
 STAFF = "(select app_role()) in ('director', 'admin')"
 
@@ -57,8 +54,7 @@ def upgrade() -> None:
     )
     op.execute("ALTER TABLE calendar_feed_tokens ENABLE ROW LEVEL SECURITY")
     op.execute("ALTER TABLE calendar_feed_tokens FORCE ROW LEVEL SECURITY")
-    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON calendar_feed_tokens TO {APP}, "
-               f"{WORKER}, {IDENTITY_ROLES}")
+    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON calendar_feed_tokens TO {APP}, {WORKER}")
     op.execute(f"CREATE POLICY feed_tokens_select ON calendar_feed_tokens FOR SELECT "
                f"USING ({STAFF} or user_id = {ME})")
     op.execute(f"CREATE POLICY feed_tokens_write ON calendar_feed_tokens FOR ALL "
@@ -66,8 +62,7 @@ def upgrade() -> None:
     op.execute(OWNER)
     op.execute(f"ALTER FUNCTION calendar_feed_owner(bytea) OWNER TO {WORKER}")
     op.execute("REVOKE ALL ON FUNCTION calendar_feed_owner(bytea) FROM PUBLIC")
-    op.execute(f"GRANT EXECUTE ON FUNCTION calendar_feed_owner(bytea) TO {APP}, {WORKER}, "
-               f"{IDENTITY_ROLES}")
+    op.execute(f"GRANT EXECUTE ON FUNCTION calendar_feed_owner(bytea) TO {APP}, {WORKER}")
 
 
 def downgrade() -> None:

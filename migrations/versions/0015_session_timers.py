@@ -21,8 +21,8 @@ migration get no follow-up (the first sweep must not flood the queues).
 Risk: `no_recent_session` no longer counts a session still `scheduled` two hours after its
 end as contact (`mentee_risk` redefined, the rest unchanged).
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0015
+Revises: 0014
 """
 
 import importlib.util
@@ -32,16 +32,13 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016"
-down_revision: str | None = "0015"
+revision: str = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 APP = "mentorship_app"
 WORKER = "mentorship_worker"
-# Request identities (migration 0014): they get what the API role gets.
-IDENTITY_ROLES = ("mentorship_mentee, mentorship_mentor, mentorship_director, mentorship_admin, "
-                  "mentorship_service")
 STAFF = "(select app_role()) in ('director', 'admin')"
 
 ARM = """
@@ -115,7 +112,7 @@ def upgrade() -> None:
                     postgresql_where=sa.text("done_at is null"))
     op.execute("ALTER TABLE session_timers ENABLE ROW LEVEL SECURITY")
     op.execute("ALTER TABLE session_timers FORCE ROW LEVEL SECURITY")
-    op.execute(f"GRANT SELECT ON session_timers TO {APP}, {IDENTITY_ROLES}")
+    op.execute(f"GRANT SELECT ON session_timers TO {APP}")
     op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON session_timers TO {WORKER}")
     op.execute(f"CREATE POLICY session_timers_staff ON session_timers FOR SELECT "
                f"USING ({STAFF})")

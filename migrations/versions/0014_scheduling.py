@@ -19,8 +19,8 @@
     sessions of the mentee with other mentors and the mentor's time off overlapping
     [from, to): start and end only, nothing else about them.
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0014
+Revises: 0013
 """
 
 from collections.abc import Sequence
@@ -28,16 +28,13 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015"
-down_revision: str | None = "0014"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 APP = "mentorship_app"
 WORKER = "mentorship_worker"
-# Request identities (migration 0014): they get what the API role gets.
-IDENTITY_ROLES = ("mentorship_mentee, mentorship_mentor, mentorship_director, mentorship_admin, "
-                  "mentorship_service")
 
 ME = "(select app_user_id())"
 ROLE = "(select app_role())"
@@ -158,8 +155,7 @@ def upgrade() -> None:
                     ["mentor_id", "starts_at"])
     op.execute("ALTER TABLE mentor_time_off ENABLE ROW LEVEL SECURITY")
     op.execute("ALTER TABLE mentor_time_off FORCE ROW LEVEL SECURITY")
-    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON mentor_time_off TO {APP}, {WORKER}, "
-               f"{IDENTITY_ROLES}")
+    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON mentor_time_off TO {APP}, {WORKER}")
     op.execute(f"CREATE POLICY time_off_select ON mentor_time_off FOR SELECT "
                f"USING ({STAFF} or mentor_id = {ME})")
     op.execute(f"CREATE POLICY time_off_write ON mentor_time_off FOR ALL "
@@ -175,7 +171,7 @@ def upgrade() -> None:
         op.execute(sql)
         op.execute(f"ALTER FUNCTION {signature} OWNER TO {WORKER}")
         op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
-        op.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {APP}, {WORKER}, {IDENTITY_ROLES}")
+        op.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {APP}, {WORKER}")
 
 
 def downgrade() -> None:
