@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
-from app.core.db import SET_PRINCIPAL, current_request_id
+from app.core.db import SET_PRINCIPAL, principal_parameters
 from app.models import CalendarFeedToken
 
 FEED_PATH = "/api/v1/calendar/feeds/{token}.ics"
@@ -61,9 +61,7 @@ async def act_as_feed_owner(session: AsyncSession, *, token: str) -> Principal |
     if row is None:
         return None
     principal = Principal(row.user_id, row.role)
-    await session.execute(SET_PRINCIPAL, {"user_id": str(principal.user_id),
-                                          "role": principal.role,
-                                          "request_id": current_request_id()})
+    await session.execute(SET_PRINCIPAL, principal_parameters(principal))
     return principal
 
 
