@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -68,6 +69,24 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise Unprocessable("The cursor is not one this service issued", code="invalid_cursor")
     return value
+
+
+def decode_time_id_cursor(cursor: str | None, time_key: str,
+                          id_key: str = "i") -> tuple[datetime, uuid.UUID] | None:
+    """A keyset position `(aware timestamp, id)` from a cursor (`None` or empty: the first
+    page). Anything else than what `encode_cursor` wrote is 422 `invalid_cursor`, never a
+    500 (a naive timestamp could not be compared with the database's)."""
+    position = decode_cursor(cursor or None)
+    if position is None:
+        return None
+    try:
+        at, row_id = datetime.fromisoformat(position[time_key]), uuid.UUID(position[id_key])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Unprocessable("The cursor is not one this service issued",
+                            code="invalid_cursor") from exc
+    if at.tzinfo is None:
+        raise Unprocessable("The cursor is not one this service issued", code="invalid_cursor")
+    return at, row_id
 
 
 class UserProfile(BaseModel):

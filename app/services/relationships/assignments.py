@@ -28,7 +28,7 @@ from app.core.auth import Principal
 from app.core.errors import CapacityExceeded, Conflict, InvalidTransition, NotFound, Unprocessable
 from app.core.outbox import emit
 from app.models import Assignment, User
-from app.schemas.common import decode_cursor, encode_cursor
+from app.schemas.common import decode_time_id_cursor, encode_cursor
 from app.schemas.relationships import AssignmentHistoryItem, AssignmentPublic
 from app.services.relationships import reasons as why
 from app.services.relationships.locks import lock_stable, lock_users
@@ -207,16 +207,8 @@ async def assignment_history(
         raise NotFound("No such mentee", code="mentee_not_found")
     query = (select(Assignment, User.name).join(User, User.id == Assignment.mentor_id)
              .where(Assignment.mentee_id == mentee_id))
-    position = decode_cursor(cursor or None)
-    if position is not None:
-        try:
-            after = (datetime.fromisoformat(position["s"]), uuid.UUID(position["i"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise Unprocessable("The cursor is not one this service issued",
-                                code="invalid_cursor") from exc
-        if after[0].tzinfo is None:
-            raise Unprocessable("The cursor is not one this service issued",
-                                code="invalid_cursor")
+    after = decode_time_id_cursor(cursor, "s")
+    if after is not None:
         query = query.where(tuple_(Assignment.started_at, Assignment.id) < after)
     rows = (await session.execute(
         query.order_by(Assignment.started_at.desc(), Assignment.id.desc()).limit(limit + 1)

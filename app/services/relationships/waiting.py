@@ -15,10 +15,9 @@ from sqlalchemy import Text, any_, bindparam, cast, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import Unprocessable
 from app.models import User
 from app.models import WaitingMentee as WaitingRow
-from app.schemas.common import decode_cursor, encode_cursor
+from app.schemas.common import decode_time_id_cursor, encode_cursor
 from app.schemas.relationships import WaitingMentee
 
 _LAST_REASONS = text("""
@@ -32,17 +31,7 @@ _LAST_REASONS = text("""
 
 
 def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    position = decode_cursor(cursor or None)
-    if position is None:
-        return None
-    try:
-        since, mentee_id = datetime.fromisoformat(position["w"]), uuid.UUID(position["i"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise Unprocessable("The cursor is not one this service issued",
-                            code="invalid_cursor") from exc
-    if since.tzinfo is None:
-        raise Unprocessable("The cursor is not one this service issued", code="invalid_cursor")
-    return since, mentee_id
+    return decode_time_id_cursor(cursor, "w")
 
 
 async def list_waiting(

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.auth import Principal
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.models import MentoringSession, SessionFeedback
-from app.schemas.common import decode_cursor, encode_cursor
+from app.schemas.common import decode_time_id_cursor, encode_cursor
 from app.schemas.sessions import FeedbackPublic, MenteeSessionPublic, MentorSessionPublic
 
 
@@ -55,13 +55,8 @@ def _window_and_cursor(query, *, starts_from: datetime | None, starts_to: dateti
         query = query.where(MentoringSession.starts_at >= starts_from)
     if starts_to:
         query = query.where(MentoringSession.starts_at < starts_to)
-    position = decode_cursor(cursor or None)  # `?cursor=` (empty) is the first page
-    if position is not None:
-        try:
-            after = (datetime.fromisoformat(position["s"]), uuid.UUID(position["i"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise Unprocessable("The cursor is not one this service issued",
-                                code="invalid_cursor") from exc
+    after = decode_time_id_cursor(cursor, "s")  # `?cursor=` (empty) is the first page
+    if after is not None:
         query = query.where(tuple_(MentoringSession.starts_at, MentoringSession.id) > after)
     return query.order_by(MentoringSession.starts_at, MentoringSession.id)
 

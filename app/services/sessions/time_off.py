@@ -16,9 +16,9 @@ from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
-from app.core.errors import NotFound, Unprocessable
+from app.core.errors import NotFound
 from app.models import MentoringSession, TimeOff, User
-from app.schemas.common import decode_cursor, encode_cursor
+from app.schemas.common import decode_time_id_cursor, encode_cursor
 from app.schemas.scheduling import (
     TimeOffConflict,
     TimeOffCreate,
@@ -62,13 +62,8 @@ async def list_time_off(session: AsyncSession, *, principal: Principal,
         TimeOff.ends_at > (ends_after or datetime.now(UTC)))
     if starts_before is not None:
         query = query.where(TimeOff.starts_at < starts_before)
-    position = decode_cursor(cursor or None)
-    if position is not None:
-        try:
-            after = (datetime.fromisoformat(position["s"]), uuid.UUID(position["i"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise Unprocessable("The cursor is not one this service issued",
-                                code="invalid_cursor") from exc
+    after = decode_time_id_cursor(cursor, "s")
+    if after is not None:
         query = query.where(tuple_(TimeOff.starts_at, TimeOff.id) > after)
     rows = list(await session.scalars(
         query.order_by(TimeOff.starts_at, TimeOff.id).limit(limit + 1)))

@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from sqlalchemy import exists, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.errors import Conflict, NotFound
 from app.core.outbox import emit
 from app.models import MissionReview, MissionSubmission
-from app.schemas.common import decode_cursor, encode_cursor
+from app.schemas.common import decode_time_id_cursor, encode_cursor
 from app.schemas.reviews import MenteeReviewPublic, MissionReviewPublic
 from app.services.workqueue.queue import complete_item, lock_item_by_source_key, my_active_mentees
 
@@ -93,16 +93,8 @@ async def list_mentee_reviews(
     query = (select(MissionReview, MissionSubmission)
              .join(MissionSubmission, MissionSubmission.id == MissionReview.submission_id)
              .where(MissionReview.mentee_id == mentee_id))
-    position = decode_cursor(cursor or None)
-    if position is not None:
-        try:
-            after = (datetime.fromisoformat(position["r"]), uuid.UUID(position["i"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise Unprocessable("The cursor is not one this service issued",
-                                code="invalid_cursor") from exc
-        if after[0].tzinfo is None:
-            raise Unprocessable("The cursor is not one this service issued",
-                                code="invalid_cursor")
+    after = decode_time_id_cursor(cursor, "r")
+    if after is not None:
         query = query.where(tuple_(MissionReview.created_at, MissionReview.id) < after)
     rows = (await session.execute(
         query.order_by(MissionReview.created_at.desc(), MissionReview.id.desc())
