@@ -51,6 +51,7 @@ from app.core.db import SET_PRINCIPAL, Database, make_engine, principal_paramete
 from app.core.errors import Unauthorized
 from app.models import (
     Assignment,
+    AuditEntry,
     CapacityAlert,
     Flag,
     InboxEvent,
@@ -63,9 +64,11 @@ from app.models import (
     MissionSubmission,
     OutboxEvent,
     ProgrammeMetric,
+    ProgrammeMetricDay,
     ReadinessRecord,
     SessionFeedback,
     User,
+    WaitingMentee,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -74,6 +77,7 @@ from app.models import (
 from app.models.events import REFRESH_PRIORITIES
 from app.models.mission import DECISIONS, SUBMISSION_STATUSES
 from app.models.risk import FLAG_STATUSES, SEVERITIES, SIGNAL_KINDS
+from app.models.scheduling import CalendarFeedToken, SessionTimer, TimeOff
 from app.models.session import SESSION_STATUSES
 from app.models.user import MENTOR_CAPACITY_WEEKLY_MAX, MENTOR_MAX_MENTEES_MAX, ROLES
 from app.models.webhook import DELIVERY_STATUSES
@@ -521,12 +525,80 @@ class ProgrammeMetricAdmin(ReadOnlyView, model=ProgrammeMetric):
     column_sortable_list = [ProgrammeMetric.name]
 
 
+class AuditAdmin(ReadOnlyView, model=AuditEntry):
+    """Read-only for everyone (append-only in the database; RLS shows it to admins only)."""
+
+    slug = "audit"
+    name, name_plural, icon = "Audit entry", "Audit trail", "fa-solid fa-clipboard-list"
+    column_list = [AuditEntry.at, AuditEntry.actor_id, AuditEntry.actor_role, AuditEntry.action,
+                   AuditEntry.target_type, AuditEntry.target_id, AuditEntry.request_id]
+    column_searchable_list = [AuditEntry.target_id, AuditEntry.request_id]
+    column_filters = [OperationColumnFilter(AuditEntry.action),
+                      OperationColumnFilter(AuditEntry.target_type)]
+    column_sortable_list = [AuditEntry.at]
+    column_default_sort = [(AuditEntry.id, True)]
+
+
+class ProgrammeMetricDayAdmin(ReadOnlyView, model=ProgrammeMetricDay):
+    slug = "programme-metrics-daily"
+    name, name_plural, icon = "Metric day", "Programme history", "fa-solid fa-chart-line"
+    column_list = [ProgrammeMetricDay.day, ProgrammeMetricDay.name, ProgrammeMetricDay.value,
+                   ProgrammeMetricDay.computed_at]
+    column_searchable_list = [ProgrammeMetricDay.name]
+    column_filters = [OperationColumnFilter(ProgrammeMetricDay.name)]
+    column_sortable_list = [ProgrammeMetricDay.day]
+    column_default_sort = [(ProgrammeMetricDay.day, True)]
+
+
+class WaitingMenteeAdmin(ReadOnlyView, model=WaitingMentee):
+    slug = "waiting-mentees"
+    name, name_plural, icon = "Waiting mentee", "Waiting list", "fa-solid fa-hourglass"
+    column_list = [WaitingMentee.mentee_id, WaitingMentee.since]
+    column_searchable_list = [WaitingMentee.mentee_id]
+    column_filters = [OperationColumnFilter(WaitingMentee.since)]
+    column_sortable_list = [WaitingMentee.since]
+    column_default_sort = [(WaitingMentee.since, False)]
+
+
+class TimeOffAdmin(ReadOnlyView, model=TimeOff):
+    slug = "time-off"
+    name, name_plural, icon = "Time off", "Time off", "fa-solid fa-umbrella-beach"
+    column_list = [TimeOff.mentor_id, TimeOff.starts_at, TimeOff.ends_at, TimeOff.reason]
+    column_searchable_list = [TimeOff.mentor_id]
+    column_filters = [OperationColumnFilter(TimeOff.starts_at)]
+    column_sortable_list = [TimeOff.starts_at]
+    column_default_sort = [(TimeOff.starts_at, True)]
+
+
+class SessionTimerAdmin(ReadOnlyView, model=SessionTimer):
+    slug = "session-timers"
+    name, name_plural, icon = "Session timer", "Session timers", "fa-solid fa-bell"
+    column_list = [SessionTimer.session_id, SessionTimer.kind, SessionTimer.due_at,
+                   SessionTimer.done_at]
+    column_searchable_list = [SessionTimer.session_id]
+    column_filters = [OperationColumnFilter(SessionTimer.kind)]
+    column_sortable_list = [SessionTimer.due_at]
+    column_default_sort = [(SessionTimer.due_at, True)]
+
+
+class CalendarFeedTokenAdmin(ReadOnlyView, model=CalendarFeedToken):
+    """Only who has a feed and since when: the token is stored hashed and never shown."""
+
+    slug = "calendar-feed-tokens"
+    name, name_plural, icon = "Calendar feed", "Calendar feeds", "fa-solid fa-calendar"
+    column_list = [CalendarFeedToken.user_id, CalendarFeedToken.created_at]
+    column_searchable_list = [CalendarFeedToken.user_id]
+    column_filters = [OperationColumnFilter(CalendarFeedToken.created_at)]
+    column_sortable_list = [CalendarFeedToken.created_at]
+
+
 VIEWS: tuple[type[ModelView], ...] = (
     UserAdmin, AssignmentAdmin, SessionAdmin, SessionFeedbackAdmin, WorkItemAdmin,
     SubmissionAdmin, ReviewAdmin, FlagAdmin, ReadinessAdmin, SignalAdmin, InboxAdmin,
     OutboxAdmin, WebhookEndpointAdmin, WebhookDeliveryAdmin, WebhookAttemptAdmin,
     MatchingRunAdmin, MatchingProposalAdmin, MenteePreferencesAdmin, CapacityAlertAdmin,
-    ProgrammeMetricAdmin,
+    ProgrammeMetricAdmin, AuditAdmin, ProgrammeMetricDayAdmin, WaitingMenteeAdmin,
+    TimeOffAdmin, SessionTimerAdmin, CalendarFeedTokenAdmin,
 )
 # URL slugs: sqladmin derives `identity` from the model's class name when the class is
 # created (`mentoring-session`); the tables' names read better (`/admin/sessions/list`).
