@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_gap_bench_runs_and_reports_every_route(servers):
-    if shutil.which("wrk") is None:
-        message = "needs `wrk`: apt-get install wrk"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{message}; CI=true: a missing tool is a failure")
-        pytest.skip(message)
+    require_tool("wrk")
     result = subprocess.run(
         [sys.executable, "-m", "bench.gap_bench", "--mentors", "5", "--mentees", "20",
          "--seconds", "1", "--rounds", "1", "--tokens", "5"],

@@ -4,29 +4,17 @@ integrators use: the official AsyncAPI parser (npm) and openapi-spec-validator."
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from openapi_spec_validator import validate
 
 from app.core.outbox import REFRESH_PRIORITY
+from tests.support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 PARSER = "@asyncapi/parser@3.6.6"
 TOOLS = ROOT / ".cache" / "npm-tools"  # gitignored; npm caches the download
-
-
-def _npm() -> str:
-    npm = shutil.which("npm")
-    if npm is None:
-        message = "needs `npm`: apt-get install npm (as root, `make test` installs it)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{message}; CI=true: a missing tool is a failure")
-        pytest.skip(message)
-    return npm
 
 
 async def test_catalogue_lists_every_event_and_channel(client):
@@ -47,7 +35,8 @@ async def test_catalogue_lists_every_event_and_channel(client):
 
 
 async def test_asyncapi_parser_accepts_the_catalogue(client, tmp_path):
-    npm = _npm()
+    npm = require_tool("npm")
+    require_tool("node")
     document = (await client.get("/asyncapi.json")).json()
     path = tmp_path / "asyncapi.json"
     path.write_text(json.dumps(document))

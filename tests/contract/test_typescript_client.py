@@ -4,27 +4,18 @@ which `tsc --strict` must accept. A spec change that would break the SPA fails h
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "clients" / "typescript"
 
 
-def _require_npm() -> None:
-    if shutil.which("npm") is None or shutil.which("node") is None:
-        message = "needs `node` and `npm`: apt-get install nodejs npm"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{message}; CI=true: a missing tool is a failure")
-        pytest.skip(message)
-
-
 def test_committed_types_match_the_spec_and_the_spa_usage_type_checks(tmp_path):
-    _require_npm()
+    require_tool("npm")
+    require_tool("node")
     fresh = tmp_path / "schema.d.ts"
     subprocess.run([str(ROOT / "scripts" / "generate-ts-client"), str(fresh)], cwd=ROOT,
                    check=True, capture_output=True, timeout=600)
