@@ -60,6 +60,7 @@ EXPECTED_REFRESH_PRIORITY = {
     "workqueue.item_escalated": "high",
     "user.deactivated": "high",
     "user.erased": "normal",
+    "session.reminder": "normal",  # v2: 1440 and 60 minutes before, to both people
 }
 
 
@@ -389,8 +390,16 @@ async def test_relay_killed_with_sigkill_mid_batch_loses_nothing(
         redis, local, await expected_by_user(system_db, ids))
 
 
-async def test_the_relay_logs_its_start_stop_and_each_lease_takeover(system_db, redis, settings):
+async def test_the_relay_logs_its_start_stop_and_each_lease_takeover(system_db, redis, settings,
+                                                                    monkeypatch):
+    import structlog
     from structlog.testing import capture_logs
+
+    from app.services.events import relay as relay_module
+
+    # A fresh logger: the module's own was cached on first use (cache_logger_on_first_use),
+    # which capture_logs cannot see into once an earlier test has logged through it.
+    monkeypatch.setattr(relay_module, "log", structlog.get_logger("app.relay"))
 
     users = [uuid.uuid4()]
     ids = await insert_outbox(system_db, 3, users)
