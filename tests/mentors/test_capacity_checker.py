@@ -47,7 +47,7 @@ class TestCapacityExceeded:
         assert first.alerts >= 1
         (event,) = await alerts_for(system_db, mentor)
         assert event.refresh_priority == "high"
-        assert event.recipients[0] == mentor.id and director.id in event.recipients
+        assert mentor.id in event.recipients and director.id in event.recipients  # any order
         assert event.data == {
             "mentor_id": str(mentor.id), "iso_week": "2031-W11", "weekly_slots_used": 2,
             "weekly_slots_total": 2, "mentees_active": 2, "mentees_max": 20,
