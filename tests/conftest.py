@@ -4,7 +4,10 @@ role) and real Redis. See tests/support/harness.py for where the servers come fr
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,17 +15,46 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 import app.core.auth as auth_module
+import app.main as app_main
 from app.config import Settings, get_settings
 from app.core.db import Database
 from app.core.logging import _HANDLER_NAME
 from app.core.redis import make_redis
-from app.main import create_app
+from tests.support import observed_problems
 from tests.support.factories import Factory
 from tests.support.harness import ServerHarness, settings_environment
 from tests.support.token_audit import LOG_FILES, MINTED, AppLogCapture, find_leaks, recording
 
 # Tests that import mint_token themselves (after this conftest) get the recording one.
 auth_module.mint_token = recording(auth_module.mint_token)
+
+# Every app the tests build records its problem responses (tests/support/observed_problems):
+# in-process apps through this wrapper (test modules import it after this conftest), live
+# servers into this file.
+_unrecorded_create_app = app_main.create_app
+OBSERVED_LOG = Path(tempfile.gettempdir()) / f"observed-problems-{os.getpid()}.jsonl"
+os.environ[observed_problems.LOG_ENV] = str(OBSERVED_LOG)
+
+
+def create_app(*args, **kwargs) -> FastAPI:
+    return observed_problems.install(_unrecorded_create_app(*args, **kwargs))
+
+
+app_main.create_app = create_app
+
+
+@pytest.fixture(scope="session", autouse=True)
+def problems_are_declared() -> Iterator[None]:
+    """At the end of the run: every problem `code` a route answered (in-process or live
+    server, any test) is declared in the OpenAPI document for that route and status."""
+    OBSERVED_LOG.unlink(missing_ok=True)
+    yield
+    observed = observed_problems.OBSERVED | observed_problems.read_log(OBSERVED_LOG)
+    OBSERVED_LOG.unlink(missing_ok=True)
+    missing = observed_problems.undeclared(observed)
+    assert not missing, ("problem codes answered but not declared for the route and status "
+                         "(declare them beside the route: app/core/problems.py):\n"
+                         + "\n".join(missing))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.config import Settings
 from app.core.errors import Forbidden, ServiceUnavailable, Unauthorized
 from app.core.identity import IdentityCache
+from app.core.problems import declares
 from app.models.user import ROLES, Role
 
 
@@ -36,7 +37,7 @@ class Principal:
 def _verification_key(settings: Settings) -> str:
     key = settings.jwt_public_key if settings.jwt_algorithm == "RS256" else settings.jwt_secret
     if not key:  # unreachable once `require_secure` passed at startup; never an empty key
-        raise Unauthorized("Token verification is not configured")
+        raise Unauthorized("Token verification is not configured", code="invalid_token")
     return key
 
 
@@ -115,6 +116,10 @@ async def _authenticate(request: Request, token: str) -> Principal:
     return principal
 
 
+# What every authenticated route can answer before its own logic runs.
+AUTHENTICATION_PROBLEMS = {401: ["missing_token", "invalid_token", "token_expired"],
+                           503: ["service_unavailable"]}
+
 bearer_scheme = HTTPBearer(auto_error=False, description="JWT issued by the platform")
 
 
@@ -126,6 +131,7 @@ def _verified(request: Request, token: str) -> Principal:
     return decode_token(token, request.app.state.shared.settings)
 
 
+@declares(AUTHENTICATION_PROBLEMS)
 async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
@@ -135,6 +141,7 @@ async def current_principal(
     return await _authenticate(request, credentials.credentials)
 
 
+@declares(AUTHENTICATION_PROBLEMS)
 async def principal_from_header_or_query(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
@@ -154,6 +161,7 @@ def require_roles(*roles: Role, allow_query_token: bool = False):
     """Dependency: the caller's principal, which must hold one of `roles` (else 403)."""
     source = principal_from_header_or_query if allow_query_token else current_principal
 
+    @declares({403: ["wrong_role"]})
     async def dependency(principal: Annotated[Principal, Depends(source)]) -> Principal:
         if principal.role not in roles:
             raise Forbidden(f"This route is for the role(s): {', '.join(roles)}",

@@ -4,10 +4,10 @@
   to its function name (never FastAPI's `name_path_method` default), and a test checks
   they are all explicit and unique.
 - Errors: every 4xx/5xx response is documented as what the service really sends,
-  `application/problem+json` with the `Problem` schema. FastAPI's default 422
-  (`HTTPValidationError`, plain JSON) is replaced, and the statuses any route can return
-  are added where missing: 401 and 403 on authenticated routes (bad token, wrong role),
-  422 wherever there are parameters or a body, 413 wherever there is a body.
+  `application/problem+json`, with the exact `code`s the operation can return at that
+  status as an enum (app/core/problems.py: the route's own codes, its dependencies' and
+  the shared layers'), one realistic example and a description saying when each code
+  happens. FastAPI's default 422 (`HTTPValidationError`, plain JSON) is replaced.
 """
 
 from __future__ import annotations
@@ -15,46 +15,54 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
+from app.core.problems import CODES, api_routes, route_problems
+from app.core.ratelimit import EXEMPT_PATHS
 from app.schemas.common import Problem
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
-PROBLEM_CONTENT = {"application/problem+json": {"schema": PROBLEM_REF}}
+PROBLEM_MEDIA = "application/problem+json"
 DESCRIPTIONS = {
-    "401": "Missing, invalid or expired token",
-    "403": "The token's role may not use this route",
-    "404": "Not found, or not the caller's to see",
-    "409": "Conflicts with the current state",
-    "413": "The request body is too large",
-    "422": "The body, path or query is invalid",
-    "503": "A dependency is unavailable",
+    401: "Missing, invalid or expired token",
+    403: "The token's role may not use this route",
+    404: "Not found, or not the caller's to see",
+    409: "Conflicts with the current state",
+    413: "The request body is too large",
+    422: "The body, path or query is invalid",
+    429: "Too many requests",
+    503: "A dependency is unavailable",
 }
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
-def operation_id_from_name(route: APIRoute) -> str:
+def operation_id_from_name(route: Any) -> str:
     return route.name
 
 
-def _problem_response(status: str, existing: dict[str, Any] | None) -> dict[str, Any]:
-    description = (existing or {}).get("description")
-    if not description or description in ("Validation Error", "Successful Response"):
-        description = DESCRIPTIONS.get(status, "Problem details")
-    return {**(existing or {}), "description": description, "content": PROBLEM_CONTENT}
+def problem_response(status: int, codes: list[str], path: str) -> dict[str, Any]:
+    """The response object: a `Problem` whose `code` is one of `codes`."""
+    lines = "\n".join(f"- `{code}`: {CODES[code]}" for code in codes)
+    first = codes[0]
+    example = {"type": f"https://errors.mentorship.dev/{first}",
+               "title": CODES[first][:1].upper() + CODES[first][1:], "status": status,
+               "detail": CODES[first][:1].upper() + CODES[first][1:] + ".",
+               "code": first, "instance": path}
+    schema = {"allOf": [PROBLEM_REF],
+              "properties": {"code": {"type": "string", "enum": codes}},
+              "required": ["code"]}
+    return {"description": f"{DESCRIPTIONS.get(status, 'Problem details')}:\n{lines}",
+            "content": {PROBLEM_MEDIA: {"schema": schema, "example": example}}}
 
 
-def _fix_operation(operation: dict[str, Any]) -> None:
+def _fix_operation(operation: dict[str, Any], declared: dict[int, list[str]],
+                   path: str) -> None:
     responses = operation.setdefault("responses", {})
-    wanted = {status for status in responses if status[:1] in ("4", "5")}
-    if operation.get("security"):
-        wanted |= {"401", "403"}
-    if operation.get("parameters") or operation.get("requestBody"):
-        wanted.add("422")
-    if operation.get("requestBody"):
-        wanted.add("413")
-    for status in sorted(wanted):
-        responses[status] = _problem_response(status, responses.get(status))
+    for status in [status for status in responses if status[:1] in ("4", "5")]:
+        if int(status) not in declared:  # FastAPI's default 422 of a route without input
+            del responses[status]
+    for status, codes in declared.items():
+        responses[str(status)] = problem_response(status, codes, path)
+    operation["responses"] = dict(sorted(responses.items()))
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -67,10 +75,12 @@ def install_openapi(app: FastAPI) -> None:
         schemas = schema.setdefault("components", {}).setdefault("schemas", {})
         schemas.setdefault("Problem", Problem.model_json_schema(
             ref_template="#/components/schemas/{model}"))
-        for path_item in schema.get("paths", {}).values():
-            for method in METHODS:
-                if method in path_item:
-                    _fix_operation(path_item[method])
+        for route in api_routes(app):
+            declared = route_problems(route, EXEMPT_PATHS)
+            path_item = schema["paths"][route.path_format]
+            for method in route.methods:
+                if method.lower() in path_item:
+                    _fix_operation(path_item[method.lower()], declared, route.path_format)
         # Webhooks are requests the service sends: the receiver's answers are its own.
         for path_item in schema.get("webhooks", {}).values():
             for operation in path_item.values():

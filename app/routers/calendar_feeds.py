@@ -8,8 +8,8 @@ from pydantic import BaseModel, Field
 from app.core.auth import Principal, require_roles
 from app.core.db import DbSession
 from app.core.errors import NotFound
+from app.core.problems import problems
 from app.core.state import StateDep
-from app.schemas.common import problem_responses
 from app.services.sessions import calendar, feeds
 
 router = APIRouter()
@@ -34,7 +34,6 @@ class FeedTokenPublic(BaseModel):
                 "your account is deactivated. The token is random, not a JWT.",
     status_code=201,
     response_model=FeedTokenPublic,
-    responses=problem_responses(401, 403),
 )
 async def issue_feed_token(principal: FeedOwner, session: DbSession, state: StateDep,
                            request: Request) -> FeedTokenPublic:
@@ -50,7 +49,7 @@ async def issue_feed_token(principal: FeedOwner, session: DbSession, state: Stat
     summary="Revoke your calendar subscription URL",
     status_code=204,
     response_class=Response,
-    responses=problem_responses(401, 403, 404),
+    responses=problems({404: ["feed_not_found"]}),
 )
 async def revoke_feed_token(principal: FeedOwner, session: DbSession) -> Response:
     if not await feeds.revoke_feed_token(session, principal=principal):
@@ -69,7 +68,7 @@ async def revoke_feed_token(principal: FeedOwner, session: DbSession) -> Respons
     responses={
         200: {"content": {"text/calendar": {"schema": {"type": "string"}}},
               "description": "An iCalendar (RFC 5545) document"},
-        **problem_responses(404, 422),
+        **problems({404: ["feed_not_found"]}),
     },
 )
 async def calendar_feed_by_token(

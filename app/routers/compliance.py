@@ -10,8 +10,9 @@ from pydantic import AwareDatetime
 
 from app.core.auth import CurrentAdmin
 from app.core.db import DbSession
+from app.core.problems import problems
 from app.core.state import StateDep
-from app.schemas.common import Page, problem_responses
+from app.schemas.common import Page
 from app.schemas.compliance import AuditEntryPublic, UserErased, UserExport
 from app.services.compliance import audit, erasure
 
@@ -24,7 +25,7 @@ router = APIRouter(prefix="/api/v1/admin", tags=["compliance"])
                 "`system`, the admin UI), written by the database in the same transaction "
                 "as the change. Append-only: no application role can change or delete it; "
                 "only retention and erasure do (see the README).",
-    response_model=Page[AuditEntryPublic], responses=problem_responses(401, 403, 422),
+    response_model=Page[AuditEntryPublic], responses=problems({422: ["invalid_cursor"]}),
 )
 async def list_audit(
     principal: CurrentAdmin, session: DbSession,
@@ -44,7 +45,7 @@ async def list_audit(
 @router.get(
     "/users/{user_id}/export", operation_id="export_user",
     summary="Every personal datum held about a user, as one JSON document",
-    response_model=UserExport, responses=problem_responses(401, 403, 404, 422),
+    response_model=UserExport, responses=problems({404: ["not_found"]}),
 )
 async def export_user(user_id: uuid.UUID, principal: CurrentAdmin,
                       session: DbSession) -> UserExport:
@@ -61,7 +62,8 @@ async def export_user(user_id: uuid.UUID, principal: CurrentAdmin,
                 "out. Their Redis streams and markers are removed right after. The id stays "
                 "as a tombstone: a later upsert of it is 409 `erased`; erasing twice is 409 "
                 "`invalid_transition`.",
-    response_model=UserErased, responses=problem_responses(401, 403, 404, 409, 422),
+    response_model=UserErased,
+    responses=problems({404: ["not_found"], 409: ["invalid_transition", "concurrent_change"]}),
 )
 async def erase_user(user_id: uuid.UUID, principal: CurrentAdmin, session: DbSession,
                      state: StateDep, background: BackgroundTasks) -> UserErased:

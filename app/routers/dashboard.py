@@ -12,7 +12,8 @@ from fastapi import APIRouter, Query, Request, Response
 from app.core.auth import CurrentMentee, CurrentMentor, CurrentStaff
 from app.core.db import DbSession
 from app.core.http_cache import conditional_json
-from app.schemas.common import Page, problem_responses
+from app.core.problems import problems
+from app.schemas.common import Page
 from app.schemas.dashboard import (
     UTILIZATION_DOC,
     CockpitPublic,
@@ -44,7 +45,7 @@ NOT_MODIFIED = {"description": "`If-None-Match` holds the current `ETag`: nothin
         f"**Capacity utilisation**: {UTILIZATION_DOC}\n" + RISK_RULES_DOC
     ),
     response_model=DashboardPublic,
-    responses={304: NOT_MODIFIED, **problem_responses(401, 403, 404)},
+    responses={304: NOT_MODIFIED, **problems({404: ["mentor_not_found"]})},
     tags=["mentor"],
 )
 async def get_dashboard(request: Request, principal: CurrentMentor,
@@ -59,7 +60,7 @@ async def get_dashboard(request: Request, principal: CurrentMentor,
     summary="The mentor's active mentees with their risk summary",
     description="Ordered by name. " + RISK_RULES_DOC,
     response_model=Page[MenteeSummary],
-    responses=problem_responses(401, 403, 422),
+    responses=problems({422: ["invalid_cursor"]}),
     tags=["mentor"],
 )
 async def list_mentees(
@@ -85,7 +86,7 @@ async def list_mentees(
                  "submissions with their review. 404 unless the mentee is actively assigned "
                  "to the caller."),
     response_model=CockpitPublic,
-    responses={304: NOT_MODIFIED, **problem_responses(401, 403, 404, 422)},
+    responses={304: NOT_MODIFIED, **problems({404: ["mentee_not_found"]})},
     tags=["mentor"],
 )
 async def get_cockpit(
@@ -103,7 +104,7 @@ async def get_cockpit(
     description=("`at_risk` says whether to show the at-risk banner; the reasons and any "
                  "flag notes are never part of the mentee's view."),
     response_model=MenteeHome,
-    responses=problem_responses(401, 403, 404),
+    responses=problems({404: ["mentee_not_found"]}),
     tags=["mentee"],
 )
 async def get_mentee_home(principal: CurrentMentee, session: DbSession) -> MenteeHome:
@@ -119,7 +120,7 @@ async def get_mentee_home(principal: CurrentMentee, session: DbSession) -> Mente
                 "`decision`, `feedback`, `score`, `reviewed_at` (plus the mission and its "
                 "title). Pending submissions are not listed.",
     response_model=Page[MenteeReviewPublic],
-    responses=problem_responses(401, 403, 422),
+    responses=problems({422: ["invalid_cursor"]}),
     tags=["mentee"],
 )
 async def get_mentee_reviews(
@@ -142,7 +143,7 @@ async def get_mentee_reviews(
                  "notes) and recent submissions with their review. 404 unless the user is a "
                  "mentee."),
     response_model=CockpitPublic,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problems({404: ["mentee_not_found"]}),
     tags=["director"],
 )
 async def get_director_cockpit(
@@ -163,7 +164,7 @@ async def get_director_cockpit(
                 "or `-load`; ties by name. Keyset pages: a cursor is valid only with the sort "
                 "it came from.",
     response_model=Page[MentorLoadPublic],
-    responses=problem_responses(401, 403, 422),
+    responses=problems({422: ["invalid_cursor"]}),
     tags=["director"],
 )
 async def list_mentors(

@@ -10,13 +10,14 @@ from fastapi.responses import JSONResponse
 from app.core.auth import CurrentService
 from app.core.db import DbSession
 from app.core.errors import Unprocessable
+from app.core.problems import problems
 from app.core.state import SettingsDep
 from app.routers.sessions import Video
-from app.schemas.common import problem_responses
 from app.schemas.events import EventsAccepted, EventsIn, OutboundEvent, UserPublic, UserUpsert
 from app.services.events import inbound, users
 from app.services.events.catalogue import asyncapi_document
 
+USER_CONFLICTS = ["email_taken", "erased", "concurrent_change"]
 router = APIRouter(prefix="/api/v1", tags=["service"])
 
 EVENTS_DESCRIPTION = """
@@ -42,7 +43,7 @@ One inbound event, or `{"events": [...]}` with up to 500. Envelope:
     description=EVENTS_DESCRIPTION,
     status_code=status.HTTP_202_ACCEPTED,
     response_model=EventsAccepted,
-    responses=problem_responses(401, 403, 409, 413, 422),
+    responses=problems({409: USER_CONFLICTS, 422: ["batch_too_large"]}),
 )
 async def post_events(
     body: EventsIn, principal: CurrentService, session: DbSession, settings: SettingsDep,
@@ -70,7 +71,7 @@ async def post_events(
                 "without relationships.",
     response_model=UserPublic,
     responses={201: {"model": UserPublic, "description": "Created"},
-               **problem_responses(401, 403, 409, 422)},
+               **problems({404: ["not_found"], 409: USER_CONFLICTS})},
 )
 async def put_user(
     user_id: uuid.UUID, body: UserUpsert, principal: CurrentService, session: DbSession,

@@ -14,8 +14,8 @@ from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
 from app.core.auth import Principal, require_roles
+from app.core.problems import problems
 from app.core.state import AppState, StateDep
-from app.schemas.common import problem_responses
 from app.services.dashboard.director import director_snapshot
 from app.services.dashboard.mentees import mentee_home
 from app.services.live.streams import (
@@ -26,7 +26,7 @@ from app.services.live.streams import (
     start_stream,
 )
 
-router = APIRouter(tags=["mentor"])
+router = APIRouter()
 # The mentor's, the directors' and the mentees' streams: one mechanism (app/services/live/),
 # each user's own Redis stream, a snapshot of their view first.
 log = structlog.get_logger("app.realtime")
@@ -90,11 +90,9 @@ again every `AUTH_CACHE_SECONDS`).
 """
 
 
-STREAM_RESPONSES = {
-    200: {"description": "An endless `text/event-stream`.",
-          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-    **problem_responses(401, 403, 422, 429, 503),
-}
+STREAM_OK = {200: {"description": "An endless `text/event-stream`.",
+                   "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
+STREAM_LIMITS = {429: ["too_many_streams"], 503: ["stream_unavailable", "too_many_streams"]}
 LastEventId = Annotated[
     str | None, Header(alias="Last-Event-ID", description="The last `id:` received.")]
 LastEventIdQuery = Annotated[
@@ -124,10 +122,11 @@ async def _open(state: AppState, principal: Principal, last_event_id: str | None
 @router.get(
     "/api/v1/mentor/dashboard/stream",
     operation_id="stream_mentor_dashboard",
+    tags=["mentor"],
+    responses={**STREAM_OK, **problems({404: ["mentor_not_found"], **STREAM_LIMITS})},
     summary="Live dashboard: a snapshot, then events as they happen (SSE)",
     description=STREAM_DESCRIPTION,
     response_class=EventSourceResponse,
-    responses=STREAM_RESPONSES,
 )
 async def stream_dashboard(
     state: StateDep, principal: StreamingMentor, last_event_id: LastEventId = None,
@@ -139,6 +138,7 @@ async def stream_dashboard(
 @router.get(
     "/api/v1/director/stream",
     operation_id="stream_director",
+    responses={**STREAM_OK, **problems(STREAM_LIMITS)},
     summary="The directors' live view: a snapshot, then events as they happen (SSE)",
     description=STREAM_DESCRIPTION.replace(
         "the body of `GET /api/v1/mentor/dashboard`",
@@ -148,7 +148,6 @@ async def stream_dashboard(
         "`matching.run_finished`, `risk.raised`, ...)").replace("the mentor's stream",
                                                                 "the director's stream"),
     response_class=EventSourceResponse,
-    responses=STREAM_RESPONSES,
     tags=["director"],
 )
 async def stream_director(
@@ -164,6 +163,7 @@ async def stream_director(
 @router.get(
     "/api/v1/mentee/stream",
     operation_id="stream_mentee",
+    responses={**STREAM_OK, **problems({404: ["mentee_not_found"], **STREAM_LIMITS})},
     summary="The mentee's live view: a snapshot, then their own events (SSE)",
     description=STREAM_DESCRIPTION.replace(
         "the body of `GET /api/v1/mentor/dashboard`", "the body of `GET /api/v1/mentee/me`"
@@ -171,7 +171,6 @@ async def stream_director(
               "assignment, reviews; never flags or risk reasons)").replace(
         "the mentor's stream", "the mentee's stream"),
     response_class=EventSourceResponse,
-    responses=STREAM_RESPONSES,
     tags=["mentee"],
 )
 async def stream_mentee(

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query, Request, Response
 
 from app.core.auth import CurrentMentee, CurrentStaff
 from app.core.db import DbSession
+from app.core.problems import problems
 from app.core.state import SettingsDep, StateDep
-from app.schemas.common import problem_responses
 from app.schemas.matching import (
     UNPLACED_DETAILS,
     WEIGHTS_DOC,
@@ -49,7 +49,7 @@ DIRECTOR = "/api/v1/director/matching"
     "(`MATCH_MAX_ATTEMPTS`); `matching.run_finished` tells every director how it ended. "
     "422 `invalid_weights`: bad weights. " + WEIGHTS_DOC,
     response_model=MatchingRunAccepted,
-    responses=problem_responses(401, 403, 413, 422, 503),
+    responses=problems({422: ["invalid_weights"], 503: ["queue_unavailable"]}),
 )
 async def run_matching(
     request: Request, response: Response, principal: CurrentStaff, session: DbSession,
@@ -79,7 +79,7 @@ async def run_matching(
     "default 50; `cursor` from `proposals_next_cursor`; or one mentee's with `mentee_id`) "
     "and, once published, `published_at` and `published_count`.",
     response_model=MatchingRunPublic,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problems({404: ["matching_run_not_found"], 422: ["invalid_cursor"]}),
 )
 async def get_matching_run(
     job_id: str, principal: CurrentStaff,
@@ -126,7 +126,8 @@ async def get_matching_run(
     "publish), `not_a_dry_run`, `run_not_finished`, `matching_in_progress` (a run held the "
     "matcher too long); 404 `matching_run_not_found`.",
     response_model=PublishResult,
-    responses=problem_responses(401, 403, 404, 409, 413, 422),
+    responses=problems({404: ["matching_run_not_found"], 409: [
+        "already_published", "run_not_finished", "not_a_dry_run", "matching_in_progress"]}),
 )
 async def publish_matching_run(
     job_id: str, principal: CurrentStaff, session: DbSession, settings: SettingsDep,
@@ -145,7 +146,6 @@ async def publish_matching_run(
     tags=["mentee"],
     summary="The mentee's matching preferences",
     response_model=MenteePreferencesPublic,
-    responses=problem_responses(401, 403),
 )
 async def get_preferences(principal: CurrentMentee,
                           session: DbSession) -> MenteePreferencesPublic:
@@ -165,7 +165,6 @@ async def get_preferences(principal: CurrentMentee,
     "at any time of the year (the larger of the January and July gaps, so daylight saving "
     "time on either side cannot break it).",
     response_model=MenteePreferencesPublic,
-    responses=problem_responses(401, 403, 413, 422),
 )
 async def put_preferences(body: MenteePreferences, principal: CurrentMentee,
                           session: DbSession) -> MenteePreferencesPublic:

@@ -12,8 +12,8 @@ from app.core import telemetry
 from app.core.auth import CurrentStaff
 from app.core.db import DbSession
 from app.core.errors import Unauthorized, Unprocessable
+from app.core.problems import problems
 from app.core.state import StateDep
-from app.schemas.common import problem_responses
 from app.schemas.ops import MetricsHistoryPublic, ProgrammeMetricsPublic
 from app.services.ops.history import history_csv, metrics_history
 from app.services.ops.metrics import DEFINITIONS, metrics_public, stored_programme_metrics
@@ -37,7 +37,7 @@ MAX_HISTORY_DAYS = 366
     response_class=Response,
     responses={200: {"description": "Prometheus text format 0.0.4",
                      "content": {"text/plain": {"schema": {"type": "string"}}}},
-               **problem_responses(401)},
+               **problems({401: ["invalid_token"]})},
 )
 async def prometheus_metrics(state: StateDep, request: Request) -> Response:
     expected = state.settings.metrics_token
@@ -64,7 +64,6 @@ async def prometheus_metrics(state: StateDep, request: Request) -> Response:
                 "(> 0.85); `mentee_satisfaction_score` mean feedback rating, last 30 days (> 4.2).",
     tags=["director"],
     response_model=ProgrammeMetricsPublic,
-    responses=problem_responses(401, 403),
 )
 async def director_programme_metrics(
     principal: CurrentStaff, session: DbSession
@@ -83,7 +82,7 @@ async def director_programme_metrics(
     tags=["director"],
     response_model=MetricsHistoryPublic,
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
-               **problem_responses(401, 403, 422)},
+               **problems({422: ["invalid_range"]})},
 )
 async def director_metrics_history(
     principal: CurrentStaff, session: DbSession,

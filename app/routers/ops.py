@@ -12,9 +12,10 @@ from sqlalchemy import text
 
 from app.core.auth import CurrentPrincipal
 from app.core.errors import problem
+from app.core.problems import problems
 from app.core.state import AppState, StateDep
 
-router = APIRouter(tags=["ops"])
+router = APIRouter()
 
 CHECK_TIMEOUT_SECONDS = 2.0
 
@@ -24,7 +25,7 @@ class Readiness(BaseModel):
     checks: dict[str, Literal["ok"]]
 
 
-@router.get("/healthz", operation_id="healthz", summary="The process is alive")
+@router.get("/healthz", operation_id="healthz", summary="The process is alive", tags=["ops"])
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -43,7 +44,8 @@ async def _check_redis(state: AppState) -> None:
     operation_id="readyz",
     summary="Postgres and Redis are reachable",
     response_model=Readiness,
-    responses={503: {"description": "A dependency is down; `failed` names it."}},
+    tags=["ops"],
+    responses=problems({503: ["not_ready"]}),
 )
 async def readyz(request: Request, state: StateDep) -> JSONResponse:
     checks = {"postgres": _check_postgres, "redis": _check_redis}

@@ -10,9 +10,10 @@ from fastapi import APIRouter, BackgroundTasks, Query, Response, status
 
 from app.core.auth import CurrentService, CurrentStaff
 from app.core.db import DbSession
+from app.core.problems import problems
 from app.core.state import StateDep
 from app.routers.sessions import Video
-from app.schemas.common import Page, problem_responses
+from app.schemas.common import Page
 from app.schemas.relationships import (
     AssignmentCreate,
     AssignmentEnd,
@@ -25,7 +26,8 @@ from app.schemas.relationships import (
 from app.services.programme import lifecycle, reassign
 from app.services.relationships import assignments, waiting
 
-router = APIRouter(prefix="/api/v1", tags=["relationships"])
+# Tags per route: a router-level tag would list the service's route under two headings.
+router = APIRouter(prefix="/api/v1")
 
 Limit = Annotated[int, Query(ge=1, le=200)]
 Cursor = Annotated[str | None, Query(max_length=1000)]
@@ -33,6 +35,7 @@ Cursor = Annotated[str | None, Query(max_length=1000)]
 
 @router.post(
     "/director/assignments",
+    tags=["relationships"],
     operation_id="create_director_assignment",
     summary="Assign or reassign a mentee to a mentor",
     description="201 with the new assignment; a mentee who had another mentor is reassigned "
@@ -53,7 +56,12 @@ Cursor = Annotated[str | None, Query(max_length=1000)]
     response_model=AssignmentPublic,
     responses={200: {"model": AssignmentPublic, "description": "Already assigned to that "
                      "mentor: nothing changed."},
-               **problem_responses(401, 403, 404, 409, 422, 503)},
+               **problems({
+                   404: ["not_found"],
+                   409: ["already_assigned", "capacity_exceeded", "user_inactive",
+                         "transfer_conflict", "concurrent_change"],
+                   422: ["not_a_mentee", "not_a_mentor"],
+                   503: ["video_provider_unavailable"]})},
 )
 async def assign(
     body: AssignmentCreate, director: CurrentStaff, session: DbSession, response: Response,
@@ -69,6 +77,7 @@ async def assign(
 
 @router.post(
     "/director/assignments/{assignment_id}/end",
+    tags=["relationships"],
     operation_id="end_director_assignment",
     summary="End an assignment",
     description="The assignment ends (`ended_at`, `end_reason` = `reason`); the pair's future "
@@ -76,7 +85,7 @@ async def assign(
                 "goes out and the mentee joins the waiting list. Ending an ended assignment: "
                 "409 `invalid_transition`; unknown: 404.",
     response_model=AssignmentEnded,
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
+    responses=problems({404: ["not_found"], 409: ["invalid_transition"]}),
 )
 async def end_assignment(
     assignment_id: uuid.UUID, body: AssignmentEnd, director: CurrentStaff,
@@ -89,10 +98,11 @@ async def end_assignment(
 
 @router.get(
     "/director/mentees/{mentee_id}/assignments",
+    tags=["relationships"],
     operation_id="list_mentee_assignments",
     summary="A mentee's assignment history, newest first",
     response_model=Page[AssignmentHistoryItem],
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problems({404: ["mentee_not_found"], 422: ["invalid_cursor"]}),
 )
 async def assignment_history(
     mentee_id: uuid.UUID, _: CurrentStaff, session: DbSession, limit: Limit = 50,
@@ -105,13 +115,14 @@ async def assignment_history(
 
 @router.get(
     "/director/waiting",
+    tags=["relationships"],
     operation_id="list_waiting_mentees",
     summary="Mentees with no active assignment, longest waiting first",
     description="Active mentees without a mentor, ordered by `waiting_since` (then id), with "
                 "why the latest finished matcher run did not place them "
                 "(`last_match_reason`).",
     response_model=Page[WaitingMentee],
-    responses=problem_responses(401, 403, 422),
+    responses=problems({422: ["invalid_cursor"]}),
 )
 async def list_waiting(
     _: CurrentStaff, session: DbSession, limit: Limit = 50, cursor: Cursor = None,
@@ -133,7 +144,7 @@ async def list_waiting(
                 "/api/v1/users/{user_id}) with `\"active\": true` brings them back without "
                 "relationships.",
     response_model=UserDeactivated,
-    responses=problem_responses(401, 403, 404, 422, 503),
+    responses=problems({404: ["not_found"], 409: ["concurrent_change"]}),
     tags=["service"],
 )
 async def deactivate_user(

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Query, status
 
 from app.core.auth import CurrentMentor, CurrentStaff
 from app.core.db import DbSession
-from app.schemas.common import Page, problem_responses
+from app.core.problems import problems
+from app.schemas.common import Page
 from app.schemas.risk import (
     DirectorFlagUpdate,
     FlagCreate,
@@ -33,7 +34,7 @@ router = APIRouter(prefix="/api/v1")
                 "not part of the event.",
     status_code=status.HTTP_201_CREATED,
     response_model=FlagPublic,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problems({404: ["not_found"]}),
     tags=["mentor workspace"],
 )
 async def raise_flag(body: FlagCreate, mentor: CurrentMentor, session: DbSession) -> FlagPublic:
@@ -50,7 +51,7 @@ async def raise_flag(body: FlagCreate, mentor: CurrentMentor, session: DbSession
     description="open (or escalated) → resolved, once (a second time is 409 "
                 "`invalid_transition`). Emits `flag.resolved`.",
     response_model=FlagPublic,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problems({404: ["not_found"], 409: ["invalid_transition"]}),
     tags=["mentor workspace"],
 )
 async def resolve_flag(
@@ -69,7 +70,7 @@ async def resolve_flag(
                 "(`severity=high&severity=critical`). `status=open` is open and not "
                 "escalated; `escalated` is open and escalated by a director.",
     response_model=Page[FlagPublic],
-    responses=problem_responses(401, 403, 422),
+    responses=problems({422: ["invalid_cursor"]}),
     tags=["director"],
 )
 async def list_flags(
@@ -97,7 +98,7 @@ async def list_flags(
                 "director, the mentee's mentor and whoever raised it; `resolution` may say "
                 "why). Any other change: 409 `invalid_transition`.",
     response_model=FlagPublic,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problems({404: ["not_found"], 409: ["invalid_transition"]}),
     tags=["director"],
 )
 async def update_flag(

@@ -8,8 +8,9 @@ from pydantic import AwareDatetime
 
 from app.core.auth import CurrentMentee, CurrentMentor
 from app.core.db import DbSession
+from app.core.problems import problems
 from app.core.state import SettingsDep
-from app.schemas.common import Page, problem_responses
+from app.schemas.common import Page
 from app.schemas.scheduling import (
     Slot,
     SlotsPublic,
@@ -53,7 +54,7 @@ def _public(rules, slots, *, duration: int, settings) -> SlotsPublic:
     description=SLOTS_DESCRIPTION.format(notice=", and no sooner than the mentor's minimum "
                                                 "notice") + " 409 `no_mentor` without a mentor.",
     response_model=SlotsPublic,
-    responses=problem_responses(401, 403, 409, 422),
+    responses=problems({409: ["no_mentor"]}),
 )
 async def list_mentee_slots(principal: CurrentMentee, session: DbSession, settings: SettingsDep,
                             starts_from: SlotsFrom = None, starts_to: SlotsTo = None,
@@ -72,7 +73,7 @@ async def list_mentee_slots(principal: CurrentMentee, session: DbSession, settin
     description=SLOTS_DESCRIPTION.format(notice=" (your minimum notice binds mentees only)")
     + " 404 `not_assigned` for a mentee who is not yours.",
     response_model=SlotsPublic,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problems({404: ["not_assigned"]}),
 )
 async def list_mentor_slots(mentee_id: uuid.UUID, principal: CurrentMentor,
                             session: DbSession, settings: SettingsDep,
@@ -91,7 +92,7 @@ async def list_mentor_slots(mentee_id: uuid.UUID, principal: CurrentMentor,
     operation_id="list_time_off",
     summary="Your time off (current and future by default), by start",
     response_model=Page[TimeOffPublic],
-    responses=problem_responses(401, 403, 422),
+    responses=problems({422: ["invalid_cursor"]}),
 )
 async def list_time_off(
     principal: CurrentMentor, session: DbSession,
@@ -118,7 +119,7 @@ async def list_time_off(
                 "`conflicts`.",
     status_code=201,
     response_model=TimeOffCreated,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problems({404: ["not_found"]}),
 )
 async def add_time_off(body: TimeOffCreate, principal: CurrentMentor,
                        session: DbSession) -> TimeOffCreated:
@@ -132,7 +133,7 @@ async def add_time_off(body: TimeOffCreate, principal: CurrentMentor,
     summary="Remove time off",
     status_code=204,
     response_class=Response,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problems({404: ["not_found"]}),
 )
 async def delete_time_off(time_off_id: uuid.UUID, principal: CurrentMentor,
                           session: DbSession) -> Response:

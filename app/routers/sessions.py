@@ -9,8 +9,9 @@ from pydantic import AwareDatetime
 from app.core.auth import CurrentMentee, CurrentMentor, Principal, require_roles
 from app.core.db import DbSession, DbSessionQueryToken
 from app.core.jobqueue import schedule_capacity_check
+from app.core.problems import problems
 from app.core.state import SettingsDep, StateDep
-from app.schemas.common import Page, problem_responses
+from app.schemas.common import Page
 from app.schemas.sessions import (
     FeedbackCreate,
     FeedbackPublic,
@@ -42,6 +43,9 @@ From = Annotated[AwareDatetime | None,
                  Query(alias="from", description="Sessions starting at or after this instant")]
 To = Annotated[AwareDatetime | None,
                Query(alias="to", description="Sessions starting before this instant")]
+# The booking rules' 409s (app/services/sessions/slots.py) and the video provider's 503.
+BOOKING = ["double_booking", "capacity_exceeded", "outside_availability"]
+VIDEO = ["video_provider_unavailable"]
 CalendarCaller = Annotated[
     Principal, Depends(require_roles("mentor", "mentee", allow_query_token=True))
 ]
@@ -61,7 +65,7 @@ CalendarCaller = Annotated[
                 "`double_booking`, `capacity_exceeded`, `outside_availability`.",
     status_code=201,
     response_model=MentorSessionPublic,
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
+    responses=problems({404: ["not_assigned"], 409: BOOKING, 503: VIDEO}),
 )
 async def book_session(body: SessionCreate, principal: CurrentMentor, session: DbSession,
                        state: StateDep, video: Video,
@@ -84,7 +88,7 @@ async def book_session(body: SessionCreate, principal: CurrentMentor, session: D
     operation_id="list_mentor_sessions",
     summary="Your sessions, by start time (`?from=&to=`)",
     response_model=Page[MentorSessionPublic],
-    responses=problem_responses(401, 403, 422),
+    responses=problems({422: ["invalid_cursor"]}),
 )
 async def list_mentor_sessions(
     principal: CurrentMentor, session: DbSession, starts_from: From = None, starts_to: To = None,
@@ -104,7 +108,7 @@ async def list_mentor_sessions(
     operation_id="get_mentor_session",
     summary="One of your sessions",
     response_model=MentorSessionPublic,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problems({404: ["not_found"]}),
 )
 async def get_mentor_session(session_id: uuid.UUID, principal: CurrentMentor,
                              session: DbSession) -> MentorSessionPublic:
@@ -122,7 +126,8 @@ async def get_mentor_session(session_id: uuid.UUID, principal: CurrentMentor,
                 "once the session has started). Only scheduled sessions change: anything "
                 "else is 409 `invalid_transition`.",
     response_model=MentorSessionPublic,
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
+    responses=problems({404: ["not_found", "not_assigned"], 409: ["invalid_transition", *BOOKING],
+                         503: VIDEO}),
 )
 async def update_mentor_session(session_id: uuid.UUID, body: SessionUpdate,
                                 principal: CurrentMentor, session: DbSession, state: StateDep,
@@ -144,7 +149,7 @@ async def update_mentor_session(session_id: uuid.UUID, body: SessionUpdate,
     operation_id="get_mentor_profile",
     summary="Your capacity, specialties, availability and this week's load",
     response_model=MentorProfilePublic,
-    responses=problem_responses(401, 403, 404),
+    responses=problems({404: ["not_found"]}),
 )
 async def get_mentor_profile(principal: CurrentMentor, session: DbSession) -> MentorProfilePublic:
     return await profile.get_profile(session, principal=principal)
@@ -156,7 +161,7 @@ async def get_mentor_profile(principal: CurrentMentor, session: DbSession) -> Me
     operation_id="put_mentor_profile",
     summary="Replace your capacity, specialties and availability",
     response_model=MentorProfilePublic,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problems({404: ["not_found"]}),
 )
 async def put_mentor_profile(body: MentorProfileUpdate, principal: CurrentMentor,
                              session: DbSession) -> MentorProfilePublic:
@@ -171,7 +176,7 @@ async def put_mentor_profile(body: MentorProfileUpdate, principal: CurrentMentor
     operation_id="list_mentee_sessions",
     summary="Your sessions, by start time (`?from=&to=`)",
     response_model=Page[MenteeSessionPublic],
-    responses=problem_responses(401, 403, 422),
+    responses=problems({422: ["invalid_cursor"]}),
 )
 async def list_mentee_sessions(
     principal: CurrentMentee, session: DbSession, starts_from: From = None, starts_to: To = None,
@@ -196,7 +201,7 @@ async def list_mentee_sessions(
                 "`outside_availability`, `notice_too_short`.",
     status_code=201,
     response_model=MenteeSessionPublic,
-    responses=problem_responses(401, 403, 409, 422, 503),
+    responses=problems({409: [*BOOKING, "notice_too_short", "no_mentor"], 503: VIDEO}),
 )
 async def book_mentee_session(body: MenteeSessionCreate, principal: CurrentMentee,
                               session: DbSession, state: StateDep, video: Video,
@@ -221,7 +226,9 @@ async def book_mentee_session(body: MenteeSessionCreate, principal: CurrentMente
                 "409 `too_late_to_change`. Other 409 codes: `no_mentor`, "
                 "`invalid_transition`, and the booking codes for a reschedule.",
     response_model=MenteeSessionPublic,
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
+    responses=problems({404: ["not_found"], 409: [
+        "too_late_to_change", *BOOKING, "notice_too_short", "invalid_transition", "no_mentor"],
+        503: VIDEO}),
 )
 async def update_mentee_session(session_id: uuid.UUID, body: MenteeSessionUpdate,
                                 principal: CurrentMentee, session: DbSession,
@@ -246,7 +253,7 @@ async def update_mentee_session(session_id: uuid.UUID, body: MenteeSessionUpdate
                 "`feedback_exists` when feedback was already given.",
     status_code=201,
     response_model=FeedbackPublic,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problems({404: ["not_found"], 409: ["feedback_exists", "session_not_completed"]}),
 )
 async def give_session_feedback(session_id: uuid.UUID, body: FeedbackCreate,
                                 principal: CurrentMentee, session: DbSession) -> FeedbackPublic:
@@ -266,8 +273,7 @@ async def give_session_feedback(session_id: uuid.UUID, body: FeedbackCreate,
     response_class=Response,
     responses={
         200: {"content": {"text/calendar": {"schema": {"type": "string"}}},
-              "description": "An iCalendar (RFC 5545) document"},
-        **problem_responses(401, 403),
+              "description": "An iCalendar (RFC 5545) document"}
     },
 )
 async def calendar_feed(principal: CalendarCaller, session: DbSessionQueryToken,

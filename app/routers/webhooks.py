@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.core.auth import CurrentAdmin
 from app.core.db import DbSession
+from app.core.problems import problems
 from app.core.state import SettingsDep
-from app.schemas.common import Page, problem_responses
+from app.schemas.common import Page
 from app.schemas.events import (
     WebhookAttemptPublic,
     WebhookCreate,
@@ -24,7 +25,7 @@ router = APIRouter(prefix="/api/v1/admin/webhooks", tags=["webhooks"])
 
 
 @router.get("", operation_id="list_webhooks", summary="Active webhook endpoints, oldest first",
-            response_model=Page[WebhookPublic], responses=problem_responses(401, 403, 422))
+            response_model=Page[WebhookPublic], responses=problems({422: ["invalid_cursor"]}))
 async def list_webhooks(
     principal: CurrentAdmin, session: DbSession,
     limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None,
@@ -43,7 +44,7 @@ async def list_webhooks(
                 "a loopback or private one (unless `WEBHOOK_ALLOW_PRIVATE`), is refused: 422 "
                 "`webhook_url_not_allowed`; deliveries check the resolved address again.",
     status_code=status.HTTP_201_CREATED, response_model=WebhookCreated,
-    responses=problem_responses(401, 403, 422),
+    responses=problems({422: ["webhook_url_not_allowed"]}),
 )
 async def create_webhook(body: WebhookCreate, principal: CurrentAdmin, session: DbSession,
                          settings: SettingsDep) -> WebhookCreated:
@@ -56,7 +57,7 @@ async def create_webhook(body: WebhookCreate, principal: CurrentAdmin, session: 
     description="Stops deliveries to it (pending ones become `failed`); its delivery log "
                 "stays readable.",
     status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
-    responses=problem_responses(401, 403, 404),
+    responses=problems({404: ["not_found"]}),
 )
 async def delete_webhook(endpoint_id: uuid.UUID, principal: CurrentAdmin,
                          session: DbSession) -> Response:
@@ -67,7 +68,8 @@ async def delete_webhook(endpoint_id: uuid.UUID, principal: CurrentAdmin,
 @router.get(
     "/{endpoint_id}/deliveries", operation_id="list_webhook_deliveries",
     summary="An endpoint's deliveries, newest first, with every attempt",
-    response_model=Page[WebhookDeliveryPublic], responses=problem_responses(401, 403, 404, 422),
+    response_model=Page[WebhookDeliveryPublic],
+    responses=problems({404: ["not_found"], 422: ["invalid_cursor"]}),
 )
 async def list_deliveries(
     endpoint_id: uuid.UUID, principal: CurrentAdmin, session: DbSession,

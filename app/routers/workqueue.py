@@ -13,8 +13,8 @@ from fastapi import APIRouter, Query, status
 
 from app.core.auth import CurrentMentor
 from app.core.db import DbSession
+from app.core.problems import problems
 from app.models.work_item import Priority, WorkItemKind, WorkItemStatus
-from app.schemas.common import problem_responses
 from app.schemas.reviews import MissionReviewCreate, MissionReviewPublic
 from app.schemas.workqueue import WorkItemPublic, WorkItemUpdate, WorkQueuePage
 from app.services.workqueue import queue as queue_service
@@ -45,7 +45,7 @@ first), then `id`. An item is overdue when it is unfinished and `due_at` is befo
     summary="The mentor's work queue, most urgent first",
     description=WORKQUEUE_DESCRIPTION,
     response_model=WorkQueuePage,
-    responses=problem_responses(401, 403, 422),
+    responses=problems({422: ["invalid_cursor"]}),
 )
 async def list_work_queue(
     mentor: CurrentMentor,
@@ -77,7 +77,7 @@ async def list_work_queue(
     description="open → in_progress → done, or open → done; done is final. Any other change "
                 "is 409 `invalid_transition`. Completing emits `workqueue.item_completed`.",
     response_model=WorkItemPublic,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problems({404: ["not_found"], 409: ["invalid_transition"]}),
 )
 async def update_work_item(
     item_id: uuid.UUID, body: WorkItemUpdate, mentor: CurrentMentor, session: DbSession
@@ -97,7 +97,7 @@ async def update_work_item(
                 "`already_reviewed`.",
     status_code=status.HTTP_201_CREATED,
     response_model=MissionReviewPublic,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problems({404: ["not_found"], 409: ["already_reviewed"]}),
 )
 async def review_mission(
     submission_id: uuid.UUID, body: MissionReviewCreate, mentor: CurrentMentor,

@@ -21,6 +21,7 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -38,6 +39,7 @@ from sqlalchemy import select
 from app.models import Assignment, MissionSubmission
 from app.services.workqueue.items import create_work_item
 from tests.support.live import live_server
+from tests.support.observed_problems import declared_codes
 
 ROLES = ("mentor", "mentee", "director", "admin", "service")
 EXCLUDED = {"GET /api/v1/mentor/dashboard/stream", "GET /api/v1/director/stream",
@@ -48,6 +50,8 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
 cases: Counter[str] = Counter()
+# (method, path template, status, code) of every problem answer: each must be declared.
+problems_seen: set[tuple[str, str, int, str]] = set()
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +110,9 @@ def _fuzz(operation, mode: GenerationMode, tokens, ids, failures: list[str]) -> 
                     case.path_parameters[name] = ids[name]
         cases[label] += 1
         response = case.call(headers={"Authorization": f"Bearer {tokens[role]}"}, timeout=30)
+        if response.headers.get("content-type", "").startswith("application/problem+json"):
+            problems_seen.add((operation.method.upper(), operation.path,
+                               response.status_code, response.json().get("code")))
         case.validate_response(response, checks=CHECKS)
 
     try:
@@ -129,5 +136,11 @@ def test_fuzz_every_route_as_every_role(server, world):
     total = sum(cases.values())
     print(f"schemathesis: {total} cases over {len(cases)} operations")
     assert not failures, "\n\n".join(failures)
+    schema = httpx.get(f"{server.url}/openapi.json").json()
+    undeclared = sorted(f"{method} {path} {status} `{code}`"
+                        for method, path, status, code in problems_seen
+                        if code not in declared_codes(schema, method, path, status))
+    assert not undeclared, "problem codes not declared:\n" + "\n".join(undeclared)
+    print(f"schemathesis: {len(problems_seen)} distinct problem answers, all declared")
     assert total >= MINIMUM_CASES, cases
     assert {f"{op.method.upper()} {op.path}" for op in operations} == set(cases)

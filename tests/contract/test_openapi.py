@@ -8,7 +8,7 @@ import re
 import app.main as app_main
 from app.main import create_app
 
-PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -16,6 +16,25 @@ def _operations(schema):
     for path, item in schema["paths"].items():
         for method, operation in item.items():
             yield f"{method.upper()} {path}", operation
+
+
+def _codes(response):
+    return response["content"]["application/problem+json"]["schema"]["properties"]["code"][
+        "enum"]
+
+
+def _check_problem_response(name, status, response):
+    """Problem JSON whose `code` is an enum of the codes, an example with the first of them
+    at this status, and a description naming when each code happens."""
+    assert list(response["content"]) == ["application/problem+json"], name
+    media = response["content"]["application/problem+json"]
+    assert media["schema"]["allOf"] == [PROBLEM_REF], f"{name} {status}"
+    codes = _codes(response)
+    assert codes and len(codes) == len(set(codes)), f"{name} {status}: {codes}"
+    example = media["example"]
+    assert (example["status"], example["code"]) == (status, codes[0]), f"{name} {status}"
+    for code in codes:
+        assert f"`{code}`: " in response["description"], f"{name} {status} {code}"
 
 
 def test_every_route_names_its_operation_and_summary(settings, monkeypatch):
@@ -50,10 +69,9 @@ def test_every_operation_documents_its_responses(settings):
                     f"{name} {status}: no response model")
         for status, response in responses.items():
             if status[0] in "45":
-                assert response["content"] == PROBLEM, f"{name} {status}: not problem JSON"
-                assert response.get("description"), f"{name} {status}"
+                _check_problem_response(name, int(status), response)
         if operation.get("security"):
-            assert {"401", "403"} <= set(responses), f"{name}: 401/403 undeclared"
+            assert "401" in responses, f"{name}: 401 undeclared"
         if operation.get("parameters") or operation.get("requestBody"):
             assert "422" in responses, f"{name}: 422 undeclared"
         if operation.get("requestBody"):
@@ -72,8 +90,8 @@ def test_a_route_without_operation_id_falls_back_to_its_function_name(settings):
 
     operation = application.openapi()["paths"]["/probe/items/{item_id}"]["post"]
     assert operation["operationId"] == "update_probe_item"
-    assert operation["responses"]["422"]["content"] == PROBLEM
-    assert operation["responses"]["413"]["content"] == PROBLEM
+    assert _codes(operation["responses"]["422"]) == ["validation_error"]
+    assert _codes(operation["responses"]["413"]) == ["payload_too_large"]
 
 
 async def test_validation_errors_are_served_as_documented(client, factory):
@@ -108,3 +126,26 @@ def test_component_names_are_unique_and_plain(settings):
     titles = [schema.get("title", name) for name, schema in schemas.items()]
     duplicated = {title for title in titles if titles.count(title) > 1}
     assert not duplicated, duplicated
+
+
+def test_every_operation_has_one_tag(settings):
+    """Swagger UI lists an operation once per tag (`whoami` was under `ops` and `auth`)."""
+    schema = create_app(settings).openapi()
+    several = [name for name, op in _operations(schema) if len(op.get("tags", [])) > 1]
+    assert not several, several
+
+
+def test_shared_layers_compose_into_each_operation(settings):
+    """Codes of the layers a route uses are added without the route naming them."""
+    schema = create_app(settings).openapi()
+    book = schema["paths"]["/api/v1/mentor/sessions"]["post"]["responses"]
+    assert _codes(book["401"]) == ["missing_token", "invalid_token", "token_expired"]
+    assert _codes(book["403"]) == ["wrong_role"]
+    assert _codes(book["409"])[0] == "double_booking"
+    assert _codes(book["413"]) == ["payload_too_large"]
+    assert _codes(book["422"]) == ["validation_error"]
+    assert _codes(book["429"]) == ["rate_limited"]
+    assert _codes(book["503"]) == ["video_provider_unavailable", "service_unavailable"]
+    whoami = schema["paths"]["/api/v1/whoami"]["get"]["responses"]
+    assert "403" not in whoami and "422" not in whoami  # any role, no parameters
+    assert set(schema["paths"]["/healthz"]["get"]["responses"]) == {"200"}  # not limited

@@ -41,7 +41,9 @@ class LiveServer:
     def start(cls, env: dict[str, str] | None = None, *uvicorn_args: str) -> LiveServer:
         port = free_port()
         log_file = tempfile.NamedTemporaryFile(prefix="uvicorn-", suffix=".log", delete=False)
-        command = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app",
+        # The real app with the test harness's problem recorder around it (outermost).
+        command = [sys.executable, "-m", "uvicorn", "--factory",
+                   "tests.support.observed_problems:recording_app",
                    "--host", "127.0.0.1", "--port", str(port), *uvicorn_args]
         with log_file:
             process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})},
