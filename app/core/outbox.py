@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Assignment, OutboxEvent
+from app.schemas.event_data import OUTBOUND_DATA
 
 SOURCE = "mentorship"
 
@@ -89,6 +90,8 @@ class OutboundEvent:
 async def emit_many(session: AsyncSession, events: Sequence[OutboundEvent]) -> None:
     """`emit` for several events, in one round trip (an executemany of `outbox_emit()`)."""
     now = datetime.now(UTC)
+    for event in events:  # each type's data as documented (app/schemas/event_data.py)
+        OUTBOUND_DATA[event.type].model_validate(event.data)
     rows = [{
         "id": event.id or uuid.uuid4(), "type": event.type,
         "occurred_at": event.occurred_at or now, "data": to_jsonable_python(event.data),

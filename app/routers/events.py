@@ -13,7 +13,8 @@ from app.core.errors import Unprocessable
 from app.core.problems import problems
 from app.core.state import SettingsDep
 from app.routers.sessions import Video
-from app.schemas.events import EventsAccepted, EventsIn, OutboundEvent, UserPublic, UserUpsert
+from app.schemas.events import EventsAccepted, EventsIn, UserPublic, UserUpsert
+from app.schemas.outbound_events import AnyOutboundEvent
 from app.services.events import inbound, users
 from app.services.events.catalogue import asyncapi_document
 
@@ -108,5 +109,5 @@ webhooks = APIRouter()
                 "day. Every event type is in the catalogue, `/asyncapi.json`.",
     responses={200: {"description": "Acknowledged (any 2xx)"}},
 )
-async def outbound_event(body: OutboundEvent) -> None:
+async def outbound_event(body: AnyOutboundEvent) -> None:
     """Documentation only: the engine sends this request, it does not serve it."""

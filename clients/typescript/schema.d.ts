@@ -2796,35 +2796,6 @@ export interface components {
              */
             next_cursor?: string | null;
         };
-        /**
-         * Problem
-         * @description RFC 9457 problem details. `code` is stable and meant for machines.
-         * @example {
-         *       "code": "double_booking",
-         *       "detail": "The mentor or the mentee is already booked at that time",
-         *       "status": 409,
-         *       "title": "The mentor or the mentee is already booked at that time",
-         *       "type": "https://errors.mentorship.dev/double_booking"
-         *     }
-         */
-        Problem: {
-            /** Type */
-            type: string;
-            /** Title */
-            title: string;
-            /** Status */
-            status: number;
-            /** Detail */
-            detail: string;
-            /** Code */
-            code: string;
-            /** Instance */
-            instance?: string | null;
-            /** Errors */
-            errors?: {
-                [key: string]: unknown;
-            }[] | null;
-        };
         /** ProgrammeMetricPublic */
         ProgrammeMetricPublic: {
             /** Name */
@@ -3856,6 +3827,41 @@ export interface components {
                 [key: string]: number;
             };
         };
+        /**
+         * Problem
+         * @description RFC 9457 problem details. `code` is stable and meant for machines.
+         * @example {
+         *       "code": "double_booking",
+         *       "detail": "The mentor or the mentee is already booked at that time",
+         *       "status": 409,
+         *       "title": "The mentor or the mentee is already booked at that time",
+         *       "type": "https://errors.mentorship.dev/double_booking"
+         *     }
+         */
+        Problem: {
+            /** Type */
+            type: string;
+            /** Title */
+            title: string;
+            /** Status */
+            status: number;
+            /** Detail */
+            detail: string;
+            /** Code */
+            code: string;
+            /**
+             * Instance
+             * @default null
+             */
+            instance: string | null;
+            /**
+             * Errors
+             * @default null
+             */
+            errors: {
+                [key: string]: unknown;
+            }[] | null;
+        };
     };
     responses: never;
     parameters: never;
@@ -3905,13 +3911,29 @@ export interface operations {
                     "application/json": components["schemas"]["Readiness"];
                 };
             };
-            /** @description A dependency is down; `failed` names it. */
+            /**
+             * @description A dependency is unavailable:
+             *     - `not_ready`: a dependency (Postgres, Redis) is unreachable; `failed` names it
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_ready",
+                     *       "title": "A dependency (Postgres, Redis) is unreachable; `failed` names it",
+                     *       "status": 503,
+                     *       "detail": "A dependency (Postgres, Redis) is unreachable; `failed` names it.",
+                     *       "code": "not_ready",
+                     *       "instance": "/readyz"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_ready";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -3936,22 +3958,81 @@ export interface operations {
                     };
                 };
             };
-            /** @description Missing, invalid or expired token */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/whoami"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description The token's role may not use this route */
-            403: {
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/whoami"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/whoami"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -3981,31 +4062,131 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/dashboard"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/dashboard"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `mentor_not_found`: the caller has no mentor profile
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/mentor_not_found",
+                     *       "title": "The caller has no mentor profile",
+                     *       "status": 404,
+                     *       "detail": "The caller has no mentor profile.",
+                     *       "code": "mentor_not_found",
+                     *       "instance": "/api/v1/mentor/dashboard"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "mentor_not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentor/dashboard"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentor/dashboard"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -4034,31 +4215,132 @@ export interface operations {
                     "application/json": components["schemas"]["Page_MenteeSummary_"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/mentees"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/mentees"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `invalid_cursor`: `cursor` is not one this service issued
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_cursor",
+                     *       "title": "`cursor` is not one this service issued",
+                     *       "status": 422,
+                     *       "detail": "`cursor` is not one this service issued.",
+                     *       "code": "invalid_cursor",
+                     *       "instance": "/api/v1/mentor/mentees"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_cursor" | "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentor/mentees"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentor/mentees"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -4090,40 +4372,156 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/mentees/{mentee_id}/cockpit"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/mentees/{mentee_id}/cockpit"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `mentee_not_found`: no such mentee (among the caller's)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/mentee_not_found",
+                     *       "title": "No such mentee (among the caller's)",
+                     *       "status": 404,
+                     *       "detail": "No such mentee (among the caller's).",
+                     *       "code": "mentee_not_found",
+                     *       "instance": "/api/v1/mentor/mentees/{mentee_id}/cockpit"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "mentee_not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/mentor/mentees/{mentee_id}/cockpit"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentor/mentees/{mentee_id}/cockpit"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentor/mentees/{mentee_id}/cockpit"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -4146,31 +4544,131 @@ export interface operations {
                     "application/json": components["schemas"]["MenteeHome"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentee/me"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentee/me"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `mentee_not_found`: no such mentee (among the caller's)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/mentee_not_found",
+                     *       "title": "No such mentee (among the caller's)",
+                     *       "status": 404,
+                     *       "detail": "No such mentee (among the caller's).",
+                     *       "code": "mentee_not_found",
+                     *       "instance": "/api/v1/mentee/me"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "mentee_not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentee/me"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentee/me"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -4196,31 +4694,132 @@ export interface operations {
                     "application/json": components["schemas"]["Page_MenteeReviewPublic_"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentee/reviews"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentee/reviews"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `invalid_cursor`: `cursor` is not one this service issued
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_cursor",
+                     *       "title": "`cursor` is not one this service issued",
+                     *       "status": 422,
+                     *       "detail": "`cursor` is not one this service issued.",
+                     *       "code": "invalid_cursor",
+                     *       "instance": "/api/v1/mentee/reviews"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_cursor" | "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentee/reviews"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentee/reviews"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -4245,40 +4844,156 @@ export interface operations {
                     "application/json": components["schemas"]["CockpitPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/director/mentees/{mentee_id}/cockpit"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/director/mentees/{mentee_id}/cockpit"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `mentee_not_found`: no such mentee (among the caller's)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/mentee_not_found",
+                     *       "title": "No such mentee (among the caller's)",
+                     *       "status": 404,
+                     *       "detail": "No such mentee (among the caller's).",
+                     *       "code": "mentee_not_found",
+                     *       "instance": "/api/v1/director/mentees/{mentee_id}/cockpit"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "mentee_not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/director/mentees/{mentee_id}/cockpit"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/director/mentees/{mentee_id}/cockpit"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/director/mentees/{mentee_id}/cockpit"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -4305,31 +5020,132 @@ export interface operations {
                     "application/json": components["schemas"]["Page_MentorLoadPublic_"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/director/mentors"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/director/mentors"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `invalid_cursor`: `cursor` is not one this service issued
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_cursor",
+                     *       "title": "`cursor` is not one this service issued",
+                     *       "status": 422,
+                     *       "detail": "`cursor` is not one this service issued.",
+                     *       "code": "invalid_cursor",
+                     *       "instance": "/api/v1/director/mentors"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_cursor" | "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/director/mentors"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/director/mentors"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -4361,31 +5177,132 @@ export interface operations {
                     "application/json": components["schemas"]["WorkQueuePage"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/workqueue"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/workqueue"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `invalid_cursor`: `cursor` is not one this service issued
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_cursor",
+                     *       "title": "`cursor` is not one this service issued",
+                     *       "status": 422,
+                     *       "detail": "`cursor` is not one this service issued.",
+                     *       "code": "invalid_cursor",
+                     *       "instance": "/api/v1/mentor/workqueue"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_cursor" | "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentor/workqueue"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentor/workqueue"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -4414,58 +5331,206 @@ export interface operations {
                     "application/json": components["schemas"]["WorkItemPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/workqueue/{item_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/workqueue/{item_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/mentor/workqueue/{item_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Conflict */
+            /**
+             * @description Conflicts with the current state:
+             *     - `invalid_transition`: the resource's current status does not allow this change
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_transition",
+                     *       "title": "The resource's current status does not allow this change",
+                     *       "status": 409,
+                     *       "detail": "The resource's current status does not allow this change.",
+                     *       "code": "invalid_transition",
+                     *       "instance": "/api/v1/mentor/workqueue/{item_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_transition";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description The request body is too large */
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/mentor/workqueue/{item_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/mentor/workqueue/{item_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentor/workqueue/{item_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentor/workqueue/{item_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -4494,58 +5559,206 @@ export interface operations {
                     "application/json": components["schemas"]["MissionReviewPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/missions/{submission_id}/review"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/missions/{submission_id}/review"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/mentor/missions/{submission_id}/review"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Conflict */
+            /**
+             * @description Conflicts with the current state:
+             *     - `already_reviewed`: the submission was already reviewed
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/already_reviewed",
+                     *       "title": "The submission was already reviewed",
+                     *       "status": 409,
+                     *       "detail": "The submission was already reviewed.",
+                     *       "code": "already_reviewed",
+                     *       "instance": "/api/v1/mentor/missions/{submission_id}/review"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "already_reviewed";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description The request body is too large */
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/mentor/missions/{submission_id}/review"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/mentor/missions/{submission_id}/review"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentor/missions/{submission_id}/review"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentor/missions/{submission_id}/review"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -4572,49 +5785,181 @@ export interface operations {
                     "application/json": components["schemas"]["FlagPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/flags"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/flags"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/mentor/flags"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description The request body is too large */
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/mentor/flags"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/mentor/flags"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentor/flags"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentor/flags"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -4643,58 +5988,206 @@ export interface operations {
                     "application/json": components["schemas"]["FlagPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/flags/{flag_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/flags/{flag_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/mentor/flags/{flag_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Conflict */
+            /**
+             * @description Conflicts with the current state:
+             *     - `invalid_transition`: the resource's current status does not allow this change
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_transition",
+                     *       "title": "The resource's current status does not allow this change",
+                     *       "status": 409,
+                     *       "detail": "The resource's current status does not allow this change.",
+                     *       "code": "invalid_transition",
+                     *       "instance": "/api/v1/mentor/flags/{flag_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_transition";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description The request body is too large */
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/mentor/flags/{flag_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/mentor/flags/{flag_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentor/flags/{flag_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentor/flags/{flag_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -4723,31 +6216,132 @@ export interface operations {
                     "application/json": components["schemas"]["Page_FlagPublic_"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/director/flags"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/director/flags"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `invalid_cursor`: `cursor` is not one this service issued
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_cursor",
+                     *       "title": "`cursor` is not one this service issued",
+                     *       "status": 422,
+                     *       "detail": "`cursor` is not one this service issued.",
+                     *       "code": "invalid_cursor",
+                     *       "instance": "/api/v1/director/flags"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_cursor" | "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/director/flags"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/director/flags"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -4776,58 +6370,206 @@ export interface operations {
                     "application/json": components["schemas"]["FlagPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/director/flags/{flag_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/director/flags/{flag_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/director/flags/{flag_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Conflict */
+            /**
+             * @description Conflicts with the current state:
+             *     - `invalid_transition`: the resource's current status does not allow this change
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_transition",
+                     *       "title": "The resource's current status does not allow this change",
+                     *       "status": 409,
+                     *       "detail": "The resource's current status does not allow this change.",
+                     *       "code": "invalid_transition",
+                     *       "instance": "/api/v1/director/flags/{flag_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_transition";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description The request body is too large */
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/director/flags/{flag_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/director/flags/{flag_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/director/flags/{flag_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/director/flags/{flag_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -4861,31 +6603,132 @@ export interface operations {
                     "application/json": components["schemas"]["Page_MentorSessionPublic_"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `invalid_cursor`: `cursor` is not one this service issued
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_cursor",
+                     *       "title": "`cursor` is not one this service issued",
+                     *       "status": 422,
+                     *       "detail": "`cursor` is not one this service issued.",
+                     *       "code": "invalid_cursor",
+                     *       "instance": "/api/v1/mentor/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_cursor" | "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentor/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentor/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -4912,67 +6755,209 @@ export interface operations {
                     "application/json": components["schemas"]["MentorSessionPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_assigned`: the mentee is not assigned to the calling mentor
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_assigned",
+                     *       "title": "The mentee is not assigned to the calling mentor",
+                     *       "status": 404,
+                     *       "detail": "The mentee is not assigned to the calling mentor.",
+                     *       "code": "not_assigned",
+                     *       "instance": "/api/v1/mentor/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_assigned";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Conflict */
+            /**
+             * @description Conflicts with the current state:
+             *     - `double_booking`: the mentor or the mentee is already booked at that time
+             *     - `capacity_exceeded`: the mentor's capacity (weekly sessions or mentees) is full
+             *     - `outside_availability`: the time is outside the mentor's availability or in time off
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/double_booking",
+                     *       "title": "The mentor or the mentee is already booked at that time",
+                     *       "status": 409,
+                     *       "detail": "The mentor or the mentee is already booked at that time.",
+                     *       "code": "double_booking",
+                     *       "instance": "/api/v1/mentor/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "double_booking" | "capacity_exceeded" | "outside_availability";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description The request body is too large */
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/mentor/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/mentor/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Service Unavailable */
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentor/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `video_provider_unavailable`: the video provider could not create the meeting
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/video_provider_unavailable",
+                     *       "title": "The video provider could not create the meeting",
+                     *       "status": 503,
+                     *       "detail": "The video provider could not create the meeting.",
+                     *       "code": "video_provider_unavailable",
+                     *       "instance": "/api/v1/mentor/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "video_provider_unavailable" | "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -4997,40 +6982,156 @@ export interface operations {
                     "application/json": components["schemas"]["MentorSessionPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/mentor/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/mentor/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentor/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentor/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -5059,67 +7160,211 @@ export interface operations {
                     "application/json": components["schemas"]["MentorSessionPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             *     - `not_assigned`: the mentee is not assigned to the calling mentor
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/mentor/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found" | "not_assigned";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Conflict */
+            /**
+             * @description Conflicts with the current state:
+             *     - `invalid_transition`: the resource's current status does not allow this change
+             *     - `double_booking`: the mentor or the mentee is already booked at that time
+             *     - `capacity_exceeded`: the mentor's capacity (weekly sessions or mentees) is full
+             *     - `outside_availability`: the time is outside the mentor's availability or in time off
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_transition",
+                     *       "title": "The resource's current status does not allow this change",
+                     *       "status": 409,
+                     *       "detail": "The resource's current status does not allow this change.",
+                     *       "code": "invalid_transition",
+                     *       "instance": "/api/v1/mentor/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_transition" | "double_booking" | "capacity_exceeded" | "outside_availability";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description The request body is too large */
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/mentor/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/mentor/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Service Unavailable */
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentor/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `video_provider_unavailable`: the video provider could not create the meeting
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/video_provider_unavailable",
+                     *       "title": "The video provider could not create the meeting",
+                     *       "status": 503,
+                     *       "detail": "The video provider could not create the meeting.",
+                     *       "code": "video_provider_unavailable",
+                     *       "instance": "/api/v1/mentor/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "video_provider_unavailable" | "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -5142,31 +7387,131 @@ export interface operations {
                     "application/json": components["schemas"]["MentorProfilePublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -5193,49 +7538,181 @@ export interface operations {
                     "application/json": components["schemas"]["MentorProfilePublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description The request body is too large */
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -5268,31 +7745,132 @@ export interface operations {
                     "application/json": components["schemas"]["Page_MenteeSessionPublic_"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentee/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentee/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `invalid_cursor`: `cursor` is not one this service issued
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_cursor",
+                     *       "title": "`cursor` is not one this service issued",
+                     *       "status": 422,
+                     *       "detail": "`cursor` is not one this service issued.",
+                     *       "code": "invalid_cursor",
+                     *       "instance": "/api/v1/mentee/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_cursor" | "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentee/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentee/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -5319,58 +7897,186 @@ export interface operations {
                     "application/json": components["schemas"]["MenteeSessionPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentee/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentee/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Conflict */
+            /**
+             * @description Conflicts with the current state:
+             *     - `double_booking`: the mentor or the mentee is already booked at that time
+             *     - `capacity_exceeded`: the mentor's capacity (weekly sessions or mentees) is full
+             *     - `outside_availability`: the time is outside the mentor's availability or in time off
+             *     - `notice_too_short`: sooner than the mentor's minimum notice
+             *     - `no_mentor`: the mentee has no mentor (any more)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/double_booking",
+                     *       "title": "The mentor or the mentee is already booked at that time",
+                     *       "status": 409,
+                     *       "detail": "The mentor or the mentee is already booked at that time.",
+                     *       "code": "double_booking",
+                     *       "instance": "/api/v1/mentee/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "double_booking" | "capacity_exceeded" | "outside_availability" | "notice_too_short" | "no_mentor";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description The request body is too large */
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/mentee/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/mentee/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Service Unavailable */
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentee/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `video_provider_unavailable`: the video provider could not create the meeting
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/video_provider_unavailable",
+                     *       "title": "The video provider could not create the meeting",
+                     *       "status": 503,
+                     *       "detail": "The video provider could not create the meeting.",
+                     *       "code": "video_provider_unavailable",
+                     *       "instance": "/api/v1/mentee/sessions"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "video_provider_unavailable" | "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -5399,67 +8105,213 @@ export interface operations {
                     "application/json": components["schemas"]["MenteeSessionPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentee/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentee/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/mentee/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Conflict */
+            /**
+             * @description Conflicts with the current state:
+             *     - `too_late_to_change`: too close to the session's start to change it
+             *     - `double_booking`: the mentor or the mentee is already booked at that time
+             *     - `capacity_exceeded`: the mentor's capacity (weekly sessions or mentees) is full
+             *     - `outside_availability`: the time is outside the mentor's availability or in time off
+             *     - `notice_too_short`: sooner than the mentor's minimum notice
+             *     - `invalid_transition`: the resource's current status does not allow this change
+             *     - `no_mentor`: the mentee has no mentor (any more)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/too_late_to_change",
+                     *       "title": "Too close to the session's start to change it",
+                     *       "status": 409,
+                     *       "detail": "Too close to the session's start to change it.",
+                     *       "code": "too_late_to_change",
+                     *       "instance": "/api/v1/mentee/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "too_late_to_change" | "double_booking" | "capacity_exceeded" | "outside_availability" | "notice_too_short" | "invalid_transition" | "no_mentor";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description The request body is too large */
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/mentee/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/mentee/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Service Unavailable */
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentee/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `video_provider_unavailable`: the video provider could not create the meeting
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/video_provider_unavailable",
+                     *       "title": "The video provider could not create the meeting",
+                     *       "status": 503,
+                     *       "detail": "The video provider could not create the meeting.",
+                     *       "code": "video_provider_unavailable",
+                     *       "instance": "/api/v1/mentee/sessions/{session_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "video_provider_unavailable" | "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -5488,58 +8340,207 @@ export interface operations {
                     "application/json": components["schemas"]["FeedbackPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentee/sessions/{session_id}/feedback"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentee/sessions/{session_id}/feedback"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/mentee/sessions/{session_id}/feedback"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Conflict */
+            /**
+             * @description Conflicts with the current state:
+             *     - `feedback_exists`: feedback was already given for this session
+             *     - `session_not_completed`: feedback is only for completed sessions
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/feedback_exists",
+                     *       "title": "Feedback was already given for this session",
+                     *       "status": 409,
+                     *       "detail": "Feedback was already given for this session.",
+                     *       "code": "feedback_exists",
+                     *       "instance": "/api/v1/mentee/sessions/{session_id}/feedback"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "feedback_exists" | "session_not_completed";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description The request body is too large */
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/mentee/sessions/{session_id}/feedback"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/mentee/sessions/{session_id}/feedback"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentee/sessions/{session_id}/feedback"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentee/sessions/{session_id}/feedback"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -5565,31 +8566,131 @@ export interface operations {
                     "text/calendar": string;
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/calendar.ics"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/calendar.ics"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description The body, path or query is invalid */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/calendar.ics"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/calendar.ics"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/calendar.ics"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -5619,40 +8720,156 @@ export interface operations {
                     "application/json": components["schemas"]["SlotsPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentee/slots"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentee/slots"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Conflict */
+            /**
+             * @description Conflicts with the current state:
+             *     - `no_mentor`: the mentee has no mentor (any more)
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/no_mentor",
+                     *       "title": "The mentee has no mentor (any more)",
+                     *       "status": 409,
+                     *       "detail": "The mentee has no mentor (any more).",
+                     *       "code": "no_mentor",
+                     *       "instance": "/api/v1/mentee/slots"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "no_mentor";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/mentee/slots"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentee/slots"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentee/slots"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -5684,40 +8901,156 @@ export interface operations {
                     "application/json": components["schemas"]["SlotsPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/mentees/{mentee_id}/slots"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/mentees/{mentee_id}/slots"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_assigned`: the mentee is not assigned to the calling mentor
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_assigned",
+                     *       "title": "The mentee is not assigned to the calling mentor",
+                     *       "status": 404,
+                     *       "detail": "The mentee is not assigned to the calling mentor.",
+                     *       "code": "not_assigned",
+                     *       "instance": "/api/v1/mentor/mentees/{mentee_id}/slots"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_assigned";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/mentor/mentees/{mentee_id}/slots"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentor/mentees/{mentee_id}/slots"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentor/mentees/{mentee_id}/slots"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -5747,31 +9080,132 @@ export interface operations {
                     "application/json": components["schemas"]["Page_TimeOffPublic_"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/time-off"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/time-off"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `invalid_cursor`: `cursor` is not one this service issued
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_cursor",
+                     *       "title": "`cursor` is not one this service issued",
+                     *       "status": 422,
+                     *       "detail": "`cursor` is not one this service issued.",
+                     *       "code": "invalid_cursor",
+                     *       "instance": "/api/v1/mentor/time-off"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_cursor" | "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentor/time-off"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentor/time-off"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -5798,49 +9232,181 @@ export interface operations {
                     "application/json": components["schemas"]["TimeOffCreated"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/time-off"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/time-off"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/mentor/time-off"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description The request body is too large */
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/mentor/time-off"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/mentor/time-off"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentor/time-off"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentor/time-off"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -5863,40 +9429,156 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/time-off/{time_off_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/time-off/{time_off_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/mentor/time-off/{time_off_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/mentor/time-off/{time_off_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentor/time-off/{time_off_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentor/time-off/{time_off_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -5919,22 +9601,106 @@ export interface operations {
                     "application/json": components["schemas"]["FeedTokenPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/calendar/feed-token"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/calendar/feed-token"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/calendar/feed-token"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/calendar/feed-token"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -5955,31 +9721,131 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/calendar/feed-token"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/calendar/feed-token"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `feed_not_found`: no such calendar feed
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/feed_not_found",
+                     *       "title": "No such calendar feed",
+                     *       "status": 404,
+                     *       "detail": "No such calendar feed.",
+                     *       "code": "feed_not_found",
+                     *       "instance": "/api/v1/calendar/feed-token"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "feed_not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/calendar/feed-token"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/calendar/feed-token"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -6005,22 +9871,79 @@ export interface operations {
                     "text/calendar": string;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `feed_not_found`: no such calendar feed
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/feed_not_found",
+                     *       "title": "No such calendar feed",
+                     *       "status": 404,
+                     *       "detail": "No such calendar feed.",
+                     *       "code": "feed_not_found",
+                     *       "instance": "/api/v1/calendar/feeds/{token}.ics"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "feed_not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/calendar/feeds/{token}.ics"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/calendar/feeds/{token}.ics"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -6056,67 +9979,213 @@ export interface operations {
                     "application/json": components["schemas"]["AssignmentPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/director/assignments"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/director/assignments"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/director/assignments"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Conflict */
+            /**
+             * @description Conflicts with the current state:
+             *     - `already_assigned`: the mentee already has a mentor
+             *     - `capacity_exceeded`: the mentor's capacity (weekly sessions or mentees) is full
+             *     - `user_inactive`: the user is deactivated
+             *     - `transfer_conflict`: the mentee's sessions cannot all move to the new mentor
+             *     - `concurrent_change`: the relationships involved kept changing; retry
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/already_assigned",
+                     *       "title": "The mentee already has a mentor",
+                     *       "status": 409,
+                     *       "detail": "The mentee already has a mentor.",
+                     *       "code": "already_assigned",
+                     *       "instance": "/api/v1/director/assignments"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "already_assigned" | "capacity_exceeded" | "user_inactive" | "transfer_conflict" | "concurrent_change";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description The request body is too large */
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/director/assignments"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `not_a_mentee`: that user is not a mentee
+             *     - `not_a_mentor`: that user is not a mentor
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_a_mentee",
+                     *       "title": "That user is not a mentee",
+                     *       "status": 422,
+                     *       "detail": "That user is not a mentee.",
+                     *       "code": "not_a_mentee",
+                     *       "instance": "/api/v1/director/assignments"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_a_mentee" | "not_a_mentor" | "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Service Unavailable */
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/director/assignments"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `video_provider_unavailable`: the video provider could not create the meeting
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/video_provider_unavailable",
+                     *       "title": "The video provider could not create the meeting",
+                     *       "status": 503,
+                     *       "detail": "The video provider could not create the meeting.",
+                     *       "code": "video_provider_unavailable",
+                     *       "instance": "/api/v1/director/assignments"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "video_provider_unavailable" | "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -6145,67 +10214,206 @@ export interface operations {
                     "application/json": components["schemas"]["AssignmentEnded"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/director/assignments/{assignment_id}/end"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/director/assignments/{assignment_id}/end"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/director/assignments/{assignment_id}/end"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Conflict */
+            /**
+             * @description Conflicts with the current state:
+             *     - `invalid_transition`: the resource's current status does not allow this change
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_transition",
+                     *       "title": "The resource's current status does not allow this change",
+                     *       "status": 409,
+                     *       "detail": "The resource's current status does not allow this change.",
+                     *       "code": "invalid_transition",
+                     *       "instance": "/api/v1/director/assignments/{assignment_id}/end"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_transition";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description The request body is too large */
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/director/assignments/{assignment_id}/end"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/director/assignments/{assignment_id}/end"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Service Unavailable */
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/director/assignments/{assignment_id}/end"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/director/assignments/{assignment_id}/end"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -6233,40 +10441,157 @@ export interface operations {
                     "application/json": components["schemas"]["Page_AssignmentHistoryItem_"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/director/mentees/{mentee_id}/assignments"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/director/mentees/{mentee_id}/assignments"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `mentee_not_found`: no such mentee (among the caller's)
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/mentee_not_found",
+                     *       "title": "No such mentee (among the caller's)",
+                     *       "status": 404,
+                     *       "detail": "No such mentee (among the caller's).",
+                     *       "code": "mentee_not_found",
+                     *       "instance": "/api/v1/director/mentees/{mentee_id}/assignments"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "mentee_not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `invalid_cursor`: `cursor` is not one this service issued
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_cursor",
+                     *       "title": "`cursor` is not one this service issued",
+                     *       "status": 422,
+                     *       "detail": "`cursor` is not one this service issued.",
+                     *       "code": "invalid_cursor",
+                     *       "instance": "/api/v1/director/mentees/{mentee_id}/assignments"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_cursor" | "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/director/mentees/{mentee_id}/assignments"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/director/mentees/{mentee_id}/assignments"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -6292,31 +10617,132 @@ export interface operations {
                     "application/json": components["schemas"]["Page_WaitingMentee_"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/director/waiting"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/director/waiting"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `invalid_cursor`: `cursor` is not one this service issued
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_cursor",
+                     *       "title": "`cursor` is not one this service issued",
+                     *       "status": 422,
+                     *       "detail": "`cursor` is not one this service issued.",
+                     *       "code": "invalid_cursor",
+                     *       "instance": "/api/v1/director/waiting"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_cursor" | "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/director/waiting"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/director/waiting"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -6341,49 +10767,181 @@ export interface operations {
                     "application/json": components["schemas"]["UserDeactivated"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/users/{user_id}/deactivate"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/users/{user_id}/deactivate"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/users/{user_id}/deactivate"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description Conflicts with the current state:
+             *     - `concurrent_change`: the relationships involved kept changing; retry
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/concurrent_change",
+                     *       "title": "The relationships involved kept changing; retry",
+                     *       "status": 409,
+                     *       "detail": "The relationships involved kept changing; retry.",
+                     *       "code": "concurrent_change",
+                     *       "instance": "/api/v1/users/{user_id}/deactivate"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "concurrent_change";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/users/{user_id}/deactivate"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Service Unavailable */
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/users/{user_id}/deactivate"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/users/{user_id}/deactivate"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -6410,49 +10968,184 @@ export interface operations {
                     "application/json": components["schemas"]["EventsAccepted"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/events"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/events"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Conflict */
+            /**
+             * @description Conflicts with the current state:
+             *     - `email_taken`: another user has this email
+             *     - `erased`: the user was erased; the id cannot be used again
+             *     - `concurrent_change`: the relationships involved kept changing; retry
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/email_taken",
+                     *       "title": "Another user has this email",
+                     *       "status": 409,
+                     *       "detail": "Another user has this email.",
+                     *       "code": "email_taken",
+                     *       "instance": "/api/v1/events"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "email_taken" | "erased" | "concurrent_change";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Request Entity Too Large */
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/events"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `batch_too_large`: more events than one request may carry
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/batch_too_large",
+                     *       "title": "More events than one request may carry",
+                     *       "status": 422,
+                     *       "detail": "More events than one request may carry.",
+                     *       "code": "batch_too_large",
+                     *       "instance": "/api/v1/events"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "batch_too_large" | "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/events"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/events"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -6490,49 +11183,208 @@ export interface operations {
                     "application/json": components["schemas"]["UserPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/users/{user_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/users/{user_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Conflict */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/users/{user_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Conflicts with the current state:
+             *     - `email_taken`: another user has this email
+             *     - `erased`: the user was erased; the id cannot be used again
+             *     - `concurrent_change`: the relationships involved kept changing; retry
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/email_taken",
+                     *       "title": "Another user has this email",
+                     *       "status": 409,
+                     *       "detail": "Another user has this email.",
+                     *       "code": "email_taken",
+                     *       "instance": "/api/v1/users/{user_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "email_taken" | "erased" | "concurrent_change";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description The request body is too large */
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/users/{user_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/users/{user_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/users/{user_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/users/{user_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -6558,31 +11410,132 @@ export interface operations {
                     "application/json": components["schemas"]["Page_WebhookPublic_"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/admin/webhooks"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/admin/webhooks"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `invalid_cursor`: `cursor` is not one this service issued
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_cursor",
+                     *       "title": "`cursor` is not one this service issued",
+                     *       "status": 422,
+                     *       "detail": "`cursor` is not one this service issued.",
+                     *       "code": "invalid_cursor",
+                     *       "instance": "/api/v1/admin/webhooks"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_cursor" | "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/admin/webhooks"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/admin/webhooks"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -6609,40 +11562,157 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookCreated"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/admin/webhooks"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/admin/webhooks"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description The request body is too large */
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/admin/webhooks"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `webhook_url_not_allowed`: the URL is not a public http(s) destination
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/webhook_url_not_allowed",
+                     *       "title": "The URL is not a public http(s) destination",
+                     *       "status": 422,
+                     *       "detail": "The URL is not a public http(s) destination.",
+                     *       "code": "webhook_url_not_allowed",
+                     *       "instance": "/api/v1/admin/webhooks"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "webhook_url_not_allowed" | "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/admin/webhooks"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/admin/webhooks"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -6665,40 +11735,156 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/admin/webhooks/{endpoint_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/admin/webhooks/{endpoint_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/admin/webhooks/{endpoint_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description The body, path or query is invalid */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/admin/webhooks/{endpoint_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/admin/webhooks/{endpoint_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/admin/webhooks/{endpoint_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -6727,40 +11913,157 @@ export interface operations {
                     "application/json": components["schemas"]["Page_WebhookDeliveryPublic_"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/admin/webhooks/{endpoint_id}/deliveries"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/admin/webhooks/{endpoint_id}/deliveries"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/admin/webhooks/{endpoint_id}/deliveries"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `invalid_cursor`: `cursor` is not one this service issued
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_cursor",
+                     *       "title": "`cursor` is not one this service issued",
+                     *       "status": 422,
+                     *       "detail": "`cursor` is not one this service issued.",
+                     *       "code": "invalid_cursor",
+                     *       "instance": "/api/v1/admin/webhooks/{endpoint_id}/deliveries"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_cursor" | "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/admin/webhooks/{endpoint_id}/deliveries"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/admin/webhooks/{endpoint_id}/deliveries"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -6787,49 +12090,158 @@ export interface operations {
                     "application/json": components["schemas"]["MatchingRunAccepted"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/director/matching/run"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/director/matching/run"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Request Entity Too Large */
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/director/matching/run"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `invalid_weights`: a weight is unknown, negative or not finite, or all are zero
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_weights",
+                     *       "title": "A weight is unknown, negative or not finite, or all are zero",
+                     *       "status": 422,
+                     *       "detail": "A weight is unknown, negative or not finite, or all are zero.",
+                     *       "code": "invalid_weights",
+                     *       "instance": "/api/v1/director/matching/run"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_weights" | "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Service Unavailable */
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/director/matching/run"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `queue_unavailable`: the job queue (Redis) is unavailable
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/queue_unavailable",
+                     *       "title": "The job queue (Redis) is unavailable",
+                     *       "status": 503,
+                     *       "detail": "The job queue (Redis) is unavailable.",
+                     *       "code": "queue_unavailable",
+                     *       "instance": "/api/v1/director/matching/run"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "queue_unavailable" | "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -6858,40 +12270,157 @@ export interface operations {
                     "application/json": components["schemas"]["MatchingRunPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/director/matching/runs/{job_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/director/matching/runs/{job_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `matching_run_not_found`: no matching run with this job id
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/matching_run_not_found",
+                     *       "title": "No matching run with this job id",
+                     *       "status": 404,
+                     *       "detail": "No matching run with this job id.",
+                     *       "code": "matching_run_not_found",
+                     *       "instance": "/api/v1/director/matching/runs/{job_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "matching_run_not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `invalid_cursor`: `cursor` is not one this service issued
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_cursor",
+                     *       "title": "`cursor` is not one this service issued",
+                     *       "status": 422,
+                     *       "detail": "`cursor` is not one this service issued.",
+                     *       "code": "invalid_cursor",
+                     *       "instance": "/api/v1/director/matching/runs/{job_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_cursor" | "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/director/matching/runs/{job_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/director/matching/runs/{job_id}"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -6920,58 +12449,209 @@ export interface operations {
                     "application/json": components["schemas"]["PublishResult"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/director/matching/runs/{job_id}/publish"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/director/matching/runs/{job_id}/publish"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `matching_run_not_found`: no matching run with this job id
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/matching_run_not_found",
+                     *       "title": "No matching run with this job id",
+                     *       "status": 404,
+                     *       "detail": "No matching run with this job id.",
+                     *       "code": "matching_run_not_found",
+                     *       "instance": "/api/v1/director/matching/runs/{job_id}/publish"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "matching_run_not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Conflict */
+            /**
+             * @description Conflicts with the current state:
+             *     - `already_published`: this dry run was published already
+             *     - `run_not_finished`: the dry run has not finished
+             *     - `not_a_dry_run`: only a dry run's proposals can be published
+             *     - `matching_in_progress`: a matcher run or another publish holds the matcher; retry
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/already_published",
+                     *       "title": "This dry run was published already",
+                     *       "status": 409,
+                     *       "detail": "This dry run was published already.",
+                     *       "code": "already_published",
+                     *       "instance": "/api/v1/director/matching/runs/{job_id}/publish"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "already_published" | "run_not_finished" | "not_a_dry_run" | "matching_in_progress";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Request Entity Too Large */
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/director/matching/runs/{job_id}/publish"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/director/matching/runs/{job_id}/publish"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/director/matching/runs/{job_id}/publish"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/director/matching/runs/{job_id}/publish"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -6994,22 +12674,106 @@ export interface operations {
                     "application/json": components["schemas"]["MenteePreferencesPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentee/preferences"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentee/preferences"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentee/preferences"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentee/preferences"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -7036,40 +12800,156 @@ export interface operations {
                     "application/json": components["schemas"]["MenteePreferencesPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentee/preferences"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentee/preferences"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Request Entity Too Large */
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/mentee/preferences"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/mentee/preferences"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentee/preferences"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentee/preferences"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -7100,49 +12980,159 @@ export interface operations {
                     "text/event-stream": string;
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/dashboard/stream"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/dashboard/stream"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `mentor_not_found`: the caller has no mentor profile
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/mentor_not_found",
+                     *       "title": "The caller has no mentor profile",
+                     *       "status": 404,
+                     *       "detail": "The caller has no mentor profile.",
+                     *       "code": "mentor_not_found",
+                     *       "instance": "/api/v1/mentor/dashboard/stream"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "mentor_not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/mentor/dashboard/stream"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Too Many Requests */
+            /**
+             * @description Too many requests:
+             *     - `too_many_streams`: too many open streams (per caller: 429, on this replica: 503)
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/too_many_streams",
+                     *       "title": "Too many open streams (per caller: 429, on this replica: 503)",
+                     *       "status": 429,
+                     *       "detail": "Too many open streams (per caller: 429, on this replica: 503).",
+                     *       "code": "too_many_streams",
+                     *       "instance": "/api/v1/mentor/dashboard/stream"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "too_many_streams" | "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Service Unavailable */
+            /**
+             * @description A dependency is unavailable:
+             *     - `stream_unavailable`: real-time updates are briefly unavailable
+             *     - `too_many_streams`: too many open streams (per caller: 429, on this replica: 503)
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/stream_unavailable",
+                     *       "title": "Real-time updates are briefly unavailable",
+                     *       "status": 503,
+                     *       "detail": "Real-time updates are briefly unavailable.",
+                     *       "code": "stream_unavailable",
+                     *       "instance": "/api/v1/mentor/dashboard/stream"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "stream_unavailable" | "too_many_streams" | "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -7173,49 +13163,134 @@ export interface operations {
                     "text/event-stream": string;
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/director/stream"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/director/stream"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/director/stream"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Too Many Requests */
+            /**
+             * @description Too many requests:
+             *     - `too_many_streams`: too many open streams (per caller: 429, on this replica: 503)
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/too_many_streams",
+                     *       "title": "Too many open streams (per caller: 429, on this replica: 503)",
+                     *       "status": 429,
+                     *       "detail": "Too many open streams (per caller: 429, on this replica: 503).",
+                     *       "code": "too_many_streams",
+                     *       "instance": "/api/v1/director/stream"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "too_many_streams" | "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Service Unavailable */
+            /**
+             * @description A dependency is unavailable:
+             *     - `stream_unavailable`: real-time updates are briefly unavailable
+             *     - `too_many_streams`: too many open streams (per caller: 429, on this replica: 503)
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/stream_unavailable",
+                     *       "title": "Real-time updates are briefly unavailable",
+                     *       "status": 503,
+                     *       "detail": "Real-time updates are briefly unavailable.",
+                     *       "code": "stream_unavailable",
+                     *       "instance": "/api/v1/director/stream"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "stream_unavailable" | "too_many_streams" | "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -7246,49 +13321,159 @@ export interface operations {
                     "text/event-stream": string;
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentee/stream"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentee/stream"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `mentee_not_found`: no such mentee (among the caller's)
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/mentee_not_found",
+                     *       "title": "No such mentee (among the caller's)",
+                     *       "status": 404,
+                     *       "detail": "No such mentee (among the caller's).",
+                     *       "code": "mentee_not_found",
+                     *       "instance": "/api/v1/mentee/stream"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "mentee_not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/mentee/stream"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Too Many Requests */
+            /**
+             * @description Too many requests:
+             *     - `too_many_streams`: too many open streams (per caller: 429, on this replica: 503)
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/too_many_streams",
+                     *       "title": "Too many open streams (per caller: 429, on this replica: 503)",
+                     *       "status": 429,
+                     *       "detail": "Too many open streams (per caller: 429, on this replica: 503).",
+                     *       "code": "too_many_streams",
+                     *       "instance": "/api/v1/mentee/stream"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "too_many_streams" | "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Service Unavailable */
+            /**
+             * @description A dependency is unavailable:
+             *     - `stream_unavailable`: real-time updates are briefly unavailable
+             *     - `too_many_streams`: too many open streams (per caller: 429, on this replica: 503)
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/stream_unavailable",
+                     *       "title": "Real-time updates are briefly unavailable",
+                     *       "status": 503,
+                     *       "detail": "Real-time updates are briefly unavailable.",
+                     *       "code": "stream_unavailable",
+                     *       "instance": "/api/v1/mentee/stream"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "stream_unavailable" | "too_many_streams" | "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -7311,13 +13496,54 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_token",
+                     *       "title": "The token is malformed, badly signed, or its user is unknown, inactive or no longer has its role",
+                     *       "status": 401,
+                     *       "detail": "The token is malformed, badly signed, or its user is unknown, inactive or no longer has its role.",
+                     *       "code": "invalid_token",
+                     *       "instance": "/metrics"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_token";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/metrics"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -7340,22 +13566,106 @@ export interface operations {
                     "application/json": components["schemas"]["ProgrammeMetricsPublic"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/director/metrics"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/director/metrics"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/director/metrics"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/director/metrics"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -7385,31 +13695,132 @@ export interface operations {
                     "text/csv": string;
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/director/metrics/history"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/director/metrics/history"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `invalid_range`: `from` is after `to`, or the range is too long
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_range",
+                     *       "title": "`from` is after `to`, or the range is too long",
+                     *       "status": 422,
+                     *       "detail": "`from` is after `to`, or the range is too long.",
+                     *       "code": "invalid_range",
+                     *       "instance": "/api/v1/director/metrics/history"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_range" | "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/director/metrics/history"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/director/metrics/history"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -7440,31 +13851,132 @@ export interface operations {
                     "application/json": components["schemas"]["Page_AuditEntryPublic_"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/admin/audit"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/admin/audit"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `invalid_cursor`: `cursor` is not one this service issued
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_cursor",
+                     *       "title": "`cursor` is not one this service issued",
+                     *       "status": 422,
+                     *       "detail": "`cursor` is not one this service issued.",
+                     *       "code": "invalid_cursor",
+                     *       "instance": "/api/v1/admin/audit"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_cursor" | "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/admin/audit"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/admin/audit"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -7489,40 +14001,156 @@ export interface operations {
                     "application/json": components["schemas"]["UserExport"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/admin/users/{user_id}/export"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/admin/users/{user_id}/export"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/admin/users/{user_id}/export"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/admin/users/{user_id}/export"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/admin/users/{user_id}/export"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/admin/users/{user_id}/export"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -7547,49 +14175,182 @@ export interface operations {
                     "application/json": components["schemas"]["UserErased"];
                 };
             };
-            /** @description Unauthorized */
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/admin/users/{user_id}/erase"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Forbidden */
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/admin/users/{user_id}/erase"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Not Found */
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/admin/users/{user_id}/erase"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Conflict */
+            /**
+             * @description Conflicts with the current state:
+             *     - `invalid_transition`: the resource's current status does not allow this change
+             *     - `concurrent_change`: the relationships involved kept changing; retry
+             */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/invalid_transition",
+                     *       "title": "The resource's current status does not allow this change",
+                     *       "status": 409,
+                     *       "detail": "The resource's current status does not allow this change.",
+                     *       "code": "invalid_transition",
+                     *       "instance": "/api/v1/admin/users/{user_id}/erase"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "invalid_transition" | "concurrent_change";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
-            /** @description Unprocessable Entity */
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/admin/users/{user_id}/erase"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/admin/users/{user_id}/erase"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/admin/users/{user_id}/erase"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
         };
@@ -7619,3 +14380,6 @@ export interface operations {
         };
     };
 }
+type WithRequired<T, K extends keyof T> = T & {
+    [P in K]-?: T[P];
+};

@@ -48,7 +48,17 @@ async function problemOf(response: Response): Promise<Problem> {
   return (await response.json()) as Problem;
 }
 
-export function explain(problem: Problem): string {
+// Each operation's problem codes are an enum per status: a `case` naming a code the
+// operation cannot return does not compile, and removing a code breaks this file. New
+// codes are a minor change (README "stability"): keep a `default`.
+type BookingResponses = paths["/api/v1/mentor/sessions"]["post"]["responses"];
+type BookingConflict = BookingResponses["409"]["content"]["application/problem+json"];
+type BookingProblem =
+  | BookingConflict
+  | BookingResponses["404"]["content"]["application/problem+json"]
+  | BookingResponses["503"]["content"]["application/problem+json"];
+
+export function explain(problem: BookingProblem): string {
   switch (problem.code) {
     case "double_booking":
       return "That time is taken: pick another slot.";
@@ -56,7 +66,18 @@ export function explain(problem: Problem): string {
       return "Your weekly slots are full.";
     case "outside_availability":
       return "Outside your availability.";
+    case "not_assigned":
+      return "This mentee is no longer yours.";
+    case "video_provider_unavailable":
+      return "The video call could not be created: try again in a moment.";
     default:
       return problem.detail ?? problem.title;
   }
+}
+
+export function isConflict(problem: Problem): problem is BookingConflict {
+  const conflicts: readonly BookingConflict["code"][] = [
+    "double_booking", "capacity_exceeded", "outside_availability",
+  ];
+  return problem.status === 409 && (conflicts as readonly string[]).includes(problem.code);
 }

@@ -30,8 +30,30 @@ async def test_catalogue_lists_every_event_and_channel(client):
     assert channels["mentorStream"]["address"] == "/api/v1/mentor/dashboard/stream"
     assert set(channels["webhooks"]["messages"]) == set(REFRESH_PRIORITY)
     # Payloads come from the models the code validates with.
-    upserted = document["components"]["schemas"]["UserUpserted"]
+    schemas = document["components"]["schemas"]
+    upserted = schemas["UserUpserted"]
     assert upserted["properties"]["data"] == {"$ref": "#/components/schemas/UserUpsertData"}
+
+
+async def test_every_event_type_has_its_own_typed_payload(client):
+    """Inbound and outbound, each type's payload pins `type` and has its own `data` schema
+    with named fields (never a generic object)."""
+    document = (await client.get("/asyncapi.json")).json()
+    schemas = document["components"]["schemas"]
+    data_refs = set()
+    for name, message in document["components"]["messages"].items():
+        if name == "snapshot":
+            continue
+        payload = schemas[message["payload"]["$ref"].rsplit("/", 1)[1]]
+        assert payload["properties"]["type"]["const"] == name, name
+        data_ref = payload["properties"]["data"]["$ref"]
+        data = schemas[data_ref.rsplit("/", 1)[1]]
+        assert data.get("properties") and data.get("required"), name
+        data_refs.add(data_ref)
+    assert len(data_refs) >= len(REFRESH_PRIORITY)  # session.scheduled/completed share one
+    cancelled = schemas["SessionCancelledData"]
+    assert {"session_id", "reason", "cancelled_by", "sequence"} <= set(cancelled["properties"])
+    assert cancelled["additionalProperties"] is False
 
 
 async def test_asyncapi_parser_accepts_the_catalogue(client, tmp_path):
@@ -59,6 +81,9 @@ async def test_openapi_document_is_valid_and_describes_webhooks(client):
     spec = (await client.get("/openapi.json")).json()
     validate(spec)  # raises with the first error
     webhook = spec["webhooks"]["outbound-event"]["post"]
-    assert webhook["requestBody"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/OutboundEvent"}
+    body = webhook["requestBody"]["content"]["application/json"]["schema"]
+    assert body["discriminator"]["propertyName"] == "type"
+    assert set(body["discriminator"]["mapping"]) == set(REFRESH_PRIORITY)
+    assert body["discriminator"]["mapping"]["flag.raised"] == (
+        "#/components/schemas/FlagRaisedEvent")
     assert "/asyncapi.json" in spec["info"]["description"]

@@ -1,5 +1,7 @@
 """The event catalogue: an AsyncAPI 3 document of every event in and out, built from the
-models the code validates with (inbound) and the outbox's list of types (outbound).
+models the code validates with: inbound, the envelopes `POST /api/v1/events` accepts;
+outbound, each type's envelope with its `data` model, which the outbox validates every
+event's data with (app/schemas/event_data.py).
 
 Channels: the inbound endpoint (`POST /api/v1/events`), the SSE streams, and the webhook
 deliveries. Served at `/asyncapi.json` and linked from `/docs`; validated in CI with the
@@ -15,7 +17,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from app.core.outbox import REFRESH_PRIORITY
-from app.schemas.events import InboundEvent, OutboundEvent
+from app.schemas.events import InboundEvent
+from app.schemas.outbound_events import OUTBOUND_EVENTS
 
 REF = "#/components/schemas/{model}"
 # The SSE streams: path -> who reads it.
@@ -40,19 +43,19 @@ def _message(name: str, schema_ref: str, summary: str) -> dict[str, Any]:
 def asyncapi_document() -> dict[str, Any]:
     inbound = _inbound_models()
     refs, definitions = models_json_schema(
-        [(model, "validation") for model in [*inbound, OutboundEvent]], ref_template=REF)
+        [(model, "validation") for model in [*inbound, *OUTBOUND_EVENTS.values()]],
+        ref_template=REF)
     schemas = definitions["$defs"]
     messages: dict[str, Any] = {}
     for model in inbound:
         event_type = get_args(model.model_fields["type"].annotation)[0]
         messages[event_type] = _message(event_type, refs[(model, "validation")]["$ref"],
                                         (model.__doc__ or f"Inbound {event_type}").strip())
-    outbound_ref = refs[(OutboundEvent, "validation")]["$ref"]
     for event_type, priority in REFRESH_PRIORITY.items():
         messages[event_type] = _message(
-            event_type, outbound_ref,
+            event_type, refs[(OUTBOUND_EVENTS[event_type], "validation")]["$ref"],
             f"Outbound `{event_type}` (refresh_priority {priority}): to the SSE streams of the "
-            "users it concerns and to every webhook endpoint.")
+            "users it concerns and to every webhook endpoint; `data` as in the payload schema.")
     schemas["Snapshot"] = {"type": "object", "description": "The stream's first event: the "
                            "current state (the dashboard body for a mentor)."}
     messages["snapshot"] = _message("snapshot", REF.format(model="Snapshot"),
