@@ -13,6 +13,8 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from pydantic import ValidationError
+from sqlalchemy import text
 
 import app.core.auth as auth_module
 import app.main as app_main
@@ -20,6 +22,7 @@ from app.config import Settings, get_settings
 from app.core.db import Database
 from app.core.logging import _HANDLER_NAME
 from app.core.redis import make_redis
+from app.schemas.event_data import OUTBOUND_DATA
 from tests.support import observed_problems
 from tests.support.factories import Factory
 from tests.support.harness import ServerHarness, settings_environment
@@ -119,8 +122,32 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+# One example of each shape (keys and JSON types) of each type's data in the outbox.
+OUTBOX_SHAPES = text("""
+    select type, min(data::text) from outbox_events
+    group by type, (select jsonb_object_agg(k, jsonb_typeof(v)) from jsonb_each(data) e(k, v))
+""")
+
+
 @pytest.fixture(scope="session")
-def factory(system_db: Database, settings: Settings) -> Factory:
+async def outbound_data_checked(system_db: Database) -> AsyncIterator[None]:
+    """At the end of the run: every outbound event the tests made, including those the
+    set-based emitters write in SQL, has the data its type's model documents
+    (app/schemas/event_data.py, the catalogue's payload schemas)."""
+    yield
+    async with system_db.transaction(None) as session:
+        shapes = (await session.execute(OUTBOX_SHAPES)).all()
+    wrong = []
+    for event_type, example in shapes:
+        try:
+            OUTBOUND_DATA[event_type].model_validate_json(example)
+        except (KeyError, ValidationError) as error:
+            wrong.append(f"{event_type}: {error}")
+    assert not wrong, "outbound data not as documented:\n" + "\n".join(wrong)
+
+
+@pytest.fixture(scope="session")
+def factory(system_db: Database, settings: Settings, outbound_data_checked: None) -> Factory:
     return Factory(system_db, settings)
 
 

@@ -3,11 +3,12 @@
 `ProblemRecorder` is an outermost ASGI middleware the test harness adds to every app it
 builds (tests/conftest.py wraps `create_app`; live uvicorn servers use
 `recording_app`). For each `application/problem+json` answer of a route in the schema it
-notes (method, route template, status, code) and whether the app's own `/openapi.json`
-declares that code for that operation and status. At the end of the session the
-`problems_are_declared` fixture fails on any that is not. Only what was observed is
-checked, so a partial run checks its part. 500 `internal_error` is never declared (no
-route may answer it: the fuzz test and the tests of each area fail on it).
+notes (method, route template, status, code) and whether the route declares that code for
+that status (`route_problems`, what app/core/openapi.py writes into `/openapi.json` as the
+response's `code` enum: computed from the route, so no request waits for the document).
+At the end of the session the `problems_are_declared` fixture fails on any that is not.
+Only what was observed is checked, so a partial run checks its part. 500 `internal_error`
+is never declared (no route may answer it: the fuzz test and each area's tests fail on it).
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.problems import api_routes
+from app.core.problems import api_routes, route_problems
+from app.core.ratelimit import EXEMPT_PATHS
 
 LOG_ENV = "TEST_OBSERVED_PROBLEMS_FILE"  # where a live server writes its observations
 
@@ -50,11 +53,11 @@ def declared_codes(schema: dict[str, Any], method: str, path: str, status: int) 
     return media.get("schema", {}).get("properties", {}).get("code", {}).get("enum", [])
 
 
-def _template(app: FastAPI, scope: Scope) -> str | None:
+def _route(app: FastAPI, scope: Scope) -> APIRoute | None:
     for route in api_routes(app):
         match, _ = route.matches(scope)
         if match is Match.FULL:
-            return route.path_format
+            return route
     return None
 
 
@@ -63,12 +66,11 @@ def observe(app: FastAPI, scope: Scope, status: int, body: bytes) -> Observation
         code = json.loads(body).get("code")
     except (ValueError, AttributeError):
         return None
-    path = _template(app, scope)
-    if path is None or not isinstance(code, str) or status == 500:
+    route = _route(app, scope)
+    if route is None or not isinstance(code, str) or status == 500:
         return None
-    method = scope["method"]
-    declared = code in declared_codes(app.openapi(), method, path, status)
-    return Observation(method, path, status, code, declared)
+    declared = code in route_problems(route, EXEMPT_PATHS).get(status, [])
+    return Observation(scope["method"], route.path_format, status, code, declared)
 
 
 class ProblemRecorder:
