@@ -1190,6 +1190,72 @@ export interface components {
              */
             sessions: "cancel" | "transfer";
         };
+        /** AssignmentCreatedData */
+        AssignmentCreatedData: {
+            /**
+             * Assignment Id
+             * Format: uuid
+             */
+            assignment_id: string;
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
+            /** Source */
+            source: string;
+            /** Score */
+            score: number | null;
+            /** Reasons */
+            reasons: string[];
+            /** Previous Mentor Id */
+            previous_mentor_id: string | null;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+        };
+        /**
+         * AssignmentCreatedEvent
+         * @description Outbound `assignment.created`.
+         */
+        AssignmentCreatedEvent: {
+            /**
+             * Id
+             * Format: uuid
+             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "assignment.created";
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /**
+             * Source
+             * @default mentorship
+             * @constant
+             */
+            source: "mentorship";
+            /**
+             * Refresh Priority
+             * @description How fast consumers should refresh what the event touches
+             * @enum {string}
+             */
+            refresh_priority: "urgent" | "high" | "normal";
+            data: components["schemas"]["AssignmentCreatedData"];
+        };
         /** AssignmentEnd */
         AssignmentEnd: {
             /**
@@ -1238,6 +1304,73 @@ export interface components {
              * @description The future sessions of the pair, now cancelled.
              */
             sessions_cancelled?: string[];
+        };
+        /** AssignmentEndedData */
+        AssignmentEndedData: {
+            /**
+             * Assignment Id
+             * Format: uuid
+             */
+            assignment_id: string;
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+            /**
+             * Ended At
+             * Format: date-time
+             */
+            ended_at: string;
+            /** End Reason */
+            end_reason: string;
+            /** Replaced By */
+            replaced_by?: string | null;
+        };
+        /**
+         * AssignmentEndedEvent
+         * @description Outbound `assignment.ended`.
+         */
+        AssignmentEndedEvent: {
+            /**
+             * Id
+             * Format: uuid
+             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "assignment.ended";
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /**
+             * Source
+             * @default mentorship
+             * @constant
+             */
+            source: "mentorship";
+            /**
+             * Refresh Priority
+             * @description How fast consumers should refresh what the event touches
+             * @enum {string}
+             */
+            refresh_priority: "urgent" | "high" | "normal";
+            data: components["schemas"]["AssignmentEndedData"];
         };
         /** AssignmentHistoryItem */
         AssignmentHistoryItem: {
@@ -1456,6 +1589,69 @@ export interface components {
              * @example 12:00
              */
             end: string;
+        };
+        /** CapacityExceededData */
+        CapacityExceededData: {
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
+            /**
+             * Iso Week
+             * @example 2026-W49
+             */
+            iso_week: string;
+            /** Weekly Slots Used */
+            weekly_slots_used: number;
+            /** Weekly Slots Total */
+            weekly_slots_total: number;
+            /** Mentees Active */
+            mentees_active: number;
+            /** Mentees Max */
+            mentees_max: number;
+            /**
+             * Utilization
+             * @description weekly_slots_used / weekly_slots_total
+             */
+            utilization: number;
+            /** Reasons */
+            reasons: string[];
+        };
+        /**
+         * CapacityExceededEvent
+         * @description Outbound `capacity.exceeded`.
+         */
+        CapacityExceededEvent: {
+            /**
+             * Id
+             * Format: uuid
+             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "capacity.exceeded";
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /**
+             * Source
+             * @default mentorship
+             * @constant
+             */
+            source: "mentorship";
+            /**
+             * Refresh Priority
+             * @description How fast consumers should refresh what the event touches
+             * @enum {string}
+             */
+            refresh_priority: "urgent" | "high" | "normal";
+            data: components["schemas"]["CapacityExceededData"];
         };
         /** CapacityPublic */
         CapacityPublic: {
@@ -1705,6 +1901,72 @@ export interface components {
             /** Note */
             note?: string | null;
         };
+        /** FlagEscalatedData */
+        FlagEscalatedData: {
+            /**
+             * Flag Id
+             * Format: uuid
+             */
+            flag_id: string;
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /** Severity */
+            severity: string;
+            /** Category */
+            category: string;
+            /** Director Ids */
+            director_ids: string[];
+            /** Mentor Id */
+            mentor_id: string | null;
+            /**
+             * Escalated By
+             * Format: uuid
+             */
+            escalated_by: string;
+            /**
+             * Escalated At
+             * Format: date-time
+             */
+            escalated_at: string;
+        };
+        /**
+         * FlagEscalatedEvent
+         * @description Outbound `flag.escalated`.
+         */
+        FlagEscalatedEvent: {
+            /**
+             * Id
+             * Format: uuid
+             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "flag.escalated";
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /**
+             * Source
+             * @default mentorship
+             * @constant
+             */
+            source: "mentorship";
+            /**
+             * Refresh Priority
+             * @description How fast consumers should refresh what the event touches
+             * @enum {string}
+             */
+            refresh_priority: "urgent" | "high" | "normal";
+            data: components["schemas"]["FlagEscalatedData"];
+        };
         /** FlagPublic */
         FlagPublic: {
             /**
@@ -1753,6 +2015,134 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+        };
+        /** FlagRaisedData */
+        FlagRaisedData: {
+            /**
+             * Flag Id
+             * Format: uuid
+             */
+            flag_id: string;
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /** Severity */
+            severity: string;
+            /** Category */
+            category: string;
+            /** Director Ids */
+            director_ids: string[];
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
+            /**
+             * Raised At
+             * Format: date-time
+             */
+            raised_at: string;
+        };
+        /**
+         * FlagRaisedEvent
+         * @description Outbound `flag.raised`.
+         */
+        FlagRaisedEvent: {
+            /**
+             * Id
+             * Format: uuid
+             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "flag.raised";
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /**
+             * Source
+             * @default mentorship
+             * @constant
+             */
+            source: "mentorship";
+            /**
+             * Refresh Priority
+             * @description How fast consumers should refresh what the event touches
+             * @enum {string}
+             */
+            refresh_priority: "urgent" | "high" | "normal";
+            data: components["schemas"]["FlagRaisedData"];
+        };
+        /** FlagResolvedData */
+        FlagResolvedData: {
+            /**
+             * Flag Id
+             * Format: uuid
+             */
+            flag_id: string;
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /** Severity */
+            severity: string;
+            /** Category */
+            category: string;
+            /** Director Ids */
+            director_ids: string[];
+            /**
+             * Resolved By
+             * Format: uuid
+             */
+            resolved_by: string;
+            /**
+             * Resolved At
+             * Format: date-time
+             */
+            resolved_at: string;
+        };
+        /**
+         * FlagResolvedEvent
+         * @description Outbound `flag.resolved`.
+         */
+        FlagResolvedEvent: {
+            /**
+             * Id
+             * Format: uuid
+             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "flag.resolved";
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /**
+             * Source
+             * @default mentorship
+             * @constant
+             */
+            source: "mentorship";
+            /**
+             * Refresh Priority
+             * @description How fast consumers should refresh what the event touches
+             * @enum {string}
+             */
+            refresh_priority: "urgent" | "high" | "normal";
+            data: components["schemas"]["FlagResolvedData"];
         };
         /** FlagSummary */
         FlagSummary: {
@@ -1943,6 +2333,69 @@ export interface components {
             dry_run: boolean;
             /** @description Weights of the fit's four terms for this run; a term left out keeps its default (specialty 0.5, timezone 0.2, load 0.15, language 0.15, settings `MATCH_WEIGHT_*`). Each is a number >= 0 (at most 1000); at least one must be positive; they are normalised to sum 1 and recorded with the run. The fit of a pair is the weighted sum of: `specialty` (share of the mentee's topics, their interests and preferred specialties, that the mentor covers), `timezone` (1 - gap / 12, the gap being the largest UTC offset difference over the year, January and July, so both sides' daylight saving time counts), `load` (1 - the mentor's active mentees / maximum), `language` (1 when they share a language or the mentee names none, 0.5 when the mentor lists none, 0 otherwise); plus a `preference` boost of 0.1 for a mentor the mentee prefers and up to 0.1 for the share of their preferred specialties the mentor covers (`MATCH_PREFERENCE_BOOST`). A fit lies in [0, 1.2]. */
             weights?: components["schemas"]["MatchingWeights"] | null;
+        };
+        /** MatchingRunFinishedData */
+        MatchingRunFinishedData: {
+            /** Job Id */
+            job_id: string;
+            /** Status */
+            status: string;
+            /** Dry Run */
+            dry_run: boolean;
+            /** Assigned */
+            assigned: number | null;
+            /**
+             * Proposals
+             * @description A dry run's proposal count (else null)
+             */
+            proposals: number | null;
+            /** Unplaced */
+            unplaced: number | null;
+            /** Total Fit */
+            total_fit: number | null;
+            /** Attempts */
+            attempts: number;
+            /** Requested By */
+            requested_by: string | null;
+            /** Error */
+            error: string | null;
+            /** Finished At */
+            finished_at: string | null;
+        };
+        /**
+         * MatchingRunFinishedEvent
+         * @description Outbound `matching.run_finished`.
+         */
+        MatchingRunFinishedEvent: {
+            /**
+             * Id
+             * Format: uuid
+             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "matching.run_finished";
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /**
+             * Source
+             * @default mentorship
+             * @constant
+             */
+            source: "mentorship";
+            /**
+             * Refresh Priority
+             * @description How fast consumers should refresh what the event touches
+             * @enum {string}
+             */
+            refresh_priority: "urgent" | "high" | "normal";
+            data: components["schemas"]["MatchingRunFinishedData"];
         };
         /** MatchingRunPublic */
         MatchingRunPublic: {
@@ -2570,6 +3023,80 @@ export interface components {
              */
             work_item_id?: string | null;
         };
+        /** MissionReviewedData */
+        MissionReviewedData: {
+            /**
+             * Review Id
+             * Format: uuid
+             */
+            review_id: string;
+            /**
+             * Submission Id
+             * Format: uuid
+             */
+            submission_id: string;
+            /**
+             * Mission Id
+             * Format: uuid
+             */
+            mission_id: string;
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
+            /** Decision */
+            decision: string;
+            /** Score */
+            score: number | null;
+            /** Feedback */
+            feedback: string | null;
+            /**
+             * Reviewed At
+             * Format: date-time
+             */
+            reviewed_at: string;
+        };
+        /**
+         * MissionReviewedEvent
+         * @description Outbound `mission.reviewed`.
+         */
+        MissionReviewedEvent: {
+            /**
+             * Id
+             * Format: uuid
+             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "mission.reviewed";
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /**
+             * Source
+             * @default mentorship
+             * @constant
+             */
+            source: "mentorship";
+            /**
+             * Refresh Priority
+             * @description How fast consumers should refresh what the event touches
+             * @enum {string}
+             */
+            refresh_priority: "urgent" | "high" | "normal";
+            data: components["schemas"]["MissionReviewedData"];
+        };
         /** MissionSubmitted */
         MissionSubmitted: {
             /**
@@ -2635,46 +3162,6 @@ export interface components {
             duration_minutes: number;
             /** Meeting Url */
             meeting_url: string | null;
-        };
-        /**
-         * OutboundEvent
-         * @description An outbound event as it goes out: the SSE `data:` of a stream event and the body of a
-         *     webhook delivery (signed the Standard Webhooks way). `type` names the event; `data` holds
-         *     its ids and fields (see the event catalogue, `/asyncapi.json`).
-         */
-        OutboundEvent: {
-            /**
-             * Id
-             * Format: uuid
-             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
-             */
-            id: string;
-            /**
-             * Type
-             * @example session.scheduled
-             */
-            type: string;
-            /**
-             * Occurred At
-             * Format: date-time
-             */
-            occurred_at: string;
-            /**
-             * Source
-             * @default mentorship
-             * @constant
-             */
-            source: "mentorship";
-            /**
-             * Refresh Priority
-             * @description How fast consumers should refresh what the event touches
-             * @enum {string}
-             */
-            refresh_priority: "urgent" | "high" | "normal";
-            /** Data */
-            data: {
-                [key: string]: unknown;
-            };
         };
         /** Page[AssignmentHistoryItem] */
         Page_AssignmentHistoryItem_: {
@@ -2979,6 +3466,62 @@ export interface components {
             /** Previous Score */
             previous_score?: number | null;
         };
+        /** RiskRaisedData */
+        RiskRaisedData: {
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /** Mentor Id */
+            mentor_id: string | null;
+            /** Reasons */
+            reasons: string[];
+            /** Risk Score */
+            risk_score: number;
+            /** Cause */
+            cause: string;
+            /**
+             * Raised At
+             * Format: date-time
+             */
+            raised_at: string;
+        };
+        /**
+         * RiskRaisedEvent
+         * @description Outbound `risk.raised`.
+         */
+        RiskRaisedEvent: {
+            /**
+             * Id
+             * Format: uuid
+             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "risk.raised";
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /**
+             * Source
+             * @default mentorship
+             * @constant
+             */
+            source: "mentorship";
+            /**
+             * Refresh Priority
+             * @description How fast consumers should refresh what the event touches
+             * @enum {string}
+             */
+            refresh_priority: "urgent" | "high" | "normal";
+            data: components["schemas"]["RiskRaisedData"];
+        };
         /** RiskSummary */
         RiskSummary: {
             /** Reasons */
@@ -2990,6 +3533,126 @@ export interface components {
             risk_score: number;
             /** At Risk */
             at_risk: boolean;
+        };
+        /** SessionCancelledData */
+        SessionCancelledData: {
+            /**
+             * Session Id
+             * Format: uuid
+             */
+            session_id: string;
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            /** Duration Minutes */
+            duration_minutes: number;
+            /** Status */
+            status: string;
+            /** Meeting Url */
+            meeting_url: string | null;
+            /**
+             * Sequence
+             * @description The iCalendar SEQUENCE: goes up with every change
+             */
+            sequence: number;
+            /**
+             * Changed By
+             * @description The user who changed it (null: system)
+             */
+            changed_by: string | null;
+            /** Changed By Role */
+            changed_by_role: string;
+            /** Reason */
+            reason: string | null;
+            /** Cancelled By */
+            cancelled_by: string | null;
+        };
+        /**
+         * SessionCancelledEvent
+         * @description Outbound `session.cancelled`.
+         */
+        SessionCancelledEvent: {
+            /**
+             * Id
+             * Format: uuid
+             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "session.cancelled";
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /**
+             * Source
+             * @default mentorship
+             * @constant
+             */
+            source: "mentorship";
+            /**
+             * Refresh Priority
+             * @description How fast consumers should refresh what the event touches
+             * @enum {string}
+             */
+            refresh_priority: "urgent" | "high" | "normal";
+            data: components["schemas"]["SessionCancelledData"];
+        };
+        /**
+         * SessionCompletedEvent
+         * @description Outbound `session.completed`.
+         */
+        SessionCompletedEvent: {
+            /**
+             * Id
+             * Format: uuid
+             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "session.completed";
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /**
+             * Source
+             * @default mentorship
+             * @constant
+             */
+            source: "mentorship";
+            /**
+             * Refresh Priority
+             * @description How fast consumers should refresh what the event touches
+             * @enum {string}
+             */
+            refresh_priority: "urgent" | "high" | "normal";
+            data: components["schemas"]["SessionData"];
         };
         /** SessionCreate */
         SessionCreate: {
@@ -3011,6 +3674,261 @@ export interface components {
             duration_minutes: number;
             /** Agenda */
             agenda?: string | null;
+        };
+        /**
+         * SessionData
+         * @description A session as it is after the change (`session.scheduled`, `session.completed`).
+         */
+        SessionData: {
+            /**
+             * Session Id
+             * Format: uuid
+             */
+            session_id: string;
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            /** Duration Minutes */
+            duration_minutes: number;
+            /** Status */
+            status: string;
+            /** Meeting Url */
+            meeting_url: string | null;
+            /**
+             * Sequence
+             * @description The iCalendar SEQUENCE: goes up with every change
+             */
+            sequence: number;
+            /**
+             * Changed By
+             * @description The user who changed it (null: system)
+             */
+            changed_by: string | null;
+            /** Changed By Role */
+            changed_by_role: string;
+        };
+        /** SessionReminderData */
+        SessionReminderData: {
+            /**
+             * Session Id
+             * Format: uuid
+             */
+            session_id: string;
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            /** Duration Minutes */
+            duration_minutes: number;
+            /** Meeting Url */
+            meeting_url: string | null;
+            /** Sequence */
+            sequence: number;
+            /** Minutes Before */
+            minutes_before: number;
+            /**
+             * Due At
+             * Format: date-time
+             */
+            due_at: string;
+        };
+        /**
+         * SessionReminderEvent
+         * @description Outbound `session.reminder`.
+         */
+        SessionReminderEvent: {
+            /**
+             * Id
+             * Format: uuid
+             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "session.reminder";
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /**
+             * Source
+             * @default mentorship
+             * @constant
+             */
+            source: "mentorship";
+            /**
+             * Refresh Priority
+             * @description How fast consumers should refresh what the event touches
+             * @enum {string}
+             */
+            refresh_priority: "urgent" | "high" | "normal";
+            data: components["schemas"]["SessionReminderData"];
+        };
+        /**
+         * SessionRescheduledData
+         * @description Moved by a person (`previous_starts_at`, `previous_duration_minutes`) or handed to a
+         *     new mentor on reassignment (`previous_mentor_id`, `previous_meeting_url`, `reason`).
+         */
+        SessionRescheduledData: {
+            /**
+             * Session Id
+             * Format: uuid
+             */
+            session_id: string;
+            /**
+             * Mentor Id
+             * Format: uuid
+             */
+            mentor_id: string;
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            /** Duration Minutes */
+            duration_minutes: number;
+            /** Status */
+            status: string;
+            /** Meeting Url */
+            meeting_url: string | null;
+            /**
+             * Sequence
+             * @description The iCalendar SEQUENCE: goes up with every change
+             */
+            sequence: number;
+            /**
+             * Changed By
+             * @description The user who changed it (null: system)
+             */
+            changed_by: string | null;
+            /** Changed By Role */
+            changed_by_role: string;
+            /** Previous Starts At */
+            previous_starts_at?: string | null;
+            /** Previous Duration Minutes */
+            previous_duration_minutes?: number | null;
+            /** Previous Mentor Id */
+            previous_mentor_id?: string | null;
+            /** Previous Meeting Url */
+            previous_meeting_url?: string | null;
+            /** Reason */
+            reason?: string | null;
+        };
+        /**
+         * SessionRescheduledEvent
+         * @description Outbound `session.rescheduled`.
+         */
+        SessionRescheduledEvent: {
+            /**
+             * Id
+             * Format: uuid
+             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "session.rescheduled";
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /**
+             * Source
+             * @default mentorship
+             * @constant
+             */
+            source: "mentorship";
+            /**
+             * Refresh Priority
+             * @description How fast consumers should refresh what the event touches
+             * @enum {string}
+             */
+            refresh_priority: "urgent" | "high" | "normal";
+            data: components["schemas"]["SessionRescheduledData"];
+        };
+        /**
+         * SessionScheduledEvent
+         * @description Outbound `session.scheduled`.
+         */
+        SessionScheduledEvent: {
+            /**
+             * Id
+             * Format: uuid
+             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "session.scheduled";
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /**
+             * Source
+             * @default mentorship
+             * @constant
+             */
+            source: "mentorship";
+            /**
+             * Refresh Priority
+             * @description How fast consumers should refresh what the event touches
+             * @enum {string}
+             */
+            refresh_priority: "urgent" | "high" | "normal";
+            data: components["schemas"]["SessionData"];
         };
         /**
          * SessionUpdate
@@ -3322,6 +4240,60 @@ export interface components {
             /** Sessions Cancelled */
             sessions_cancelled?: string[];
         };
+        /** UserDeactivatedData */
+        UserDeactivatedData: {
+            /**
+             * User Id
+             * Format: uuid
+             */
+            user_id: string;
+            /** Role */
+            role: string;
+            /**
+             * Deactivated At
+             * Format: date-time
+             */
+            deactivated_at: string;
+            /** Assignments Ended */
+            assignments_ended: string[];
+            /** Sessions Cancelled */
+            sessions_cancelled: string[];
+        };
+        /**
+         * UserDeactivatedEvent
+         * @description Outbound `user.deactivated`.
+         */
+        UserDeactivatedEvent: {
+            /**
+             * Id
+             * Format: uuid
+             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.deactivated";
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /**
+             * Source
+             * @default mentorship
+             * @constant
+             */
+            source: "mentorship";
+            /**
+             * Refresh Priority
+             * @description How fast consumers should refresh what the event touches
+             * @enum {string}
+             */
+            refresh_priority: "urgent" | "high" | "normal";
+            data: components["schemas"]["UserDeactivatedData"];
+        };
         /** UserErased */
         UserErased: {
             /**
@@ -3334,6 +4306,54 @@ export interface components {
              * Format: date-time
              */
             erased_at: string;
+        };
+        /** UserErasedData */
+        UserErasedData: {
+            /**
+             * User Id
+             * Format: uuid
+             */
+            user_id: string;
+            /**
+             * Erased At
+             * Format: date-time
+             */
+            erased_at: string;
+        };
+        /**
+         * UserErasedEvent
+         * @description Outbound `user.erased`.
+         */
+        UserErasedEvent: {
+            /**
+             * Id
+             * Format: uuid
+             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "user.erased";
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /**
+             * Source
+             * @default mentorship
+             * @constant
+             */
+            source: "mentorship";
+            /**
+             * Refresh Priority
+             * @description How fast consumers should refresh what the event touches
+             * @enum {string}
+             */
+            refresh_priority: "urgent" | "high" | "normal";
+            data: components["schemas"]["UserErasedData"];
         };
         /**
          * UserExport
@@ -3696,6 +4716,145 @@ export interface components {
              */
             created_at: string;
         };
+        /** WorkItemCompletedData */
+        WorkItemCompletedData: {
+            /**
+             * Item Id
+             * Format: uuid
+             */
+            item_id: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "mission_review" | "risk_assessment" | "goal_feedback" | "session_followup";
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /**
+             * Completed By
+             * Format: uuid
+             */
+            completed_by: string;
+            /**
+             * Completed At
+             * Format: date-time
+             */
+            completed_at: string;
+            /**
+             * Due At
+             * Format: date-time
+             */
+            due_at: string;
+            /** Overdue */
+            overdue: boolean;
+        };
+        /**
+         * WorkItemData
+         * @description `workqueue.item_created`; `item_overdue` adds `overdue`, `item_escalated`
+         *     `escalated_at`.
+         */
+        WorkItemData: {
+            /**
+             * Item Id
+             * Format: uuid
+             */
+            item_id: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "mission_review" | "risk_assessment" | "goal_feedback" | "session_followup";
+            /**
+             * Priority
+             * @enum {string}
+             */
+            priority: "low" | "normal" | "high" | "urgent";
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /**
+             * Due At
+             * Format: date-time
+             */
+            due_at: string;
+            /** Title */
+            title: string;
+        };
+        /** WorkItemEscalatedData */
+        WorkItemEscalatedData: {
+            /**
+             * Item Id
+             * Format: uuid
+             */
+            item_id: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "mission_review" | "risk_assessment" | "goal_feedback" | "session_followup";
+            /**
+             * Priority
+             * @enum {string}
+             */
+            priority: "low" | "normal" | "high" | "urgent";
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /**
+             * Due At
+             * Format: date-time
+             */
+            due_at: string;
+            /** Title */
+            title: string;
+            /**
+             * Escalated At
+             * Format: date-time
+             */
+            escalated_at: string;
+        };
+        /** WorkItemOverdueData */
+        WorkItemOverdueData: {
+            /**
+             * Item Id
+             * Format: uuid
+             */
+            item_id: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "mission_review" | "risk_assessment" | "goal_feedback" | "session_followup";
+            /**
+             * Priority
+             * @enum {string}
+             */
+            priority: "low" | "normal" | "high" | "urgent";
+            /**
+             * Mentee Id
+             * Format: uuid
+             */
+            mentee_id: string;
+            /**
+             * Due At
+             * Format: date-time
+             */
+            due_at: string;
+            /** Title */
+            title: string;
+            /**
+             * Overdue
+             * @constant
+             */
+            overdue: true;
+        };
         /** WorkItemPublic */
         WorkItemPublic: {
             /**
@@ -3788,6 +4947,146 @@ export interface components {
              * @description The reference time for `overdue`, `sla_remaining_minutes` and the order. Every page of one walk (following `next_cursor`) shares it, so the order cannot shift under the cursor.
              */
             as_of: string;
+        };
+        /**
+         * WorkqueueItemCompletedEvent
+         * @description Outbound `workqueue.item_completed`.
+         */
+        WorkqueueItemCompletedEvent: {
+            /**
+             * Id
+             * Format: uuid
+             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "workqueue.item_completed";
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /**
+             * Source
+             * @default mentorship
+             * @constant
+             */
+            source: "mentorship";
+            /**
+             * Refresh Priority
+             * @description How fast consumers should refresh what the event touches
+             * @enum {string}
+             */
+            refresh_priority: "urgent" | "high" | "normal";
+            data: components["schemas"]["WorkItemCompletedData"];
+        };
+        /**
+         * WorkqueueItemCreatedEvent
+         * @description Outbound `workqueue.item_created`.
+         */
+        WorkqueueItemCreatedEvent: {
+            /**
+             * Id
+             * Format: uuid
+             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "workqueue.item_created";
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /**
+             * Source
+             * @default mentorship
+             * @constant
+             */
+            source: "mentorship";
+            /**
+             * Refresh Priority
+             * @description How fast consumers should refresh what the event touches
+             * @enum {string}
+             */
+            refresh_priority: "urgent" | "high" | "normal";
+            data: components["schemas"]["WorkItemData"];
+        };
+        /**
+         * WorkqueueItemEscalatedEvent
+         * @description Outbound `workqueue.item_escalated`.
+         */
+        WorkqueueItemEscalatedEvent: {
+            /**
+             * Id
+             * Format: uuid
+             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "workqueue.item_escalated";
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /**
+             * Source
+             * @default mentorship
+             * @constant
+             */
+            source: "mentorship";
+            /**
+             * Refresh Priority
+             * @description How fast consumers should refresh what the event touches
+             * @enum {string}
+             */
+            refresh_priority: "urgent" | "high" | "normal";
+            data: components["schemas"]["WorkItemEscalatedData"];
+        };
+        /**
+         * WorkqueueItemOverdueEvent
+         * @description Outbound `workqueue.item_overdue`.
+         */
+        WorkqueueItemOverdueEvent: {
+            /**
+             * Id
+             * Format: uuid
+             * @description Event id; also the `webhook-id` header. Delivery is at least once: deduplicate on it
+             */
+            id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "workqueue.item_overdue";
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /**
+             * Source
+             * @default mentorship
+             * @constant
+             */
+            source: "mentorship";
+            /**
+             * Refresh Priority
+             * @description How fast consumers should refresh what the event touches
+             * @enum {string}
+             */
+            refresh_priority: "urgent" | "high" | "normal";
+            data: components["schemas"]["WorkItemOverdueData"];
         };
         /**
          * WorkqueueSummary
@@ -14364,7 +15663,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["OutboundEvent"];
+                "application/json": components["schemas"]["AssignmentCreatedEvent"] | components["schemas"]["AssignmentEndedEvent"] | components["schemas"]["SessionScheduledEvent"] | components["schemas"]["SessionRescheduledEvent"] | components["schemas"]["SessionCancelledEvent"] | components["schemas"]["SessionCompletedEvent"] | components["schemas"]["SessionReminderEvent"] | components["schemas"]["MissionReviewedEvent"] | components["schemas"]["FlagRaisedEvent"] | components["schemas"]["FlagResolvedEvent"] | components["schemas"]["WorkqueueItemCreatedEvent"] | components["schemas"]["WorkqueueItemOverdueEvent"] | components["schemas"]["WorkqueueItemCompletedEvent"] | components["schemas"]["CapacityExceededEvent"] | components["schemas"]["MatchingRunFinishedEvent"] | components["schemas"]["FlagEscalatedEvent"] | components["schemas"]["RiskRaisedEvent"] | components["schemas"]["WorkqueueItemEscalatedEvent"] | components["schemas"]["UserDeactivatedEvent"] | components["schemas"]["UserErasedEvent"];
             };
         };
         responses: {
