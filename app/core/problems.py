@@ -139,6 +139,9 @@ def route_problems(route: APIRoute, rate_exempt: Iterable[str] = ()) -> dict[int
     """Status -> codes the route can return: its own, its dependencies', the layers'."""
     declared: dict[int, list[str]] = {}
     for status, response in route.responses.items():
+        if str(status)[:1] in "45" and CODES_KEY not in response:
+            raise ValueError(f"{route.operation_id}: declare the codes of {status} with "
+                             "`responses=problems({...})`")
         _merge(declared, {int(status): response.get(CODES_KEY, [])})
     for call in _dependency_calls(route):
         _merge(declared, getattr(call, "__problem_codes__", {}))

@@ -149,3 +149,21 @@ def test_shared_layers_compose_into_each_operation(settings):
     whoami = schema["paths"]["/api/v1/whoami"]["get"]["responses"]
     assert "403" not in whoami and "422" not in whoami  # any role, no parameters
     assert set(schema["paths"]["/healthz"]["get"]["responses"]) == {"200"}  # not limited
+
+
+def test_a_problem_status_without_codes_is_refused(settings):
+    """An old-style `responses={404: {...}}` cannot document a problem: its codes are
+    required (`problems({404: [...]})`)."""
+    application = create_app(settings)
+
+    @application.get("/probe/old", operation_id="probe_old", summary="Probe",
+                     responses={404: {"description": "Not found"}})
+    async def probe_old() -> dict:
+        return {}
+
+    try:
+        application.openapi()
+    except ValueError as error:
+        assert "probe_old" in str(error)
+    else:
+        raise AssertionError("a 404 without codes was accepted")
