@@ -44,7 +44,7 @@ One inbound event, or `{"events": [...]}` with up to 500. Envelope:
     description=EVENTS_DESCRIPTION,
     status_code=status.HTTP_202_ACCEPTED,
     response_model=EventsAccepted,
-    responses=problems({409: USER_CONFLICTS, 422: ["batch_too_large"]}),
+    responses=problems({409: USER_CONFLICTS, 422: ["unknown_mentee", "batch_too_large"]}),
 )
 async def post_events(
     body: EventsIn, principal: CurrentService, session: DbSession, settings: SettingsDep,
