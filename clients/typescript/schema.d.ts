@@ -12373,6 +12373,7 @@ export interface operations {
             };
             /**
              * @description The body, path or query is invalid:
+             *     - `unknown_mentee`: an event names a mentee this service does not know
              *     - `batch_too_large`: more events than one request may carry
              *     - `validation_error`: the body, path or query does not match the schema or a rule
              */
@@ -12383,17 +12384,17 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "https://errors.mentorship.dev/batch_too_large",
-                     *       "title": "More events than one request may carry",
+                     *       "type": "https://errors.mentorship.dev/unknown_mentee",
+                     *       "title": "An event names a mentee this service does not know",
                      *       "status": 422,
-                     *       "detail": "More events than one request may carry.",
-                     *       "code": "batch_too_large",
+                     *       "detail": "An event names a mentee this service does not know.",
+                     *       "code": "unknown_mentee",
                      *       "instance": "/api/v1/events"
                      *     }
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "batch_too_large" | "validation_error";
+                        code: "unknown_mentee" | "batch_too_large" | "validation_error";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
