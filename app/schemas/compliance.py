@@ -35,7 +35,7 @@ class UserExport(BaseModel):
         description="Rows by table (`users`, `assignments`, `sessions`, `session_feedback`, "
                     "`mission_submissions`, `mission_reviews`, `flags`, `work_items`, "
                     "`readiness_history`, `mentee_signals`, `mentee_preferences`, "
-                    "`matching_proposals`, `audit_log`), as stored")
+                    "`matching_proposals`, `mentor_time_off`, `audit_log`), as stored")
 
 
 class UserErased(BaseModel):

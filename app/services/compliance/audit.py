@@ -28,6 +28,7 @@ PERSONAL_DATA: dict[str, str] = {
     "mentee_signals": "mentee_id = :user_id",
     "mentee_preferences": "mentee_id = :user_id",
     "matching_proposals": "mentee_id = :user_id or mentor_id = :user_id",
+    "mentor_time_off": "mentor_id = :user_id",
     "audit_log": "target_id = cast(:user_id as text) or actor_id = :user_id",
 }
 # One statement: a JSON array of rows per table.
