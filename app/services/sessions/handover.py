@@ -36,7 +36,7 @@ from app.core.errors import Conflict
 from app.core.outbox import emit
 from app.models import MentoringSession, User
 from app.services.sessions.booking import MEETING_TOPIC, _db_error, _event_data
-from app.services.sessions.scheduling import load_busy, load_rules
+from app.services.sessions.scheduling import load_inputs
 from app.services.sessions.slots import Busy, count_weeks, violation
 from app.services.sessions.video import VideoProvider, VideoProviderUnavailable
 
@@ -101,14 +101,15 @@ async def transfer_conflicts(
     if not rows:
         return []
     mentee_id = rows[0].mentee_id
-    rules = await load_rules(session, mentor_id=to_mentor.id, mentee_id=mentee_id)
-    if rules is None:  # only staff and the system reassign; anyone else reads no rules
+    loaded = await load_inputs(
+        session, mentor_id=to_mentor.id, mentee_id=mentee_id,
+        lo=min(row.starts_at for row in rows),
+        hi=max(row.starts_at for row in rows) + timedelta(microseconds=1))
+    if loaded is None:  # only staff and the system reassign; anyone else reads no rules
         return [_conflict(row, "not_allowed", "The new mentor's rules are not readable")
                 for row in rows]
+    rules, busy = loaded
     moving = {(row.starts_at, row.ends_at) for row in rows}
-    busy = await load_busy(session, rules=rules, mentee_id=mentee_id,
-                           lo=min(row.starts_at for row in rows),
-                           hi=max(row.starts_at for row in rows) + timedelta(microseconds=1))
     # The moving sessions are still the old mentor's, so they come back as the mentee's
     # busy times; one live session of the mentee per interval (exclusion constraint), so
     # equal intervals are exactly them.

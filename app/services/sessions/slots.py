@@ -88,15 +88,6 @@ def count_weeks(zone: ZoneInfo, sessions: Iterable[Interval]) -> dict[date, int]
     return counts
 
 
-def load_period(rules: MentorRules, lo: datetime, hi: datetime) -> Interval:
-    """The period whose busy data decides starts in [lo, hi): whole ISO weeks (capacity)
-    and the neighbours that a buffer or a 240-minute session can reach."""
-    first, _ = iso_week_bounds(rules.zone, lo)
-    _, last = iso_week_bounds(rules.zone, hi)
-    return (min(first, lo - rules.buffer - MAX_DURATION),
-            max(last, hi + MAX_DURATION + rules.buffer))
-
-
 def _overlaps(intervals: Iterable[Interval], start: datetime, end: datetime,
               widen: timedelta = timedelta(0)) -> bool:
     return any(a - widen < end and start < b + widen for a, b in intervals)

@@ -1,10 +1,10 @@
-"""Erasure clears a mentor's time-off reasons; indexes for the slot engine and the cockpit.
+"""Erasure clears a mentor's time-off reasons.
 
-- `erase_personal_data` (migration 0012) also deletes the free text of an erased mentor's
-  time off (`mentor_time_off.reason`, table added by 0014 after the function was written)
-  and its copies in the audit trail (the `reason` of those rows' entries: the trigger
-  records the text when it is written and again as `before` when erasure clears it).
-  The function body is 0012's, extended, not a second copy of it.
+`erase_personal_data` (migration 0012) also deletes the free text of an erased mentor's
+time off (`mentor_time_off.reason`, table added by 0014 after the function was written) and
+its copies in the audit trail (the `reason` of those rows' entries: the trigger records the
+text when it is written and again as `before` when erasure clears it). The function body is
+0012's, extended, not a second copy of it.
 
 Revision ID: 0020
 Revises: 0018
