@@ -93,6 +93,9 @@ class ServerHarness:
             # tests that send many requests as one user; tests/core/test_rate_limits.py
             # tightens it.
             "RATE_LIMIT_PER_MINUTE": "1000000",
+            # Likewise the admission limit (tests/core/test_admission.py sets its own):
+            # tests that fire dozens of concurrent requests test races, not overload.
+            "MAX_IN_FLIGHT_REQUESTS": "1000",
             "JWT_SECRET": self.jwt_secret,
             "ADMIN_SECRET_KEY": self.admin_secret_key,
             # A burst worker that runs the relay / webhook loops drains them briefly.
