@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -145,13 +144,15 @@ def _report(rows: list[tuple[str, int, dict]], seconds: int, load: tuple, args) 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    from bench._server import install_cleanup
+
+    install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: servers stopped, databases dropped
+    from app.config import Settings
     from bench._database import BenchDatabase  # sets the harness's defaults: not at --help
     from bench._server import BENCH_JWT_SECRET
-    from app.config import Settings
     from bench.gap_bench import _free_port, _mentor_tokens, _server
 
     with BenchDatabase() as database, ExitStack() as stack:
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanups
         env = {**os.environ, **database.servers.environment(), "ENVIRONMENT": "production",
                "JWT_SECRET": BENCH_JWT_SECRET, "LOG_LEVEL": "WARNING"}
         subprocess.run([sys.executable, "-m", "app.devtools.cli", "seed", "--mentors",
