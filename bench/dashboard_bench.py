@@ -333,6 +333,7 @@ def report(results, concurrency, load_before, load_after) -> None:
 
 
 def main() -> None:
+    global DATABASE, MENTORS, PER_MENTOR, REDIS_URL  # set from the arguments below
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432",
                         help="Postgres server URL (a superuser, no database part)")
@@ -359,7 +360,6 @@ def main() -> None:
     from bench._server import install_cleanup
 
     install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: servers stopped, databases dropped
-    global DATABASE, MENTORS, PER_MENTOR, REDIS_URL  # the data's shape, read by generate()
     DATABASE, MENTORS, PER_MENTOR = args.database, args.mentors, args.mentees_per_mentor
     REDIS_URL = args.redis_url
     if not args.reuse:

@@ -185,6 +185,7 @@ def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
 
 
 def main() -> None:
+    global MENTORS  # set from the arguments below
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--single-seconds", type=float, default=20)
@@ -201,7 +202,6 @@ def main() -> None:
     from bench._server import install_cleanup
 
     install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: servers stopped, databases dropped
-    global MENTORS  # the data's shape, read by seed()
     MENTORS = args.mentors
 
     servers = ServerHarness()

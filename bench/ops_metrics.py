@@ -166,6 +166,7 @@ async def run(harness: ServerHarness, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    global MENTORS  # set from the arguments below
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mentors", type=int, default=MENTORS,
                         help=f"{PER_MENTOR} mentees, 120 sessions and 400 rows each")
@@ -175,7 +176,6 @@ def main(argv: list[str] | None = None) -> None:
     from bench._server import install_cleanup
 
     install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: the database is dropped
-    global MENTORS  # the data's shape, read by populate()
     MENTORS = args.mentors
     servers = ServerHarness()  # a fresh database, migrated; dropped at the end
     servers.create()

@@ -203,6 +203,7 @@ async def run(base: str, process, settings: Settings, all_pairs: list[tuple[str,
 
 
 def main() -> None:
+    global DATABASE  # set from the arguments below
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--mentors", type=int, default=1000)
@@ -217,7 +218,6 @@ def main() -> None:
     from bench._server import install_cleanup
 
     install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: servers stopped, databases dropped
-    global DATABASE
     DATABASE = args.database
     if not args.reuse:
         asyncio.run(prepare(args.server, args.mentors, args.mentees))

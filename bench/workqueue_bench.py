@@ -353,6 +353,7 @@ async def run_load(base: str, tokens: list[str], clients_list: list[int], second
 
 
 def main() -> None:
+    global DB_NAME, MENTORS  # set from the arguments below
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reseed", action="store_true")
     parser.add_argument("--seed-only", action="store_true")
@@ -367,7 +368,6 @@ def main() -> None:
     from bench._server import install_cleanup
 
     install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: servers stopped, databases dropped
-    global DB_NAME, MENTORS  # the data's shape, read by the seed statements
     DB_NAME, MENTORS = args.database, args.mentors
 
     server_url = os.environ.get("BENCH_SERVER_URL",

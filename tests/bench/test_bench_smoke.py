@@ -2,8 +2,9 @@
 `python -m bench.<name>`, against the suite's servers, so none can rot unnoticed; and each
 answers `--help` without doing anything (no database, no server, no Redis).
 
-bench.gap_bench has its own smoke test (test_gap_bench_smoke.py). The benches build their
-own scratch databases (most of a test's time is the migration and the uvicorn start-up).
+bench.gap_bench has its own smoke test (test_gap_bench_smoke.py). Benches that build their
+database with the tests' harness copy one migrated template; the others (booking, dashboard,
+slots, seed, work queue) migrate their own. Most of the time left is starting uvicorn.
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ from sqlalchemy.engine import make_url
 from tests.support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
+# bare_app is gap_bench's anchor server (a uvicorn factory, not a bench): run by its smoke test.
 BENCHES = sorted(path.stem for path in (ROOT / "bench").glob("*.py")
-                 if not path.stem.startswith("_"))
+                 if not path.stem.startswith("_") and path.stem != "bare_app")
 
 
 def _server_url(servers, database: str = "") -> str:
     """The suite's Postgres server as a plain libpq URL, with `database` or none."""
-    url = make_url(servers.server_url).set(drivername="postgresql", database=database or None)
-    return url.render_as_string(hide_password=False)
+    url = make_url(servers.server_url).set(drivername="postgresql", database="x")
+    server = url.render_as_string(hide_password=False).rsplit("/", 1)[0]
+    return f"{server}/{database}" if database else server
 
 
 def _drop(servers, database: str) -> None:
@@ -42,13 +45,28 @@ def _drop(servers, database: str) -> None:
     asyncio.run(drop())
 
 
-def _run(servers, *args: str, env: dict[str, str] | None = None,
+@pytest.fixture(scope="module")
+def template():
+    """One migrated database that the benches built on the tests' harness copy instead of
+    migrating their own (TEST_TEMPLATE_DATABASE): most of a smoke run's time otherwise."""
+    from tests.support.harness import ServerHarness
+
+    harness = ServerHarness()
+    harness.create()
+    try:
+        yield harness.name
+    finally:
+        harness.drop()
+
+
+def _run(servers, template: str, *args: str, env: dict[str, str] | None = None,
          timeout: float = 600) -> str:
     result = subprocess.run(
         [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True,
         timeout=timeout,
         env={**os.environ, "TEST_DATABASE_URL": servers.server_url,
              "TEST_REDIS_URL": servers.redis_url, "REDIS_URL": servers.redis_url,
+             "TEST_TEMPLATE_DATABASE": template,
              "REDIS_PREFIX": f"bench-smoke:{uuid.uuid4().hex[:8]}:", **(env or {})})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
@@ -92,7 +110,8 @@ SMOKE: dict[str, tuple[list[str], str]] = {
     "ops_metrics": (["--mentors", "5", "--refreshes", "2", "--scrapes", "5"],
                     "/metrics scrape"),
     "overload_bench": (["--mentors", "5", "--mentees", "20", "--seconds", "1", "--tokens", "5",
-                        "--connections", "20", "--capacity-connections", "2"],
+                        "--connections", "20", "--capacity-connections", "2",
+                        "--no-baseline"],
                        "| admission limit | 20 |"),
     "prioritizer_bench": (["--items", "1000"], "seeded 1000 work items"),
     "relationships_bench": (["--mentors", "5", "--mentees", "20", "--seconds", "1",
@@ -111,7 +130,7 @@ NEEDS_WRK = {"overload_bench", "relationships_bench"}
 
 
 @pytest.mark.parametrize("name", sorted(SMOKE))
-def test_bench_runs_as_committed(name, servers, tmp_path):
+def test_bench_runs_as_committed(name, servers, template, tmp_path):
     if name in NEEDS_WRK:
         require_tool("wrk")
     arguments, expected = SMOKE[name]
@@ -122,7 +141,7 @@ def test_bench_runs_as_committed(name, servers, tmp_path):
               "database": database, "log": str(tmp_path / "server.log"),
               "port": str(free_port())}
     try:
-        out = _run(servers, f"bench.{name}", *(a.format(**values) for a in arguments),
+        out = _run(servers, template, f"bench.{name}", *(a.format(**values) for a in arguments),
                    env={"BENCH_SERVER_URL": _server_url(servers, "postgres")})
     finally:
         _drop(servers, database)
