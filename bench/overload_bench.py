@@ -13,7 +13,9 @@ admitted 200s and the refused 503s), so wrk runs one connection per thread and i
 script times each request itself (request() to response(), CLOCK_MONOTONIC through LuaJIT's
 ffi) and hands the samples over at the end. Prints, per process and load: req/s, the share
 of 503 `overloaded`, p50/p99 of the admitted and of the refused requests, anything else
-(other statuses, socket errors). Records nothing by itself: copy the table into
+(other statuses, socket errors). Clients honour Retry-After (wait that long after a 503),
+as the contract asks; one more run at the overload has them retry at once instead, which
+shows what the refusals themselves cost. Records nothing by itself: copy the table into
 bench/RESULTS.md ("Overload") with the load average it prints.
 
     python -m bench.overload_bench --mentors 1000 --mentees 20000 --seconds 20
@@ -50,7 +52,15 @@ local threads = {}
 function setup(thread) threads[#threads + 1] = thread end
 function init(args)
   math.randomseed(os.time() + math.floor(now_ms() * 1000) %% 100000)
-  codes, lats, n, started = {}, {}, 0, 0
+  codes, lats, n, started, backoff = {}, {}, 0, 0, 0
+  honour = args[1] == "honour"
+end
+-- A client that honours Retry-After (as the contract asks, and as load balancers do) waits
+-- that long after a 503 before its next request; wrk calls delay() before each request.
+function delay()
+  local wait = backoff
+  backoff = 0
+  return wait
 end
 function request()
   started = now_ms()
@@ -61,6 +71,9 @@ function response(status, headers, body)
   n = n + 1
   codes[n] = status
   lats[n] = now_ms() - started
+  if status == 503 and honour then
+    backoff = 1000 * (tonumber(headers["retry-after"] or headers["Retry-After"]) or 1)
+  end
 end
 function done(summary, latency, requests)
   local out = io.open("%s", "w")
@@ -88,6 +101,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "setting's default)")
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the process without admission limit")
+    parser.add_argument("--no-hammer", action="store_true",
+                        help="skip the run whose clients ignore Retry-After")
     return parser.parse_args(argv)
 
 
@@ -98,14 +113,14 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _wrk(url: str, tokens: Path, seconds: int, connections: int) -> dict:
+def _wrk(url: str, tokens: Path, seconds: int, connections: int, retry_after: str) -> dict:
     """One wrk run; per status the latencies (ms), plus req/s and socket errors."""
     with tempfile.TemporaryDirectory(prefix="overload-") as tmp:
         samples, script = Path(tmp) / "samples", Path(tmp) / "script.lua"
         script.write_text(WRK_SCRIPT % (tokens, samples))
         out = subprocess.run(
             ["wrk", "-t", str(connections), "-c", str(connections), "-d", f"{seconds}s",
-             "--timeout", "30s", "-s", str(script), url],
+             "--timeout", "30s", "-s", str(script), url, "--", retry_after],
             capture_output=True, text=True, check=True).stdout
         by_status: dict[int, list[float]] = {}
         for line in samples.read_text().splitlines():
@@ -175,11 +190,17 @@ def main(argv: list[str] | None = None) -> None:
             processes.append(("no limit (before)", _server(
                 stack, "app.main:create_app", unlimited_env, _free_port())))
         load_before = os.getloadavg()
-        rows = []
-        for connections in (args.capacity_connections, args.connections):
-            for name, base in processes:
-                rows.append((name, connections, _wrk(base + args.route, token_file,
-                                                     args.seconds, connections)))
+        # Clients honour Retry-After; one more run at the overload has clients that retry a
+        # 503 at once (a closed loop hammering the refusals: their cost shows).
+        runs = [(name, base, connections, "honour")
+                for connections in (args.capacity_connections, args.connections)
+                for name, base in processes]
+        if not args.no_hammer:
+            runs.insert(len(processes) + 1, (processes[0][0] + ", clients ignore Retry-After",
+                                             processes[0][1], args.connections, "ignore"))
+        rows = [(name, connections, _wrk(base + args.route, token_file, args.seconds,
+                                         connections, retry_after))
+                for name, base, connections, retry_after in runs]
         _report(rows, args.seconds, (load_before, os.getloadavg()), args)
 
 
