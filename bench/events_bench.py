@@ -144,7 +144,7 @@ async def wait_drained(db: Database, within: float) -> tuple[int, float]:
 async def relay_lag(db: Database, settings, mentors: list[uuid.UUID], *, rate: float,
                     seconds: float) -> dict:
     redis = make_redis(settings)
-    recipients = random.sample(mentors, 100)
+    recipients = random.sample(mentors, min(100, len(mentors)))
     committed: dict[str, float] = {}
     interval = 1 / rate
     tasks: set[asyncio.Task] = set()
