@@ -119,7 +119,9 @@ async def run(bench: BenchDatabase, args: argparse.Namespace) -> None:
           f"{load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"outbox batches: {len(outbox)}, median {statistics.median(outbox) * 1000:.0f} ms, "
           f"p95 {sorted(outbox)[int(len(outbox) * 0.95)] * 1000:.0f} ms, "
-          f"longest {max(outbox) * 1000:.0f} ms (the longest any batch held its locks)")
+          f"longest {max(outbox) * 1000:.0f} ms (the longest any batch held its locks); "
+          f"median of the first 10 {statistics.median(outbox[:10]) * 1000:.0f} ms, of the "
+          f"last 10 {statistics.median(outbox[-10:]) * 1000:.0f} ms")
     for table in ("inbox_events", "webhook_attempts", "audit_log"):
         print(f"{table}: {removed[table]} removed in {len(batches[table])} batch(es)")
     print(f"relay-like probe during the purge: {len(latencies)} round trips, median "
