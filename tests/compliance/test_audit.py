@@ -9,6 +9,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from app.config import IDENTITY_DB_ROLES
+from app.core.db import SET_PRINCIPAL
+
 AUDIT = "/api/v1/admin/audit"
 FLAGS = "/api/v1/mentor/flags"
 
@@ -127,6 +130,22 @@ class TestAppendOnly:
             await connection.execute(text(
                 "select set_config('app.role', 'admin', true), "
                 "set_config('app.user_id', :id, true)"), {"id": str(uuid.uuid4())})
+            with pytest.raises(DBAPIError) as caught:
+                await connection.execute(text(statement))
+            assert "permission denied" in str(caught.value).lower()
+            await connection.rollback()
+
+    @pytest.mark.parametrize("statement", STATEMENTS)
+    @pytest.mark.parametrize("identity", ["mentee", "mentor", "director", "admin", "service"])
+    async def test_identity_roles_cannot_write_either(self, app_db, factory, identity,
+                                                      statement):
+        """Each request's own database role (SET LOCAL ROLE, migration 0017), the trigger
+        functions that write the trail notwithstanding."""
+        user = await factory.user(identity)
+        async with app_db.engine.connect() as connection:
+            await connection.execute(SET_PRINCIPAL, {
+                "db_role": IDENTITY_DB_ROLES[identity], "user_id": str(user.id),
+                "role": identity, "request_id": ""})
             with pytest.raises(DBAPIError) as caught:
                 await connection.execute(text(statement))
             assert "permission denied" in str(caught.value).lower()
