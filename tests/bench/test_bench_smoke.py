@@ -113,7 +113,7 @@ SMOKE: dict[str, tuple[list[str], str]] = {
                     "/metrics scrape"),
     "overload_bench": (["--mentors", "5", "--mentees", "20", "--seconds", "1", "--tokens", "5",
                         "--connections", "20", "--capacity-connections", "2",
-                        "--no-baseline"],
+                        "--no-baseline", "--no-hammer"],
                        "| admission limit | 20 |"),
     "prioritizer_bench": (["--items", "1000"], "seeded 1000 work items"),
     "retention_bench": (["--rows", "2000", "--pending", "10"], "purge_expired"),
