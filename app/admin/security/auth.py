@@ -1,0 +1,167 @@
+"""Who gets into the admin UI and under which database identity.
+
+Who gets in: users whose role is `admin` or `director`, and nobody else. The login form
+takes the user's email and either
+- a JWT issued by the platform for that user (the same token the API accepts), or
+- the shared `ADMIN_UI_PASSWORD`, which has no default: unset (as in production unless an
+  operator sets it), only the JWT login works.
+Outside development a missing, public (development) or short `ADMIN_SECRET_KEY` (which
+signs the session cookie) disables the admin UI: it lets nobody in, rather than accept
+forgeable cookies; the API still serves.
+Every admin request re-reads the user's role, so demoting a user ends their access.
+
+How it reads the database: every transaction of the views first sets `app.user_id` /
+`app.role` to the logged-in user, exactly as an API request does (see `AdminSyncSession`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+import uuid
+from contextvars import ContextVar
+from typing import Any
+
+import structlog
+from sqladmin.authentication import AuthenticationBackend
+from sqladmin.authorization import AuthorizationBackend
+from sqlalchemy import event, select, text
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+
+from app.config import Settings
+from app.core.auth import Principal, decode_token
+from app.core.db import SET_PRINCIPAL, Database, principal_parameters
+from app.core.errors import Unauthorized
+from app.models import (
+    User,
+)
+
+log = structlog.get_logger("app.admin")
+
+STAFF_ROLES = ("admin", "director")
+# Views over tables that RLS shows to admins only.
+ADMIN_ONLY = frozenset({"inbox-events", "outbox-events", "webhook-endpoints",
+                        "webhook-deliveries", "webhook-attempts"})
+
+# The logged-in staff member of the current admin request (set by `authenticate`, read by
+# the transaction hook below). Each request runs in its own task, so it never leaks.
+_current: ContextVar[Principal | None] = ContextVar("admin_principal", default=None)
+
+
+class AdminSyncSession(Session):
+    """Session class of the admin views only, so the identity hook touches nothing else."""
+
+
+@event.listens_for(AdminSyncSession, "after_begin")
+def _set_rls_identity(session: Session, transaction: Any, connection: Any) -> None:
+    principal = _current.get()
+    if principal is not None:  # no identity: RLS shows nothing at all
+        connection.execute(SET_PRINCIPAL, principal_parameters(principal))
+
+
+def _looks_like_jwt(secret: str) -> bool:
+    return secret.count(".") == 2 and secret.startswith("eyJ")
+
+
+class StaffAuthentication(AuthenticationBackend):
+    def __init__(self, settings: Settings, database: Database) -> None:
+        # A key that may not sign (missing, public or short) is replaced by a random one, so
+        # no cookie verifies: outside development /admin is then disabled (`enabled`); in
+        # development a missing key is simply this process's random key.
+        usable = settings.admin_key_usable and settings.admin_secret_key
+        super().__init__(
+            secret_key=settings.admin_secret_key if usable else secrets.token_urlsafe(32),
+            session_cookie="mentorship_admin",
+            max_age=settings.admin_session_max_age_seconds,
+            same_site="strict",  # no cross-site form posts (sqladmin has no CSRF token)
+            https_only=settings.environment == "production",
+        )
+        self.settings = settings
+        self.database = database
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.admin_key_usable
+
+    async def _staff_user(self, email: str) -> tuple[uuid.UUID, str] | None:
+        async with self.database.transaction(None) as session:
+            row = (await session.execute(text("select id, role from ops_staff_user(:email)"),
+                                         {"email": email})).first()
+        return (row.id, row.role) if row else None
+
+    async def verify(self, email: str, secret: str) -> Principal | None:
+        """The staff member these credentials prove, or None."""
+        if not self.enabled or not email or not secret:
+            return None
+        staff = await self._staff_user(email)
+        if staff is None:
+            return None
+        user_id, role = staff
+        if _looks_like_jwt(secret):
+            try:
+                token = decode_token(secret, self.settings)
+            except Unauthorized:
+                return None
+            return Principal(user_id, role) if (token.user_id, token.role) == staff else None
+        password = self.settings.admin_ui_password
+        expected = password.get_secret_value() if password else ""
+        if not expected or not hmac.compare_digest(secret.encode(), expected.encode()):
+            return None
+        return Principal(user_id, role)
+
+    async def login(self, request: Request) -> bool:
+        form = await request.form()
+        principal = await self.verify(str(form.get("username", "")).strip(),
+                                      str(form.get("password", "")))
+        request.session.clear()
+        if principal is None:
+            log.warning("admin_login_refused")
+            return False
+        request.session.update({
+            "user_id": str(principal.user_id), "role": principal.role,
+            "exp": int(time.time()) + self.settings.admin_session_max_age_seconds,
+        })
+        log.info("admin_login", user_id=str(principal.user_id), role=principal.role)
+        return True
+
+    async def logout(self, request: Request) -> bool:
+        request.session.clear()
+        return True
+
+    async def authenticate(self, request: Request) -> bool:
+        _current.set(None)
+        if not self.enabled:
+            return False
+        data = request.session
+        try:
+            principal = Principal(uuid.UUID(data["user_id"]), data["role"])
+            expired = int(data["exp"]) < time.time()
+        except (KeyError, ValueError, TypeError):
+            return False
+        if expired or principal.role not in STAFF_ROLES:
+            request.session.clear()
+            return False
+        # Still active staff? (a demoted, deactivated or deleted user loses access on their
+        # next click)
+        async with self.database.transaction(principal) as session:
+            row = (await session.execute(select(User.role, User.active)
+                                         .where(User.id == principal.user_id))).first()
+        if row is None or row.role != principal.role or not row.active:
+            request.session.clear()
+            return False
+        request.state.admin_principal = principal
+        _current.set(principal)
+        return True
+
+
+class StaffAuthorization(AuthorizationBackend):
+    """Directors do not see the admin-only tables; the views' `can_*` flags do the rest."""
+
+    def has_permission(self, request: Request, identity: str, action: str,
+                       obj: Any | None = None) -> bool:
+        principal: Principal | None = getattr(request.state, "admin_principal", None)
+        if principal is None or principal.role not in STAFF_ROLES:
+            return False
+        return principal.role == "admin" or identity not in ADMIN_ONLY
