@@ -1,17 +1,9 @@
 """Admin UI (sqladmin) at `/admin`: every table, searchable and filterable.
 
-`security/` holds who gets in and how (login, sessions, the RLS identity of the
-views' queries); `views/` the declarative views, one per table.
-
-Who gets in: users whose role is `admin` or `director`, and nobody else. The login form
-takes the user's email and either
-- a JWT issued by the platform for that user (the same token the API accepts), or
-- the shared `ADMIN_UI_PASSWORD`, which has no default: unset (as in production unless an
-  operator sets it), only the JWT login works.
-Outside development a missing, public (development) or short `ADMIN_SECRET_KEY` (which
-signs the session cookie) disables the admin UI: it lets nobody in, rather than accept
-forgeable cookies; the API still serves.
-Every admin request re-reads the user's role, so demoting a user ends their access.
+`security/` holds who gets in and how (login with lockout, server-side sessions in Redis,
+the CSRF origin check, security headers, the RLS identity of the views' queries; README
+"Admin UI"); `views/` the declarative views, one per table. Only admins and directors log
+in; outside development a missing, public or short `ADMIN_SECRET_KEY` disables /admin.
 
 How it reads the database: through its own small pool on the API's role (RLS applies), and
 every transaction first sets `app.user_id` / `app.role` to the logged-in user, exactly as
@@ -31,8 +23,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqladmin import Admin
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from starlette.middleware import Middleware
 
 from app.admin.security import AdminSyncSession, StaffAuthentication, StaffAuthorization, _current
+from app.admin.security.guard import AdminGuardMiddleware, RelativeMounting
 from app.admin.views import VIEWS
 from app.config import Settings
 from app.core import telemetry
@@ -48,15 +42,20 @@ def mount_admin(app: FastAPI, settings: Settings) -> AsyncEngine:
     telemetry.instrument_engine(engine, pool="admin")
     view_sessions = async_sessionmaker(engine, sync_session_class=AdminSyncSession,
                                        expire_on_commit=False)
+    # The API's Redis client (built in the lifespan), read per request.
+    authentication = StaffAuthentication(
+        settings, Database(engine, async_sessionmaker(engine, expire_on_commit=False)),
+        redis=lambda: app.state.shared.redis)
     admin = Admin(
-        app,
+        RelativeMounting(app),  # type: ignore[arg-type]  # mounts at /admin, relative URLs
         session_maker=view_sessions,
         base_url="/admin",
         title="Mentorship admin",
-        authentication_backend=StaffAuthentication(
-            settings, Database(engine, async_sessionmaker(engine, expire_on_commit=False))),
+        middlewares=[Middleware(AdminGuardMiddleware, settings=settings)],  # outermost
+        authentication_backend=authentication,
         authorization_backend=StaffAuthorization(),
     )
+    authentication.templates = admin.templates  # the lockout message's login page
     for view in VIEWS:
         admin.add_view(view)
     return engine

@@ -6,8 +6,8 @@ takes the user's email and either
 - the shared `ADMIN_UI_PASSWORD`, which has no default: unset (as in production unless an
   operator sets it), only the JWT login works.
 Outside development a missing, public (development) or short `ADMIN_SECRET_KEY` (which
-signs the session cookie) disables the admin UI: it lets nobody in, rather than accept
-forgeable cookies; the API still serves.
+signs the session id in the cookie) disables the admin UI: it lets nobody in, whatever
+cookie is presented; the API still serves. Repeated failures lock the login (lockout.py).
 Every admin request re-reads the user's role, so demoting a user ends their access.
 
 How it reads the database: every transaction of the views first sets `app.user_id` /
@@ -20,16 +20,23 @@ import hmac
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
 import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqladmin.authentication import AuthenticationBackend
 from sqladmin.authorization import AuthorizationBackend
 from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
+from starlette.middleware import Middleware
 from starlette.requests import Request
+from starlette.responses import Response
 
+from app.admin.security.lockout import LoginLockout
+from app.admin.security.sessions import RedisSessionMiddleware
 from app.config import Settings
 from app.core.auth import Principal, decode_token
 from app.core.db import SET_PRINCIPAL, Database, principal_parameters
@@ -66,20 +73,24 @@ def _looks_like_jwt(secret: str) -> bool:
 
 
 class StaffAuthentication(AuthenticationBackend):
-    def __init__(self, settings: Settings, database: Database) -> None:
+    """Login (with lockout), logout (revokes the server-side session) and the check of
+    every admin request. `templates` (sqladmin's) is set once the Admin exists."""
+
+    templates: Any = None
+
+    def __init__(self, settings: Settings, database: Database,
+                 redis: Callable[[], Redis]) -> None:
         # A key that may not sign (missing, public or short) is replaced by a random one, so
         # no cookie verifies: outside development /admin is then disabled (`enabled`); in
         # development a missing key is simply this process's random key.
         usable = settings.admin_key_usable and settings.admin_secret_key
-        super().__init__(
-            secret_key=settings.admin_secret_key if usable else secrets.token_urlsafe(32),
-            session_cookie="mentorship_admin",
-            max_age=settings.admin_session_max_age_seconds,
-            same_site="strict",  # no cross-site form posts (sqladmin has no CSRF token)
-            https_only=settings.environment == "production",
-        )
+        self.middlewares = [Middleware(
+            RedisSessionMiddleware, settings=settings, redis=redis,
+            secret_key=settings.admin_secret_key if usable else secrets.token_urlsafe(32))]
         self.settings = settings
         self.database = database
+        self.redis = redis
+        self.lockout = LoginLockout(settings)
 
     @property
     def enabled(self) -> bool:
@@ -111,24 +122,45 @@ class StaffAuthentication(AuthenticationBackend):
             return None
         return Principal(user_id, role)
 
-    async def login(self, request: Request) -> bool:
+    async def login(self, request: Request) -> Response | bool:
         form = await request.form()
-        principal = await self.verify(str(form.get("username", "")).strip(),
-                                      str(form.get("password", "")))
+        email, secret = str(form.get("username", "")).strip(), str(form.get("password", ""))
+        client = self.lockout.client(request.scope)
         request.session.clear()
+        try:
+            wait = await self.lockout.locked_for(self.redis(), email, client)
+        except (RedisError, OSError):  # no lockout record, no session store: nobody in
+            log.warning("admin_login_unavailable")
+            return await self._login_page(request, "The admin login is unavailable right "
+                                          "now; try again shortly.", 503)
+        if wait is not None:
+            log.warning("admin_login_locked", seconds=wait)
+            minutes = -(-wait // 60)
+            return await self._login_page(
+                request, "Too many failed logins for this account or from this address: "
+                f"try again in {minutes} minute{'s' if minutes > 1 else ''}.", 429)
+        principal = await self.verify(email, secret)
         if principal is None:
             log.warning("admin_login_refused")
+            await self.lockout.failed(self.redis(), email, client)
             return False
+        await self.lockout.succeeded(self.redis(), email, client)
+        now = time.time()  # `since` also marks the login: the session gets a fresh id
         request.session.update({
-            "user_id": str(principal.user_id), "role": principal.role,
-            "exp": int(time.time()) + self.settings.admin_session_max_age_seconds,
+            "user_id": str(principal.user_id), "role": principal.role, "since": now,
+            "exp": int(now) + self.settings.admin_session_max_age_seconds,
         })
         log.info("admin_login", user_id=str(principal.user_id), role=principal.role)
         return True
 
+    async def _login_page(self, request: Request, error: str, status: int) -> Response:
+        return await self.templates.TemplateResponse(
+            request, "sqladmin/login.html", {"error": error}, status_code=status)
+
     async def logout(self, request: Request) -> bool:
+        # Emptied, the session is deleted from Redis (sessions.py): the cookie is dead.
         request.session.clear()
-        return True
+        return False  # to the login page
 
     async def authenticate(self, request: Request) -> bool:
         _current.set(None)

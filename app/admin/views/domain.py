@@ -6,7 +6,7 @@ from sqladmin import ModelView
 from sqladmin.filters import BooleanFilter, OperationColumnFilter, StaticValuesFilter
 from wtforms.validators import InputRequired, NumberRange
 
-from app.admin.views.base import NullFilter, ReadOnlyView, _values
+from app.admin.views.base import NullFilter, ReadOnlyView, _values, api_rules
 from app.models import (
     Assignment,
     Flag,
@@ -27,6 +27,7 @@ from app.models.scheduling import CalendarFeedToken, SessionTimer, TimeOff
 from app.models.session import SESSION_STATUSES
 from app.models.user import MENTOR_CAPACITY_WEEKLY_MAX, MENTOR_MAX_MENTEES_MAX, ROLES
 from app.models.work_item import PRIORITIES, WORK_ITEM_KINDS, WORK_ITEM_STATUSES
+from app.schemas.events import UserUpsert
 
 
 class UserAdmin(ModelView, model=User):
@@ -44,13 +45,13 @@ class UserAdmin(ModelView, model=User):
     column_default_sort = [(User.created_at, True)]
     form_columns = [User.name, User.email, User.tier, User.timezone,
                     User.mentor_capacity_weekly, User.mentor_max_mentees]
-    # The same limits as every other writer (app/models/user.py, app/schemas/limits.py).
-    form_args = {
-        "mentor_capacity_weekly": {"validators": [
-            InputRequired(), NumberRange(0, MENTOR_CAPACITY_WEEKLY_MAX)]},
-        "mentor_max_mentees": {"validators": [
-            InputRequired(), NumberRange(0, MENTOR_MAX_MENTEES_MAX)]},
-    }
+    # The API's schema decides (app/schemas/events.py UserUpsert): an edit it would refuse
+    # (time zone `Mars/Base`, capacity over the limit, NUL characters) is refused here
+    # with its message, never saved. NumberRange adds the inputs' min/max for the browser.
+    form_args = api_rules(UserUpsert, "name", "email", "tier", "timezone",
+                          "mentor_capacity_weekly", "mentor_max_mentees", extra={
+        "mentor_capacity_weekly": [InputRequired(), NumberRange(0, MENTOR_CAPACITY_WEEKLY_MAX)],
+        "mentor_max_mentees": [InputRequired(), NumberRange(0, MENTOR_MAX_MENTEES_MAX)]})
 
 
 class AssignmentAdmin(ReadOnlyView, model=Assignment):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqladmin import ModelView
 from sqladmin.filters import BooleanFilter, OperationColumnFilter, StaticValuesFilter
 
-from app.admin.views.base import NullFilter, ReadOnlyView, _values
+from app.admin.views.base import NullFilter, ReadOnlyView, _values, api_rules
 from app.models import (
     AuditEntry,
     CapacityAlert,
@@ -21,6 +21,7 @@ from app.models import (
 )
 from app.models.events import REFRESH_PRIORITIES
 from app.models.webhook import DELIVERY_STATUSES
+from app.schemas.events import WebhookCreate
 
 
 class InboxAdmin(ReadOnlyView, model=InboxEvent):
@@ -64,6 +65,7 @@ class WebhookEndpointAdmin(ModelView, model=WebhookEndpoint):
     column_searchable_list = [WebhookEndpoint.url, WebhookEndpoint.description]
     column_filters = [BooleanFilter(WebhookEndpoint.active)]
     form_columns = [WebhookEndpoint.description, WebhookEndpoint.active]
+    form_args = api_rules(WebhookCreate, "description")  # the API's limits
 
 
 class WebhookDeliveryAdmin(ReadOnlyView, model=WebhookDelivery):
