@@ -127,8 +127,13 @@ class StaffAuthentication(AuthenticationBackend):
         email, secret = str(form.get("username", "")).strip(), str(form.get("password", ""))
         client = self.lockout.client(request.scope)
         request.session.clear()
+        redis, principal = self.redis(), None
         try:
-            wait = await self.lockout.locked_for(self.redis(), email, client)
+            wait = await self.lockout.locked_for(redis, email, client)
+            if wait is None:  # while locked, the credentials are not even checked
+                principal = await self.verify(email, secret)
+                record = self.lockout.succeeded if principal else self.lockout.failed
+                await record(redis, email, client)
         except (RedisError, OSError):  # no lockout record, no session store: nobody in
             log.warning("admin_login_unavailable")
             return await self._login_page(request, "The admin login is unavailable right "
@@ -139,12 +144,9 @@ class StaffAuthentication(AuthenticationBackend):
             return await self._login_page(
                 request, "Too many failed logins for this account or from this address: "
                 f"try again in {minutes} minute{'s' if minutes > 1 else ''}.", 429)
-        principal = await self.verify(email, secret)
         if principal is None:
             log.warning("admin_login_refused")
-            await self.lockout.failed(self.redis(), email, client)
             return False
-        await self.lockout.succeeded(self.redis(), email, client)
         now = time.time()  # `since` also marks the login: the session gets a fresh id
         request.session.update({
             "user_id": str(principal.user_id), "role": principal.role, "since": now,
