@@ -7,13 +7,13 @@ text when it is written and again as `before` when erasure clears it). The funct
 0012's (with 0017's role check), extended in place, not a second copy of it.
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 """
 
 from alembic import op
 
 revision = "0020"
-down_revision = "0018"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
