@@ -179,6 +179,13 @@ def run(base: str, process, settings: Settings, all_pairs: list[tuple[str, str]]
                        json.dumps({"starts_at": at, "duration_minutes": 30}))
                for t, at in offers]
 
+    async def pair_slots() -> int:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            r = await http.get(pair_4w[0].path, headers={
+                "Authorization": f"Bearer {pair_4w[0].token}"})
+            return len(r.json().get("slots", [])) if r.status_code == 200 else -r.status_code
+
+    print(f"pair-4w answers {asyncio.run(pair_slots())} slots (60 min, 4 weeks)")
     print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}; "
           f"{clients} clients (wrk), {seconds:.0f} s per phase; {len(booking)} bookings ready")
     wrk.run(base, grid_mentee, seconds=3, clients=clients)  # warm up pools and plans
