@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from app.core.admission import EXEMPT_PATHS as ADMISSION_EXEMPT
 from app.core.problems import CODES, api_routes, route_problems
 from app.core.ratelimit import EXEMPT_PATHS
 from app.schemas.common import Problem
@@ -76,7 +77,7 @@ def install_openapi(app: FastAPI) -> None:
         schemas.setdefault("Problem", Problem.model_json_schema(
             ref_template="#/components/schemas/{model}"))
         for route in api_routes(app):
-            declared = route_problems(route, EXEMPT_PATHS)
+            declared = route_problems(route, EXEMPT_PATHS, ADMISSION_EXEMPT)
             path_item = schema["paths"][route.path_format]
             for method in route.methods:
                 if method.lower() in path_item:

@@ -7,9 +7,10 @@ A route declares the codes of its own logic beside its decorator:
 The shared layers declare theirs once: a dependency that raises marks itself with
 `@declares({...})` (authentication, roles), and the layers every request crosses are added by
 what the route has: 413 and 422 with a body, 422 with parameters, 429 unless the rate limiter
-exempts the path. `route_problems` merges them; app/core/openapi.py turns each status into
-a `Problem` schema whose `code` is an enum, with the first code as the example and `CODES`'
-sentence for each code in the description. The route's own codes come first, so they give
+exempts the path, 503 `overloaded` unless admission control does. `route_problems` merges
+them; app/core/openapi.py turns each status into a `Problem` schema whose `code` is an
+enum, with the first code as the example and `CODES`' sentence for each code in the
+description. The route's own codes come first, so they give
 the example. Tests check the declarations against every code the test suite and the
 schemathesis run observe, and against the codes the route's code can raise (tests/contract).
 """
@@ -81,6 +82,8 @@ CODES: dict[str, str] = {
     "stream_unavailable": "real-time updates are briefly unavailable",
     "invalid_range": "`from` is after `to`, or the range is too long",
     "not_ready": "a dependency (Postgres, Redis) is unreachable; `failed` names it",
+    "overloaded": "the process is at capacity (or had no database connection in time); "
+                  "retry after `Retry-After`",
 }
 
 # The layers every route crosses (app/core/middleware.py, app/core/ratelimit.py, the
@@ -88,6 +91,7 @@ CODES: dict[str, str] = {
 BODY = {413: ["payload_too_large"], 422: ["validation_error"]}
 PARAMETERS = {422: ["validation_error"]}
 RATE_LIMITED = {429: ["rate_limited"]}
+ADMISSION = {503: ["overloaded"]}
 CODES_KEY = "x-problem-codes"  # where `problems()` leaves the codes in `responses=`
 
 Declared = Mapping[int, Iterable[str]]
@@ -135,7 +139,8 @@ def _dependency_calls(route: APIRoute) -> Iterator[Any]:
         pending.extend(dependant.dependencies)
 
 
-def route_problems(route: APIRoute, rate_exempt: Iterable[str] = ()) -> dict[int, list[str]]:
+def route_problems(route: APIRoute, rate_exempt: Iterable[str] = (),
+                   admission_exempt: Iterable[str] = ()) -> dict[int, list[str]]:
     """Status -> codes the route can return: its own, its dependencies', the layers'."""
     declared: dict[int, list[str]] = {}
     for status, response in route.responses.items():
@@ -151,6 +156,8 @@ def route_problems(route: APIRoute, rate_exempt: Iterable[str] = ()) -> dict[int
         _merge(declared, PARAMETERS)
     if route.path_format not in rate_exempt:
         _merge(declared, RATE_LIMITED)
+    if route.path_format not in admission_exempt:
+        _merge(declared, ADMISSION)
     return {status: codes for status, codes in sorted(declared.items()) if codes}
 
 

@@ -5312,6 +5312,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -5330,7 +5331,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -5466,6 +5467,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -5484,7 +5486,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -5620,6 +5622,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -5638,7 +5641,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -5801,6 +5804,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -5819,7 +5823,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -5948,6 +5952,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -5966,7 +5971,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -6099,6 +6104,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -6117,7 +6123,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -6273,6 +6279,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -6291,7 +6298,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -6425,6 +6432,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -6443,7 +6451,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -6582,6 +6590,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -6600,7 +6609,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -6810,6 +6819,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -6828,7 +6838,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -7038,6 +7048,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -7056,7 +7067,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -7239,6 +7250,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -7257,7 +7269,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -7467,6 +7479,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -7485,7 +7498,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -7621,6 +7634,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -7639,7 +7653,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -7849,6 +7863,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -7867,7 +7882,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -8008,6 +8023,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -8026,7 +8042,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -8237,6 +8253,7 @@ export interface operations {
              * @description A dependency is unavailable:
              *     - `video_provider_unavailable`: the video provider could not create the meeting
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -8255,7 +8272,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "video_provider_unavailable" | "service_unavailable";
+                        code: "video_provider_unavailable" | "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -8411,6 +8428,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -8429,7 +8447,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -8644,6 +8662,7 @@ export interface operations {
              * @description A dependency is unavailable:
              *     - `video_provider_unavailable`: the video provider could not create the meeting
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -8662,7 +8681,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "video_provider_unavailable" | "service_unavailable";
+                        code: "video_provider_unavailable" | "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -8791,6 +8810,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -8809,7 +8829,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -8992,6 +9012,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -9010,7 +9031,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -9150,6 +9171,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -9168,7 +9190,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -9356,6 +9378,7 @@ export interface operations {
              * @description A dependency is unavailable:
              *     - `video_provider_unavailable`: the video provider could not create the meeting
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -9374,7 +9397,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "video_provider_unavailable" | "service_unavailable";
+                        code: "video_provider_unavailable" | "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -9591,6 +9614,7 @@ export interface operations {
              * @description A dependency is unavailable:
              *     - `video_provider_unavailable`: the video provider could not create the meeting
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -9609,7 +9633,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "video_provider_unavailable" | "service_unavailable";
+                        code: "video_provider_unavailable" | "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -9820,6 +9844,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -9838,7 +9863,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -9970,6 +9995,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -9988,7 +10014,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -10149,6 +10175,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -10167,7 +10194,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -10330,6 +10357,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -10348,7 +10376,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -10485,6 +10513,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -10503,7 +10532,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -10686,6 +10715,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -10704,7 +10734,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -10858,6 +10888,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -10876,7 +10907,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -10980,6 +11011,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -10998,7 +11030,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -11125,6 +11157,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -11143,7 +11176,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -11242,6 +11275,31 @@ export interface operations {
                     "application/problem+json": {
                         /** @enum {string} */
                         code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/overloaded",
+                     *       "title": "The process is at capacity (or had no database connection in time); retry after `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "The process is at capacity (or had no database connection in time); retry after `Retry-After`.",
+                     *       "code": "overloaded",
+                     *       "instance": "/api/v1/calendar/feeds/{token}.ics"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -11465,6 +11523,7 @@ export interface operations {
              * @description A dependency is unavailable:
              *     - `video_provider_unavailable`: the video provider could not create the meeting
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -11483,7 +11542,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "video_provider_unavailable" | "service_unavailable";
+                        code: "video_provider_unavailable" | "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -11693,6 +11752,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -11711,7 +11771,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -11871,6 +11931,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -11889,7 +11950,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -12022,6 +12083,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -12040,7 +12102,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -12221,6 +12283,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -12239,7 +12302,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -12426,6 +12489,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -12444,7 +12508,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -12665,6 +12729,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -12683,7 +12748,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -12816,6 +12881,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -12834,7 +12900,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -12993,6 +13059,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -13011,7 +13078,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -13165,6 +13232,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -13183,7 +13251,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -13344,6 +13412,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -13362,7 +13431,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -13522,6 +13591,7 @@ export interface operations {
              * @description A dependency is unavailable:
              *     - `queue_unavailable`: the job queue (Redis) is unavailable
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -13540,7 +13610,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "queue_unavailable" | "service_unavailable";
+                        code: "queue_unavailable" | "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -13701,6 +13771,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -13719,7 +13790,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -13932,6 +14003,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -13950,7 +14022,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -14054,6 +14126,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -14072,7 +14145,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -14230,6 +14303,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -14248,7 +14322,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -14413,6 +14487,7 @@ export interface operations {
              *     - `stream_unavailable`: real-time updates are briefly unavailable
              *     - `too_many_streams`: too many open streams (per caller: 429, on this replica: 503)
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -14431,7 +14506,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "stream_unavailable" | "too_many_streams" | "service_unavailable";
+                        code: "stream_unavailable" | "too_many_streams" | "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -14571,6 +14646,7 @@ export interface operations {
              *     - `stream_unavailable`: real-time updates are briefly unavailable
              *     - `too_many_streams`: too many open streams (per caller: 429, on this replica: 503)
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -14589,7 +14665,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "stream_unavailable" | "too_many_streams" | "service_unavailable";
+                        code: "stream_unavailable" | "too_many_streams" | "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -14754,6 +14830,7 @@ export interface operations {
              *     - `stream_unavailable`: real-time updates are briefly unavailable
              *     - `too_many_streams`: too many open streams (per caller: 429, on this replica: 503)
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -14772,7 +14849,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "stream_unavailable" | "too_many_streams" | "service_unavailable";
+                        code: "stream_unavailable" | "too_many_streams" | "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -14946,6 +15023,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -14964,7 +15042,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -15101,6 +15179,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -15119,7 +15198,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -15257,6 +15336,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -15275,7 +15355,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -15431,6 +15511,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -15449,7 +15530,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -15631,6 +15712,7 @@ export interface operations {
             /**
              * @description A dependency is unavailable:
              *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
              */
             503: {
                 headers: {
@@ -15649,7 +15731,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_unavailable" | "overloaded";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };

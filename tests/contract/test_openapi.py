@@ -145,7 +145,8 @@ def test_shared_layers_compose_into_each_operation(settings):
     assert _codes(book["413"]) == ["payload_too_large"]
     assert _codes(book["422"]) == ["validation_error"]
     assert _codes(book["429"]) == ["rate_limited"]
-    assert _codes(book["503"]) == ["video_provider_unavailable", "service_unavailable"]
+    assert _codes(book["503"]) == ["video_provider_unavailable", "service_unavailable",
+                                   "overloaded"]
     whoami = schema["paths"]["/api/v1/whoami"]["get"]["responses"]
     assert "403" not in whoami and "422" not in whoami  # any role, no parameters
     assert set(schema["paths"]["/healthz"]["get"]["responses"]) == {"200"}  # not limited

@@ -24,6 +24,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.admission import EXEMPT_PATHS as ADMISSION_EXEMPT
 from app.core.problems import api_routes, route_problems
 from app.core.ratelimit import EXEMPT_PATHS
 
@@ -69,7 +70,7 @@ def observe(app: FastAPI, scope: Scope, status: int, body: bytes) -> Observation
     route = _route(app, scope)
     if route is None or not isinstance(code, str) or status == 500:
         return None
-    declared = code in route_problems(route, EXEMPT_PATHS).get(status, [])
+    declared = code in route_problems(route, EXEMPT_PATHS, ADMISSION_EXEMPT).get(status, [])
     return Observation(scope["method"], route.path_format, status, code, declared)
 
 
