@@ -30,6 +30,11 @@ UNREACHABLE: dict[str, dict[str, str]] = {
                               "queue_unavailable": "as for book_session"},
     "list_mentee_slots": {"not_assigned": "free_slots: for a mentor caller only"},
     "list_mentor_slots": {"no_mentor": "free_slots: for a mentee caller only"},
+    "create_director_assignment": {
+        "notice_too_short": "handover: slot violations are collected into `transfer_conflict`",
+        "outside_availability": "as notice_too_short",
+        "double_booking": "as notice_too_short (the exclusion constraint's own answer is "
+                          "`transfer_conflict` too: handover maps it)"},
     "stream_director": {"mentor_not_found": "start_stream builds the mentor dashboard only "
                                             "without a snapshot; this route passes one"},
     "stream_mentee": {"mentor_not_found": "as for stream_director"},
