@@ -9,15 +9,15 @@ run for `last_match_reason` (its `unplaced` map: mentee id -> reason).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from sqlalchemy import Text, any_, bindparam, cast, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.instants import BoundedDatetime
+from app.core.pagination import Keyset
 from app.models import User
 from app.models import WaitingMentee as WaitingRow
-from app.schemas.common import decode_time_id_cursor, encode_cursor
 from app.schemas.relationships import WaitingMentee
 
 _LAST_REASONS = text("""
@@ -30,8 +30,7 @@ _LAST_REASONS = text("""
 """).bindparams(bindparam("ids", type_=ARRAY(Text)))
 
 
-def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    return decode_time_id_cursor(cursor, "w")
+WAITING_CURSOR = Keyset("waiting", BoundedDatetime, uuid.UUID)  # (since, mentee_id)
 
 
 async def list_waiting(
@@ -40,7 +39,7 @@ async def list_waiting(
     # The page first (a range scan of the waiting index), then its users by primary key
     # (`= any(...)`: index lookups, whatever the planner thinks of RLS-filtered users).
     query = select(WaitingRow.mentee_id, WaitingRow.since)
-    after = _after(cursor)
+    after = WAITING_CURSOR.decode(cursor)
     if after is not None:
         query = query.where(tuple_(WaitingRow.since, WaitingRow.mentee_id) > after)
     rows = (await session.execute(
@@ -63,7 +62,7 @@ async def list_waiting(
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
-        next_cursor = encode_cursor({"w": last.since.isoformat(), "i": str(last.mentee_id)})
+        next_cursor = WAITING_CURSOR.encode(last.since, last.mentee_id)
     return items, next_cursor
 
 
