@@ -236,7 +236,12 @@ class Settings(BaseSettings):
     # Shared password for the admin UI's email + password login (admin and director users
     # only). No default: unset, only a platform-issued JWT pasted as the password logs in.
     admin_ui_password: SecretStr | None = None
-    admin_session_max_age_seconds: int = 8 * 3600
+    admin_session_max_age_seconds: int = Field(8 * 3600, gt=0)
+    # Login lockout (app/admin/security/lockout.py): this many failed logins for one account,
+    # or from one client, lock it for ADMIN_LOCKOUT_SECONDS.
+    admin_login_max_failures: int = Field(5, ge=1)
+    admin_login_max_failures_per_client: int = Field(20, ge=1)
+    admin_lockout_seconds: int = Field(900, ge=1)
     # When set, /metrics on the API answers only `Authorization: Bearer <METRICS_TOKEN>`.
     metrics_token: SecretStr | None = None
     # The worker's own /metrics port: job series, and (on the one worker holding the
