@@ -23,6 +23,7 @@ every time and stays within a few minutes on two cores.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -92,7 +93,9 @@ def _poison(case, poison: str | None, pick: int) -> bool:
         return False
     where, path = slots[pick % len(slots)]
     if where == "body":
-        case.body = _splice(case.body, path, poison)
+        # Serialized here, ASCII-escaped (`\ud800`), as a hostile client sends it: a str with
+        # a lone surrogate cannot pass through schemathesis's own UTF-8 encoding.
+        case.body = json.dumps(_splice(case.body, path, poison)).encode()
     else:
         case.query = {**case.query, path[0]: case.query[path[0]] + poison}
     return True
