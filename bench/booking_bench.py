@@ -1,7 +1,7 @@
 """Booking under load: a real uvicorn (separate process) on a seeded programme.
 
-    .venv/bin/python bench/booking_bench.py            # defaults below
-    .venv/bin/python bench/booking_bench.py --clients 200 --duration 30 --low-clients 8
+    python -m bench.booking_bench            # defaults below
+    python -m bench.booking_bench --clients 200 --duration 30 --low-clients 8
 
 1. Creates a scratch database on SERVER_URL, migrates it (`alembic upgrade head`) and seeds
    1,000 mentors x 20,000 mentees (20 each, every mentor 10 weekly slots, Mon-Fri 08:00-20:00
@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from app.config import Settings  # noqa: E402
 from app.core.auth import mint_token  # noqa: E402
-from bench._server import wait_healthy  # noqa: E402
+from bench._server import spawn, stop, wait_healthy  # noqa: E402
 
 ZONES = ["Europe/London", "America/New_York", "Asia/Kolkata", "UTC"]
 JWT_SECRET = "bench-secret-0123456789abcdef0123456789"
@@ -166,7 +166,7 @@ def migrate(database_url: str) -> None:
 def start_server(port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen:
     """uvicorn in its own process, logs (JSON access lines) to `log_path`."""
     with log_path.open("w") as log:
-        return subprocess.Popen(
+        return spawn(
             [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app",
              "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
              "--timeout-keep-alive", "75",  # as behind a load balancer
@@ -278,6 +278,9 @@ async def main() -> None:
     parser.add_argument("--max-overflow", type=int, default=10)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
+    from bench._server import install_cleanup
+
+    install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: servers stopped, databases dropped
 
     name = f"mentorship_bench_{uuid.uuid4().hex[:8]}"
     database_url = await setup_database(args.server_url, name, args.total_mentors,
@@ -306,8 +309,7 @@ async def main() -> None:
             print(phase.report(), flush=True)
             print(f"  load average now: {os.getloadavg()[0]:.1f}", flush=True)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process, timeout=30)
 
     connection = await asyncpg.connect(plain(database_url))
     try:

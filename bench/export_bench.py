@@ -117,6 +117,9 @@ def main() -> None:
     parser.add_argument("--proposal-runs", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    from bench._server import install_cleanup
+
+    install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: the database is dropped
     with BenchDatabase() as bench:
         asyncio.run(run(bench, args))
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -65,25 +64,17 @@ def _free_port() -> int:
 
 def _server(stack: ExitStack, factory: str, env: dict[str, str], port: int) -> str:
     log = open(tempfile.mktemp(prefix="gap-", suffix=".log"), "w")  # noqa: SIM115
-    process = subprocess.Popen(
+    from bench._server import spawn, stop, wait_healthy
+
+    process = spawn(
         [sys.executable, "-m", "uvicorn", "--factory", factory, "--port", str(port),
          "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def stop() -> None:  # also on Ctrl-C or SIGTERM: never leave a server behind
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-        log.close()
-
-    stack.callback(stop)
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    stack.callback(log.close)
+    stack.callback(stop, process)  # also on Ctrl-C or SIGTERM: never leave a server behind
     base = f"http://127.0.0.1:{port}"
     import asyncio
 
-    from bench._server import wait_healthy
     asyncio.run(wait_healthy(base, process))
     return base
 
@@ -106,11 +97,13 @@ def _ms(out: str, percentile: str) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    from bench._server import install_cleanup
+
+    install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: servers stopped, databases dropped
     from bench._database import BenchDatabase  # sets the harness's defaults: not at --help
     from bench._server import BENCH_JWT_SECRET
 
     with BenchDatabase() as database, ExitStack() as stack:
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanups
         env = {**os.environ, **database.servers.environment(), "ENVIRONMENT": "production",
                "JWT_SECRET": BENCH_JWT_SECRET, "LOG_LEVEL": "WARNING"}
         subprocess.run([sys.executable, "-m", "app.devtools.cli", "seed", "--mentors",

@@ -157,6 +157,9 @@ def main() -> None:
     parser.add_argument("--plain", action="store_true",
                         help="no languages or preferences in the data (the v1 bench)")
     args = parser.parse_args()
+    from bench._server import install_cleanup
+
+    install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: servers stopped, databases dropped
     with BenchDatabase() as bench:
         asyncio.run(run(bench, args))
 

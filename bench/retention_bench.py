@@ -140,6 +140,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None,
                         help="rows per batch (default: the retention_batch setting)")
     args = parser.parse_args()
+    from bench._server import install_cleanup
+
+    install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: the database is dropped
     with BenchDatabase() as bench:
         asyncio.run(run(bench, args))
 

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from app.config import Settings  # noqa: E402
 from app.core.auth import mint_token  # noqa: E402
-from bench._server import BENCH_JWT_SECRET, wait_healthy  # noqa: E402
+from bench._server import BENCH_JWT_SECRET, spawn, stop, wait_healthy  # noqa: E402
 
 DATABASE = "mentorship_bench_slots"
 
@@ -91,15 +91,14 @@ def uvicorn(server: str, log_path: str):
     env = {**os.environ, "DATABASE_URL": _dsn(server, DATABASE), "ENVIRONMENT": "production",
            "JWT_SECRET": BENCH_JWT_SECRET, "PYTHONPATH": str(ROOT)}
     with open(log_path, "w") as log:
-        process = subprocess.Popen(
+        process = spawn(
             [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--host",
              "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
         try:
             yield f"http://127.0.0.1:{port}", process
         finally:
-            process.terminate()
-            process.wait(timeout=10)
+            stop(process)
 
 
 def percentiles(values: list[float]) -> str:
@@ -204,6 +203,7 @@ async def run(base: str, process, settings: Settings, all_pairs: list[tuple[str,
 
 
 def main() -> None:
+    global DATABASE  # set from the arguments below
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--mentors", type=int, default=1000)
@@ -213,7 +213,12 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep the seeded database")
     parser.add_argument("--keep", action="store_true", help="do not drop it afterwards")
     parser.add_argument("--server-log", default="/tmp/slots_bench_server.log")
+    parser.add_argument("--database", default=DATABASE, help="the scratch database's name")
     args = parser.parse_args()
+    from bench._server import install_cleanup
+
+    install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: servers stopped, databases dropped
+    DATABASE = args.database
     if not args.reuse:
         asyncio.run(prepare(args.server, args.mentors, args.mentees))
     settings = Settings(database_url=_dsn(args.server, DATABASE), jwt_secret=BENCH_JWT_SECRET)

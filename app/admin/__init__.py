@@ -24,6 +24,8 @@ from fastapi import FastAPI
 from sqladmin import Admin
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
 
 from app.admin.security import AdminSyncSession, StaffAuthentication, StaffAuthorization, _current
 from app.admin.security.guard import AdminGuardMiddleware, RelativeMounting
@@ -58,4 +60,10 @@ def mount_admin(app: FastAPI, settings: Settings) -> AsyncEngine:
     authentication.templates = admin.templates  # the lockout message's login page
     for view in VIEWS:
         admin.add_view(view)
+    # `/admin` itself: Starlette's slash redirect would build an absolute URL from the Host.
+    app.add_route("/admin", _to_admin_index, include_in_schema=False)
     return engine
+
+
+async def _to_admin_index(request: Request) -> RedirectResponse:
+    return RedirectResponse("/admin/", status_code=307)

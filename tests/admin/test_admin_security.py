@@ -182,6 +182,8 @@ class TestHeadersAndHost:
         director = await factory.user("director")
         evil = "evil.example"
         async with browser(server, Host=evil, Origin=f"http://{evil}") as http:
+            bare = await http.get("/admin")
+            assert bare.status_code == 307 and bare.headers["location"] == "/admin/"
             anonymous = await http.get("/admin/users/list")
             assert anonymous.status_code == 302
             assert anonymous.headers["location"] == "/admin/login"
