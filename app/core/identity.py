@@ -80,7 +80,9 @@ class IdentityCache:
         self._entries.clear()
 
     async def _load(self, user_id: uuid.UUID) -> Identity | None:
+        # Autocommit: one round trip (a plain connection would add BEGIN and ROLLBACK).
         async with self.engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
             row = (await connection.execute(LOOKUP, {"user_id": user_id})).first()
         return Identity(row.role, row.active) if row is not None else None
 

@@ -30,15 +30,17 @@ class AppState:
     identities: IdentityCache  # who each token's user is now (app/core/identity.py)
 
 
-def app_state(request: Request) -> AppState:
+# Dependencies are `async def` although they do not await: FastAPI runs a plain `def`
+# dependency in the thread pool, a hand-off per request for a simple attribute read.
+async def app_state(request: Request) -> AppState:
     return request.app.state.shared
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.shared.settings
 
 
-def _redis(request: Request) -> Redis:
+async def _redis(request: Request) -> Redis:
     return request.app.state.shared.redis
 
 

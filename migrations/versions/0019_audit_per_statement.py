@@ -14,8 +14,10 @@ sweep) audit their rows in one INSERT ... SELECT instead of one trigger call per
   `mentee_preferences` entry is the mentee (its key; 0008 looked for an `id` column and
   wrote none). An update is paired old/new by the table's key; one that changed the key
   itself shows as a removal and an addition.
-- The columns are read from the catalogue at each statement, so a column a later migration
-  adds is audited without touching the function. A table a later migration audits gets
+- Up to 64 rows (an API request's writes) go through static statements over the rows'
+  JSON (planned once per session); more go through a statement built for the table from
+  the catalogue (columns as they are now, so a column a later migration adds is audited
+  without touching the function), cheaper per row but planned at each use. A table a later migration audits gets
   the three triggers: `AUDIT_TRIGGERS` below shows how (trigger arguments: key column,
   then columns left out).
 - Still append-only: `audit_statement()` is SECURITY DEFINER, owned by the migrating
@@ -48,16 +50,75 @@ create or replace function audit_statement() returns trigger
 language plpgsql security definer set search_path = public, pg_temp as $$
 declare
     v_key text := quote_ident(tg_argv[0]);
+    v_skip text[] := array['updated_at', 'created_at'] || tg_argv[1:];
+    v_actor uuid := nullif(current_setting('app.user_id', true), '')::uuid;
+    v_role text := coalesce(nullif(current_setting('app.role', true), ''), 'system');
+    v_action text := coalesce(nullif(current_setting('app.action', true), ''),
+                              tg_table_name || '.' || lower(tg_op));
+    v_request text := nullif(current_setting('app.request_id', true), '');
     v_columns text[];
     v_changes text;
     v_rows text;
     v_target text;
+    v_count integer;
 begin
+    -- A few rows (an API request's writes): static statements, planned once per session,
+    -- cheaper than building and planning the per-table statement below (which is cheaper
+    -- per row: the way for bulk writes). Both write the same entries.
+    if tg_op = 'DELETE' then  -- each statement names only the transition tables it has
+        select count(*) into v_count from (select from old_rows limit 65) o;
+    else
+        select count(*) into v_count from (select from new_rows limit 65) n;
+    end if;
+    if v_count <= 64 then
+        if tg_op = 'INSERT' then
+            insert into audit_log (actor_id, actor_role, action, target_type, target_id,
+                                   changes, request_id)
+            select v_actor, v_role, v_action, tg_table_name, r.after_row ->> tg_argv[0],
+                   coalesce((select jsonb_object_agg(e.key, jsonb_strip_nulls(
+                                 jsonb_build_object('before', null::jsonb, 'after', e.value)))
+                               from jsonb_each(r.after_row) e
+                              where e.key <> all (v_skip)
+                                and e.key !~ '(secret|password|token_hash)'), '{}'::jsonb),
+                   v_request
+              from (select to_jsonb(n) as after_row from new_rows n offset 0) r;
+        elsif tg_op = 'DELETE' then
+            insert into audit_log (actor_id, actor_role, action, target_type, target_id,
+                                   changes, request_id)
+            select v_actor, v_role, v_action, tg_table_name, r.before_row ->> tg_argv[0],
+                   coalesce((select jsonb_object_agg(e.key, jsonb_strip_nulls(
+                                 jsonb_build_object('before', e.value, 'after', null::jsonb)))
+                               from jsonb_each(r.before_row) e
+                              where e.key <> all (v_skip)
+                                and e.key !~ '(secret|password|token_hash)'), '{}'::jsonb),
+                   v_request
+              from (select to_jsonb(o) as before_row from old_rows o offset 0) r;
+        else
+            insert into audit_log (actor_id, actor_role, action, target_type, target_id,
+                                   changes, request_id)
+            select v_actor, v_role, v_action, tg_table_name,
+                   coalesce(c.after_row, c.before_row) ->> tg_argv[0], c.changes, v_request
+              from (select a.after_row, b.before_row,
+                           (select jsonb_object_agg(k.key, jsonb_strip_nulls(jsonb_build_object(
+                                       'before', b.before_row -> k.key,
+                                       'after', a.after_row -> k.key)))
+                              from jsonb_object_keys(coalesce(a.after_row, b.before_row)) k(key)
+                             where k.key <> all (v_skip)
+                               and k.key !~ '(secret|password|token_hash)'
+                               and (b.before_row -> k.key)
+                                   is distinct from (a.after_row -> k.key)) as changes
+                      from (select to_jsonb(n) as after_row from new_rows n offset 0) a
+                      full join (select to_jsonb(o) as before_row from old_rows o offset 0) b
+                        on (b.before_row -> tg_argv[0]) = (a.after_row -> tg_argv[0])) c
+             where c.changes is not null;
+        end if;
+        return null;
+    end if;
     -- The table's columns as they are now, less timestamps, secrets and the skipped ones.
     select array_agg(quote_ident(a.attname) order by a.attnum) into v_columns
       from pg_attribute a
      where a.attrelid = tg_relid and a.attnum > 0 and not a.attisdropped
-       and a.attname <> all (array['updated_at', 'created_at'] || tg_argv[1:])
+       and a.attname <> all (v_skip)
        and a.attname !~ '(secret|password|token_hash)';
     -- One JSON object per row, {column: {"before": .., "after": ..}}, built as json text and
     -- cast once (faster than nesting jsonb); json_strip_nulls drops the absent side and, as
@@ -89,12 +150,7 @@ begin
                        json_strip_nulls(json_build_object(%s))::jsonb as changes
                   from %s) entry
          where $6 or changes <> '{}'::jsonb$sql$, v_target, v_changes, v_rows)
-    using nullif(current_setting('app.user_id', true), '')::uuid,
-          coalesce(nullif(current_setting('app.role', true), ''), 'system'),
-          coalesce(nullif(current_setting('app.action', true), ''),
-                   tg_table_name || '.' || lower(tg_op)),
-          tg_table_name::text,
-          nullif(current_setting('app.request_id', true), ''),
+    using v_actor, v_role, v_action, tg_table_name::text, v_request,
           tg_op <> 'UPDATE';  -- an update that changed nothing audited writes no entry
     return null;
 end $$

@@ -129,7 +129,7 @@ SMOKE: dict[str, tuple[list[str], str]] = {
     "workqueue_bench": (["--database", "{database}", "--mentors", "5", "--seconds", "1",
                          "--warmup", "0.5", "--clients", "2"], "workqueue"),
 }
-NEEDS_WRK = {"overload_bench", "relationships_bench"}
+NEEDS_WRK = {"booking_bench", "overload_bench", "relationships_bench", "slots_bench"}
 
 
 @pytest.mark.parametrize("name", sorted(SMOKE))

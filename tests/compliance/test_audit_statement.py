@@ -105,6 +105,26 @@ async def _workload(client, factory, system_db) -> None:
             "where mentee_id = any(:ids)"),
             {"ids": ids[:2], "at": datetime.now(UTC) - timedelta(minutes=1)})
         await session.execute(text("delete from users where id = :id"), {"id": ids[2]})
+    # Bulk statements (more than 64 rows: the per-table statement, not the few-rows one).
+    async with system_db.transaction(None) as session:
+        bulk = [uuid.uuid4() for _ in range(80)]
+        await session.execute(text(
+            "insert into users (id, email, name, role, interests, mentor_availability) "
+            "select i, i::text || '@bulk.test', 'Bulk \"' || i::text, 'mentee', "
+            "array['x', null], '{\"timezone\": null, \"windows\": [{\"a\": null}]}' "
+            "from unnest(cast(:ids as uuid[])) i"), {"ids": bulk})
+        await session.execute(text(
+            "insert into assignments (id, mentee_id, mentor_id, source, score, reasons) "
+            "select gen_random_uuid(), i, :mentor, 'auto', 0.5, array['a', 'b'] "
+            "from unnest(cast(:ids as uuid[])) i"), {"ids": bulk, "mentor": mentor.id})
+        await session.execute(text(
+            "update users set tier = 'B', name = name where id = any(:ids)"), {"ids": bulk})
+        await session.execute(text("update users set name = name where id = any(:ids)"),
+                              {"ids": bulk})
+        await session.execute(text(
+            "update assignments set ended_at = now(), end_reason = 'bulk' "
+            "where mentee_id = any(:ids)"), {"ids": bulk})
+        await session.execute(text("delete from users where id = any(:ids)"), {"ids": bulk})
 
 
 async def test_entries_match_the_row_trigger_of_migration_0008(reference, client, factory,
@@ -117,7 +137,7 @@ async def test_entries_match_the_row_trigger_of_migration_0008(reference, client
 
     new = await connection.fetch("select * from audit_log where id > $1", start)
     old = await connection.fetch("select * from audit_reference")
-    assert len(old) > 20
+    assert len(old) > 400
     expected = []
     for row in old:
         entry = dict(row)
