@@ -9,6 +9,7 @@ leaks to the next user of a pooled connection.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from typing import Annotated
 
 import structlog
 from fastapi import Depends, Request
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -47,16 +49,50 @@ def principal_parameters(principal: Principal) -> dict[str, str]:
             "role": principal.role, "request_id": current_request_id()}
 
 
+# A pooled connection idle this long is pinged before use (see `_checked_out`).
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
 def make_engine(url: str, settings: Settings, **kwargs) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=kwargs.pop("pool_size", settings.db_pool_size),
         max_overflow=kwargs.pop("max_overflow", settings.db_max_overflow),
-        pool_pre_ping=True,
         # Errors and logs never carry statement parameters (personal data, webhook secrets).
         hide_parameters=True,
         **kwargs,
     )
+    _drop_dead_connections(engine)
+    return engine
+
+
+def _drop_dead_connections(engine: AsyncEngine) -> None:
+    """What `pool_pre_ping` is for, without its three round trips (BEGIN, `;`, ROLLBACK on
+    asyncpg) on every checkout: a connection the server closed (restart, terminated
+    backend) is known to asyncpg locally and replaced at once; one idle for
+    PING_AFTER_IDLE_SECONDS or more (where a firewall may have dropped it silently) is
+    pinged first. Raising DisconnectionError makes the pool discard it and check out
+    another, as a failed pre-ping does."""
+    sync_engine = engine.sync_engine
+    dialect = sync_engine.dialect
+
+    def mark_idle(_: object, record: object) -> None:
+        record.info["idle_since"] = time.monotonic()  # type: ignore[attr-defined]
+
+    def checked_out(dbapi_connection, record, _proxy) -> None:  # noqa: ANN001
+        driver = getattr(dbapi_connection, "_connection", None)  # asyncpg's Connection
+        if driver is not None and driver.is_closed():
+            raise DisconnectionError("the server closed the connection")
+        idle_since = record.info.get("idle_since")
+        if idle_since is not None and time.monotonic() - idle_since >= PING_AFTER_IDLE_SECONDS:
+            try:
+                dialect.do_ping(dbapi_connection)
+            except Exception as exc:  # any failure: as pre-ping, drop it and retry
+                raise DisconnectionError("the pooled connection failed its ping") from exc
+
+    event.listen(sync_engine, "connect", mark_idle)
+    event.listen(sync_engine, "checkin", mark_idle)
+    event.listen(sync_engine, "checkout", checked_out)
 
 
 @dataclass
