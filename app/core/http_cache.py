@@ -55,7 +55,7 @@ def deprecated_route(*, sunset: datetime, successor: str | None = None,
     deprecation = f"@{int((since or datetime.now(UTC)).timestamp())}"
     sunset_value = format_datetime(sunset.astimezone(UTC), usegmt=True)
 
-    def add_headers(response: Response) -> None:
+    async def add_headers(response: Response) -> None:  # async: no thread pool hop
         response.headers["Deprecation"] = deprecation
         response.headers["Sunset"] = sunset_value
         if successor:

@@ -30,15 +30,17 @@ class AppState:
     identities: IdentityCache  # who each token's user is now (app/core/identity.py)
 
 
-def app_state(request: Request) -> AppState:
+# `async def`, though they never await: FastAPI runs a plain `def` dependency in its thread
+# pool, a thread hand-off per dependency per request for one attribute lookup.
+async def app_state(request: Request) -> AppState:
     return request.app.state.shared
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.shared.settings
 
 
-def _redis(request: Request) -> Redis:
+async def _redis(request: Request) -> Redis:
     return request.app.state.shared.redis
 
 
