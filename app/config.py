@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     worker_db_password: str | None = None
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # Longest wait of an API request for a pooled connection; then 503 `overloaded`
+    # (app/core/errors.py) rather than SQLAlchemy's default 30 s queue.
+    db_pool_timeout_seconds: float = Field(2.0, gt=0)
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Prefix of every Redis key the deployment writes, arq's included (queue, jobs, results,
@@ -226,6 +229,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     cors_origins: list[str] = []  # the SPA's origins, e.g. ["https://app.example.com"]
     max_body_bytes: int = Field(1_048_576, gt=0)  # larger request bodies: 413
+    # Admission (app/core/admission.py): requests one API process works on at once (0: no
+    # limit; open SSE streams and probes not counted), how long one more may wait for a
+    # slot, then 503 `overloaded` with this Retry-After (also on a DB pool timeout). An
+    # admitted request's latency is about in-flight / throughput (Little's law): 16 at the
+    # ~200 req/s of one process is ~80 ms; one process gains no throughput past a handful.
+    max_in_flight_requests: int = Field(16, ge=0)
+    admission_queue_wait_ms: int = Field(50, ge=0)
+    overload_retry_after_seconds: int = Field(1, ge=1)
     # Admin UI (/admin): signs its session cookie. Missing, the public development key or
     # shorter than MIN_SECRET_BYTES: the admin UI is disabled outside development (the API
     # still starts); in development a missing key is a random one per process.
@@ -233,7 +244,12 @@ class Settings(BaseSettings):
     # Shared password for the admin UI's email + password login (admin and director users
     # only). No default: unset, only a platform-issued JWT pasted as the password logs in.
     admin_ui_password: SecretStr | None = None
-    admin_session_max_age_seconds: int = 8 * 3600
+    admin_session_max_age_seconds: int = Field(8 * 3600, gt=0)
+    # Login lockout (app/admin/security/lockout.py): this many failed logins for one account,
+    # or from one client, lock it for ADMIN_LOCKOUT_SECONDS.
+    admin_login_max_failures: int = Field(5, ge=1)
+    admin_login_max_failures_per_client: int = Field(20, ge=1)
+    admin_lockout_seconds: int = Field(900, ge=1)
     # When set, /metrics on the API answers only `Authorization: Bearer <METRICS_TOKEN>`.
     metrics_token: SecretStr | None = None
     # The worker's own /metrics port: job series, and (on the one worker holding the

@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from app.admin import mount_admin
 from app.config import Settings, get_settings
 from app.core import telemetry
+from app.core.admission import AdmissionMiddleware
 from app.core.db import Database
 from app.core.docs import install_docs
 from app.core.errors import install_error_handlers
@@ -78,7 +79,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = make_redis(settings)
-        db = Database.connect(settings.api_db_url, settings)
+        # A request that finds no connection within the pool timeout gets 503 `overloaded`
+        # (app/core/errors.py); the workers keep SQLAlchemy's patient default.
+        db = Database.connect(settings.api_db_url, settings,
+                              pool_timeout=settings.db_pool_timeout_seconds)
         state = app.state.shared = AppState(
             settings=settings, db=db, redis=redis,
             video=make_video_provider(settings), hub=StreamHub(settings, redis),
@@ -104,10 +108,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None, redoc_url=None,  # served from local assets by install_docs
     )
     install_error_handlers(app)
-    # Outermost last: request id > metrics > CORS (so a 413 or 429 carries CORS headers) >
-    # rate limit > size.
+    # Outermost last: request id > metrics > CORS (so a 413, 429 or 503 carries CORS
+    # headers) > admission (refuses before any Redis or DB work) > rate limit > size.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimitMiddleware, settings=settings)
+    app.add_middleware(AdmissionMiddleware, max_in_flight=settings.max_in_flight_requests,
+                       queue_wait_seconds=settings.admission_queue_wait_ms / 1000,
+                       retry_after_seconds=settings.overload_retry_after_seconds)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,

@@ -1,13 +1,14 @@
 """Booking under load: a real uvicorn (separate process) on a seeded programme.
 
-    .venv/bin/python bench/booking_bench.py            # defaults below
-    .venv/bin/python bench/booking_bench.py --clients 200 --duration 30 --low-clients 8
+    python -m bench.booking_bench            # defaults below
+    python -m bench.booking_bench --clients 200 --duration 30 --low-clients 8
 
 1. Creates a scratch database on SERVER_URL, migrates it (`alembic upgrade head`) and seeds
    1,000 mentors x 20,000 mentees (20 each, every mentor 10 weekly slots, Mon-Fri 08:00-20:00
    windows in one of four time zones) plus a history of 40,000 completed sessions.
 2. Starts `uvicorn --factory app.main:create_app` in its own process (API role, RLS on).
-3. Phase "load": `--clients` concurrent clients (httpx) book 60-minute sessions across
+3. Phase "load": `--clients` wrk connections (C, 2 threads: the load generator takes
+   little CPU; the bookings are drawn beforehand) book 60-minute sessions across
    `--mentors` mentors for `--duration` s. Slots are drawn from `--weeks` weeks of each
    mentor's windows, so both double bookings and full weeks happen.
 4. Phase "latency": `--low-clients` clients on another `--mentors` mentors, slots from
@@ -15,17 +16,18 @@
 5. Checks afterwards, in SQL: live sessions overlapping for one mentor or one mentee
    (must be 0) and mentor-weeks over capacity in the mentor's zone (must be 0).
 
-Prints throughput, p50/p95/p99 and the outcome mix of every phase.
+Prints throughput, p50/p95/p99, the status codes and the load average of every phase.
+Needs `wrk` on PATH (Debian: `apt-get install wrk`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -37,13 +39,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import asyncpg
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 
 from app.config import Settings  # noqa: E402
 from app.core.auth import mint_token  # noqa: E402
-from bench._server import wait_healthy  # noqa: E402
+from bench import _wrk as wrk  # noqa: E402
+from bench._server import spawn, stop, wait_healthy  # noqa: E402
+from bench._wrk import Request  # noqa: E402
 
 ZONES = ["Europe/London", "America/New_York", "Asia/Kolkata", "UTC"]
 JWT_SECRET = "bench-secret-0123456789abcdef0123456789"
@@ -119,22 +122,22 @@ class Mentor:
 class Phase:
     name: str
     clients: int
-    latencies: list[float] = field(default_factory=list)
     outcomes: Counter = field(default_factory=Counter)
     elapsed: float = 0.0
     server_cpu: float = 0.0  # seconds of uvicorn CPU during the phase
     client_cpu: float = 0.0  # seconds of this process's CPU (the load generator)
 
+    result: dict = field(default_factory=dict)  # wrk's figures
+
     def report(self) -> str:
-        lat = sorted(self.latencies)
-        q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else [0] * 99
-        total = len(lat)
+        r = self.result
+        total = r["requests"]
         return (
-            f"[{self.name}] {self.clients} clients, {self.elapsed:.1f} s: {total} requests, "
-            f"{total / self.elapsed:.0f} req/s, {self.outcomes.get('201', 0) / self.elapsed:.0f} "
-            f"bookings/s; latency ms p50 {q[49] * 1000:.1f} p95 {q[94] * 1000:.1f} "
-            f"p99 {q[98] * 1000:.1f} max {lat[-1] * 1000:.1f}; "
-            f"outcomes {dict(self.outcomes.most_common())}; "
+            f"[{self.name}] {self.clients} clients (wrk), {self.elapsed:.1f} s: {total} "
+            f"requests, {r['rps']:.0f} req/s, {self.outcomes.get('201', 0) / self.elapsed:.0f} "
+            f"bookings/s; latency ms p50 {r['p50_ms']:.1f} p95 {r['p95_ms']:.1f} "
+            f"p99 {r['p99_ms']:.1f} max {r['max_ms']:.1f}; "
+            f"status codes {dict(self.outcomes.most_common())}; "
             f"server CPU {self.server_cpu / max(total, 1) * 1000:.1f} ms/request "
             f"({self.server_cpu / self.elapsed:.0%} of a core; load generator "
             f"{self.client_cpu / self.elapsed:.0%})"
@@ -166,7 +169,7 @@ def migrate(database_url: str) -> None:
 def start_server(port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen:
     """uvicorn in its own process, logs (JSON access lines) to `log_path`."""
     with log_path.open("w") as log:
-        return subprocess.Popen(
+        return spawn(
             [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app",
              "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
              "--timeout-keep-alive", "75",  # as behind a load balancer
@@ -223,38 +226,23 @@ def random_slot(mentor: Mentor, weeks: int, rng: random.Random) -> datetime:
     return local.astimezone(UTC)
 
 
-async def run_phase(base_url: str, phase: Phase, mentors: list[Mentor], duration: float,
-                    weeks: int) -> None:
-    deadline = time.perf_counter() + duration
-    limits = httpx.Limits(max_connections=phase.clients, max_keepalive_connections=phase.clients)
-
-    async def client_loop(http: httpx.AsyncClient, seed: int) -> None:
-        rng = random.Random(seed)
-        while time.perf_counter() < deadline:
-            mentor = rng.choice(mentors)
-            body = {"mentee_id": str(rng.choice(mentor.mentees)),
-                    "starts_at": random_slot(mentor, weeks, rng).isoformat(),
-                    "duration_minutes": 60, "agenda": "bench"}
-            started = time.perf_counter()
-            try:
-                response = await http.post("/api/v1/mentor/sessions", json=body,
-                                           headers={"Authorization": f"Bearer {mentor.token}"})
-            except httpx.HTTPError as exc:
-                phase.outcomes[f"error:{type(exc).__name__}"] += 1
-                continue
-            phase.latencies.append(time.perf_counter() - started)
-            if response.status_code == 201:
-                phase.outcomes["201"] += 1
-            else:
-                code = response.json().get("code", "?") if response.headers.get(
-                    "content-type", "").startswith("application/problem") else "?"
-                phase.outcomes[f"{response.status_code} {code}"] += 1
-
-    async with httpx.AsyncClient(base_url=base_url, limits=limits,
-                                 timeout=httpx.Timeout(60.0)) as http:
-        started = time.perf_counter()
-        await asyncio.gather(*(client_loop(http, seed) for seed in range(phase.clients)))
-        phase.elapsed = time.perf_counter() - started
+def run_phase(base_url: str, phase: Phase, mentors: list[Mentor], duration: float,
+              weeks: int) -> None:
+    """wrk (C, 2 threads) with `phase.clients` connections for `duration` s over a list of
+    random bookings built beforehand, so the load generator takes little of the CPU."""
+    rng = random.Random(phase.clients)
+    requests = []
+    for _ in range(max(2000, int(duration * 400))):
+        mentor = rng.choice(mentors)
+        body = {"mentee_id": str(rng.choice(mentor.mentees)),
+                "starts_at": random_slot(mentor, weeks, rng).isoformat(),
+                "duration_minutes": 60, "agenda": "bench"}
+        requests.append(Request("/api/v1/mentor/sessions", mentor.token, "POST",
+                                json.dumps(body)))
+    result = wrk.run(base_url, requests, seconds=duration, clients=phase.clients)
+    phase.result = result
+    phase.elapsed = result["seconds"]
+    phase.outcomes.update({str(k): v for k, v in result["statuses"].items()})
 
 
 async def main() -> None:
@@ -278,6 +266,9 @@ async def main() -> None:
     parser.add_argument("--max-overflow", type=int, default=10)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
+    from bench._server import install_cleanup
+
+    install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: servers stopped, databases dropped
 
     name = f"mentorship_bench_{uuid.uuid4().hex[:8]}"
     database_url = await setup_database(args.server_url, name, args.total_mentors,
@@ -299,15 +290,16 @@ async def main() -> None:
                  args.weeks),
                 (Phase("latency", args.low_clients), mentors[args.mentors:], args.low_duration,
                  args.low_weeks)):
-            cpu, own = cpu_seconds(process.pid), time.process_time()
-            await run_phase(base_url, phase, group, duration, weeks)
+            cpu, own = cpu_seconds(process.pid), os.times()
+            await asyncio.to_thread(run_phase, base_url, phase, group, duration, weeks)
             phase.server_cpu = cpu_seconds(process.pid) - cpu
-            phase.client_cpu = time.process_time() - own
+            now = os.times()
+            phase.client_cpu = (now.children_user + now.children_system
+                                - own.children_user - own.children_system)
             print(phase.report(), flush=True)
             print(f"  load average now: {os.getloadavg()[0]:.1f}", flush=True)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process, timeout=30)
 
     connection = await asyncpg.connect(plain(database_url))
     try:

@@ -1,6 +1,6 @@
 """Benchmark: the mentor dashboard against a trivial authenticated `SELECT 1` route.
 
-    .venv/bin/python bench/dashboard_bench.py [--server postgresql://postgres@127.0.0.1:5432]
+    python -m bench.dashboard_bench [--server postgresql://postgres@127.0.0.1:5432]
         [--reuse] [--seconds 10] [--explain]
 
 1. Builds a database `mentorship_bench_dashboard` on the server (alembic upgrade head), seeded
@@ -42,10 +42,11 @@ from app.config import Settings  # noqa: E402
 from app.core.auth import CurrentMentor, mint_token  # noqa: E402
 from app.core.db import DbSession  # noqa: E402
 from app.main import create_app  # noqa: E402
-from bench._server import BENCH_JWT_SECRET, wait_healthy  # noqa: E402
+from bench._server import BENCH_JWT_SECRET, spawn, stop, wait_healthy  # noqa: E402
 
 DATABASE = "mentorship_bench_dashboard"
-MENTORS, PER_MENTOR = 1_000, 20
+MENTORS, PER_MENTOR = 1_000, 20  # --mentors, --mentees-per-mentor
+REDIS_URL = "redis://127.0.0.1:6379/0"  # --redis-url
 SESSIONS_PER_MENTOR = 100
 ZONES = ["UTC", "Europe/London", "Europe/Paris", "America/New_York", "America/Los_Angeles",
          "Asia/Kolkata", "Asia/Tokyo", "Australia/Sydney", "Africa/Lagos", "America/Sao_Paulo"]
@@ -267,10 +268,11 @@ def uvicorn(server_url: str, settings: Settings, log_path: str, pool: tuple[int,
     """The bench app in its own process on a free port; yields the base URL."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": server_url, "ENVIRONMENT": "production",
+           "REDIS_URL": REDIS_URL, "REDIS_PREFIX": f"{DATABASE}:",
            "JWT_SECRET": settings.jwt_secret, "PYTHONPATH": str(ROOT),
            "DB_POOL_SIZE": str(pool[0]), "DB_MAX_OVERFLOW": str(pool[1])}
     with open(log_path, "w") as log:
-        process = subprocess.Popen(
+        process = spawn(
             [sys.executable, "-m", "uvicorn", "--factory", "bench.dashboard_bench:bench_app",
              "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level",
              "warning"],
@@ -278,8 +280,7 @@ def uvicorn(server_url: str, settings: Settings, log_path: str, pool: tuple[int,
         try:
             yield f"http://127.0.0.1:{port}", process
         finally:
-            process.terminate()
-            process.wait(timeout=10)
+            stop(process)
 
 
 ROUTES = {"floor": "/bench/floor", "dashboard": "/api/v1/mentor/dashboard"}
@@ -332,10 +333,16 @@ def report(results, concurrency, load_before, load_after) -> None:
 
 
 def main() -> None:
+    global DATABASE, MENTORS, PER_MENTOR, REDIS_URL  # set from the arguments below
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432",
                         help="Postgres server URL (a superuser, no database part)")
     parser.add_argument("--reuse", action="store_true", help="keep the seeded database")
+    parser.add_argument("--database", default=DATABASE, help="the scratch database's name")
+    parser.add_argument("--mentors", type=int, default=MENTORS)
+    parser.add_argument("--mentees-per-mentor", type=int, default=PER_MENTOR)
+    parser.add_argument("--redis-url", default=os.environ.get("TEST_REDIS_URL",
+                                                              "redis://127.0.0.1:6379/0"))
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--explain", action="store_true")
     parser.add_argument("--server-log", default="/tmp/dashboard_bench_server.log",
@@ -350,6 +357,11 @@ def main() -> None:
                         help="the server's DB_MAX_OVERFLOW; overflow connections are closed "
                              "when the load dips and re-opened (and re-planned) later")
     args = parser.parse_args()
+    from bench._server import install_cleanup
+
+    install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: servers stopped, databases dropped
+    DATABASE, MENTORS, PER_MENTOR = args.database, args.mentors, args.mentees_per_mentor
+    REDIS_URL = args.redis_url
     if not args.reuse:
         asyncio.run(create_database(args.server))
         migrate(args.server)

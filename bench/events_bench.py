@@ -11,7 +11,7 @@ Creates a throwaway database (migrated with Alembic, like the tests), seeds 1,00
    Redis stream entry id's milliseconds) - commit time (taken when COMMIT returned)
    -> p50/p95/p99/max. Also the relay's drain rate over the ingestion backlog.
 
-    .venv/bin/python bench/events_bench.py [--seconds 60] [--clients 4] [--api-workers 1]
+    python -m bench.events_bench [--seconds 60] [--clients 4] [--api-workers 1]
 
 Environment: TEST_DATABASE_URL (a server and superuser that may create databases, default
 postgresql://postgres@127.0.0.1:5432/test), TEST_REDIS_URL (default redis://127.0.0.1:6379/0).
@@ -47,7 +47,8 @@ from app.core.db import Database  # noqa: E402
 from app.core.outbox import emit  # noqa: E402
 from app.core.redis import make_redis, user_stream_key  # noqa: E402
 from app.devtools.seed import ensure_service_account  # noqa: E402
-from bench._server import wait_healthy  # noqa: E402
+from bench._server import spawn as spawn_child  # noqa: E402
+from bench._server import stop, wait_healthy  # noqa: E402
 from tests.support.harness import ServerHarness, _plain_dsn  # noqa: E402
 
 MENTORS, PER_MENTOR = 1000, 20
@@ -143,7 +144,7 @@ async def wait_drained(db: Database, within: float) -> tuple[int, float]:
 async def relay_lag(db: Database, settings, mentors: list[uuid.UUID], *, rate: float,
                     seconds: float) -> dict:
     redis = make_redis(settings)
-    recipients = random.sample(mentors, 100)
+    recipients = random.sample(mentors, min(100, len(mentors)))
     committed: dict[str, float] = {}
     interval = 1 / rate
     tasks: set[asyncio.Task] = set()
@@ -179,11 +180,12 @@ async def relay_lag(db: Database, settings, mentors: list[uuid.UUID], *, rate: f
 
 
 def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL)
+    return spawn_child([sys.executable, "-m", *args], cwd=ROOT, env=env,
+                       stdout=subprocess.DEVNULL)
 
 
 def main() -> None:
+    global MENTORS  # set from the arguments below
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--single-seconds", type=float, default=20)
@@ -193,7 +195,14 @@ def main() -> None:
     parser.add_argument("--api-workers", type=int, default=1)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--relay-only", action="store_true", help="skip the ingestion runs")
+    parser.add_argument("--mentors", type=int, default=MENTORS,
+                        help=f"{PER_MENTOR} mentees each")
+    parser.add_argument("--warmup", type=float, default=3.0)
     args = parser.parse_args()
+    from bench._server import install_cleanup
+
+    install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: servers stopped, databases dropped
+    MENTORS = args.mentors
 
     servers = ServerHarness()
     servers.create()
@@ -206,11 +215,7 @@ def main() -> None:
         asyncio.run(run(args, servers, env, processes))
     finally:
         for process in processes:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
         servers.drop()
 
 
@@ -229,7 +234,7 @@ async def run(args: argparse.Namespace, servers: ServerHarness, env: dict[str, s
     await wait_healthy(base)
     service = await ensure_service_account(settings, uuid.uuid4())  # tokens name real users
     token = mint_token(service.id, "service", settings)
-    await drive(base, token, mentees, batch=100, clients=2, seconds=3)  # warm up
+    await drive(base, token, mentees, batch=100, clients=2, seconds=args.warmup)
     if not args.relay_only:
         await ingestion(args, base, token, mentees)
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -85,36 +84,30 @@ def _free_port() -> int:
 def _server(stack: ExitStack, factory: str, env: dict[str, str], port: int,
             log_dir: Path) -> tuple[str, int]:
     log = open(log_dir / f"{factory.split(':')[0]}.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(
+    from bench._server import spawn, stop, wait_healthy
+
+    process = spawn(
         [sys.executable, "-m", "uvicorn", "--factory", factory, "--port", str(port),
          "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def stop() -> None:  # also on Ctrl-C or SIGTERM: never leave a server behind
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-        log.close()
-
-    stack.callback(stop)
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    stack.callback(log.close)
+    stack.callback(stop, process)  # also on Ctrl-C or SIGTERM: never leave a server behind
     base = f"http://127.0.0.1:{port}"
     import asyncio
 
-    from bench._server import wait_healthy
     asyncio.run(wait_healthy(base, process))
     return base, process.pid
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    from bench._server import install_cleanup
+
+    install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: servers stopped, databases dropped
     from bench._database import BenchDatabase  # sets the harness's defaults: not at --help
     from bench._server import BENCH_JWT_SECRET
 
     with ExitStack() as stack:
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanups
         if args.database_url:
             env = {**os.environ, "DATABASE_URL": args.database_url,
                    "REDIS_URL": os.environ["TEST_REDIS_URL"],

@@ -111,6 +111,35 @@ def backend_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def backends_cpu(db: BenchDatabase) -> dict[int, float]:
+    """CPU seconds used so far by each Postgres backend connected to the bench database."""
+    pids = await db.fetchval("select array_agg(pid) from pg_stat_activity "
+                             "where datname = current_database() and pid <> pg_backend_pid()")
+    out = {}
+    for pid in pids or []:
+        try:
+            out[pid] = backend_cpu(pid)
+        except (FileNotFoundError, ProcessLookupError):  # gone meanwhile
+            pass
+    return out
+
+
+class CpuMeter:
+    """Wall time, this process's CPU and the bench database's backends' CPU over a step: on
+    a shared machine the CPU figures say what the step costs, the wall time what it got."""
+
+    async def start(self, db: BenchDatabase) -> None:
+        self.db, self.wall, self.python = db, time.perf_counter(), time.process_time()
+        self.backends = await backends_cpu(db)
+
+    async def stop(self) -> str:
+        wall, python = time.perf_counter() - self.wall, time.process_time() - self.python
+        after = await backends_cpu(self.db)
+        postgres = sum(cpu - self.backends.get(pid, 0.0) for pid, cpu in after.items())
+        return (f"wall {wall * 1000:.0f} ms; CPU python {python * 1000:.0f} ms + postgres "
+                f"{postgres * 1000:.0f} ms; load average {os.getloadavg()[0]:.1f}")
+
+
 async def reset(db: BenchDatabase) -> None:
     await db.sql("delete from assignments where source = 'auto'")
     await db.sql("delete from outbox_events")
@@ -128,6 +157,9 @@ def main() -> None:
     parser.add_argument("--plain", action="store_true",
                         help="no languages or preferences in the data (the v1 bench)")
     args = parser.parse_args()
+    from bench._server import install_cleanup
+
+    install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: servers stopped, databases dropped
     with BenchDatabase() as bench:
         asyncio.run(run(bench, args))
 
@@ -161,23 +193,37 @@ async def run(bench: BenchDatabase, args: argparse.Namespace) -> None:
         try:
             # 0. A dry run, then its publish as the API runs it (RLS as the director).
             job = await request_dry_run(bench, director, settings)
+            meter = CpuMeter()
+            async with worker_db.transaction(None) as session:  # the pool's connection, open
+                await session.execute(text("select 1"))
+            await meter.start(bench)
             started = time.perf_counter()
             dry = await execute_matching_run(worker_db, settings=settings, job_id=job)
             dry_s = time.perf_counter() - started
+            dry_cpu = await meter.stop()
             print(f"\n[dry run] execute_matching_run end to end: {dry_s * 1000:.0f} ms "
                   f"(solver {dry['solver_ms']} ms): {dry['assigned']} proposals, "
                   f"{dry['unplaced']} unplaced, total fit {dry['total_fit']:.3f}")
+            print(f"  {dry_cpu}")
             principal = Principal(user_id=director, role="director")
+            async with app_db.transaction(None) as session:
+                await session.execute(text("select 1"))
+            await meter.start(bench)
             started = time.perf_counter()
             async with app_db.transaction(principal) as session:
                 published = await publish_run(session, principal=principal, settings=settings,
                                               job_id=job, exclude_mentee_ids=[])
             publish_s = time.perf_counter() - started
+            publish_cpu = await meter.stop()
             events = await bench.fetchval("select count(*) from outbox_events "
                                           "where type = 'assignment.created'")
             print(f"[publish] {published['published']} assignments + {events} events, "
                   f"{len(published['skipped'])} skipped, in {publish_s * 1000:.0f} ms "
                   f"(committed); total fit {published['total_fit']:.3f}")
+            audit = await bench.fetchval(
+                "select count(*) from audit_log where action = 'assignments.insert' "
+                "and changes #>> '{source,after}' = 'auto'")
+            print(f"  {publish_cpu}; {audit} assignment audit entries")
             await reset(bench)
 
             # 1a. The worker's path, end to end.

@@ -10,11 +10,13 @@ Builds its own database (1,000 mentors, 20,000 mentees, ~120K sessions, ~84K fee
   inside the scrape before.
 
     TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \
-    TEST_REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/ops_metrics.py
+    TEST_REDIS_URL=redis://127.0.0.1:6379/0 python -m bench.ops_metrics
+    python -m bench.ops_metrics --mentors 5 --refreshes 2 --scrapes 5   # smoke
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import random
@@ -36,7 +38,7 @@ from app.services.ops.metrics import (  # noqa: E402
 )
 from tests.support.harness import ServerHarness, _plain_dsn  # noqa: E402
 
-MENTORS, PER_MENTOR, WEEKS = 1000, 20, 15
+MENTORS, PER_MENTOR, WEEKS = 1000, 20, 15  # --mentors
 NOW = datetime.now(UTC).replace(microsecond=0)
 rng = random.Random(7)
 
@@ -123,7 +125,7 @@ def timings(samples: list[float]) -> str:
             f"n={len(ordered)}")
 
 
-async def main(harness: ServerHarness) -> None:
+async def run(harness: ServerHarness, args: argparse.Namespace) -> None:
     os.environ.update(harness.environment())
     get_settings.cache_clear()
     settings = get_settings()
@@ -135,7 +137,7 @@ async def main(harness: ServerHarness) -> None:
         system = Database.connect(settings.worker_db_url, settings)
         try:
             refresh = []
-            for _ in range(10):
+            for _ in range(args.refreshes):
                 t0 = time.perf_counter()
                 async with system.transaction(None) as session:
                     await compute_programme_metrics(session, now=datetime.now(UTC))
@@ -155,7 +157,7 @@ async def main(harness: ServerHarness) -> None:
                 for _ in range(20):  # warm up (connections, imports)
                     await http.get("/metrics")
                 scrapes = []
-                for _ in range(200):
+                for _ in range(args.scrapes):
                     t0 = time.perf_counter()
                     response = await http.get("/metrics")
                     scrapes.append(time.perf_counter() - t0)
@@ -163,10 +165,25 @@ async def main(harness: ServerHarness) -> None:
                 print(f"/metrics scrape ({len(response.content)} bytes): {timings(scrapes)}")
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
+    global MENTORS  # set from the arguments below
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mentors", type=int, default=MENTORS,
+                        help=f"{PER_MENTOR} mentees, 120 sessions and 400 rows each")
+    parser.add_argument("--refreshes", type=int, default=10, help="timed metric refreshes")
+    parser.add_argument("--scrapes", type=int, default=200, help="timed /metrics scrapes")
+    args = parser.parse_args(argv)
+    from bench._server import install_cleanup
+
+    install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: the database is dropped
+    MENTORS = args.mentors
     servers = ServerHarness()  # a fresh database, migrated; dropped at the end
     servers.create()
     try:
-        asyncio.run(main(servers))
+        asyncio.run(run(servers, args))
     finally:
         servers.drop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,6 @@
 """SLA prioritizer over 1M work items: the time of one sweep (one set-based statement).
 
-    .venv/bin/python bench/prioritizer_bench.py [--items 1000000] [--open-share 0.3]
+    python -m bench.prioritizer_bench [--items 1000000] [--open-share 0.3]
 
 Seeds a fresh database: 20K mentees (most with a mentor) and `--items` work items created
 over the last 14 days with the SLA of their kind, `--open-share` of them unfinished. The
@@ -85,6 +85,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--open-share", type=float, default=0.3)
     args = parser.parse_args()
+    from bench._server import install_cleanup
+
+    install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: servers stopped, databases dropped
     with BenchDatabase() as bench:
         asyncio.run(run(bench, args))
 

@@ -115,6 +115,9 @@ def main() -> int:
                                                "one is created, seeded and dropped)")
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
+    from bench._server import install_cleanup
+
+    install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: servers stopped, databases dropped
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
@@ -141,7 +144,7 @@ async def seed_and_measure(args: argparse.Namespace, bench, dsn: str) -> int:
 async def measure(args: argparse.Namespace, dsn: str) -> int:
     from app.config import get_settings
     from app.core.auth import mint_token
-    from bench._server import wait_healthy
+    from bench._server import spawn, stop, wait_healthy
 
     get_settings.cache_clear()
     settings = get_settings()
@@ -150,7 +153,7 @@ async def measure(args: argparse.Namespace, dsn: str) -> int:
         "select id from users where role = 'director' and active order by email limit 1")
     token = mint_token(director["id"], "director", settings, ttl=timedelta(hours=2))
     base = f"http://127.0.0.1:{args.port}"
-    server = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
+    server = spawn(  # noqa: ASYNC220 - started once, before any load
         [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--port",
          str(args.port), "--log-level", "warning", "--no-access-log"],
         cwd=ROOT, env={**os.environ, "LOG_LEVEL": "WARNING"},
@@ -174,8 +177,7 @@ async def measure(args: argparse.Namespace, dsn: str) -> int:
                   f"{r['p99_ms']:>8.1f} {r['non_2xx'] + r['socket_errors']:>8}")
         return 0 if all(r["non_2xx"] == 0 for _, r in rows) else 1
     finally:
-        server.terminate()
-        server.wait(timeout=15)
+        stop(server)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Time `mentorship seed --mentors 1000 --mentees 20000` into an empty database.
 
-    .venv/bin/python bench/seed_bench.py [--server-url postgresql://postgres@127.0.0.1:5432/postgres]
+    python -m bench.seed_bench [--server-url postgresql://postgres@127.0.0.1:5432/postgres]
                                          [--mentors 1000 --mentees 20000] [--keep]
 
 Creates a fresh database on the server, migrates it, runs the real command in a subprocess
@@ -79,6 +79,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the seeded database")
     args = parser.parse_args()
+    from bench._server import install_cleanup
+
+    install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: servers stopped, databases dropped
 
     name = f"bench_seed_{uuid.uuid4().hex[:8]}"
     database_url = make_url(args.server_url).set(

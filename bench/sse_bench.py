@@ -1,7 +1,7 @@
 """SSE dashboard benchmarks against a real uvicorn process (issue 7).
 
     TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \\
-    TEST_REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python bench/sse_bench.py \
+    TEST_REDIS_URL=redis://127.0.0.1:6379/0 python -m bench.sse_bench \
         [idle|e2e|fanout|all]
 
 - idle: N concurrent idle streams (default 5,000, one per mentor) on one API process;
@@ -46,6 +46,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from bench._server import spawn, stop  # noqa: E402
 from tests.support.harness import ServerHarness  # noqa: E402
 from tests.support.live import free_port  # noqa: E402
 
@@ -71,14 +72,14 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(Path(tempfile.gettempdir()) / "sse_bench_server.log", "wb")  # noqa: SIM115
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app",
              "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
              "--log-level", "warning", "--backlog", "4096"],
             cwd=ROOT, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT,
-            preexec_fn=raise_nofile,
+            preexec=raise_nofile,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a busy machine imports slowly
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
@@ -94,11 +95,7 @@ class Server:
         raise RuntimeError("gauge missing")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop(self.process, timeout=20)
         self.log.close()
 
 
@@ -482,6 +479,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--batch", type=int, default=1, help="e2e: events per request")
     args = parser.parse_args()
+    from bench._server import install_cleanup
+
+    install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: servers stopped, databases dropped
     raise_nofile()
 
     harness = ServerHarness()  # a fresh database and Redis prefix (sync: outside the loop)
@@ -491,11 +491,13 @@ def main() -> None:
 
     get_settings.cache_clear()
     settings = get_settings()
-    server = Server({"SSE_REDIS_CLIENT_NAME": CLIENT_NAME})
+    server = None
     try:
+        server = Server({"SSE_REDIS_CLIENT_NAME": CLIENT_NAME})
         asyncio.run(run(args, server, settings))
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
         asyncio.run(drop_keys(settings))
         harness.drop()
 

@@ -7,8 +7,8 @@ a floor route (authenticated, one RLS transaction running `SELECT 1`, through th
 stack) with 8 and 50 concurrent clients, each request as a random one of the 1,000 mentors,
 and prints throughput and p50/p95/p99 latency.
 
-    .venv/bin/python bench/workqueue_bench.py                  # seed if needed, then run
-    .venv/bin/python bench/workqueue_bench.py --reseed --seconds 20
+    python -m bench.workqueue_bench                  # seed if needed, then run
+    python -m bench.workqueue_bench --reseed --seconds 20
 
 Environment: BENCH_SERVER_URL (default postgresql://postgres@127.0.0.1:5432/postgres, a
 superuser that may create the database), REDIS_URL (default redis://127.0.0.1:6379/0).
@@ -22,7 +22,6 @@ import asyncio
 import hashlib
 import os
 import random
-import signal
 import socket
 import statistics
 import subprocess
@@ -45,7 +44,7 @@ from app.config import Settings  # noqa: E402
 from app.core.auth import CurrentMentor, Principal, mint_token  # noqa: E402
 from app.core.db import Database, DbSession  # noqa: E402
 from app.services.workqueue.queue import WorkQueueFilters, list_work_queue  # noqa: E402
-from bench._server import BENCH_JWT_SECRET, wait_healthy  # noqa: E402
+from bench._server import BENCH_JWT_SECRET, spawn, stop, wait_healthy  # noqa: E402
 
 DB_NAME = "mentorship_bench_workqueue"
 MENTORS, MENTEES_PER_MENTOR, ITEMS_PER_MENTEE, SESSIONS_PER_MENTEE = 1000, 20, 10, 5
@@ -354,6 +353,7 @@ async def run_load(base: str, tokens: list[str], clients_list: list[int], second
 
 
 def main() -> None:
+    global DB_NAME, MENTORS  # set from the arguments below
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reseed", action="store_true")
     parser.add_argument("--seed-only", action="store_true")
@@ -361,7 +361,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--clients", default="8,50")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--database", default=DB_NAME, help="the database's name (reused "
+                        "when already seeded, unless --reseed)")
+    parser.add_argument("--mentors", type=int, default=MENTORS)
     args = parser.parse_args()
+    from bench._server import install_cleanup
+
+    install_cleanup()  # SIGTERM/SIGHUP unwind like Ctrl-C: servers stopped, databases dropped
+    DB_NAME, MENTORS = args.database, args.mentors
 
     server_url = os.environ.get("BENCH_SERVER_URL",
                                 "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -376,9 +383,9 @@ def main() -> None:
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": db_url,
            "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-           "REDIS_PREFIX": "bench-workqueue:", "ENVIRONMENT": "production",
+           "REDIS_PREFIX": f"{DB_NAME}:", "ENVIRONMENT": "production",
            "JWT_SECRET": BENCH_JWT_SECRET}
-    server = subprocess.Popen(
+    server = spawn(
         [sys.executable, "-m", "uvicorn", "--factory", "bench.workqueue_bench:create_bench_app",
          "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
          "--no-access-log", "--log-level", "warning"],
@@ -391,11 +398,7 @@ def main() -> None:
                              mint_token(uuid.UUID(hashlib.md5(b"director1").hexdigest()),
                                         "director", settings)))
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
 
 
 if __name__ == "__main__":

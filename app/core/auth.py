@@ -20,6 +20,7 @@ import jwt
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.config import Settings
 from app.core.errors import Forbidden, ServiceUnavailable, Unauthorized
@@ -124,6 +125,8 @@ async def verify_identity(identities: IdentityCache, principal: Principal) -> No
     """401 `invalid_token` unless the token's subject is an active user with that role now."""
     try:
         honoured = await identities.honours(principal.user_id, principal.role)
+    except PoolTimeout:
+        raise  # no free connection: 503 `overloaded` (app/core/errors.py), not an outage
     except (OSError, SQLAlchemyError) as exc:
         raise ServiceUnavailable("The identity check is unavailable; retry shortly.",
                                  headers={"Retry-After": "5"}) from exc

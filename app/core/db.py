@@ -9,7 +9,6 @@ leaks to the next user of a pooled connection.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -49,8 +48,14 @@ def principal_parameters(principal: Principal) -> dict[str, str]:
             "role": principal.role, "request_id": current_request_id()}
 
 
-# A pooled connection idle this long is pinged before use (see `_checked_out`).
-PING_AFTER_IDLE_SECONDS = 10.0
+def _replace_closed(dbapi_connection, _record, _proxy) -> None:
+    """Checkout check without a round trip: a pooled connection whose socket the server
+    closed (restart, terminated backend, idle timeout) is replaced before use. SQLAlchemy's
+    `pool_pre_ping` would cost three round trips per checkout with asyncpg (BEGIN, a ping,
+    ROLLBACK), on every request."""
+    raw = getattr(dbapi_connection, "_connection", None)
+    if raw is not None and raw.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def make_engine(url: str, settings: Settings, **kwargs) -> AsyncEngine:
@@ -62,37 +67,8 @@ def make_engine(url: str, settings: Settings, **kwargs) -> AsyncEngine:
         hide_parameters=True,
         **kwargs,
     )
-    _drop_dead_connections(engine)
+    event.listen(engine.sync_engine, "checkout", _replace_closed)
     return engine
-
-
-def _drop_dead_connections(engine: AsyncEngine) -> None:
-    """What `pool_pre_ping` is for, without its three round trips (BEGIN, `;`, ROLLBACK on
-    asyncpg) on every checkout: a connection the server closed (restart, terminated
-    backend) is known to asyncpg locally and replaced at once; one idle for
-    PING_AFTER_IDLE_SECONDS or more (where a firewall may have dropped it silently) is
-    pinged first. Raising DisconnectionError makes the pool discard it and check out
-    another, as a failed pre-ping does."""
-    sync_engine = engine.sync_engine
-    dialect = sync_engine.dialect
-
-    def mark_idle(_: object, record: object) -> None:
-        record.info["idle_since"] = time.monotonic()  # type: ignore[attr-defined]
-
-    def checked_out(dbapi_connection, record, _proxy) -> None:  # noqa: ANN001
-        driver = getattr(dbapi_connection, "_connection", None)  # asyncpg's Connection
-        if driver is not None and driver.is_closed():
-            raise DisconnectionError("the server closed the connection")
-        idle_since = record.info.get("idle_since")
-        if idle_since is not None and time.monotonic() - idle_since >= PING_AFTER_IDLE_SECONDS:
-            try:
-                dialect.do_ping(dbapi_connection)
-            except Exception as exc:  # any failure: as pre-ping, drop it and retry
-                raise DisconnectionError("the pooled connection failed its ping") from exc
-
-    event.listen(sync_engine, "connect", mark_idle)
-    event.listen(sync_engine, "checkin", mark_idle)
-    event.listen(sync_engine, "checkout", checked_out)
 
 
 @dataclass

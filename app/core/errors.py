@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger("app.core.errors")
@@ -81,6 +82,13 @@ class TooManyRequests(DomainError):
 
 class ServiceUnavailable(DomainError):
     status, code, title = 503, "service_unavailable", "Service unavailable"
+
+
+class Overloaded(ServiceUnavailable):
+    """The process is at capacity (app/core/admission.py) or its DB pool had no connection
+    within DB_POOL_TIMEOUT_SECONDS: answered at once, with Retry-After."""
+
+    code, title = "overloaded", "Overloaded"
 
 
 # Constraint name -> (status, code, title). Anything unlisted is a generic 409 `conflict`.
@@ -179,6 +187,15 @@ def install_error_handlers(app: FastAPI) -> None:
             return await _unexpected(request, exc)
         status, code, title = mapped
         return problem(status, code, title, None, request)
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_timeout(request: Request, exc: PoolTimeout) -> JSONResponse:
+        # No DB connection within DB_POOL_TIMEOUT_SECONDS: overload, not a bug; the same
+        # answer as the admission limit's (app/core/admission.py).
+        retry_after = request.app.state.shared.settings.overload_retry_after_seconds
+        return problem(503, Overloaded.code, Overloaded.title,
+                       "No database connection was free in time; retry after the delay in "
+                       "Retry-After.", request, headers={"Retry-After": str(retry_after)})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

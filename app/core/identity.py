@@ -80,9 +80,8 @@ class IdentityCache:
         self._entries.clear()
 
     async def _load(self, user_id: uuid.UUID) -> Identity | None:
+        # Autocommit: one round trip (a plain connection would add BEGIN and ROLLBACK).
         async with self.engine.connect() as connection:
-            # One statement needs no transaction: without one a miss is one round trip,
-            # not three (BEGIN, the lookup, ROLLBACK).
             await connection.execution_options(isolation_level="AUTOCOMMIT")
             row = (await connection.execute(LOOKUP, {"user_id": user_id})).first()
         return Identity(row.role, row.active) if row is not None else None

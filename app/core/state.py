@@ -30,8 +30,8 @@ class AppState:
     identities: IdentityCache  # who each token's user is now (app/core/identity.py)
 
 
-# `async def`, though they never await: FastAPI runs a plain `def` dependency in its thread
-# pool, a thread hand-off per dependency per request for one attribute lookup.
+# Dependencies are `async def` although they do not await: FastAPI runs a plain `def`
+# dependency in the thread pool, a hand-off per request for a simple attribute read.
 async def app_state(request: Request) -> AppState:
     return request.app.state.shared
 

@@ -11,7 +11,6 @@ from app.core.db import DbSession
 from app.core.state import SettingsDep
 from app.schemas.common import Page, problem_responses
 from app.schemas.scheduling import (
-    Slot,
     SlotsPublic,
     TimeOffCreate,
     TimeOffCreated,
@@ -38,11 +37,14 @@ SLOTS_DESCRIPTION = (
     "meanwhile.")
 
 
-def _public(rules, slots, *, duration: int, settings) -> SlotsPublic:
-    return SlotsPublic(
-        slots=[Slot(starts_at=s, ends_at=e) for s, e in slots],
-        timezone=str(rules.zone), duration_minutes=duration,
-        step_minutes=settings.slot_step_minutes)
+def _public(rules, slots, *, duration: int, settings) -> Response:
+    """The body validated once, in pydantic-core, and sent as is (a returned model would be
+    built slot by slot in Python, then validated and serialised again by FastAPI)."""
+    body = SlotsPublic.model_validate({
+        "slots": [{"starts_at": s, "ends_at": e} for s, e in slots],
+        "timezone": str(rules.zone), "duration_minutes": duration,
+        "step_minutes": settings.slot_step_minutes})
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 @router.get(
@@ -57,7 +59,7 @@ def _public(rules, slots, *, duration: int, settings) -> SlotsPublic:
 )
 async def list_mentee_slots(principal: CurrentMentee, session: DbSession, settings: SettingsDep,
                             starts_from: SlotsFrom = None, starts_to: SlotsTo = None,
-                            duration_minutes: Duration = 60) -> SlotsPublic:
+                            duration_minutes: Duration = 60) -> Response:
     rules, slots = await scheduling.free_slots(
         session, principal=principal, settings=settings,
         starts_from=starts_from, starts_to=starts_to, duration_minutes=duration_minutes)
@@ -77,7 +79,7 @@ async def list_mentee_slots(principal: CurrentMentee, session: DbSession, settin
 async def list_mentor_slots(mentee_id: uuid.UUID, principal: CurrentMentor,
                             session: DbSession, settings: SettingsDep,
                             starts_from: SlotsFrom = None, starts_to: SlotsTo = None,
-                            duration_minutes: Duration = 60) -> SlotsPublic:
+                            duration_minutes: Duration = 60) -> Response:
     rules, slots = await scheduling.free_slots(
         session, principal=principal, settings=settings,
         starts_from=starts_from, starts_to=starts_to, duration_minutes=duration_minutes,

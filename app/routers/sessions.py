@@ -31,7 +31,7 @@ from app.services.sessions.video import VideoProvider
 router = APIRouter()
 
 
-async def video_provider(state: StateDep) -> VideoProvider:  # async: no thread pool hop
+async def video_provider(state: StateDep) -> VideoProvider:
     return state.video
 
 

@@ -3381,7 +3381,7 @@ export interface components {
             generated_at: string;
             /**
              * Data
-             * @description Rows by table (`users`, `assignments`, `sessions`, `session_feedback`, `mission_submissions`, `mission_reviews`, `flags`, `work_items`, `readiness_history`, `mentee_signals`, `mentee_preferences`, `matching_proposals`, `audit_log`), as stored
+             * @description Rows by table (`users`, `assignments`, `sessions`, `session_feedback`, `mission_submissions`, `mission_reviews`, `flags`, `work_items`, `readiness_history`, `mentee_signals`, `mentee_preferences`, `matching_proposals`, `waiting_mentees`, `mentor_time_off`, `capacity_alerts`, `calendar_feed_tokens` (without the token's hash), `audit_log`), as stored
              */
             data: {
                 [key: string]: {

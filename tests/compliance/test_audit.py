@@ -9,6 +9,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from app.config import IDENTITY_DB_ROLES
+from app.core.db import SET_PRINCIPAL
+
 AUDIT = "/api/v1/admin/audit"
 FLAGS = "/api/v1/mentor/flags"
 
@@ -132,6 +135,22 @@ class TestAppendOnly:
             assert "permission denied" in str(caught.value).lower()
             await connection.rollback()
 
+    @pytest.mark.parametrize("statement", STATEMENTS)
+    @pytest.mark.parametrize("identity", ["mentee", "mentor", "director", "admin", "service"])
+    async def test_identity_roles_cannot_write_either(self, app_db, factory, identity,
+                                                      statement):
+        """Each request's own database role (SET LOCAL ROLE, migration 0017), the trigger
+        functions that write the trail notwithstanding."""
+        user = await factory.user(identity)
+        async with app_db.engine.connect() as connection:
+            await connection.execute(SET_PRINCIPAL, {
+                "db_role": IDENTITY_DB_ROLES[identity], "user_id": str(user.id),
+                "role": identity, "request_id": ""})
+            with pytest.raises(DBAPIError) as caught:
+                await connection.execute(text(statement))
+            assert "permission denied" in str(caught.value).lower()
+            await connection.rollback()
+
     async def test_redaction_needs_an_admin_transaction(self, app_db):
         async with app_db.engine.connect() as connection:
             await connection.execute(text("select set_config('app.role', 'mentor', true)"))
@@ -155,9 +174,42 @@ class TestExport:
         assert [f["id"] for f in data["flags"]] == [flag["id"]]
         assert any(e["target_id"] == str(mentee.id) for e in data["audit_log"])
 
+        waiting = await factory.mentee()  # on the waiting list from the start
+        response = await client.get(f"/api/v1/admin/users/{waiting.id}/export",
+                                    headers=factory.headers(admin))
+        assert [w["mentee_id"] for w in response.json()["data"]["waiting_mentees"]] == [
+            str(waiting.id)]
+
         missing = await client.get(f"/api/v1/admin/users/{uuid.uuid4()}/export",
                                    headers=factory.headers(admin))
         assert missing.status_code == 404
         director = await factory.user("director")
         assert (await client.get(f"/api/v1/admin/users/{mentee.id}/export",
                                  headers=factory.headers(director))).status_code == 403
+
+    async def test_a_mentors_time_off_alerts_and_feed_without_its_secret(
+            self, client, factory, system_db):
+        mentor = await factory.mentor()
+        admin = await factory.user("admin")
+        starts = datetime.now(UTC) + timedelta(days=3)
+        async with system_db.transaction(None) as session:
+            await session.execute(text(
+                "insert into mentor_time_off (id, mentor_id, starts_at, ends_at, reason) "
+                "values (gen_random_uuid(), :m, :s, :e, 'Conference')"),
+                {"m": mentor.id, "s": starts, "e": starts + timedelta(days=2)})
+            await session.execute(text(
+                "insert into capacity_alerts (mentor_id, iso_week, weekly_slots_used, "
+                "weekly_slots_total, mentees_active, mentees_max) "
+                "values (:m, '2026-W49', 11, 10, 3, 20)"), {"m": mentor.id})
+            await session.execute(text(
+                "insert into calendar_feed_tokens (user_id, token_hash) "
+                "values (:m, '\\xdeadbeef')"), {"m": mentor.id})
+        response = await client.get(f"/api/v1/admin/users/{mentor.id}/export",
+                                    headers=factory.headers(admin))
+        assert response.status_code == 200, response.text
+        data = response.json()["data"]
+        assert [t["reason"] for t in data["mentor_time_off"]] == ["Conference"]
+        assert [a["iso_week"] for a in data["capacity_alerts"]] == ["2026-W49"]
+        [feed] = data["calendar_feed_tokens"]
+        assert feed["user_id"] == str(mentor.id) and "token_hash" not in feed
+        assert "deadbeef" not in response.text

@@ -129,6 +129,39 @@ async def test_erasure_leaves_no_personal_value_anywhere(client, factory, system
     assert upsert.json()["code"] == "erased"
 
 
+async def test_erasing_a_mentor_deletes_their_time_off_reasons(client, factory, servers):
+    """Time-off reasons are free text written by the mentor: gone from the table and from
+    the audit trail's copies, with the mentor's name, whatever else the text says."""
+    tag = uuid.uuid4().hex[:10]
+    mentor = await factory.mentor(name=f"Quentin Vasquez{tag}")
+    starts = datetime.now(UTC) + timedelta(days=5)
+    for reason in (f"dentist appointment {tag}", f"Quentin Vasquez{tag} on leave"):
+        created = await client.post("/api/v1/mentor/time-off", headers=factory.headers(mentor),
+                                    json={"starts_at": starts.isoformat(),
+                                          "ends_at": (starts + timedelta(hours=2)).isoformat(),
+                                          "reason": reason})
+        assert created.status_code == 201, created.text
+        starts += timedelta(days=1)
+    superuser = _plain_dsn(servers.database_url)
+    before = await _tables_holding(superuser, [tag])
+    assert {"mentor_time_off", "audit_log"} <= set(before)  # the scan does find them before
+    admin = await factory.user("admin")
+    exported = await client.get(f"/api/v1/admin/users/{mentor.id}/export",
+                                headers=factory.headers(admin))
+    assert len(exported.json()["data"]["mentor_time_off"]) == 2
+
+    response = await client.post(ERASE.format(mentor.id), headers=factory.headers(admin))
+    assert response.status_code == 200, response.text
+    assert await _tables_holding(superuser, [tag]) == {}
+    connection = await asyncpg.connect(superuser)
+    try:  # the periods stay (they were the mentor's calendar), the text goes
+        assert await connection.fetchval(
+            "select count(*) from mentor_time_off where mentor_id = $1 and reason is null",
+            mentor.id) == 2
+    finally:
+        await connection.close()
+
+
 async def test_only_admins_erase_and_unknown_is_404(client, factory):
     mentee = await factory.mentee()
     for role in ("director", "mentor", "service", "mentee"):

@@ -8,7 +8,6 @@ import asyncio
 import asyncpg
 from sqlalchemy import text
 
-import app.core.db as db_module
 from app.core.db import Database
 from tests.support.harness import _plain_dsn
 
@@ -37,21 +36,3 @@ async def test_a_connection_the_server_closed_is_replaced_not_used(settings, ser
     finally:
         await database.dispose()
 
-
-async def test_a_long_idle_connection_is_pinged_first(settings, monkeypatch):
-    """Past PING_AFTER_IDLE_SECONDS the checkout pings (a dropped one would be replaced);
-    under load (connections back in the pool moments ago) it does not."""
-    database = Database.connect(settings.api_db_url, settings, pool_size=1, max_overflow=0)
-    pings = []
-    dialect = database.engine.sync_engine.dialect
-    original = dialect.do_ping
-    monkeypatch.setattr(dialect, "do_ping", lambda conn: pings.append(1) or original(conn))
-    try:
-        await _backend_pid(database)
-        await _backend_pid(database)
-        assert pings == []
-        monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)
-        await _backend_pid(database)
-        assert pings == [1]
-    finally:
-        await database.dispose()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from app.models import Assignment, MentoringSession
+from app.models import Assignment, MentoringSession, TimeOff
 from tests.support.workspace_support import outbox_events
 
 ASSIGN = "/api/v1/director/assignments"
@@ -46,6 +46,25 @@ async def _pair_with_sessions(factory, n: int = 2):
     past = await factory.session(a, p, starts_at=datetime.now(UTC) - timedelta(days=3),
                                  status="completed")
     return a, p, future, past
+
+
+async def _refused(client, director, mentee, mentor) -> dict:
+    response = await client.post(ASSIGN, headers=director,
+                                 json=_body(mentee, mentor, sessions="transfer"))
+    assert response.status_code == 409, response.text
+    problem = response.json()
+    assert problem["code"] == "transfer_conflict"
+    return problem
+
+
+async def _nothing_moved(system_db, mentee, mentor, rows) -> None:
+    assert await _active_mentor(system_db, mentee.id) == mentor.id
+    for row in rows:
+        stored = await _session(system_db, row.id)
+        assert (stored.status, stored.mentor_id, stored.meeting_url) == (
+            "scheduled", mentor.id, row.meeting_url)
+    assert await outbox_events(system_db, type="session.rescheduled",
+                               mentee_id=mentee.id) == []
 
 
 def _body(mentee, mentor, **extra):
@@ -132,6 +151,52 @@ class TestTransfer:
             assert (stored.status, stored.mentor_id, stored.meeting_url) == (
                 "scheduled", a.id, row.meeting_url)
         assert await outbox_events(system_db, type="assignment.ended", mentee_id=p.id) == []
+
+    async def test_time_off_of_the_new_mentor_blocks_the_transfer(
+            self, client, factory, system_db, director):
+        a, p, future, _ = await _pair_with_sessions(factory, n=2)
+        b = await factory.mentor()
+        await factory.add(TimeOff(mentor_id=b.id, reason="conference",
+                                  starts_at=future[1].starts_at + timedelta(minutes=15),
+                                  ends_at=future[1].starts_at + timedelta(minutes=45)))
+        problem = await _refused(client, director, p, b)
+        assert [(c["session_id"], c["reason"]) for c in problem["conflicts"]] == [
+            (str(future[1].id), "outside_availability")]
+        assert "time off" in problem["conflicts"][0]["detail"]
+        await _nothing_moved(system_db, p, a, future)
+
+    async def test_the_new_mentors_buffer_binds_the_transfer(
+            self, client, factory, system_db, director):
+        a, p, future, _ = await _pair_with_sessions(factory, n=1)
+        b, (other,) = await factory.mentor_with_mentees(1, mentor_buffer_minutes=30)
+        # B's session ends 15 minutes before P's starts: no overlap, but inside B's buffer.
+        await factory.session(b, other, starts_at=future[0].starts_at - timedelta(minutes=75))
+        problem = await _refused(client, director, p, b)
+        [conflict] = problem["conflicts"]
+        assert conflict["reason"] == "double_booking"
+        assert "30 minutes" in conflict["detail"]
+        await _nothing_moved(system_db, p, a, future)
+
+    async def test_sessions_moving_together_keep_the_buffer_between_them(
+            self, client, factory, system_db, director):
+        # A keeps no buffer: P's sessions at 09:00 and 10:00 touch. B keeps 15 minutes.
+        a, p, future, _ = await _pair_with_sessions(factory, n=2)
+        b = await factory.mentor(mentor_buffer_minutes=15)
+        problem = await _refused(client, director, p, b)
+        assert {c["session_id"] for c in problem["conflicts"]} == {str(s.id) for s in future}
+        await _nothing_moved(system_db, p, a, future)
+
+    async def test_minimum_notice_does_not_bind_a_transfer(
+            self, client, factory, system_db, director):
+        a, (p,) = await factory.mentor_with_mentees(1)
+        soon = await factory.session(a, p, starts_at=(datetime.now(UTC) + timedelta(hours=3))
+                                     .replace(second=0, microsecond=0))
+        b = await factory.mentor(mentor_min_notice_hours=336, mentor_buffer_minutes=60)
+        response = await client.post(ASSIGN, headers=director,
+                                     json=_body(p, b, sessions="transfer"))
+        assert response.status_code == 201, response.text
+        assert response.json()["sessions_transferred"] == [str(soon.id)]
+        assert (await _session(system_db, soon.id)).mentor_id == b.id
 
     async def test_transfer_without_sessions_is_a_plain_reassignment(
             self, client, factory, system_db, director):

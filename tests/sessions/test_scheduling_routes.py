@@ -231,6 +231,22 @@ class TestNoticeAndBuffer:
                 ).status_code == 201
 
 
+    async def test_buffers_are_the_mentors_own_not_the_mentees(self, client, factory):
+        """A buffer keeps a mentor's own calendar free around their sessions: the mentee's
+        session with another mentor blocks by overlap only, whoever's buffer it is."""
+        mentor, (mentee,) = await factory.mentor_with_mentees(
+            1, mentor_availability=NINE_TO_FIVE, mentor_buffer_minutes=30)
+        other = await factory.mentor(mentor_buffer_minutes=60)
+        noon = week_start(3) + timedelta(hours=12)
+        await factory.session(other, mentee, starts_at=noon)  # 12:00-13:00
+        got = starts(await client.get(MENTEE_SLOTS, headers=factory.headers(mentee),
+                                      params=window(noon - timedelta(hours=3), days=1)))
+        assert noon - timedelta(hours=1) in got and noon + timedelta(hours=1) in got
+        assert (await mentee_book(client, factory, mentee, noon + timedelta(hours=1))
+                ).status_code == 201  # back to back after the other mentor's session
+        assert (await book(client, factory.headers(mentor), mentee, noon - timedelta(hours=1))
+                ).status_code == 201  # and before it
+
 class TestTimeOff:
     async def test_time_off_lists_conflicts_blocks_bookings_and_can_be_removed(
             self, client, factory):

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.core.auth import Principal
-from app.services.sessions.scheduling import load_busy, load_rules
+from app.services.sessions.scheduling import load_inputs
 from app.services.sessions.slots import free_intervals, week_key
 from tests.support.session_helpers import book, dst_changes
 
@@ -74,8 +74,8 @@ async def test_offered_slots_book_and_bookings_lie_in_free_intervals(
     # Arbitrary starts, against the engine's view at that moment (read as the mentee).
     for _ in range(6):
         async with app_db.transaction(Principal(mentee.id, "mentee")) as session:
-            rules = await load_rules(session, mentor_id=mentor.id, mentee_id=mentee.id)
-            busy = await load_busy(session, rules=rules, mentee_id=mentee.id, lo=lo, hi=hi)
+            rules, busy = await load_inputs(session, mentor_id=mentor.id,
+                                            mentee_id=mentee.id, lo=lo, hi=hi)
         free = free_intervals(rules, busy, lo=lo, hi=hi)
         start = lo + timedelta(minutes=rng.randint(0, 7 * 24 * 60 - 1))
         now = datetime.now(UTC)

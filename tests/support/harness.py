@@ -93,6 +93,11 @@ class ServerHarness:
             # tests that send many requests as one user; tests/core/test_rate_limits.py
             # tightens it.
             "RATE_LIMIT_PER_MINUTE": "1000000",
+            # Likewise the admission limit and the pool wait (tests/core/test_admission.py
+            # sets its own): tests that fire dozens of concurrent requests on a busy machine
+            # test races, not overload.
+            "MAX_IN_FLIGHT_REQUESTS": "1000",
+            "DB_POOL_TIMEOUT_SECONDS": "30",
             "JWT_SECRET": self.jwt_secret,
             "ADMIN_SECRET_KEY": self.admin_secret_key,
             # A burst worker that runs the relay / webhook loops drains them briefly.
@@ -110,6 +115,12 @@ class ServerHarness:
         )
 
     def create(self) -> None:
+        template = os.environ.get("TEST_TEMPLATE_DATABASE")
+        if template:
+            # A copy of an already migrated database (tests/bench/ migrates one for every
+            # benchmark it runs): a file copy instead of a migration per database.
+            self._admin(f'CREATE DATABASE "{self.name}" TEMPLATE "{template}"')
+            return
         self._admin(f'CREATE DATABASE "{self.name}"')
         result = self.alembic("upgrade", "head")
         if result.returncode != 0:

@@ -28,11 +28,19 @@ PERSONAL_DATA: dict[str, str] = {
     "mentee_signals": "mentee_id = :user_id",
     "mentee_preferences": "mentee_id = :user_id",
     "matching_proposals": "mentee_id = :user_id or mentor_id = :user_id",
+    "waiting_mentees": "mentee_id = :user_id",
+    "mentor_time_off": "mentor_id = :user_id",
+    "capacity_alerts": "mentor_id = :user_id",
+    "calendar_feed_tokens": "user_id = :user_id",
     "audit_log": "target_id = cast(:user_id as text) or actor_id = :user_id",
 }
+# Tables whose rows hold a secret: only these columns go out (a feed token's hash is a
+# credential, not the user's data; that a feed exists and since when is).
+_COLUMNS = {"calendar_feed_tokens": "user_id, created_at"}
 # One statement: a JSON array of rows per table.
 _EXPORT = text("select json_build_object({}) as data".format(", ".join(
-    f"'{table}', (select coalesce(json_agg(t), '[]') from {table} t where {where})"
+    f"'{table}', (select coalesce(json_agg(t), '[]') from "
+    f"(select {_COLUMNS.get(table, '*')} from {table} where {where}) t)"
     for table, where in PERSONAL_DATA.items()
 )))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import case, select, text
+from sqlalchemy import and_, case, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound, Unprocessable
@@ -147,12 +147,14 @@ async def director_cockpit(
 ) -> CockpitPublic:
     """The mentor cockpit's shape for any mentee (directors): sessions with any mentor,
     the active assignment if there is one. 404 unless the user is a mentee."""
-    mentee = await session.scalar(select(User).where(User.id == mentee_id,
-                                                     User.role == "mentee"))
-    if mentee is None:
+    found = (await session.execute(
+        select(User, Assignment)
+        .outerjoin(Assignment, and_(Assignment.mentee_id == User.id,
+                                    Assignment.ended_at.is_(None)))
+        .where(User.id == mentee_id, User.role == "mentee"))).first()
+    if found is None:
         raise NotFound("Mentee not found", code="mentee_not_found")
-    assignment = await session.scalar(select(Assignment).where(
-        Assignment.mentee_id == mentee_id, Assignment.ended_at.is_(None)))
+    mentee, assignment = found
     return await _cockpit(session, mentee=mentee, assignment=assignment, mentor_id=None,
                           now=now)
 
@@ -172,15 +174,20 @@ async def _cockpit(
     with_mentor = [MentoringSession.mentee_id == mentee_id]
     if mentor_id is not None:
         with_mentor.append(MentoringSession.mentor_id == mentor_id)
-    recent = (await session.scalars(
-        select(MentoringSession).where(*with_mentor, MentoringSession.starts_at <= now)
-        .order_by(MentoringSession.starts_at.desc()).limit(RECENT_SESSIONS)
-    )).all()
-    upcoming = (await session.scalars(
-        select(MentoringSession).where(*with_mentor, MentoringSession.starts_at > now,
-                                       MentoringSession.status == "scheduled")
-        .order_by(MentoringSession.starts_at).limit(UPCOMING_SESSIONS)
-    )).all()
+    # Recent and upcoming in one round trip: two index range scans (each with its own
+    # order and limit) under UNION ALL; disjoint by start.
+    recent_q = (select(MentoringSession)
+                .where(*with_mentor, MentoringSession.starts_at <= now)
+                .order_by(MentoringSession.starts_at.desc()).limit(RECENT_SESSIONS))
+    upcoming_q = (select(MentoringSession)
+                  .where(*with_mentor, MentoringSession.starts_at > now,
+                         MentoringSession.status == "scheduled")
+                  .order_by(MentoringSession.starts_at).limit(UPCOMING_SESSIONS))
+    both = (await session.scalars(select(MentoringSession).from_statement(
+        union_all(recent_q, upcoming_q)))).all()
+    recent = sorted((s for s in both if s.starts_at <= now),
+                    key=lambda s: s.starts_at, reverse=True)
+    upcoming = sorted((s for s in both if s.starts_at > now), key=lambda s: s.starts_at)
 
     # The work queue's order and shape: overdue first, then priority, then due_at.
     items = (await session.scalars(

@@ -124,34 +124,40 @@ async def load_problem(session: AsyncSession, *, at: datetime,
     #    (mentee and mentor rows, in id order): the two queue up, never deadlock.
     #    Deactivated users are neither matched nor locked. A dry run writes nothing and
     #    locks nothing.
-    lock_clause = "for no key update of u" if lock else ""
-    people = list(await session.scalars(text(f"""
-        select u.id from users u
-         where u.active and ((u.is_mentor{mentor_filter})
-            or (u.role = 'mentee' and not u.is_mentor{mentee_filter} and {unassigned}))
-         order by u.id
-           {lock_clause}
-    """).bindparams(*binds), params))
-    # 2. Read them with a snapshot taken after the locks: no assignment to these mentors
-    #    or of these mentees can commit any more before this run does, so the counts hold.
-    chosen = bindparam("people", type_=ID_LIST)
+    if lock:
+        people = list(await session.scalars(text(f"""
+            select u.id from users u
+             where u.active and ((u.is_mentor{mentor_filter})
+                or (u.role = 'mentee' and not u.is_mentor{mentee_filter} and {unassigned}))
+             order by u.id
+               for no key update of u
+        """).bindparams(*binds), params))
+        # 2. Read them with a snapshot taken after the locks: no assignment to these mentors
+        #    or of these mentees can commit any more before this run does, so the counts hold.
+        mentor_where = mentee_where = "u.id = any(:people)"
+        params = {"people": people}
+        mentor_binds = mentee_binds = [bindparam("people", type_=ID_LIST)]
+    else:  # the same people, read directly (no id list to send back and forth)
+        mentor_where, mentee_where = f"u.active{mentor_filter}", f"u.active{mentee_filter}"
+        mentor_binds = [b for b in binds if b.key == "mentor_ids"]
+        mentee_binds = [b for b in binds if b.key == "mentee_ids"]
     mentors = (await session.execute(text(f"""
         select u.id, u.mentor_specialties, {MENTOR_ZONE_SQL} as zone, u.mentor_max_mentees,
                u.languages,
                (select count(*) from assignments a
                  where a.mentor_id = u.id and a.ended_at is null) as active
           from users u
-         where u.is_mentor and u.id = any(:people)
+         where u.is_mentor and {mentor_where}
          order by u.id
-    """).bindparams(chosen), {"people": people})).all()
+    """).bindparams(*mentor_binds), params)).all()
     mentees = (await session.execute(text(f"""
         select u.id, u.interests, u.timezone, u.languages, p.specialties,
                p.languages as wanted_languages, p.max_timezone_offset_hours as max_offset,
                p.preferred_mentor_ids
           from users u left join mentee_preferences p on p.mentee_id = u.id
-         where u.role = 'mentee' and not u.is_mentor and u.id = any(:people) and {unassigned}
+         where u.role = 'mentee' and not u.is_mentor and {mentee_where} and {unassigned}
          order by u.id
-    """).bindparams(chosen), {"people": people})).all()
+    """).bindparams(*mentee_binds), params)).all()
     mentor_index = {r.id: i for i, r in enumerate(mentors)}
     return MatchProblem(
         mentee_ids=[r.id for r in mentees],

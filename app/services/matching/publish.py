@@ -27,7 +27,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, text, update
+from sqlalchemy import text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,33 +36,47 @@ from app.core.auth import Principal
 from app.core.errors import Conflict
 from app.models import MatchingRun
 from app.services.matching.runs import get_matching_run
-from app.services.matching.writes import ID_LIST, MATCHER_LOCK_KEY, insert_assignments
+from app.services.matching.writes import MATCHER_LOCK_KEY, insert_assignments
 from app.services.matching.zones import gap_hours, offsets
 from app.services.mentors.capacity import MENTOR_ZONE_SQL
 
+# Each lookup is by primary key or a partial index, row by row, so the plan stays good when
+# the planner has no statistics yet for a run's proposals (a fresh table, a new run id: it
+# then expects a handful of rows, and a join to an aggregate would be rescanned per row).
 _PROPOSALS = text(f"""
-with p as (select * from matching_proposals where run_id = :run_id),
-     load as (select a.mentor_id, count(*) as active from assignments a
-               where a.ended_at is null and a.mentor_id in (select mentor_id from p)
-               group by a.mentor_id)
 select p.mentee_id, p.mentor_id, p.fit, p.reasons,
        coalesce(me.role = 'mentee' and not me.is_mentor and me.active, false) as is_mentee,
        me.timezone as mentee_zone, pr.max_timezone_offset_hours as max_offset,
        exists (select 1 from assignments a
                 where a.mentee_id = p.mentee_id and a.ended_at is null) as assigned,
        coalesce(u.is_mentor and u.active, false) as is_mentor,
-       {MENTOR_ZONE_SQL} as mentor_zone, u.mentor_max_mentees, coalesce(load.active, 0) as active
-  from p
+       {MENTOR_ZONE_SQL} as mentor_zone, u.mentor_max_mentees
+  from matching_proposals p
   left join users me on me.id = p.mentee_id
   left join mentee_preferences pr on pr.mentee_id = p.mentee_id
   left join users u on u.id = p.mentor_id
-  left join load on load.mentor_id = p.mentor_id
+ where p.run_id = :run_id
  order by p.fit desc, p.mentee_id
 """)
 
+# Active mentees of the run's mentors (one small aggregate, joined in Python).
+_LOADS = text("""
+    select a.mentor_id, count(*) as active from assignments a
+     where a.ended_at is null
+       and a.mentor_id in (select distinct mentor_id from matching_proposals
+                            where run_id = :run_id)
+     group by a.mentor_id
+""")
+
+# The run's mentors and mentees, in id order (as a director's assignment locks them), in one
+# statement: the ids never leave the database.
 _LOCK_USERS = text("""
-    select id from users where id = any(:ids) order by id for no key update
-""").bindparams(bindparam("ids", type_=ID_LIST))
+    select id from users
+     where id in (select mentee_id from matching_proposals where run_id = :run_id
+                  union all
+                  select mentor_id from matching_proposals where run_id = :run_id)
+     order by id for no key update
+""")
 
 
 async def _lock(session: AsyncSession, settings: Settings, run: MatchingRun) -> None:
@@ -71,13 +85,7 @@ async def _lock(session: AsyncSession, settings: Settings, run: MatchingRun) -> 
     try:
         await session.execute(text("select pg_advisory_xact_lock(:key)"),
                               {"key": MATCHER_LOCK_KEY})
-        people = await session.execute(text("""
-            select array_agg(distinct x) from (
-                select mentee_id as x from matching_proposals where run_id = :run_id
-                union select mentor_id from matching_proposals where run_id = :run_id) s
-        """), {"run_id": run.id})
-        ids = people.scalar() or []
-        await session.execute(_LOCK_USERS, {"ids": sorted(ids)})
+        await session.execute(_LOCK_USERS, {"run_id": run.id})
     except DBAPIError as exc:
         orig = getattr(exc, "orig", None)
         if getattr(getattr(orig, "__cause__", None) or orig, "sqlstate", None) == "55P03":
@@ -87,9 +95,10 @@ async def _lock(session: AsyncSession, settings: Settings, run: MatchingRun) -> 
     await session.execute(text("select set_config('lock_timeout', '0', true)"))
 
 
-def _checked(rows: list[Any], excluded: set[uuid.UUID], now: datetime
-             ) -> tuple[list[Any], list[dict[str, Any]]]:
-    """(proposals to publish, skipped with reasons); `rows` come best fit first."""
+def _checked(rows: list[Any], loads: dict[uuid.UUID, int], excluded: set[uuid.UUID],
+             now: datetime) -> tuple[list[Any], list[dict[str, Any]]]:
+    """(proposals to publish, skipped with reasons); `rows` come best fit first, `loads`
+    are the mentors' active mentees."""
     keep: list[Any] = []
     skipped: list[dict[str, Any]] = []
     taken: dict[uuid.UUID, int] = defaultdict(int)
@@ -107,7 +116,7 @@ def _checked(rows: list[Any], excluded: set[uuid.UUID], now: datetime
                 offsets(row.mentee_zone, now), offsets(row.mentor_zone, now)
         ) > row.max_offset + 1e-9:
             reason = "max_timezone_offset_hours"
-        elif row.active + taken[row.mentor_id] >= row.mentor_max_mentees:
+        elif loads.get(row.mentor_id, 0) + taken[row.mentor_id] >= row.mentor_max_mentees:
             reason = "mentor_full"
         if reason is None:
             taken[row.mentor_id] += 1
@@ -132,7 +141,8 @@ async def publish_run(session: AsyncSession, *, principal: Principal, settings: 
     await _lock(session, settings, run)
     now = datetime.now(UTC)
     rows = list((await session.execute(_PROPOSALS, {"run_id": run.id})).all())
-    keep, skipped = _checked(rows, set(exclude_mentee_ids), now)
+    loads = dict((await session.execute(_LOADS, {"run_id": run.id})).tuples().all())
+    keep, skipped = _checked(rows, loads, set(exclude_mentee_ids), now)
     inserted = await insert_assignments(
         session, at=now, mentee_ids=[r.mentee_id for r in keep],
         mentor_ids=[r.mentor_id for r in keep], scores=[r.fit for r in keep],

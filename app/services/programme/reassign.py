@@ -38,7 +38,8 @@ async def assign_with_sessions(
     changed_by = principal.user_id if principal else None
     if sessions == "transfer":
         public.sessions_transferred = await handover.transfer_sessions(
-            session, rows, to_mentor=change.mentor, video=video, changed_by=changed_by)
+            session, rows, to_mentor=change.mentor, video=video, changed_by=changed_by,
+            now=now)
     else:
         public.sessions_cancelled = await handover.cancel_sessions(
             session, rows, reason="reassigned", cancelled_by=changed_by, video=video)

@@ -4,7 +4,8 @@ mentee (with their current mentor) or, through the same functions, other domains
 
 Who decides what:
 - every booking rule: the slot engine (app/services/sessions/slots.py `violation`), the
-  same code that lists the slots, read under the mentor's row lock
+  same code that lists the slots, over the rules and busy times read in one statement
+  after the mentor's row lock
   (app/services/sessions/scheduling.py), so concurrent bookings of one mentor, by anyone,
   are judged one after another: weekly capacity, buffers and time off hold.
 - overlaps: also the database. Two exclusion constraints refuse a live session that
@@ -40,8 +41,8 @@ from app.schemas.sessions import MenteeSessionPublic, MentorSessionPublic
 from app.services.sessions.queries import mentor_public
 from app.services.sessions.scheduling import (
     NoMentor,
-    load_busy,
-    load_rules,
+    load_inputs,
+    lock_mentor,
     mentee_pair,
     not_assigned,
 )
@@ -108,30 +109,34 @@ def _missing_for(actor: Principal) -> Callable[[], DomainError]:
     return not_assigned
 
 
-async def lock_rules(session: AsyncSession, *, actor: Principal, mentor_id: uuid.UUID,
-                     mentee_id: uuid.UUID) -> MentorRules:
-    """The mentor's rules with their row locked, once the pair is known to be active and
-    the caller part of it (404 `not_assigned` for a mentor, 409 `no_mentor` for a mentee)."""
-    rules = await load_rules(session, mentor_id=mentor_id, mentee_id=mentee_id, lock=True)
-    if rules is None:
+async def lock_pair(session: AsyncSession, *, actor: Principal, mentor_id: uuid.UUID,
+                    mentee_id: uuid.UUID) -> None:
+    """Take the mentor's row lock once the pair is known to be active and the caller part
+    of it (404 `not_assigned` for a mentor, 409 `no_mentor` for a mentee)."""
+    if not await lock_mentor(session, mentor_id=mentor_id, mentee_id=mentee_id):
         raise _missing_for(actor)()
-    return rules
 
 
-async def check_rules(session: AsyncSession, *, rules: MentorRules, mentee_id: uuid.UUID,
-                      starts_at: datetime, duration_minutes: int, settings: Settings,
-                      now: datetime, enforce_notice: bool,
-                      exclude: uuid.UUID | None = None) -> None:
-    """Raise the 409 (or 422) a booking of [starts_at, +duration) gets, if any. Call it
-    with the mentor's row locked (`lock_rules`)."""
+async def check_rules(session: AsyncSession, *, actor: Principal, mentor_id: uuid.UUID,
+                      mentee_id: uuid.UUID, starts_at: datetime, duration_minutes: int,
+                      settings: Settings, now: datetime, enforce_notice: bool,
+                      exclude: uuid.UUID | None = None) -> MentorRules:
+    """The mentor's rules, once [starts_at, +duration) is known to book; else the 409 (or
+    422) the booking gets. Call it with the mentor's row locked (`lock_pair`): the rules
+    and the busy times are read in one statement after the lock."""
     check_time(starts_at, duration_minutes, settings=settings, now=now)
-    busy = await load_busy(session, rules=rules, mentee_id=mentee_id, lo=starts_at,
-                           hi=starts_at + timedelta(minutes=duration_minutes),
-                           exclude=exclude)
+    loaded = await load_inputs(session, mentor_id=mentor_id, mentee_id=mentee_id,
+                               lo=starts_at,
+                               hi=starts_at + timedelta(minutes=duration_minutes),
+                               exclude=exclude)
+    if loaded is None:  # the pair ended between the lock and this read: not possible
+        raise _missing_for(actor)()  # under the lock, but never a 500 if it were
+    rules, busy = loaded
     error = violation(rules, busy, starts_at=starts_at, duration_minutes=duration_minutes,
                       now=now, enforce_notice=enforce_notice)
     if error is not None:
         raise error
+    return rules
 
 
 def _event_data(row: MentoringSession, actor: Principal | None = None,
@@ -184,10 +189,10 @@ async def create_session(
 ) -> MentoringSession:
     """Book a session for an active pair under every booking rule; `session.scheduled`."""
     check_time(starts_at, duration_minutes, settings=settings, now=now)
-    rules = await lock_rules(session, actor=actor, mentor_id=mentor_id, mentee_id=mentee_id)
-    await check_rules(session, rules=rules, mentee_id=mentee_id, starts_at=starts_at,
-                      duration_minutes=duration_minutes, settings=settings, now=now,
-                      enforce_notice=enforce_notice)
+    await lock_pair(session, actor=actor, mentor_id=mentor_id, mentee_id=mentee_id)
+    rules = await check_rules(session, actor=actor, mentor_id=mentor_id, mentee_id=mentee_id,
+                              starts_at=starts_at, duration_minutes=duration_minutes,
+                              settings=settings, now=now, enforce_notice=enforce_notice)
     ends_at = starts_at + timedelta(minutes=duration_minutes)
     row = MentoringSession(
         id=uuid.uuid4(), mentor_id=mentor_id, mentee_id=mentee_id,
@@ -253,8 +258,7 @@ async def reschedule_session(
 ) -> MentoringSession:
     """Move `row` (read unlocked by the caller) under every booking rule;
     `session.rescheduled`. `check(locked_row)` adds the caller's own conditions."""
-    rules = await lock_rules(session, actor=actor, mentor_id=row.mentor_id,
-                             mentee_id=row.mentee_id)
+    await lock_pair(session, actor=actor, mentor_id=row.mentor_id, mentee_id=row.mentee_id)
     row = await lock_session_row(session, row.id)
     if row.status != "scheduled":
         raise InvalidTransition(f"A {row.status} session cannot be rescheduled",
@@ -265,9 +269,9 @@ async def reschedule_session(
     duration = duration_minutes or row.duration_minutes
     if (new_start, duration) == (row.starts_at, row.duration_minutes):
         return row  # nothing moves: no new sequence, no event
-    await check_rules(session, rules=rules, mentee_id=row.mentee_id, starts_at=new_start,
-                      duration_minutes=duration, settings=settings, now=now,
-                      enforce_notice=enforce_notice, exclude=row.id)
+    await check_rules(session, actor=actor, mentor_id=row.mentor_id, mentee_id=row.mentee_id,
+                      starts_at=new_start, duration_minutes=duration, settings=settings,
+                      now=now, enforce_notice=enforce_notice, exclude=row.id)
     previous = {"previous_starts_at": row.starts_at,
                 "previous_duration_minutes": row.duration_minutes}
     row.starts_at, row.duration_minutes = new_start, duration

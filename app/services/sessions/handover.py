@@ -8,35 +8,36 @@ written down in app/services/programme/__init__.py).
 under way or over keeps its mentor (its outcome is still theirs to record).
 
 A transfer keeps each session's time and moves it to the new mentor under every booking
-rule of the new mentor except minimum notice (the mentee did not ask for a change):
-availability windows (in the new mentor's zone), weekly capacity per ISO week in that zone
-(the moved sessions counted together), and no overlap with the new mentor's live sessions
-(checked here to report every conflict at once, and by the exclusion constraint as the
-final judge). All or nothing: if any one cannot move, 409 `transfer_conflict` lists each
-conflict and the caller's transaction rolls back. Time off and buffers do not exist yet in
-this code base (the scheduling work adds them); when they land, their checks belong in
-`transfer_conflicts` (with minimum notice left out). A moved session gets a new meeting link
-from the new mentor's video room and a new iCalendar sequence.
+rule of the new mentor except minimum notice (the mentee did not ask for a change). The
+judge is the slot engine itself (app/services/sessions/slots.py `violation`, the function
+every booking route calls) over the new mentor's rules and busy times as the booking routes
+load them (app/services/sessions/scheduling.py): availability windows in the new mentor's
+zone, time off, weekly capacity per ISO week in that zone, the new mentor's buffer and live
+sessions, the mentee's other sessions. The sessions moving together count as the new
+mentor's for each other (capacity, overlap, buffer). Every conflict is reported at once;
+the exclusion constraints stay the final judge of overlaps. All or nothing: if any one
+cannot move, 409 `transfer_conflict` lists each conflict and the caller's transaction rolls
+back. A moved session gets a new meeting link from the new mentor's video room and a new
+iCalendar sequence.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict
 from app.core.outbox import emit
 from app.models import MentoringSession, User
-from app.services.mentors.availability import is_available, parse_availability
-from app.services.mentors.capacity import iso_week_bounds, iso_week_label, mentor_zone
 from app.services.sessions.booking import MEETING_TOPIC, _db_error, _event_data
+from app.services.sessions.scheduling import load_inputs
+from app.services.sessions.slots import Busy, count_weeks, violation
 from app.services.sessions.video import VideoProvider, VideoProviderUnavailable
 
 log = structlog.get_logger("app.sessions")
@@ -92,52 +93,49 @@ def _conflict(row: MentoringSession, reason: str, detail: str) -> dict[str, str]
 
 async def transfer_conflicts(
     session: AsyncSession, rows: Sequence[MentoringSession], *, to_mentor: User,
+    now: datetime,
 ) -> list[dict[str, str]]:
-    """Every reason any of `rows` cannot move to `to_mentor` (empty: all can). The caller
-    holds the new mentor's row lock, so what is counted here stays true until commit."""
+    """Every reason any of `rows` (one mentee's) cannot move to `to_mentor` (empty: all
+    can). The caller holds the new mentor's row lock (the lock every booking of theirs
+    takes first), so what is read here stays true until commit."""
+    if not rows:
+        return []
+    mentee_id = rows[0].mentee_id
+    loaded = await load_inputs(
+        session, mentor_id=to_mentor.id, mentee_id=mentee_id,
+        lo=min(row.starts_at for row in rows),
+        hi=max(row.starts_at for row in rows) + timedelta(microseconds=1))
+    if loaded is None:  # only staff and the system reassign; anyone else reads no rules
+        return [_conflict(row, "not_allowed", "The new mentor's rules are not readable")
+                for row in rows]
+    rules, busy = loaded
+    moving = {(row.starts_at, row.ends_at) for row in rows}
+    # The moving sessions are still the old mentor's, so they come back as the mentee's
+    # busy times; one live session of the mentee per interval (exclusion constraint), so
+    # equal intervals are exactly them.
+    mentee_busy = [i for i in busy.mentee if i not in moving]
     conflicts: list[dict[str, str]] = []
-    availability = parse_availability(to_mentor.mentor_availability)
     for row in rows:
-        if availability is None or not is_available(availability, row.starts_at, row.ends_at):
-            conflicts.append(_conflict(row, "outside_availability",
-                                       "Outside the new mentor's availability windows"))
-    if rows:
-        overlapping = (await session.execute(
-            select(MentoringSession.starts_at, MentoringSession.ends_at)
-            .where(MentoringSession.mentor_id == to_mentor.id,
-                   MentoringSession.status != "cancelled",
-                   or_(*(and_(MentoringSession.starts_at < row.ends_at,
-                              MentoringSession.ends_at > row.starts_at) for row in rows)))
-        )).all()
-        for row in rows:
-            if any(s < row.ends_at and e > row.starts_at for s, e in overlapping):
-                conflicts.append(_conflict(row, "double_booking",
-                                           "The new mentor already has a session then"))
-    zone = mentor_zone(to_mentor)
-    moving = Counter(iso_week_bounds(zone, row.starts_at) for row in rows)
-    for (week_start, week_end), count in moving.items():
-        used = await session.scalar(select(func.count()).where(
-            MentoringSession.mentor_id == to_mentor.id, MentoringSession.status != "cancelled",
-            MentoringSession.starts_at >= week_start, MentoringSession.starts_at < week_end))
-        if used + count > to_mentor.mentor_capacity_weekly:
-            label = iso_week_label(zone, week_start)
-            for row in rows:
-                if iso_week_bounds(zone, row.starts_at)[0] == week_start:
-                    conflicts.append(_conflict(
-                        row, "capacity_exceeded",
-                        f"{label}: {used} + {count} moving > "
-                        f"{to_mentor.mentor_capacity_weekly} weekly slots"))
+        others = [(r.starts_at, r.ends_at) for r in rows if r.id != row.id]
+        mentor_busy = [*busy.mentor, *others]
+        error = violation(
+            rules, Busy(mentor=mentor_busy, mentee=mentee_busy, time_off=busy.time_off,
+                        week_counts=count_weeks(rules.zone, mentor_busy)),
+            starts_at=row.starts_at, duration_minutes=row.duration_minutes, now=now,
+            enforce_notice=False)
+        if error is not None:
+            conflicts.append(_conflict(row, error.code, error.detail))
     return conflicts
 
 
 async def transfer_sessions(
     session: AsyncSession, rows: Sequence[MentoringSession], *, to_mentor: User,
-    video: VideoProvider, changed_by: uuid.UUID | None,
+    video: VideoProvider, changed_by: uuid.UUID | None, now: datetime,
 ) -> list[uuid.UUID]:
     """Move every session in `rows` to `to_mentor` (same time), or none: 409
     `transfer_conflict` with `conflicts`. `session.rescheduled` goes to the old mentor, the
     new mentor and the mentee."""
-    conflicts = await transfer_conflicts(session, rows, to_mentor=to_mentor)
+    conflicts = await transfer_conflicts(session, rows, to_mentor=to_mentor, now=now)
     if conflicts:
         raise TransferConflict(
             f"{len({c['session_id'] for c in conflicts})} of {len(rows)} sessions cannot "

@@ -28,16 +28,33 @@ from app.services.sessions.slots import (
     Interval,
     MentorRules,
     count_weeks,
-    load_period,
     offered_slots,
 )
 
 MAX_RANGE = timedelta(days=31)
 
 _RULES = text("select * from scheduling_mentor(:mentor, :mentee)")
-_RULES_LOCK = text("select * from scheduling_mentor_lock(:mentor, :mentee)")
-_BUSY = text("select kind, starts_at, ends_at "
-             "from scheduling_busy(:mentor, :mentee, :lo, :hi, :exclude)")
+_RULES_LOCK = text("select 1 from scheduling_mentor_lock(:mentor, :mentee)")
+# The rules and the busy times in one round trip (one row per busy interval, the rules
+# repeated; a row with null `kind` when nothing is busy). For a mentee, their current
+# mentor is found in the same statement.
+_INPUT_COLUMNS = """
+    r.zone, r.availability, r.capacity_weekly, r.buffer_minutes, r.min_notice_hours, r.name,
+    b.kind, b.starts_at, b.ends_at"""
+_INPUTS = text(f"""
+select cast(:mentor as uuid) as mentor_id, {_INPUT_COLUMNS}
+  from scheduling_mentor(:mentor, :mentee) r
+  left join lateral scheduling_busy(:mentor, :mentee, :lo, :hi, :exclude) b on true""")
+_MENTEE_INPUTS = text(f"""
+select a.mentor_id, {_INPUT_COLUMNS}
+  from assignments a
+ cross join lateral scheduling_mentor(a.mentor_id, a.mentee_id) r
+  left join lateral scheduling_busy(a.mentor_id, a.mentee_id, :lo, :hi, :exclude) b on true
+ where a.mentee_id = :mentee and a.ended_at is null""")
+# How far around [lo, hi) the busy times are read when the rules (zone, buffer) are not
+# known yet: the whole ISO weeks of lo and hi in any zone (7 days plus an offset of at most
+# 14 h) and what a 240-minute session or a 120-minute buffer can reach.
+_MARGIN = timedelta(days=8)
 
 
 class NoMentor(Conflict):
@@ -55,20 +72,7 @@ def _zone(name: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")  # bad data must not make a mentor unbookable with a 500
 
 
-async def load_rules(session: AsyncSession, *, mentor_id: uuid.UUID, mentee_id: uuid.UUID,
-                     lock: bool = False) -> MentorRules | None:
-    """The mentor's scheduling rules, or None when the caller may not schedule this pair
-    (not an active pair of theirs). `lock=True` also takes the mentor's row lock."""
-    params = {"mentor": mentor_id, "mentee": mentee_id}
-    if lock:
-        # The lock only: what it guards (the assignment, the rules) is read by the next
-        # statement, whose snapshot includes what the previous holder committed (e.g. a
-        # reassignment that ended this pair while the booking waited).
-        if (await session.execute(_RULES_LOCK, params)).first() is None:
-            return None
-    row = (await session.execute(_RULES, params)).one_or_none()
-    if row is None:
-        return None
+def _rules(mentor_id: uuid.UUID, row) -> MentorRules:
     return MentorRules(
         mentor_id=mentor_id, name=row.name, zone=_zone(row.zone),
         availability=parse_availability(row.availability),
@@ -77,19 +81,51 @@ async def load_rules(session: AsyncSession, *, mentor_id: uuid.UUID, mentee_id: 
     )
 
 
-async def load_busy(session: AsyncSession, *, rules: MentorRules, mentee_id: uuid.UUID,
-                    lo: datetime, hi: datetime, exclude: uuid.UUID | None = None) -> Busy:
-    """Everything that blocks starts in [lo, hi) for this pair (`exclude`: the session
-    being rescheduled, which must not block itself nor count twice)."""
-    period_lo, period_hi = load_period(rules, lo, hi)
-    rows = (await session.execute(_BUSY, {"mentor": rules.mentor_id, "mentee": mentee_id,
-                                          "lo": period_lo, "hi": period_hi,
-                                          "exclude": exclude})).all()
+def _inputs(rows) -> tuple[MentorRules, Busy] | None:
+    if not rows:
+        return None
+    rules = _rules(rows[0].mentor_id, rows[0])
     busy = Busy()
-    for kind, starts_at, ends_at in rows:
-        getattr(busy, kind).append((starts_at, ends_at))
+    lists = {"mentor": busy.mentor, "mentee": busy.mentee, "time_off": busy.time_off}
+    for row in rows:
+        if row.kind is not None:
+            lists[row.kind].append((row.starts_at, row.ends_at))
     busy.week_counts = count_weeks(rules.zone, busy.mentor)
-    return busy
+    return rules, busy
+
+
+async def load_rules(session: AsyncSession, *, mentor_id: uuid.UUID,
+                     mentee_id: uuid.UUID) -> MentorRules | None:
+    """The mentor's scheduling rules, or None when the caller may not schedule this pair."""
+    row = (await session.execute(_RULES, {"mentor": mentor_id, "mentee": mentee_id})
+           ).one_or_none()
+    return None if row is None else _rules(mentor_id, row)
+
+
+async def lock_mentor(session: AsyncSession, *, mentor_id: uuid.UUID,
+                      mentee_id: uuid.UUID) -> bool:
+    """Take the mentor's row lock (False when the caller may not schedule this pair). The
+    lock only: what it guards (the assignment, the rules, the busy times) is read by the
+    next statement, whose snapshot includes what the previous holder committed (e.g. a
+    reassignment that ended this pair while the booking waited)."""
+    params = {"mentor": mentor_id, "mentee": mentee_id}
+    return (await session.execute(_RULES_LOCK, params)).first() is not None
+
+
+async def load_inputs(session: AsyncSession, *, mentor_id: uuid.UUID | None,
+                      mentee_id: uuid.UUID, lo: datetime, hi: datetime,
+                      exclude: uuid.UUID | None = None) -> tuple[MentorRules, Busy] | None:
+    """The mentor's rules and everything that blocks starts in [lo, hi) for this pair, in
+    one statement (`mentor_id=None`: the mentee's current mentor). None when the caller may
+    not schedule this pair (not an active pair of theirs). `exclude`: the session being
+    rescheduled, which must not block itself nor count twice."""
+    params = {"mentee": mentee_id, "lo": lo - _MARGIN, "hi": hi + _MARGIN,
+              "exclude": exclude}
+    if mentor_id is None:
+        rows = (await session.execute(_MENTEE_INPUTS, params)).all()
+    else:
+        rows = (await session.execute(_INPUTS, {**params, "mentor": mentor_id})).all()
+    return _inputs(rows)
 
 
 async def mentee_pair(session: AsyncSession, *, principal: Principal) -> uuid.UUID:
@@ -131,24 +167,26 @@ async def free_slots(
         raise Unprocessable("`from` is out of range", errors=[
             {"loc": ["query", "from"], "msg": "out of range", "type": "value_error"}]) from exc
     check_range(starts_from, starts_to)
+    mentor_id = None if principal.role == "mentee" else principal.user_id
     if principal.role == "mentee":
         mentee_id = principal.user_id
-        mentor_id = await mentee_pair(session, principal=principal)
-    else:
-        assert mentee_id is not None
-        mentor_id = principal.user_id
-    rules = await load_rules(session, mentor_id=mentor_id, mentee_id=mentee_id)
-    if rules is None:
-        if principal.role == "mentee":
-            raise NoMentor("You have no mentor to book with")
-        raise not_assigned()
+    assert mentee_id is not None
     # Only [now, now + horizon] can book: clamp first (so far-off dates cost nothing and
     # cannot overflow), then compute.
     latest = now + timedelta(days=settings.session_booking_horizon_days)
     lo, hi = max(starts_from, now), min(starts_to, latest + timedelta(microseconds=1))
+    # An empty range still answers with the rules (the response names the zone); its busy
+    # times are read around now (never around a far date, where the margin would overflow).
+    read_lo, read_hi = (lo, hi) if lo < hi else (now, now)
+    loaded = await load_inputs(session, mentor_id=mentor_id, mentee_id=mentee_id,
+                               lo=read_lo, hi=read_hi)
+    if loaded is None:
+        if principal.role == "mentee":
+            raise NoMentor("You have no mentor to book with")
+        raise not_assigned()
+    rules, busy = loaded
     if lo >= hi:
         return rules, []
-    busy = await load_busy(session, rules=rules, mentee_id=mentee_id, lo=lo, hi=hi)
     slots = offered_slots(
         rules, busy, lo=lo, hi=hi, duration_minutes=duration_minutes, now=now,
         enforce_notice=principal.role == "mentee", step=settings.slot_step_minutes)

@@ -11,6 +11,10 @@ loads them from the database. A start `t` with duration `d` is free when
    capacity;
 5. it overlaps no live session of the mentor widened by the mentor's buffer on both sides
    (a gap of at least `buffer` to each neighbour), and no live session of the mentee.
+   Buffers are the mentor's (CONTRACT: "gap kept free before and after each live
+   session" is a mentor profile setting): they keep that mentor's own calendar free, so
+   the mentee's sessions with another mentor block by overlap only, and neither mentor's
+   buffer applies between them (a mentee may go from one mentor's session to another's).
 `violation()` names the first rule broken (the 409 a booking gets); `offered_slots()` lists
 the starts on the grid for which `violation()` is None, computed as interval arithmetic
 (windows minus everything blocked) rather than by testing each start.
@@ -82,15 +86,6 @@ def count_weeks(zone: ZoneInfo, sessions: Iterable[Interval]) -> dict[date, int]
         key = week_key(zone, start)
         counts[key] = counts.get(key, 0) + 1
     return counts
-
-
-def load_period(rules: MentorRules, lo: datetime, hi: datetime) -> Interval:
-    """The period whose busy data decides starts in [lo, hi): whole ISO weeks (capacity)
-    and the neighbours that a buffer or a 240-minute session can reach."""
-    first, _ = iso_week_bounds(rules.zone, lo)
-    _, last = iso_week_bounds(rules.zone, hi)
-    return (min(first, lo - rules.buffer - MAX_DURATION),
-            max(last, hi + MAX_DURATION + rules.buffer))
 
 
 def _overlaps(intervals: Iterable[Interval], start: datetime, end: datetime,

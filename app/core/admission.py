@@ -1,0 +1,113 @@
+"""Admission control: a bound on the requests one process works on at once.
+
+Without it, a process past its capacity accepts every connection and queues the work in the
+event loop and the DB pool: latency grows for everyone (Little's law: 200 requests in flight
+at 5 ms of CPU each is a second of queue) until clients time out, and the process does the
+work anyway. With it, at most `MAX_IN_FLIGHT_REQUESTS` requests are inside the app; one more
+waits up to `ADMISSION_QUEUE_WAIT_MS` for a slot, and past that it is answered at once with
+503 `overloaded` and `Retry-After` (a load balancer or client retries elsewhere or later),
+so the requests that are admitted keep their latency.
+
+What is not counted:
+- the probes (`/healthz`, `/readyz`, `/metrics`): an orchestrator must see an overloaded
+  process as alive, and its metrics are how anyone sees it is overloaded;
+- an SSE stream once its response has started (`text/event-stream`): streams are long-lived
+  and mostly idle, and have their own per-process and per-user caps
+  (app/services/live/streams.py). The stream's set-up (auth, snapshot) is counted.
+
+The DB pool's wait timeout (`DB_POOL_TIMEOUT_SECONDS`, app/core/db.py) is the second half:
+a request that was admitted but finds no connection in time gets the same 503 (mapped in
+app/core/errors.py), instead of queueing on the pool for SQLAlchemy's default 30 s.
+
+Pure ASGI (streams pass straight through); registered in app/main.py inside CORS (so a
+browser can read the 503) and outside the rate limiter (an overloaded process spends no
+Redis round trip on a request it refuses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import Overloaded, problem
+
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+EVENT_STREAM = b"text/event-stream"
+
+
+def _is_event_stream(message: Message) -> bool:
+    for name, value in message.get("headers", ()):
+        if name.lower() == b"content-type":
+            return value.startswith(EVENT_STREAM)
+    return False
+
+
+class AdmissionMiddleware:
+    """At most `max_in_flight` requests inside `app` at once (0: no limit); a request over
+    it waits up to `queue_wait_seconds` (FIFO: asyncio.Semaphore), then gets 503
+    `overloaded` with `Retry-After: retry_after_seconds`.
+
+    The slot is released when the app returns, or earlier, when the response starts as an
+    event stream. `in_flight` is what the process works on now (tests and metrics read it).
+    """
+
+    def __init__(self, app: ASGIApp, max_in_flight: int, queue_wait_seconds: float,
+                 retry_after_seconds: int) -> None:
+        self.app = app
+        self.max_in_flight = max_in_flight
+        self.queue_wait_seconds = queue_wait_seconds
+        self.retry_after = str(retry_after_seconds)
+        self.slots = asyncio.Semaphore(max_in_flight) if max_in_flight > 0 else None
+
+    @property
+    def in_flight(self) -> int:
+        return 0 if self.slots is None else self.max_in_flight - self.slots._value
+
+    async def _admit(self) -> bool:
+        """Take a slot: at once when one is free (no suspension, the common case), else
+        wait in line up to the queue wait."""
+        assert self.slots is not None
+        if not self.slots.locked():
+            await self.slots.acquire()  # returns without yielding when a slot is free
+            return True
+        try:
+            async with asyncio.timeout(self.queue_wait_seconds):
+                await self.slots.acquire()
+        except TimeoutError:
+            return False
+        return True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (self.slots is None or scope["type"] != "http"
+                or scope["path"] in EXEMPT_PATHS):
+            await self.app(scope, receive, send)
+            return
+        if not await self._admit():
+            response = problem(
+                503, Overloaded.code, Overloaded.title,
+                "The server is at capacity; retry after the delay in Retry-After.",
+                Request(scope), headers={"Retry-After": self.retry_after})
+            await response(scope, receive, send)
+            return
+
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self.slots.release()
+
+        async def releasing_send(message: Message) -> None:
+            # An event stream leaves the count once its response has started: from here on
+            # it is an idle connection, bounded by the stream caps, not work in flight.
+            if message["type"] == "http.response.start" and _is_event_stream(message):
+                release()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, releasing_send)
+        finally:
+            release()
