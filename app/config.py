@@ -241,6 +241,9 @@ class Settings(BaseSettings):
     # shorter than MIN_SECRET_BYTES: the admin UI is disabled outside development (the API
     # still starts); in development a missing key is a random one per process.
     admin_secret_key: str | None = None
+    # Signs list cursors (app/core/pagination.py); unset: derived from JWT_SECRET (else
+    # ADMIN_SECRET_KEY). Set it with RS256, or cursors only work on the process that made them.
+    cursor_secret: SecretStr | None = None
     # Shared password for the admin UI's email + password login (admin and director users
     # only). No default: unset, only a platform-issued JWT pasted as the password logs in.
     admin_ui_password: SecretStr | None = None

@@ -11,7 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from app.admin import mount_admin
 from app.config import Settings, get_settings
-from app.core import telemetry
+from app.core import pagination, telemetry
 from app.core.admission import AdmissionMiddleware
 from app.core.db import Database
 from app.core.docs import install_docs
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.environment != "development")
     settings.require_secure("The API")  # fail closed: no public or missing JWT key
+    pagination.configure(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -13,9 +13,11 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.core.dberrors import db_error_info
 
 log = structlog.get_logger("app.core.errors")
 
@@ -109,16 +111,18 @@ SQLSTATE_PROBLEMS: dict[str, tuple[int, str, str]] = {
 }
 
 
-def _db_error_parts(exc: DBAPIError) -> tuple[str | None, str | None]:
-    orig = getattr(exc, "orig", None)
-    cause = getattr(orig, "__cause__", None) or orig  # asyncpg error behind the adapter
-    return getattr(cause, "sqlstate", None), getattr(cause, "constraint_name", None)
+# SQLSTATE class 22 (data exception: a value out of range, a bad encoding, an unknown time
+# zone name, ...) reaching the handler means a value from the request got past validation:
+# the request is invalid, not the service broken.
+DATA_EXCEPTION = (422, "validation_error", "Invalid request")
 
 
 def problem_for_db_error(exc: DBAPIError) -> tuple[int, str, str] | None:
-    sqlstate, constraint = _db_error_parts(exc)
+    sqlstate, constraint = db_error_info(exc)
     if constraint and constraint in CONSTRAINT_PROBLEMS:
         return CONSTRAINT_PROBLEMS[constraint]
+    if sqlstate and sqlstate.startswith("22"):
+        return DATA_EXCEPTION
     return SQLSTATE_PROBLEMS.get(sqlstate or "")
 
 
@@ -182,7 +186,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _db(request: Request, exc: DBAPIError) -> JSONResponse:
-        mapped = problem_for_db_error(exc) if isinstance(exc, IntegrityError | DBAPIError) else None
+        mapped = problem_for_db_error(exc)
         if mapped is None:
             return await _unexpected(request, exc)
         status, code, title = mapped

@@ -10,6 +10,7 @@ from app.core.db import DbSession
 from app.core.errors import NotFound
 from app.core.state import StateDep
 from app.schemas.common import problem_responses
+from app.schemas.types import Identifier
 from app.services.sessions import calendar, feeds
 
 router = APIRouter()
@@ -73,7 +74,7 @@ async def revoke_feed_token(principal: FeedOwner, session: DbSession) -> Respons
     },
 )
 async def calendar_feed_by_token(
-    token: Annotated[str, Path(max_length=200, description="The feed token")],
+    token: Annotated[Identifier, Path(description="The feed token")],
     state: StateDep,
 ) -> Response:
     async with state.db.transaction(None) as session:

@@ -6,10 +6,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query
-from pydantic import AwareDatetime
 
 from app.core.auth import CurrentAdmin
 from app.core.db import DbSession
+from app.core.instants import BoundedDatetime
 from app.core.state import StateDep
 from app.schemas.common import Page, problem_responses
 from app.schemas.compliance import AuditEntryPublic, UserErased, UserExport
@@ -31,8 +31,8 @@ async def list_audit(
     actor_id: uuid.UUID | None = None,
     target_id: Annotated[str | None, Query(max_length=64, pattern=r"^[0-9A-Za-z-]+$")] = None,
     action: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z_.]+$")] = None,
-    since: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    until: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    since: Annotated[BoundedDatetime | None, Query(alias="from")] = None,
+    until: Annotated[BoundedDatetime | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> Page[AuditEntryPublic]:

@@ -66,7 +66,8 @@ async def list_mentees(
     principal: CurrentMentor,
     session: DbSession,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(description="From a previous page.")] = None,
+    cursor: Annotated[str | None,
+                      Query(max_length=1000, description="From a previous page.")] = None,
     at_risk: Annotated[bool | None, Query(description="Only mentees at risk (true) or "
                                                       "not at risk (false).")] = None,
 ) -> Page[MenteeSummary]:

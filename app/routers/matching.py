@@ -26,6 +26,7 @@ from app.schemas.matching import (
     PublishResult,
     UnplacedMentee,
 )
+from app.schemas.types import Identifier
 from app.services.matching import preferences as preference_service
 from app.services.matching import publish as publish_service
 from app.services.matching import runs as matching_runs
@@ -82,7 +83,7 @@ async def run_matching(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_matching_run(
-    job_id: str, principal: CurrentStaff,
+    job_id: Identifier, principal: CurrentStaff,
     session: DbSession, limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     mentee_id: uuid.UUID | None = None,
@@ -129,7 +130,7 @@ async def get_matching_run(
     responses=problem_responses(401, 403, 404, 409, 413, 422),
 )
 async def publish_matching_run(
-    job_id: str, principal: CurrentStaff, session: DbSession, settings: SettingsDep,
+    job_id: Identifier, principal: CurrentStaff, session: DbSession, settings: SettingsDep,
     body: PublishRequest | None = None,
 ) -> PublishResult:
     result = await publish_service.publish_run(

@@ -4,10 +4,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AwareDatetime
 
 from app.core.auth import CurrentMentee, CurrentMentor
 from app.core.db import DbSession
+from app.core.instants import BoundedDatetime
 from app.core.state import SettingsDep
 from app.schemas.common import Page, problem_responses
 from app.schemas.scheduling import (
@@ -20,9 +20,9 @@ from app.services.sessions import scheduling, time_off
 
 router = APIRouter()
 
-SlotsFrom = Annotated[AwareDatetime | None, Query(
+SlotsFrom = Annotated[BoundedDatetime | None, Query(
     alias="from", description="Earliest start (default: now)")]
-SlotsTo = Annotated[AwareDatetime | None, Query(
+SlotsTo = Annotated[BoundedDatetime | None, Query(
     alias="to", description="Starts before this instant (default: from + 7 days; at most "
                             "31 days after from, else 422)")]
 Duration = Annotated[int, Query(ge=15, le=240, description="Whole minutes, 15 to 240")]
@@ -97,12 +97,12 @@ async def list_mentor_slots(mentee_id: uuid.UUID, principal: CurrentMentor,
 )
 async def list_time_off(
     principal: CurrentMentor, session: DbSession,
-    ends_after: Annotated[AwareDatetime | None, Query(
+    ends_after: Annotated[BoundedDatetime | None, Query(
         alias="from", description="Periods ending after this instant (default: now)")] = None,
-    starts_before: Annotated[AwareDatetime | None, Query(
+    starts_before: Annotated[BoundedDatetime | None, Query(
         alias="to", description="Periods starting before this instant")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query()] = None,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> Page[TimeOffPublic]:
     items, next_cursor = await time_off.list_time_off(
         session, principal=principal, ends_after=ends_after, starts_before=starts_before,

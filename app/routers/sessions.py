@@ -4,10 +4,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Response
-from pydantic import AwareDatetime
 
 from app.core.auth import CurrentMentee, CurrentMentor, Principal, require_roles
 from app.core.db import DbSession, DbSessionQueryToken
+from app.core.instants import BoundedDatetime
 from app.core.jobqueue import schedule_capacity_check
 from app.core.state import SettingsDep, StateDep
 from app.schemas.common import Page, problem_responses
@@ -37,10 +37,11 @@ async def video_provider(state: StateDep) -> VideoProvider:
 
 Video = Annotated[VideoProvider, Depends(video_provider)]
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size")]
-Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
-From = Annotated[AwareDatetime | None,
+Cursor = Annotated[str | None, Query(max_length=1000,
+                                    description="`next_cursor` of the previous page")]
+From = Annotated[BoundedDatetime | None,
                  Query(alias="from", description="Sessions starting at or after this instant")]
-To = Annotated[AwareDatetime | None,
+To = Annotated[BoundedDatetime | None,
                Query(alias="to", description="Sessions starting before this instant")]
 CalendarCaller = Annotated[
     Principal, Depends(require_roles("mentor", "mentee", allow_query_token=True))

@@ -27,7 +27,8 @@ router = APIRouter(prefix="/api/v1/admin/webhooks", tags=["webhooks"])
             response_model=Page[WebhookPublic], responses=problem_responses(401, 403, 422))
 async def list_webhooks(
     principal: CurrentAdmin, session: DbSession,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> Page[WebhookPublic]:
     rows, next_cursor = await webhooks.list_endpoints(session, limit=limit, cursor=cursor)
     return Page[WebhookPublic](items=[WebhookPublic.model_validate(r) for r in rows],
@@ -74,7 +75,7 @@ async def list_deliveries(
     status_filter: Annotated[Literal["pending", "delivered", "failed"] | None,
                              Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> Page[WebhookDeliveryPublic]:
     rows, attempts, next_cursor = await webhooks.list_deliveries(
         session, endpoint_id=endpoint_id, status=status_filter, limit=limit, cursor=cursor)

@@ -8,21 +8,24 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app.core.text import OutputText
+
 
 class AuditEntryPublic(BaseModel):
     id: int
     actor_id: uuid.UUID | None = Field(description="The user whose token made the change; "
                                                    "null for the system (workers, migrations)")
-    actor_role: str = Field(description="The role of the transaction: a token role or `system`")
-    action: str = Field(examples=["sessions.update"],
+    actor_role: OutputText = Field(
+        description="The role of the transaction: a token role or `system`")
+    action: OutputText = Field(examples=["sessions.update"],
                         description="What happened: `<table>.<insert|update|delete>` unless "
                                     "the code names the action")
-    target_type: str = Field(examples=["sessions"], description="The table changed")
-    target_id: str | None
-    changes: dict[str, Any] = Field(
+    target_type: OutputText = Field(examples=["sessions"], description="The table changed")
+    target_id: OutputText | None
+    changes: dict[OutputText, Any] = Field(
         description='The changed fields: `{"field": {"before": ..., "after": ...}}` (secrets '
                     "never; `[erased]` where an erased user's personal value stood)")
-    request_id: str | None = Field(description="The X-Request-ID of the API call, if any")
+    request_id: OutputText | None = Field(description="The X-Request-ID of the API call, if any")
     at: datetime
 
 
@@ -31,7 +34,7 @@ class UserExport(BaseModel):
 
     user_id: uuid.UUID
     generated_at: datetime
-    data: dict[str, list[dict[str, Any]]] = Field(
+    data: dict[OutputText, list[dict[OutputText, Any]]] = Field(
         description="Rows by table (`users`, `assignments`, `sessions`, `session_feedback`, "
                     "`mission_submissions`, `mission_reviews`, `flags`, `work_items`, "
                     "`readiness_history`, `mentee_signals`, `mentee_preferences`, "

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.core.text import OutputText
 from app.models.risk import RiskReason
 from app.schemas.common import UserProfile
 from app.schemas.ops import ProgrammeMetricsPublic
@@ -30,7 +31,7 @@ UTILIZATION_DOC = (
 
 
 class TodaySession(SessionPublic):
-    mentee_name: str
+    mentee_name: OutputText
 
 
 class WorkqueueSummary(BaseModel):
@@ -42,14 +43,15 @@ class WorkqueueSummary(BaseModel):
     overdue: int = Field(description="Unfinished items past their due_at (or marked overdue "
                                      "by the SLA sweep).")
     due_24h: int = Field(description="Unfinished items not yet overdue, due within 24 h.")
-    by_kind: dict[str, int] = Field(description="Unfinished items per kind (every kind listed).")
-    by_priority: dict[str, int] = Field(
+    by_kind: dict[OutputText, int] = Field(
+        description="Unfinished items per kind (every kind listed).")
+    by_priority: dict[OutputText, int] = Field(
         description="Unfinished items per priority (every priority listed).")
 
 
 class AtRiskMentee(BaseModel):
     mentee_id: uuid.UUID
-    name: str
+    name: OutputText
     reasons: list[RiskReason]
     risk_score: int = Field(ge=0, le=100, description=RISK_SCORE_DOC)
 
@@ -60,10 +62,11 @@ class CapacitySummary(BaseModel):
     mentees_active: int
     mentees_max: int
     utilization: float = Field(description=UTILIZATION_DOC)
-    label: str = Field(description='E.g. "7/10 weekly slots".', examples=["7/10 weekly slots"])
-    mentees_label: str = Field(examples=["12/20 mentees"])
-    iso_week: str = Field(examples=["2026-W48"])
-    timezone: str = Field(description="The mentor's time zone the week is evaluated in.")
+    label: OutputText = Field(
+        description='E.g. "7/10 weekly slots".', examples=["7/10 weekly slots"])
+    mentees_label: OutputText = Field(examples=["12/20 mentees"])
+    iso_week: OutputText = Field(examples=["2026-W48"])
+    timezone: OutputText = Field(description="The mentor's time zone the week is evaluated in.")
 
 
 class DashboardPublic(BaseModel):
@@ -82,17 +85,17 @@ class NextSession(BaseModel):
     id: uuid.UUID
     starts_at: datetime
     duration_minutes: int
-    meeting_url: str | None
+    meeting_url: OutputText | None
 
 
 class MenteeSummary(BaseModel):
     """An assigned mentee with their risk summary (mentor's list)."""
 
     mentee_id: uuid.UUID
-    name: str
-    email: str
-    tier: str | None
-    timezone: str
+    name: OutputText
+    email: OutputText
+    tier: OutputText | None
+    timezone: OutputText
     assigned_at: datetime
     reasons: list[RiskReason]
     risk_score: int = Field(ge=0, le=100, description=RISK_SCORE_DOC)
@@ -110,9 +113,9 @@ class AssignmentSummary(BaseModel):
     id: uuid.UUID
     mentor_id: uuid.UUID
     started_at: datetime
-    source: str
+    source: OutputText
     score: float | None
-    reasons: list[str] = Field(description="Why the matcher (or director) paired them.")
+    reasons: list[OutputText] = Field(description="Why the matcher (or director) paired them.")
 
 
 class RiskSummary(BaseModel):
@@ -129,11 +132,11 @@ class ReadinessPoint(BaseModel):
 
 class FlagSummary(BaseModel):
     id: uuid.UUID
-    severity: str
-    category: str
-    note: str | None
-    status: str = Field(description="open, escalated (by a director) or resolved.")
-    resolution: str | None
+    severity: OutputText
+    category: OutputText
+    note: OutputText | None
+    status: OutputText = Field(description="open, escalated (by a director) or resolved.")
+    resolution: OutputText | None
     raised_by: uuid.UUID
     created_at: datetime
     resolved_at: datetime | None
@@ -142,11 +145,11 @@ class FlagSummary(BaseModel):
 class SubmissionSummary(BaseModel):
     id: uuid.UUID
     mission_id: uuid.UUID
-    title: str
-    url: str | None
+    title: OutputText
+    url: OutputText | None
     submitted_at: datetime
-    status: str
-    decision: str | None
+    status: OutputText
+    decision: OutputText | None
     review_score: int | None
     reviewed_at: datetime | None
 
@@ -175,9 +178,9 @@ class CockpitPublic(BaseModel):
 
 class MentorSummary(BaseModel):
     id: uuid.UUID
-    name: str
-    specialties: list[str]
-    timezone: str
+    name: OutputText
+    specialties: list[OutputText]
+    timezone: OutputText
 
 
 class MenteeHome(BaseModel):
@@ -197,20 +200,20 @@ MentorSort = Literal["name", "-name", "load", "-load"]
 
 class MentorLoadPublic(BaseModel):
     mentor_id: uuid.UUID
-    name: str
-    email: str
-    timezone: str
-    mentor_specialties: list[str]
+    name: OutputText
+    email: OutputText
+    timezone: OutputText
+    mentor_specialties: list[OutputText]
     mentees_active: int
     mentees_max: int
-    mentees: str = Field(description='"N/max", e.g. "12/20".')
+    mentees: OutputText = Field(description='"N/max", e.g. "12/20".')
     load: float = Field(
         description="Active mentees / `mentor_max_mentees` (1.0 when the maximum is 0: no room). "
                     "What `sort=load` orders by."
     )
     weekly_slots_used: int
     weekly_slots_total: int
-    weekly_slots: str = Field(description='"X/total", e.g. "7/10", this ISO week in the '
+    weekly_slots: OutputText = Field(description='"X/total", e.g. "7/10", this ISO week in the '
                                           "mentor's time zone.")
     utilization: float = Field(description="weekly_slots_used / weekly_slots_total (0 when the "
                                            "weekly capacity is 0).")
@@ -225,7 +228,7 @@ class DirectorSnapshot(BaseModel):
     """The first event (`snapshot`) of `GET /api/v1/director/stream`."""
 
     metrics: ProgrammeMetricsPublic = Field(description="As GET /api/v1/director/metrics.")
-    open_flags: dict[str, int] = Field(
+    open_flags: dict[OutputText, int] = Field(
         description="Unresolved flags (open or escalated) by severity: low, medium, high, "
                     "critical (0 when none).")
     escalated_flags: int = Field(description="Of those, the ones a director escalated.")

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import re
 import uuid
-import zoneinfo
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -28,18 +26,22 @@ from pydantic import (
 )
 
 from app.core.outbox import REFRESH_PRIORITY
+from app.core.text import safe_text
 from app.models.user import Role
 from app.schemas.common import UserProfile
 from app.schemas.limits import Languages, MentorCapacityWeekly, MentorMaxMentees
 from app.schemas.sessions import Availability
+from app.schemas.types import (
+    BoundedDatetime,
+    Label,
+    Name,
+    OutputText,
+    ShortText,
+    Tag,
+    TimeZoneName,
+)
 
 MAX_BATCH = 500  # the documented limit; settings.events_max_batch may only lower it
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:  # Postgres text and jsonb cannot store it: refuse it here, not 500
-        raise ValueError("NUL characters are not allowed")
-    return value
-
 
 def _plausible(value: datetime) -> datetime:
     if not 1970 <= value.year < 2200:
@@ -47,23 +49,10 @@ def _plausible(value: datetime) -> datetime:
     return value
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
-ShortText = Annotated[Text, Field(min_length=1, max_length=500)]
-Tag = Annotated[Text, Field(min_length=1, max_length=100)]
-Timestamp = Annotated[AwareDatetime, AfterValidator(_plausible)]
+# Inbound events' instants: plausible for a programme, stricter than the API's bound.
+Timestamp = Annotated[BoundedDatetime, AfterValidator(_plausible)]
 
 
-def _check_zone(name: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown IANA time zone {name!r}") from exc
-    return name
-
-
-TimeZoneName = Annotated[
-    str, Field(min_length=1, max_length=64, examples=["Europe/London"]), AfterValidator(_check_zone)
-]
 
 
 # --- users --------------------------------------------------------------------------------
@@ -76,10 +65,10 @@ class UserUpsert(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     email: EmailStr
-    name: Annotated[Text, Field(min_length=1, max_length=200)]
+    name: Name
     role: Role
     timezone: TimeZoneName = "UTC"
-    tier: Annotated[Text, Field(max_length=32)] | None = None
+    tier: safe_text(32) | None = None
     interests: list[Tag] = Field(default_factory=list, max_length=100)
     is_mentor: bool | None = Field(None, description="Default: role == 'mentor'")
     mentor_capacity_weekly: MentorCapacityWeekly | None = None
@@ -104,9 +93,9 @@ class UserPublic(UserProfile):
     is_mentor: bool
     mentor_capacity_weekly: int
     mentor_max_mentees: int
-    mentor_specialties: list[str]
-    mentor_availability: dict[str, Any]
-    languages: list[str]
+    mentor_specialties: list[OutputText]
+    mentor_availability: dict[OutputText, Any]
+    languages: list[OutputText]
     active: bool
     deactivated_at: datetime | None = None
     created_at: datetime
@@ -146,7 +135,7 @@ class ReadinessUpdatedData(BaseModel):
 class _Envelope(BaseModel):
     id: uuid.UUID = Field(description="Event id: the idempotency key")
     occurred_at: Timestamp
-    source: Annotated[Text, Field(max_length=128)] | None = None
+    source: safe_text(128) | None = None
 
 
 class UserUpserted(_Envelope):
@@ -218,11 +207,11 @@ class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: HttpUrl = Field(description="http(s) only, without credentials")
-    event_types: list[str] = Field(
+    event_types: list[Label] = Field(
         default_factory=list, max_length=50,
         description="Outbound event types to deliver (`session.*` for a family); empty = all",
     )
-    description: Annotated[Text, Field(max_length=500)] | None = None
+    description: safe_text(500) | None = None
 
     @field_validator("url")
     @classmethod
@@ -254,15 +243,15 @@ class WebhookPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    url: str
-    event_types: list[str]
-    description: str | None
+    url: OutputText
+    event_types: list[OutputText]
+    description: OutputText | None
     active: bool
     created_at: datetime
 
 
 class WebhookCreated(WebhookPublic):
-    secret: str = Field(description="`whsec_...`: shown once, store it now")
+    secret: OutputText = Field(description="`whsec_...`: shown once, store it now")
 
 
 class WebhookAttemptPublic(BaseModel):
@@ -271,7 +260,7 @@ class WebhookAttemptPublic(BaseModel):
     id: uuid.UUID
     attempted_at: datetime
     status_code: int | None
-    error: str | None
+    error: OutputText | None
     duration_ms: int
 
 
@@ -281,12 +270,12 @@ class WebhookDeliveryPublic(BaseModel):
     id: uuid.UUID
     endpoint_id: uuid.UUID
     event_id: uuid.UUID
-    event_type: str
+    event_type: OutputText
     status: Literal["pending", "delivered", "failed"]
     attempts: int
     next_attempt_at: datetime
     last_status_code: int | None
-    last_error: str | None
+    last_error: OutputText | None
     created_at: datetime
     delivered_at: datetime | None
     attempt_log: list[WebhookAttemptPublic] = []
@@ -301,9 +290,9 @@ class OutboundEvent(BaseModel):
 
     id: uuid.UUID = Field(description="Event id; also the `webhook-id` header. Delivery is at "
                                       "least once: deduplicate on it")
-    type: str = Field(examples=["session.scheduled"])
+    type: OutputText = Field(examples=["session.scheduled"])
     occurred_at: datetime
     source: Literal["mentorship"] = "mentorship"
     refresh_priority: Literal["urgent", "high", "normal"] = Field(
         description="How fast consumers should refresh what the event touches")
-    data: dict[str, Any]
+    data: dict[OutputText, Any]

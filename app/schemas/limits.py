@@ -10,6 +10,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from app.core.text import safe_text
 from app.models.user import MENTOR_CAPACITY_WEEKLY_MAX, MENTOR_MAX_MENTEES_MAX
 
 MentorCapacityWeekly = Annotated[int, Field(
@@ -29,7 +30,7 @@ def _language(value: str) -> str:
     return tag
 
 
-LanguageTag = Annotated[str, Field(min_length=2, max_length=35, examples=["en", "pt-BR"]),
+LanguageTag = Annotated[safe_text(35, min_length=2), Field(examples=["en", "pt-BR"]),
                         AfterValidator(_language)]
 
 

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.models.preferences import MAX_TIMEZONE_OFFSET_HOURS
 from app.schemas.limits import Languages
+from app.schemas.types import OutputText, Tag
 
 RunStatus = Literal["queued", "running", "done", "failed", "skipped"]
 
@@ -56,11 +57,11 @@ class MatchingRunCreate(BaseModel):
 
 
 class MatchingRunAccepted(BaseModel):
-    job_id: str
+    job_id: OutputText
     status: RunStatus
     dry_run: bool
-    weights: dict[str, float] = Field(description="The normalised weights the run will use.")
-    run_url: str = Field(description="Where the run's result can be read.")
+    weights: dict[OutputText, float] = Field(description="The normalised weights the run will use.")
+    run_url: OutputText = Field(description="Where the run's result can be read.")
 
 
 UNPLACED_DETAILS = {
@@ -74,9 +75,9 @@ UNPLACED_DETAILS = {
 
 class UnplacedMentee(BaseModel):
     mentee_id: uuid.UUID
-    reason: str = Field(description="`no_capacity`, `no_candidate`, `assigned_concurrently` "
+    reason: OutputText = Field(description="`no_capacity`, `no_candidate`, `assigned_concurrently` "
                         "or `max_timezone_offset_hours` (the limit that stopped them)")
-    detail: str
+    detail: OutputText
 
 
 class ProposalComponents(BaseModel):
@@ -94,7 +95,7 @@ class ProposalPublic(BaseModel):
     components: ProposalComponents = Field(
         description="Each weighted term of the fit (rounded to 4 decimals): their sum is "
         "the fit.")
-    reasons: list[str] = Field(description="`<term>: <detail>`, the format of every "
+    reasons: list[OutputText] = Field(description="`<term>: <detail>`, the format of every "
                                "assignment's reasons, e.g. `specialty: data, python`.")
 
 
@@ -106,10 +107,10 @@ class SkippedProposal(BaseModel):
 
 
 class MatchingRunPublic(BaseModel):
-    job_id: str
+    job_id: OutputText
     status: RunStatus
     dry_run: bool
-    weights: dict[str, float] | None
+    weights: dict[OutputText, float] | None
     requested_by: uuid.UUID | None
     created_at: datetime
     started_at: datetime | None
@@ -123,7 +124,7 @@ class MatchingRunPublic(BaseModel):
     duration_ms: int | None
     solver_ms: int | None
     unplaced: list[UnplacedMentee]
-    error: str | None
+    error: OutputText | None
     published_at: datetime | None = None
     published_by: uuid.UUID | None = None
     published_count: int | None = None
@@ -131,7 +132,7 @@ class MatchingRunPublic(BaseModel):
         default_factory=list,
         description="A dry run's proposals in mentee id order, a page at a time "
         "(`?limit=`, `?cursor=`, or `?mentee_id=`).")
-    proposals_next_cursor: str | None = None
+    proposals_next_cursor: OutputText | None = None
 
 
 class PublishRequest(BaseModel):
@@ -143,7 +144,7 @@ class PublishRequest(BaseModel):
 
 
 class PublishResult(BaseModel):
-    job_id: str
+    job_id: OutputText
     published_at: datetime
     published: int
     total_fit: float
@@ -170,7 +171,7 @@ class MenteePreferences(BaseModel):
 
     model_config = ConfigDict(extra="forbid", from_attributes=True)
 
-    specialties: Annotated[list[str], Field(max_length=20), AfterValidator(_tags)] = []
+    specialties: Annotated[list[Tag], Field(max_length=20), AfterValidator(_tags)] = []
     languages: Languages = []
     max_timezone_offset_hours: float | None = Field(
         None, ge=0, le=MAX_TIMEZONE_OFFSET_HOURS, allow_inf_nan=False,

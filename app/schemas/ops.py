@@ -7,24 +7,26 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.text import OutputText
+
 
 class GoalPublic(BaseModel):
     lt: float | None = Field(None, description="Met when the value is below this.")
     gt: float | None = Field(None, description="Met when the value is above this.")
     min: float | None = Field(None, description="Lower bound of the goal range (inclusive).")
     max: float | None = Field(None, description="Upper bound of the goal range (inclusive).")
-    text: str = Field(description='The goal as people write it: "< 24", "0.6-0.8".')
+    text: OutputText = Field(description='The goal as people write it: "< 24", "0.6-0.8".')
 
 
 class ProgrammeMetricPublic(BaseModel):
-    name: str
+    name: OutputText
     value: float | None = Field(description="None until computed, or when there is no data.")
-    unit: str
-    description: str
+    unit: OutputText
+    description: OutputText
     goal: GoalPublic
     met: bool | None = Field(description="Whether the value meets the goal; None without a value.")
     computed_at: datetime | None
-    details: dict[str, Any] = Field(description="The counts behind the value.")
+    details: dict[OutputText, Any] = Field(description="The counts behind the value.")
 
 
 class ProgrammeMetricsPublic(BaseModel):
@@ -47,7 +49,7 @@ class ProgrammeMetricsPublic(BaseModel):
 
 class MetricDayPublic(BaseModel):
     day: date = Field(description="A UTC day")
-    name: str
+    name: OutputText
     value: float | None = Field(description="The day's last computed value; null when nothing "
                                             "was computed that day or there was no data")
     computed_at: datetime | None

@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.events import Text
+from app.core.text import OutputText
+from app.schemas.types import ShortText
 
 SessionsOnReassign = Literal["cancel", "transfer"]
 
@@ -34,7 +35,7 @@ class AssignmentPublic(BaseModel):
     mentor_id: uuid.UUID
     source: Literal["manual", "auto"]
     score: float | None = None
-    reasons: list[str] = Field(default_factory=list)
+    reasons: list[OutputText] = Field(default_factory=list)
     assigned_by: uuid.UUID | None = None
     started_at: datetime
     previous_mentor_id: uuid.UUID | None = Field(
@@ -55,8 +56,7 @@ class AssignmentPublic(BaseModel):
 class AssignmentEnd(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: Text = Field(min_length=1, max_length=500,
-                         description="Why the relationship ends (kept as `end_reason`).")
+    reason: ShortText = Field(description="Why the relationship ends (kept as `end_reason`).")
 
 
 class AssignmentHistoryItem(BaseModel):
@@ -65,12 +65,12 @@ class AssignmentHistoryItem(BaseModel):
     id: uuid.UUID
     mentee_id: uuid.UUID
     mentor_id: uuid.UUID
-    mentor_name: str | None = None
+    mentor_name: OutputText | None = None
     source: Literal["manual", "auto"]
     score: float | None = None
     started_at: datetime
     ended_at: datetime | None = None
-    end_reason: str | None = None
+    end_reason: OutputText | None = None
 
 
 class AssignmentEnded(AssignmentHistoryItem):
@@ -80,15 +80,15 @@ class AssignmentEnded(AssignmentHistoryItem):
 
 class WaitingMentee(BaseModel):
     mentee_id: uuid.UUID
-    name: str
-    email: str
-    timezone: str
-    tier: str | None = None
-    interests: list[str] = Field(default_factory=list)
+    name: OutputText
+    email: OutputText
+    timezone: OutputText
+    tier: OutputText | None = None
+    interests: list[OutputText] = Field(default_factory=list)
     waiting_since: datetime = Field(
         description="Since when the mentee has had no active assignment: when the last one "
                     "ended, or when they joined (or became an active mentee again).")
-    last_match_reason: str | None = Field(
+    last_match_reason: OutputText | None = Field(
         None, description="Why the latest finished matcher run did not place them "
                           "(`no_capacity`, `no_candidate`, ...); null if it did not consider "
                           "them.")
@@ -96,7 +96,7 @@ class WaitingMentee(BaseModel):
 
 class UserDeactivated(BaseModel):
     user_id: uuid.UUID
-    role: str
+    role: OutputText
     active: bool
     deactivated_at: datetime | None = None
     changed: bool = Field(description="False when the user was already inactive: nothing "

@@ -8,12 +8,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.schemas.types import LongText, OutputText
+
 Decision = Literal["approved", "changes_requested", "rejected"]
 
 
 class MissionReviewCreate(BaseModel):
     decision: Decision
-    feedback: str | None = Field(None, max_length=20000)
+    feedback: LongText | None = None
     score: int | None = Field(None, ge=0, le=100)
 
 
@@ -24,7 +26,7 @@ class MissionReviewPublic(BaseModel):
     mentee_id: uuid.UUID
     mentor_id: uuid.UUID
     decision: Decision
-    feedback: str | None
+    feedback: OutputText | None
     score: int | None
     created_at: datetime
     work_item_id: uuid.UUID | None = Field(
@@ -38,8 +40,8 @@ class MenteeReviewPublic(BaseModel):
 
     submission_id: uuid.UUID
     mission_id: uuid.UUID
-    title: str
+    title: OutputText
     decision: Decision
-    feedback: str | None
+    feedback: OutputText | None
     score: int | None
     reviewed_at: datetime

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from app.models.risk import RISK_REASONS, Severity
-from app.schemas.events import Text
+from app.schemas.types import Label, Note, OutputText
 
 # The API's flag status: a stored `open` flag with `escalated_at` set shows as `escalated`
 # (app/services/risk/flags.py); the stored status stays open / resolved.
@@ -19,31 +19,31 @@ FlagStatus = Literal["open", "escalated", "resolved"]
 class FlagCreate(BaseModel):
     mentee_id: uuid.UUID
     severity: Severity
-    category: str = Field(min_length=1, max_length=64)
-    note: str | None = Field(None, max_length=4000)
+    category: Label
+    note: Note | None = None
 
 
 class FlagUpdate(BaseModel):
     status: Literal["resolved"]
-    resolution: str | None = Field(None, max_length=4000)
+    resolution: Note | None = None
 
 
 class DirectorFlagUpdate(BaseModel):
     status: Literal["resolved", "escalated"]
-    resolution: Text | None = Field(
-        None, max_length=4000, description="How it was resolved, or why it is escalated.")
+    resolution: Note | None = Field(
+        None, description="How it was resolved, or why it is escalated.")
 
 
 class FlagPublic(BaseModel):
     id: uuid.UUID
     mentee_id: uuid.UUID
-    mentee_name: str | None = None
+    mentee_name: OutputText | None = None
     raised_by: uuid.UUID
     severity: Severity
-    category: str
-    note: str | None
+    category: OutputText
+    note: OutputText | None
     status: FlagStatus
-    resolution: str | None = None
+    resolution: OutputText | None = None
     resolved_by: uuid.UUID | None = None
     resolved_at: datetime | None = None
     escalated_at: datetime | None = None

@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.schemas.sessions import StoredText
+from app.schemas.types import BoundedDatetime, OutputText, Reason
 
 
 class Slot(BaseModel):
@@ -18,7 +18,7 @@ class Slot(BaseModel):
 
 class SlotsPublic(BaseModel):
     slots: list[Slot]
-    timezone: str = Field(description="The mentor's time zone (windows, weeks, the grid)")
+    timezone: OutputText = Field(description="The mentor's time zone (windows, weeks, the grid)")
     duration_minutes: int
     step_minutes: int = Field(description="Slots start on this grid of the mentor's local "
                                           "wall-clock time (SLOT_STEP_MINUTES)")
@@ -27,9 +27,9 @@ class SlotsPublic(BaseModel):
 class TimeOffCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
-    reason: StoredText | None = Field(None, max_length=2000)
+    starts_at: BoundedDatetime
+    ends_at: BoundedDatetime
+    reason: Reason | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -45,7 +45,7 @@ class TimeOffPublic(BaseModel):
     mentor_id: uuid.UUID
     starts_at: datetime
     ends_at: datetime
-    reason: str | None
+    reason: OutputText | None
     created_at: datetime
 
 

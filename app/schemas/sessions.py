@@ -5,12 +5,10 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Literal, Self
+from zoneinfo import ZoneInfo
 
 from pydantic import (
-    AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -19,27 +17,22 @@ from pydantic import (
 )
 
 from app.schemas.limits import Languages, MentorCapacityWeekly, MentorMaxMentees
+from app.schemas.types import (
+    HHMM,
+    BoundedDatetime,
+    Note,
+    OutputText,
+    Reason,
+    SessionNotes,
+    Tag,
+    TimeZoneName,
+)
 
 SessionStatus = Literal["scheduled", "completed", "no_show", "cancelled"]
 DURATION = "Whole minutes, 15 to 240."
 
 _START = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$")  # 00:00 .. 23:59
 _END = re.compile(r"^(?:(?:[01]\d|2[0-3]):[0-5]\d|24:00)$")  # 00:00 .. 24:00
-
-
-def _storable(value: str) -> str:
-    """Postgres refuses NUL in text and UTF-8 has no lone surrogates: 422, not a 500."""
-    if "\x00" in value:
-        raise ValueError("text must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError("text must be valid Unicode (no unpaired surrogates)") from exc
-    return value
-
-
-# Free text stored in the database.
-StoredText = Annotated[str, AfterValidator(_storable)]
 
 
 def minutes_of(hhmm: str) -> int:
@@ -53,9 +46,9 @@ class SessionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mentee_id: uuid.UUID
-    starts_at: AwareDatetime = Field(description="RFC 3339 with an offset; in the future.")
+    starts_at: BoundedDatetime = Field(description="RFC 3339 with an offset; in the future.")
     duration_minutes: int = Field(ge=15, le=240, description=DURATION)
-    agenda: StoredText | None = Field(None, max_length=4000)
+    agenda: Note | None = None
 
 
 class SessionUpdate(BaseModel):
@@ -72,11 +65,11 @@ class SessionUpdate(BaseModel):
         ]},
     )
 
-    starts_at: AwareDatetime | None = None
+    starts_at: BoundedDatetime | None = None
     duration_minutes: int | None = Field(None, ge=15, le=240, description=DURATION)
     status: SessionStatus | None = None
-    reason: StoredText | None = Field(None, max_length=2000)
-    mentor_notes: StoredText | None = Field(None, max_length=10000)
+    reason: Reason | None = None
+    mentor_notes: SessionNotes | None = None
 
     @property
     def is_reschedule(self) -> bool:
@@ -108,9 +101,9 @@ class SessionPublic(BaseModel):
     ends_at: datetime
     duration_minutes: int
     status: SessionStatus
-    meeting_url: str | None
-    agenda: str | None
-    cancel_reason: str | None
+    meeting_url: OutputText | None
+    agenda: OutputText | None
+    cancel_reason: OutputText | None
     sequence: int = Field(description="Raised on every reschedule or cancellation "
                                       "(the calendar event's SEQUENCE).")
     created_at: datetime
@@ -122,10 +115,10 @@ class MenteeSessionCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    starts_at: AwareDatetime = Field(description="RFC 3339 with an offset; in the future, "
+    starts_at: BoundedDatetime = Field(description="RFC 3339 with an offset; in the future, "
                                                  "after the mentor's minimum notice.")
     duration_minutes: int = Field(ge=15, le=240, description=DURATION)
-    agenda: StoredText | None = Field(None, max_length=4000)
+    agenda: Note | None = None
 
 
 class MenteeSessionUpdate(BaseModel):
@@ -137,10 +130,10 @@ class MenteeSessionUpdate(BaseModel):
         {"status": "cancelled", "reason": "Exam that day"},
     ]})
 
-    starts_at: AwareDatetime | None = None
+    starts_at: BoundedDatetime | None = None
     duration_minutes: int | None = Field(None, ge=15, le=240, description=DURATION)
     status: Literal["cancelled"] | None = None
-    reason: StoredText | None = Field(None, max_length=2000)
+    reason: Reason | None = None
 
     @property
     def is_reschedule(self) -> bool:
@@ -157,7 +150,7 @@ class MenteeSessionUpdate(BaseModel):
 
 
 class MentorSessionPublic(SessionPublic):
-    mentor_notes: str | None
+    mentor_notes: OutputText | None
 
 
 class MenteeSessionPublic(SessionPublic):
@@ -168,7 +161,7 @@ class FeedbackCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rating: int = Field(ge=1, le=5)
-    comment: StoredText | None = Field(None, max_length=4000)
+    comment: Note | None = None
 
 
 class FeedbackPublic(BaseModel):
@@ -179,7 +172,7 @@ class FeedbackPublic(BaseModel):
     mentor_id: uuid.UUID
     mentee_id: uuid.UUID
     rating: int
-    comment: str | None
+    comment: OutputText | None
     created_at: datetime
 
 
@@ -191,8 +184,8 @@ class AvailabilityWindow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     weekday: int = Field(ge=0, le=6, description="0 = Monday ... 6 = Sunday")
-    start: str = Field(description='"HH:MM", 00:00 to 23:59', examples=["09:00"])
-    end: str = Field(description='"HH:MM", after start; "24:00" is midnight at the end of '
+    start: HHMM = Field(description='"HH:MM", 00:00 to 23:59', examples=["09:00"])
+    end: HHMM = Field(description='"HH:MM", after start; "24:00" is midnight at the end of '
                                  "the day", examples=["12:00"])
 
     @field_validator("start")
@@ -222,27 +215,19 @@ class Availability(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    timezone: str = Field(description="IANA time zone name", examples=["Europe/London"])
+    timezone: TimeZoneName = Field(description="IANA time zone name")
     windows: list[AvailabilityWindow] = Field(default_factory=list, max_length=100)
-
-    @field_validator("timezone")
-    @classmethod
-    def _iana_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown IANA time zone {value!r}") from exc
-        return value
 
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
 
 class CapacityPublic(BaseModel):
-    iso_week: str = Field(description="The ISO week in the mentor's time zone, e.g. 2027-W09")
+    iso_week: OutputText = Field(
+        description="The ISO week in the mentor's time zone, e.g. 2027-W09")
     weekly_slots_used: int
     weekly_slots_total: int
-    weekly_slots: str = Field(examples=["7/10 weekly slots"])
+    weekly_slots: OutputText = Field(examples=["7/10 weekly slots"])
     mentees_active: int
     mentees_max: int
     utilization: float = Field(description="weekly_slots_used / weekly_slots_total")
@@ -255,7 +240,7 @@ class MentorProfileUpdate(BaseModel):
 
     mentor_capacity_weekly: MentorCapacityWeekly
     mentor_max_mentees: MentorMaxMentees
-    mentor_specialties: list[str] = Field(max_length=50)
+    mentor_specialties: list[Tag] = Field(max_length=50)
     mentor_availability: Availability
     languages: Languages | None = Field(
         None, description="Languages the mentor speaks. Omitted: left as they are.")
@@ -277,14 +262,14 @@ class MentorProfileUpdate(BaseModel):
 
 class MentorProfilePublic(BaseModel):
     id: uuid.UUID
-    name: str
-    email: str
-    timezone: str
+    name: OutputText
+    email: OutputText
+    timezone: OutputText
     mentor_capacity_weekly: int
     mentor_max_mentees: int
-    mentor_specialties: list[str]
+    mentor_specialties: list[OutputText]
     mentor_availability: Availability | dict
-    languages: list[str]
+    languages: list[OutputText]
     mentor_buffer_minutes: int
     mentor_min_notice_hours: int
     capacity: CapacityPublic

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from app.models.work_item import Priority, WorkItemKind, WorkItemStatus
 from app.schemas.common import Page
+from app.schemas.types import Note, OutputText
 
 
 class WorkItemPublic(BaseModel):
@@ -18,8 +19,8 @@ class WorkItemPublic(BaseModel):
     priority: Priority
     status: WorkItemStatus
     mentee_id: uuid.UUID
-    mentee_name: str | None = None
-    title: str
+    mentee_name: OutputText | None = None
+    title: OutputText
     details: dict = Field(default_factory=dict)
     due_at: datetime
     overdue: bool = Field(
@@ -30,7 +31,7 @@ class WorkItemPublic(BaseModel):
         description="Whole minutes from `as_of` until `due_at` (rounded down, negative once "
                     "overdue); null for done items, whose SLA no longer runs."
     )
-    note: str | None = None
+    note: OutputText | None = None
     created_at: datetime
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -49,4 +50,4 @@ class WorkItemUpdate(BaseModel):
     """open → in_progress → done, or open → done. Done is final."""
 
     status: Literal["in_progress", "done"]
-    note: str | None = Field(None, max_length=4000)
+    note: Note | None = None

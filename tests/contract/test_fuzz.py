@@ -11,15 +11,23 @@ matrix in tests/workqueue/test_workspace_isolation.py) and `GET /metrics` (Prome
 tested in tests/core/test_telemetry.py; fuzzing it only exercises the exposition format).
 `/admin` is not in the schema.
 
+Hostile text: schemathesis's own strings include NUL (`allow_x00`, set explicitly) but never
+a lone surrogate (its alphabet leaves out category Cs, which UTF-8 cannot encode). A JSON body
+can carry one all the same (`"\ud800"`), so a third of the cases get a NUL or a lone
+surrogate spliced into one of their strings (body, or a query value for NUL): the answer
+must be a documented 4xx, never a 5xx (the `not_a_server_error` check fails the run).
+
 Size: MAX_EXAMPLES per operation and generation mode, derandomized: the run is the same
 every time and stays within a few minutes on two cores.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import schemathesis
@@ -48,6 +56,49 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
 cases: Counter[str] = Counter()
+poisoned: Counter[str] = Counter()
+POISONS = ("\x00", "a\x00b", "\ud800", "x\udfff", "\udc00\ud800")
+
+
+def _string_slots(value: Any, path: tuple = ()) -> list[tuple]:
+    """Paths of every string in a JSON value."""
+    if isinstance(value, str):
+        return [path]
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in _string_slots(item, (*path, key))]
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _string_slots(item, (*path, i))]
+    return []
+
+
+def _splice(value: Any, path: tuple, poison: str) -> Any:
+    if not path:
+        return value + poison if value else poison
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[path[0]] = _splice(value[path[0]], path[1:], poison)
+    return copy
+
+
+def _poison(case, poison: str | None, pick: int) -> bool:
+    """Splice `poison` into one of the case's strings (a lone surrogate only into the JSON
+    body: a URL cannot carry one). True if it did."""
+    if poison is None:
+        return False
+    body = case.body if isinstance(case.body, dict | list | str) else None
+    slots = [("body", p) for p in _string_slots(body)] if body is not None else []
+    if "\x00" in poison and not any("\ud800" <= c <= "\udfff" for c in poison):
+        slots += [("query", (name,)) for name, value in (case.query or {}).items()
+                  if isinstance(value, str)]
+    if not slots:
+        return False
+    where, path = slots[pick % len(slots)]
+    if where == "body":
+        # Serialized here, ASCII-escaped (`\ud800`), as a hostile client sends it: a str with
+        # a lone surrogate cannot pass through schemathesis's own UTF-8 encoding.
+        case.body = json.dumps(_splice(case.body, path, poison)).encode()
+    else:
+        case.query = {**case.query, path[0]: case.query[path[0]] + poison}
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +136,7 @@ async def world(factory, settings):
 
 def _operations(url: str):
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+    schema.config.generation.update(allow_x00=True)  # NUL in generated strings (the default)
     for result in schema.get_all_operations():
         operation = result.ok()
         if f"{operation.method.upper()} {operation.path}" not in EXCLUDED:
@@ -98,13 +150,16 @@ def _fuzz(operation, mode: GenerationMode, tokens, ids, failures: list[str]) -> 
               phases=[Phase.explicit, Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode),
-           role=st.sampled_from(ROLES), real_ids=st.booleans())
-    def run(case, role, real_ids):
+           role=st.sampled_from(ROLES), real_ids=st.booleans(),
+           poison=st.sampled_from((None, None, *POISONS)), pick=st.integers(0, 1000))
+    def run(case, role, real_ids, poison, pick):
         if real_ids and case.path_parameters:
             for name in case.path_parameters:
                 if name in ids:
                     case.path_parameters[name] = ids[name]
         cases[label] += 1
+        if _poison(case, poison, pick):
+            poisoned[label] += 1
         response = case.call(headers={"Authorization": f"Bearer {tokens[role]}"}, timeout=30)
         case.validate_response(response, checks=CHECKS)
 
@@ -127,7 +182,10 @@ def test_fuzz_every_route_as_every_role(server, world):
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             _fuzz(operation, mode, tokens, ids, failures)
     total = sum(cases.values())
-    print(f"schemathesis: {total} cases over {len(cases)} operations")
+    print(f"schemathesis: {total} cases over {len(cases)} operations, "
+          f"{sum(poisoned.values())} with NUL or a lone surrogate spliced in")
     assert not failures, "\n\n".join(failures)
     assert total >= MINIMUM_CASES, cases
+    # A good share of the cases carried hostile text (a third are drawn to, when they can).
+    assert sum(poisoned.values()) >= total // 10, poisoned
     assert {f"{op.method.upper()} {op.path}" for op in operations} == set(cases)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated
 
+from pydantic import Field
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import NotFound, Unprocessable
+from app.core.errors import NotFound
+from app.core.pagination import Keyset
 from app.models import AuditEntry, User
-from app.schemas.common import Page, decode_cursor, encode_cursor
+from app.schemas.common import Page
 from app.schemas.compliance import AuditEntryPublic, UserExport
 
 # Where a user's personal data lives: table -> the condition naming the user (:user_id).
@@ -45,15 +47,19 @@ _EXPORT = text("select json_build_object({}) as data".format(", ".join(
 )))
 
 
+# The entry id (ids grow with time); a bigint.
+AUDIT_CURSOR = Keyset("audit", Annotated[int, Field(gt=0, lt=2**63)])
+
+
 async def list_audit(session: AsyncSession, *, actor_id: uuid.UUID | None,
                      target_id: str | None, action: str | None, since: datetime | None,
                      until: datetime | None, limit: int,
                      cursor: str | None) -> Page[AuditEntryPublic]:
     """Newest first; keyset on the entry id (ids grow with time)."""
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
-    position = decode_cursor(cursor)
+    position = AUDIT_CURSOR.decode(cursor)
     if position is not None:
-        query = query.where(AuditEntry.id < _cursor_id(position))
+        query = query.where(AuditEntry.id < position[0])
     if actor_id is not None:
         query = query.where(AuditEntry.actor_id == actor_id)
     if target_id is not None:
@@ -69,15 +75,8 @@ async def list_audit(session: AsyncSession, *, actor_id: uuid.UUID | None,
     rows = rows[:limit]
     return Page[AuditEntryPublic](
         items=[AuditEntryPublic.model_validate(row, from_attributes=True) for row in rows],
-        next_cursor=encode_cursor({"id": rows[-1].id}) if more else None,
+        next_cursor=AUDIT_CURSOR.encode(rows[-1].id) if more else None,
     )
-
-
-def _cursor_id(position: dict[str, Any]) -> int:
-    value = position.get("id")
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**63:
-        raise Unprocessable("The cursor is not one this service issued", code="invalid_cursor")
-    return value
 
 
 async def export_user(session: AsyncSession, *, user_id: uuid.UUID) -> UserExport:

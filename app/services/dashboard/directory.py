@@ -26,8 +26,9 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Unprocessable
+from app.core.pagination import Keyset
+from app.core.text import safe_text
 from app.models import Assignment, User, WorkItem
-from app.schemas.common import decode_cursor, encode_cursor
 from app.schemas.dashboard import MentorLoadPublic
 from app.services.mentors.capacity import mentor_loads
 from app.services.workqueue.queue import UNFINISHED, overdue_expr
@@ -58,16 +59,18 @@ def _load_ranked():
     )
 
 
+# (sort, load, name, id): a cursor made for one sort is refused by another.
+LOADS_CURSOR = Keyset("mentor_loads", safe_text(8), float, safe_text(10_000), uuid.UUID,
+                      detail=INVALID_CURSOR)
+
+
 def _decode(cursor: str | None, sort: str) -> tuple[float, str, uuid.UUID] | None:
-    value = decode_cursor(cursor)
+    value = LOADS_CURSOR.decode(cursor)
     if value is None:
         return None
-    try:
-        if value["s"] != sort:
-            raise ValueError(sort)
-        return float(value["l"]), str(value["n"]), uuid.UUID(value["i"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise Unprocessable(INVALID_CURSOR, code="invalid_cursor") from exc
+    if value[0] != sort:
+        raise Unprocessable(INVALID_CURSOR, code="invalid_cursor")
+    return value[1:]
 
 
 async def list_mentor_loads(
@@ -144,6 +147,5 @@ async def list_mentor_loads(
     next_cursor = None
     if more:
         last = page[-1]
-        next_cursor = encode_cursor({"s": sort, "l": last.load or 0.0, "n": last.name,
-                                     "i": str(last.id)})
+        next_cursor = LOADS_CURSOR.encode(sort, last.load or 0.0, last.name, last.id)
     return items, next_cursor

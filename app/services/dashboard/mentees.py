@@ -12,7 +12,9 @@ from datetime import datetime
 from sqlalchemy import and_, case, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import NotFound, Unprocessable
+from app.core.errors import NotFound
+from app.core.pagination import Keyset
+from app.core.text import safe_text
 from app.models import (
     Assignment,
     Flag,
@@ -23,7 +25,7 @@ from app.models import (
     User,
     WorkItem,
 )
-from app.schemas.common import Page, decode_cursor, encode_cursor
+from app.schemas.common import Page
 from app.schemas.dashboard import (
     AssignmentSummary,
     CockpitPublic,
@@ -81,19 +83,18 @@ def _mentees_sql(*, after: bool, at_risk: bool | None) -> str:
     """
 
 
+MENTEES_CURSOR = Keyset("mentees", safe_text(10_000), uuid.UUID)  # (name, mentee_id)
+
+
 async def list_mentees(
     session: AsyncSession, *, mentor_id: uuid.UUID, now: datetime, limit: int = 50,
     cursor: str | None = None, at_risk: bool | None = None,
 ) -> Page[MenteeSummary]:
     """Active mentees by name, each with their risk summary; one statement per page."""
-    position = decode_cursor(cursor)
+    position = MENTEES_CURSOR.decode(cursor)
     params: dict[str, object] = {"mentor_id": mentor_id, "now": now, "limit": limit + 1}
     if position is not None:
-        try:
-            params.update(after_name=str(position["name"]), after_id=uuid.UUID(position["id"]))
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            raise Unprocessable("The cursor is not one this service issued",
-                                code="invalid_cursor") from exc
+        params.update(after_name=position[0], after_id=position[1])
     sql = text(_mentees_sql(after=position is not None, at_risk=at_risk))
     rows = (await session.execute(sql, params)).all()
     items = [
@@ -110,7 +111,7 @@ async def list_mentees(
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
-        next_cursor = encode_cursor({"name": last.name, "id": str(last.mentee_id)})
+        next_cursor = MENTEES_CURSOR.encode(last.name, last.mentee_id)
     return Page[MenteeSummary](items=items, next_cursor=next_cursor)
 
 

@@ -38,8 +38,9 @@ from standardwebhooks.webhooks import Webhook
 from app.config import Settings
 from app.core.db import Database
 from app.core.errors import NotFound, Unprocessable
+from app.core.instants import BoundedDatetime
+from app.core.pagination import Keyset
 from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from app.schemas.common import decode_cursor, encode_cursor
 from app.schemas.events import WebhookCreate
 from app.services.events.destinations import DestinationRefused, VettedTransport, check_url
 
@@ -80,20 +81,9 @@ async def create_endpoint(
     return row, secret
 
 
-def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    """(created_at, id) of the last row of the previous page."""
-    value = decode_cursor(cursor)
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(value["c"]), uuid.UUID(value["i"])
-    except (KeyError, TypeError, ValueError):
-        raise Unprocessable("The cursor is not one this service issued",
-                            code="invalid_cursor") from None
-
-
-def _cursor(row: WebhookEndpoint | WebhookDelivery) -> str:
-    return encode_cursor({"c": row.created_at.isoformat(), "i": str(row.id)})
+# (created_at, id) of the last row of the previous page.
+ENDPOINTS_CURSOR = Keyset("webhooks", BoundedDatetime, uuid.UUID)
+DELIVERIES_CURSOR = Keyset("deliveries", BoundedDatetime, uuid.UUID)
 
 
 async def list_endpoints(
@@ -101,13 +91,14 @@ async def list_endpoints(
 ) -> tuple[list[WebhookEndpoint], str | None]:
     """Active endpoints, oldest first."""
     query = select(WebhookEndpoint).where(WebhookEndpoint.active)
-    if after := _after(cursor):
+    if after := ENDPOINTS_CURSOR.decode(cursor):
         query = query.where(tuple_(WebhookEndpoint.created_at, WebhookEndpoint.id) > after)
     rows = list(await session.scalars(
         query.order_by(WebhookEndpoint.created_at, WebhookEndpoint.id).limit(limit + 1)
     ))
     if len(rows) > limit:
-        return rows[:limit], _cursor(rows[limit - 1])
+        last = rows[limit - 1]
+        return rows[:limit], ENDPOINTS_CURSOR.encode(last.created_at, last.id)
     return rows, None
 
 
@@ -134,7 +125,7 @@ async def list_deliveries(
     query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
     if status:
         query = query.where(WebhookDelivery.status == status)
-    if after := _after(cursor):
+    if after := DELIVERIES_CURSOR.decode(cursor):
         query = query.where(tuple_(WebhookDelivery.created_at, WebhookDelivery.id) < after)
     rows = list(await session.scalars(
         query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
@@ -143,7 +134,7 @@ async def list_deliveries(
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = _cursor(rows[-1])
+        next_cursor = DELIVERIES_CURSOR.encode(rows[-1].created_at, rows[-1].id)
     attempts: dict[uuid.UUID, list[WebhookAttempt]] = {row.id: [] for row in rows}
     if rows:
         for attempt in await session.scalars(

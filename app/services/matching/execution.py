@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.core.db import Database
+from app.core.dberrors import sqlstate_of
 from app.core.jobqueue import AUTO_MATCH_JOB, enqueue_job
 from app.core.outbox import director_ids, emit
 from app.models import MatchingRun
@@ -162,7 +163,7 @@ async def execute_matching_run(
     except LostLease:
         log.warning("matching_run_lost_lease", job_id=job_id, attempt=attempt)
     except DBAPIError as exc:
-        if not locked and _sqlstate(exc) == "55P03":  # lock_not_available: another run
+        if not locked and sqlstate_of(exc) == "55P03":  # lock_not_available: another run
             waited = f"{settings.match_lock_timeout_seconds:g} s"
             await _finish(database, owned, "skipped",
                           f"another run held the matcher lock for {waited}", started)
@@ -247,8 +248,3 @@ async def recover_stale_runs(database: Database, *, settings: Settings,
 def _ms_since(started: float) -> int:
     return round((time.perf_counter() - started) * 1000)
 
-
-def _sqlstate(exc: DBAPIError) -> str | None:
-    orig = getattr(exc, "orig", None)
-    cause = getattr(orig, "__cause__", None) or orig
-    return getattr(cause, "sqlstate", None)

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.core.auth import Principal
+from app.core.dberrors import sqlstate_of
 from app.core.errors import Conflict
 from app.models import MatchingRun
 from app.services.matching.runs import get_matching_run
@@ -87,8 +88,7 @@ async def _lock(session: AsyncSession, settings: Settings, run: MatchingRun) -> 
                               {"key": MATCHER_LOCK_KEY})
         await session.execute(_LOCK_USERS, {"run_id": run.id})
     except DBAPIError as exc:
-        orig = getattr(exc, "orig", None)
-        if getattr(getattr(orig, "__cause__", None) or orig, "sqlstate", None) == "55P03":
+        if sqlstate_of(exc) == "55P03":
             raise Conflict("A matcher run or another publish holds the matcher; try again",
                            code="matching_in_progress") from exc
         raise

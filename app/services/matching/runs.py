@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.core.auth import Principal
-from app.core.errors import NotFound, Unprocessable
+from app.core.errors import NotFound
 from app.core.jobqueue import AUTO_MATCH_JOB, enqueue_job
+from app.core.pagination import Keyset
 from app.models import MatchingProposal, MatchingRun
-from app.schemas.common import decode_cursor, encode_cursor
 from app.services.matching.weights import resolve_weights
 
 
@@ -74,6 +74,9 @@ def run_summary(run: MatchingRun) -> dict[str, Any]:
     }
 
 
+PROPOSALS_CURSOR = Keyset("proposals", uuid.UUID)  # mentee_id
+
+
 async def list_proposals(session: AsyncSession, *, run: MatchingRun, limit: int,
                          cursor: str | None = None, mentee_id: uuid.UUID | None = None
                          ) -> tuple[list[MatchingProposal], str | None]:
@@ -81,15 +84,11 @@ async def list_proposals(session: AsyncSession, *, run: MatchingRun, limit: int,
     query = select(MatchingProposal).where(MatchingProposal.run_id == run.id)
     if mentee_id is not None:
         query = query.where(MatchingProposal.mentee_id == mentee_id)
-    after = decode_cursor(cursor)
+    after = PROPOSALS_CURSOR.decode(cursor)
     if after is not None:
-        try:
-            query = query.where(MatchingProposal.mentee_id > uuid.UUID(str(after["after"])))
-        except (KeyError, ValueError) as exc:
-            raise Unprocessable("The cursor is not one this service issued",
-                                code="invalid_cursor") from exc
+        query = query.where(MatchingProposal.mentee_id > after[0])
     rows = list(await session.scalars(
         query.order_by(MatchingProposal.mentee_id).limit(limit + 1)))
     if len(rows) <= limit:
         return rows, None
-    return rows[:limit], encode_cursor({"after": str(rows[limit - 1].mentee_id)})
+    return rows[:limit], PROPOSALS_CURSOR.encode(rows[limit - 1].mentee_id)

@@ -26,9 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
 from app.core.errors import CapacityExceeded, Conflict, InvalidTransition, NotFound, Unprocessable
+from app.core.instants import BoundedDatetime
 from app.core.outbox import emit
+from app.core.pagination import Keyset
 from app.models import Assignment, User
-from app.schemas.common import decode_time_id_cursor, encode_cursor
 from app.schemas.relationships import AssignmentHistoryItem, AssignmentPublic
 from app.services.relationships import reasons as why
 from app.services.relationships.locks import lock_stable, lock_users
@@ -197,6 +198,9 @@ async def end_assignment(
     return await end_active(session, row, reason=reason, at=at or datetime.now(UTC))
 
 
+HISTORY_CURSOR = Keyset("assignments", BoundedDatetime, uuid.UUID)  # (started_at, id)
+
+
 async def assignment_history(
     session: AsyncSession, *, mentee_id: uuid.UUID, limit: int = 50,
     cursor: str | None = None,
@@ -207,7 +211,7 @@ async def assignment_history(
         raise NotFound("No such mentee", code="mentee_not_found")
     query = (select(Assignment, User.name).join(User, User.id == Assignment.mentor_id)
              .where(Assignment.mentee_id == mentee_id))
-    after = decode_time_id_cursor(cursor, "s")
+    after = HISTORY_CURSOR.decode(cursor)
     if after is not None:
         query = query.where(tuple_(Assignment.started_at, Assignment.id) < after)
     rows = (await session.execute(
@@ -217,5 +221,5 @@ async def assignment_history(
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
-        next_cursor = encode_cursor({"s": last.started_at.isoformat(), "i": str(last.id)})
+        next_cursor = HISTORY_CURSOR.encode(last.started_at, last.id)
     return items, next_cursor

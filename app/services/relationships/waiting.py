@@ -9,13 +9,13 @@ latest finished matcher run (its `unplaced` map: mentee id -> reason, read by ke
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.instants import BoundedDatetime
+from app.core.pagination import Keyset
 from app.models import WaitingMentee as WaitingRow
-from app.schemas.common import decode_time_id_cursor, encode_cursor
 from app.schemas.relationships import WaitingMentee
 
 # One statement per page: the keyset range scan of the waiting index, each row's user by
@@ -42,14 +42,13 @@ _NEXT_PAGE = text(_PAGE.format(
     where="where (w.since, w.mentee_id) > (:after_since, :after_id)"))
 
 
-def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    return decode_time_id_cursor(cursor, "w")
+WAITING_CURSOR = Keyset("waiting", BoundedDatetime, uuid.UUID)  # (since, mentee_id)
 
 
 async def list_waiting(
     session: AsyncSession, *, limit: int = 50, cursor: str | None = None,
 ) -> tuple[list[WaitingMentee], str | None]:
-    after = _after(cursor)
+    after = WAITING_CURSOR.decode(cursor)
     if after is None:
         rows = (await session.execute(_FIRST_PAGE, {"limit": limit + 1})).all()
     else:
@@ -64,7 +63,7 @@ async def list_waiting(
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
-        next_cursor = encode_cursor({"w": last.since.isoformat(), "i": str(last.mentee_id)})
+        next_cursor = WAITING_CURSOR.encode(last.since, last.mentee_id)
     return items, next_cursor
 
 

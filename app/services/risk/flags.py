@@ -23,10 +23,11 @@ from sqlalchemy import DateTime, Select, and_, literal, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import InvalidTransition, NotFound, Unprocessable
+from app.core.errors import InvalidTransition, NotFound
+from app.core.instants import BoundedDatetime
 from app.core.outbox import active_mentor_id, director_ids, emit
+from app.core.pagination import Keyset
 from app.models import Assignment, Flag, User
-from app.schemas.common import decode_cursor, encode_cursor
 from app.schemas.risk import FlagPublic
 from app.services.workqueue.queue import my_active_mentees
 
@@ -184,19 +185,7 @@ _STATUS_FILTERS = {
 }
 
 
-def _decode(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    value = decode_cursor(cursor)
-    if value is None:
-        return None
-    try:
-        created = datetime.fromisoformat(value["c"])
-        flag_id = uuid.UUID(value["i"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise Unprocessable("The cursor is not one this service issued",
-                            code="invalid_cursor") from exc
-    if created.tzinfo is None:
-        raise Unprocessable("The cursor is not one this service issued", code="invalid_cursor")
-    return created, flag_id
+FLAGS_CURSOR = Keyset("flags", BoundedDatetime, uuid.UUID)  # (created_at, id)
 
 
 async def list_flags(
@@ -216,7 +205,7 @@ async def list_flags(
         stmt = stmt.where(Flag.severity.in_(severity))
     if mentee_id is not None:
         stmt = stmt.where(Flag.mentee_id == mentee_id)
-    decoded = _decode(cursor)
+    decoded = FLAGS_CURSOR.decode(cursor)
     if decoded:
         created, flag_id = decoded
         stmt = stmt.where(tuple_(Flag.created_at, Flag.id) < tuple_(
@@ -227,5 +216,5 @@ async def list_flags(
     next_cursor = None
     if len(rows) > limit:
         last = page[-1][0]
-        next_cursor = encode_cursor({"c": last.created_at.isoformat(), "i": str(last.id)})
+        next_cursor = FLAGS_CURSOR.encode(last.created_at, last.id)
     return [to_public(flag, name) for flag, name in page], next_cursor

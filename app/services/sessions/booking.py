@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.core.auth import Principal
+from app.core.dberrors import db_error_info
 from app.core.errors import Conflict, DomainError, DoubleBooking, InvalidTransition, Unprocessable
 from app.core.outbox import emit
 from app.models import MentoringSession
@@ -65,11 +66,6 @@ class TooLateToChange(Conflict):
 
 # --- helpers ----------------------------------------------------------------------------------
 
-def _db_error(exc: DBAPIError) -> tuple[str | None, str | None]:
-    cause = getattr(exc.orig, "__cause__", None) or exc.orig  # the asyncpg error
-    return getattr(cause, "sqlstate", None), getattr(cause, "constraint_name", None)
-
-
 async def _flush_session_row(session: AsyncSession) -> None:
     """Flush now, so the exclusion constraints judge the row inside this call.
 
@@ -80,7 +76,7 @@ async def _flush_session_row(session: AsyncSession) -> None:
     try:
         await session.flush()
     except DBAPIError as exc:
-        sqlstate, constraint = _db_error(exc)
+        sqlstate, constraint = db_error_info(exc)
         if sqlstate in ("23P01", "40P01"):
             raise DoubleBooking(OVERLAP_DETAILS.get(constraint or "")) from exc
         raise

@@ -32,10 +32,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.dberrors import sqlstate_of
 from app.core.errors import Conflict
 from app.core.outbox import emit
 from app.models import MentoringSession, User
-from app.services.sessions.booking import MEETING_TOPIC, _db_error, _event_data
+from app.services.sessions.booking import MEETING_TOPIC, _event_data
 from app.services.sessions.scheduling import load_inputs
 from app.services.sessions.slots import Busy, count_weeks, violation
 from app.services.sessions.video import VideoProvider, VideoProviderUnavailable
@@ -148,7 +149,7 @@ async def transfer_sessions(
     try:
         await session.flush()
     except DBAPIError as exc:  # the exclusion constraint saw an overlap the check missed
-        if _db_error(exc)[0] in ("23P01", "40P01"):
+        if sqlstate_of(exc) in ("23P01", "40P01"):
             raise TransferConflict("A session overlaps one of the new mentor's; nothing "
                                    "changed", conflicts=[]) from exc
         raise

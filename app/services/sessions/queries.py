@@ -11,15 +11,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
+from app.core.dberrors import sqlstate_of
 from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.instants import BoundedDatetime
+from app.core.pagination import Keyset
 from app.models import MentoringSession, SessionFeedback
-from app.schemas.common import decode_time_id_cursor, encode_cursor
 from app.schemas.sessions import FeedbackPublic, MenteeSessionPublic, MentorSessionPublic
-
-
-def _db_sqlstate(exc: IntegrityError) -> str | None:
-    cause = getattr(exc.orig, "__cause__", None) or exc.orig
-    return getattr(cause, "sqlstate", None)
 
 
 async def own_session(session: AsyncSession, *, principal: Principal, session_id: uuid.UUID,
@@ -47,6 +44,9 @@ async def get_mentor_session(session: AsyncSession, *, principal: Principal,
                                            session_id=session_id))
 
 
+SESSIONS_CURSOR = Keyset("sessions", BoundedDatetime, uuid.UUID)  # (starts_at, id)
+
+
 def _window_and_cursor(query, *, starts_from: datetime | None, starts_to: datetime | None,
                        cursor: str | None):
     if starts_from and starts_to and starts_from > starts_to:
@@ -55,7 +55,7 @@ def _window_and_cursor(query, *, starts_from: datetime | None, starts_to: dateti
         query = query.where(MentoringSession.starts_at >= starts_from)
     if starts_to:
         query = query.where(MentoringSession.starts_at < starts_to)
-    after = decode_time_id_cursor(cursor, "s")  # `?cursor=` (empty) is the first page
+    after = SESSIONS_CURSOR.decode(cursor)  # `?cursor=` (empty) is the first page
     if after is not None:
         query = query.where(tuple_(MentoringSession.starts_at, MentoringSession.id) > after)
     return query.order_by(MentoringSession.starts_at, MentoringSession.id)
@@ -65,7 +65,7 @@ def _next_cursor(rows: list, limit: int, key=lambda row: row) -> str | None:
     if len(rows) <= limit:
         return None
     last = key(rows[limit - 1])
-    return encode_cursor({"s": last.starts_at.isoformat(), "i": str(last.id)})
+    return SESSIONS_CURSOR.encode(last.starts_at, last.id)
 
 
 async def list_mentor_sessions(
@@ -171,7 +171,7 @@ async def give_feedback(
     try:
         await session.flush()
     except IntegrityError as exc:
-        if _db_sqlstate(exc) == "23505":
+        if sqlstate_of(exc) == "23505":
             raise Conflict("Feedback was already given for this session",
                            code="feedback_exists") from exc
         raise

@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
 from app.core.errors import NotFound
+from app.core.instants import BoundedDatetime
+from app.core.pagination import Keyset
 from app.models import MentoringSession, TimeOff, User
-from app.schemas.common import decode_time_id_cursor, encode_cursor
 from app.schemas.scheduling import (
     TimeOffConflict,
     TimeOffCreate,
@@ -53,6 +54,9 @@ async def add_time_off(session: AsyncSession, *, principal: Principal,
                    for s in conflicts])
 
 
+TIME_OFF_CURSOR = Keyset("time_off", BoundedDatetime, uuid.UUID)  # (starts_at, id)
+
+
 async def list_time_off(session: AsyncSession, *, principal: Principal,
                         ends_after: datetime | None, starts_before: datetime | None,
                         limit: int, cursor: str | None) -> tuple[list[TimeOffPublic], str | None]:
@@ -62,7 +66,7 @@ async def list_time_off(session: AsyncSession, *, principal: Principal,
         TimeOff.ends_at > (ends_after or datetime.now(UTC)))
     if starts_before is not None:
         query = query.where(TimeOff.starts_at < starts_before)
-    after = decode_time_id_cursor(cursor, "s")
+    after = TIME_OFF_CURSOR.decode(cursor)
     if after is not None:
         query = query.where(tuple_(TimeOff.starts_at, TimeOff.id) > after)
     rows = list(await session.scalars(
@@ -70,7 +74,7 @@ async def list_time_off(session: AsyncSession, *, principal: Principal,
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
-        next_cursor = encode_cursor({"s": last.starts_at.isoformat(), "i": str(last.id)})
+        next_cursor = TIME_OFF_CURSOR.encode(last.starts_at, last.id)
     return [TimeOffPublic.model_validate(r) for r in rows[:limit]], next_cursor
 
 

@@ -17,7 +17,9 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Annotated
 
+from pydantic import Field
 from sqlalchemy import (
     DateTime,
     Integer,
@@ -37,10 +39,11 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter
 
-from app.core.errors import InvalidTransition, NotFound, Unprocessable
+from app.core.errors import InvalidTransition, NotFound
+from app.core.instants import BoundedDatetime
 from app.core.outbox import emit
+from app.core.pagination import Keyset
 from app.models import Assignment, User, WorkItem
-from app.schemas.common import decode_cursor, encode_cursor
 from app.schemas.workqueue import WorkItemPublic
 from app.services.workqueue.items import PRIORITY_ORDER
 
@@ -98,20 +101,15 @@ class WorkQueueFilters:
     mentee_id: uuid.UUID | None = None
 
 
+Rank = Annotated[int, Field(ge=0, le=100)]
+# (as of, overdue rank, priority rank, due_at, id): every page is judged as of the first's
+# instant, so the keyset stays exact.
+QUEUE_CURSOR = Keyset("workqueue", BoundedDatetime, Rank, Rank, BoundedDatetime, uuid.UUID)
+
+
 def _decode(cursor: str | None) -> tuple[datetime, tuple[int, int, datetime, uuid.UUID]] | None:
-    value = decode_cursor(cursor)
-    if value is None:
-        return None
-    try:
-        at = datetime.fromisoformat(value["at"])
-        o, p, due, item_id = value["k"]
-        key = (int(o), int(p), datetime.fromisoformat(due), uuid.UUID(item_id))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise Unprocessable("The cursor is not one this service issued",
-                            code="invalid_cursor") from exc
-    if at.tzinfo is None or key[2].tzinfo is None:
-        raise Unprocessable("The cursor is not one this service issued", code="invalid_cursor")
-    return at, key
+    value = QUEUE_CURSOR.decode(cursor)
+    return None if value is None else (value[0], value[1:])
 
 
 _ITEM_COLUMNS = (
@@ -192,10 +190,8 @@ async def list_work_queue(
     next_cursor = None
     if more:
         last = page[-1]
-        next_cursor = encode_cursor({
-            "at": at.isoformat(),
-            "k": [last.k_overdue, last.k_priority, last.due_at.isoformat(), str(last.id)],
-        })
+        next_cursor = QUEUE_CURSOR.encode(at, last.k_overdue, last.k_priority, last.due_at,
+                                          last.id)
     return items, next_cursor, at
 
 

@@ -14,9 +14,10 @@ from sqlalchemy import exists, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict, NotFound
+from app.core.instants import BoundedDatetime
 from app.core.outbox import emit
+from app.core.pagination import Keyset
 from app.models import MissionReview, MissionSubmission
-from app.schemas.common import decode_time_id_cursor, encode_cursor
 from app.schemas.reviews import MenteeReviewPublic, MissionReviewPublic
 from app.services.workqueue.queue import complete_item, lock_item_by_source_key, my_active_mentees
 
@@ -85,6 +86,9 @@ async def review_submission(
     )
 
 
+REVIEWS_CURSOR = Keyset("reviews", BoundedDatetime, uuid.UUID)  # (created_at, id)
+
+
 async def list_mentee_reviews(
     session: AsyncSession, *, mentee_id: uuid.UUID, limit: int = 50, cursor: str | None = None,
 ) -> tuple[list[MenteeReviewPublic], str | None]:
@@ -93,7 +97,7 @@ async def list_mentee_reviews(
     query = (select(MissionReview, MissionSubmission)
              .join(MissionSubmission, MissionSubmission.id == MissionReview.submission_id)
              .where(MissionReview.mentee_id == mentee_id))
-    after = decode_time_id_cursor(cursor, "r")
+    after = REVIEWS_CURSOR.decode(cursor)
     if after is not None:
         query = query.where(tuple_(MissionReview.created_at, MissionReview.id) < after)
     rows = (await session.execute(
@@ -106,5 +110,5 @@ async def list_mentee_reviews(
     next_cursor = None
     if len(rows) > limit:
         review = rows[limit - 1][0]
-        next_cursor = encode_cursor({"r": review.created_at.isoformat(), "i": str(review.id)})
+        next_cursor = REVIEWS_CURSOR.encode(review.created_at, review.id)
     return items, next_cursor
