@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -55,6 +56,21 @@ receives is also under `webhooks` in this document.
 """
 
 
+_heap_frozen = False
+
+
+def _freeze_startup_heap() -> None:
+    """Once per process, after the first startup: the modules, routes, schemas and mappers
+    built so far live as long as the process, so move them out of the garbage collector's
+    generations (gc.freeze): a full collection then scans what requests allocate, not the
+    whole heap again (it was ~8 % of a request's instructions, measured with callgrind)."""
+    global _heap_frozen
+    if not _heap_frozen:
+        _heap_frozen = True
+        gc.collect()
+        gc.freeze()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.environment != "development")
@@ -74,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             identities=IdentityCache(db.engine, ttl_seconds=settings.auth_cache_seconds),
         )
         telemetry.instrument_engine(state.db.engine, pool="api")
+        _freeze_startup_heap()
         try:
             yield
         finally:

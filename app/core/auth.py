@@ -10,6 +10,7 @@ the token's `sub` must be an active user whose current role in the database is t
 
 # No `from __future__ import annotations` here: FastAPI must resolve the closure-local
 # `Depends(source)` in `require_roles` at definition time.
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,7 +54,28 @@ def _expiry(exp: object) -> datetime:
         raise Unauthorized("The token's exp is out of range", code="invalid_token") from exc
 
 
+# Tokens whose signature and claims verified, by token text and verification settings:
+# (principal, valid from, valid until). A client sends the same token with every request;
+# the same bytes verify the same way, so only the time claims need checking again (as
+# PyJWT does: iat and nbf not in the future, exp in the future). Failures are not kept.
+_VERIFIED: dict[tuple, tuple[Principal, float, float]] = {}
+_VERIFIED_MAX = 10_000
+
+
 def decode_token(token: str, settings: Settings) -> Principal:
+    key = (token, settings.jwt_algorithm, _verification_key(settings),
+           settings.jwt_audience, settings.jwt_issuer)
+    cached = _VERIFIED.get(key)
+    if cached is not None and cached[1] <= time.time() < cached[2]:
+        return cached[0]
+    principal, valid_from, valid_until = _decode(token, settings)
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        del _VERIFIED[next(iter(_VERIFIED))]  # the oldest
+    _VERIFIED[key] = (principal, valid_from, valid_until)
+    return principal
+
+
+def _decode(token: str, settings: Settings) -> tuple[Principal, float, float]:
     try:
         claims = jwt.decode(
             token,
@@ -78,7 +100,10 @@ def decode_token(token: str, settings: Settings) -> Principal:
         user_id = uuid.UUID(str(claims["sub"]))
     except ValueError as exc:
         raise Unauthorized("The token's subject is not a UUID", code="invalid_token") from exc
-    return Principal(user_id, role, _expiry(claims["exp"]))
+    expires_at = _expiry(claims["exp"])
+    valid_from = max((int(claims[name]) for name in ("iat", "nbf") if name in claims),
+                     default=float("-inf"))
+    return Principal(user_id, role, expires_at), valid_from, int(claims["exp"])
 
 
 def mint_token(user_id: uuid.UUID | str, role: str, settings: Settings,

@@ -10,6 +10,7 @@ the route template, user id, status and duration.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -30,16 +31,26 @@ _TEXT_PATTERNS = (
     (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), REDACTED),
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/\s@]+):[^@/\s]+@"), rf"\1:{REDACTED}@"),
 )
+# Every pattern above needs one of these in the text: most strings (paths, ids, messages)
+# have none, and one search is much cheaper than four substitutions.
+_MAYBE_SECRET = re.compile(r"=|://|eyJ|(?i:bearer)")
 _PLAIN = (int, float, bool, type(None))
 _HANDLER_NAME = "mentorship-json"
 
 
-def _sensitive(key: Any) -> bool:
-    lowered = str(key).lower()
+@functools.lru_cache(maxsize=4096)  # keys are a small vocabulary: decide each once
+def _sensitive_name(name: str) -> bool:
+    lowered = name.lower()
     return any(part in lowered for part in _SENSITIVE_KEY_PARTS)
 
 
+def _sensitive(key: Any) -> bool:
+    return _sensitive_name(str(key))
+
+
 def redact_text(text: str) -> str:
+    if not _MAYBE_SECRET.search(text):
+        return text
     for pattern, replacement in _TEXT_PATTERNS:
         text = pattern.sub(replacement, text)
     return text

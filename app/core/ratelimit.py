@@ -25,6 +25,7 @@ from urllib.parse import parse_qs
 
 import structlog
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -78,7 +79,7 @@ class RateLimiter:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
-        self._script_sha: str | None = None
+        self._script: AsyncScript | None = None
         self._complained_at = 0.0
 
     def limits_for(self, principal: Principal | None, client_ip: str | None
@@ -115,6 +116,13 @@ class RateLimiter:
             return False
         return any(ip in network for network in self.trusted)
 
+    def _sliding_window(self, redis: Redis) -> AsyncScript:
+        """The script by its SHA (EVALSHA: the server keeps it; sent again only after a
+        NOSCRIPT, e.g. a Redis restart), not its 1.3 KB of text with every request."""
+        if self._script is None or self._script.registered_client is not redis:
+            self._script = redis.register_script(SLIDING_WINDOW)
+        return self._script
+
     async def retry_after(self, redis: Redis, limits: list[tuple[str, int]]) -> int | None:
         """Seconds to wait if a limit is reached (the request is not counted), else None
         (counted). Fails open."""
@@ -122,7 +130,7 @@ class RateLimiter:
         args = [WINDOW_SECONDS, *(limit for _, limit in limits)]
         try:
             async with asyncio.timeout(self.settings.rate_limit_redis_timeout_seconds):
-                reply = await redis.eval(SLIDING_WINDOW, len(keys), *keys, *args)
+                reply = await self._sliding_window(redis)(keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as exc:
             now = time.monotonic()
             if now - self._complained_at > 60:

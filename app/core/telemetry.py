@@ -154,20 +154,23 @@ def instrument_engine(engine: AsyncEngine, *, pool: str) -> None:
     """Keep the pool gauges current from SQLAlchemy's pool events (registered on the
     engine, so they follow a pool re-created by `dispose()`)."""
     sync_engine = engine.sync_engine
-    DB_POOL_SIZE.labels(pool).set(sync_engine.pool.size())
+    # The labelled series once, not a labels() lookup (under a lock) per pool event.
+    size, overflow, checked_out = (metric.labels(pool) for metric in (
+        DB_POOL_SIZE, DB_POOL_OVERFLOW, DB_POOL_CHECKED_OUT))
+    size.set(sync_engine.pool.size())
 
     def observe_size() -> None:
         current = sync_engine.pool
-        DB_POOL_SIZE.labels(pool).set(current.size())
-        DB_POOL_OVERFLOW.labels(pool).set(max(0, current.overflow()))
+        size.set(current.size())
+        overflow.set(max(0, current.overflow()))
 
     def on_checkout(*_: Any) -> None:
-        DB_POOL_CHECKED_OUT.labels(pool).inc()
+        checked_out.inc()
         observe_size()
 
     def on_checkin(*_: Any) -> None:
         # Fired before the connection is back in the queue: count it down explicitly.
-        DB_POOL_CHECKED_OUT.labels(pool).dec()
+        checked_out.dec()
         observe_size()
 
     event.listen(sync_engine, "checkout", on_checkout)

@@ -23,8 +23,14 @@ def test_gap_bench_runs_and_reports_every_route(servers):
              "TEST_REDIS_URL": servers.redis_url})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for route in ("floor (bare stack)", "/api/v1/mentor/profile", "/api/v1/mentor/dashboard",
-                  "/api/v1/mentor/workqueue"):
+                  "/api/v1/mentor/workqueue", "POST /api/v1/mentor/sessions (booking)",
+                  "POST /api/v1/events (one event per request)"):
         assert route in result.stdout
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")
+            for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line}
+    assert "events/s" in rows["POST /api/v1/events (one event per request)"][2]
+    # the server's CPU per request was measured for every route
+    assert all(float(row[6]) > 0 for name, row in rows.items() if name != "route")
     help_text = subprocess.run([sys.executable, "-m", "bench.gap_bench", "--help"], cwd=ROOT,
                                capture_output=True, text=True, timeout=60)
     assert help_text.returncode == 0 and "usage" in help_text.stdout
