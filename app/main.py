@@ -24,21 +24,18 @@ from app.core.ratelimit import RateLimitMiddleware
 from app.core.redis import make_redis
 from app.core.state import AppState
 from app.routers import (
-    calendar_feeds,
     compliance,
     dashboard,
-    events,
     live,
     matching,
-    metrics,
-    ops,
+    mentors,
     relationships,
     risk,
-    scheduling,
-    sessions,
-    webhooks,
     workqueue,
 )
+from app.routers.events import inbound, webhooks
+from app.routers.ops import health, metrics
+from app.routers.sessions import booking, calendar_feeds, scheduling
 from app.services.live.hub import StreamHub
 from app.services.sessions.video import make_video_provider
 
@@ -107,6 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=operation_id_from_name,
         docs_url=None, redoc_url=None,  # served from local assets by install_docs
+        # No automatic trailing-slash redirect: Starlette builds its Location from the
+        # request's Host header (issue 16, F10); `/x/` for `/x` is a plain 404 problem.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     # Outermost last: request id > metrics > CORS (so a 413, 429 or 503 carries CORS
@@ -125,12 +125,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(telemetry.HttpMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
-    app.include_router(ops.router)
-    for module in (dashboard, workqueue, risk, sessions, scheduling, calendar_feeds,
-                   relationships, events, webhooks, matching, live, metrics, compliance):
+    app.include_router(health.router)
+    for module in (dashboard, workqueue, risk, booking, mentors, scheduling, calendar_feeds,
+                   relationships, inbound, webhooks, matching, live, metrics, compliance):
         app.include_router(module.router)
-    app.include_router(events.catalogue)
-    app.webhooks.include_router(events.webhooks)
+    app.include_router(inbound.catalogue)
+    app.webhooks.include_router(inbound.webhooks)
     admin_engine = mount_admin(app, settings)
     install_docs(app)
     install_openapi(app)

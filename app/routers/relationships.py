@@ -12,7 +12,7 @@ from app.core.auth import CurrentService, CurrentStaff
 from app.core.db import DbSession
 from app.core.problems import problems
 from app.core.state import StateDep
-from app.routers.sessions import Video
+from app.routers.sessions.booking import Video
 from app.schemas.common import Page
 from app.schemas.relationships import (
     AssignmentCreate,

@@ -430,24 +430,6 @@ export interface paths {
         patch: operations["update_mentor_session"];
         trace?: never;
     };
-    "/api/v1/mentor/profile": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Your capacity, specialties, availability and this week's load */
-        get: operations["get_mentor_profile"];
-        /** Replace your capacity, specialties and availability */
-        put: operations["put_mentor_profile"];
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/v1/mentee/sessions": {
         parameters: {
             query?: never;
@@ -522,6 +504,24 @@ export interface paths {
          */
         get: operations["calendar_feed"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mentor/profile": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your capacity, specialties, availability and this week's load */
+        get: operations["get_mentor_profile"];
+        /** Replace your capacity, specialties and availability */
+        put: operations["put_mentor_profile"];
         post?: never;
         delete?: never;
         options?: never;
@@ -8687,356 +8687,6 @@ export interface operations {
             };
         };
     };
-    get_mentor_profile: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["MentorProfilePublic"];
-                };
-            };
-            /**
-             * @description Missing, invalid or expired token:
-             *     - `missing_token`: no bearer token was sent
-             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
-             *     - `token_expired`: the token has expired
-             */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "type": "https://errors.mentorship.dev/missing_token",
-                     *       "title": "No bearer token was sent",
-                     *       "status": 401,
-                     *       "detail": "No bearer token was sent.",
-                     *       "code": "missing_token",
-                     *       "instance": "/api/v1/mentor/profile"
-                     *     }
-                     */
-                    "application/problem+json": {
-                        /** @enum {string} */
-                        code: "missing_token" | "invalid_token" | "token_expired";
-                    } & WithRequired<components["schemas"]["Problem"], "code">;
-                };
-            };
-            /**
-             * @description The token's role may not use this route:
-             *     - `wrong_role`: the token's role may not use this route
-             */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "type": "https://errors.mentorship.dev/wrong_role",
-                     *       "title": "The token's role may not use this route",
-                     *       "status": 403,
-                     *       "detail": "The token's role may not use this route.",
-                     *       "code": "wrong_role",
-                     *       "instance": "/api/v1/mentor/profile"
-                     *     }
-                     */
-                    "application/problem+json": {
-                        /** @enum {string} */
-                        code: "wrong_role";
-                    } & WithRequired<components["schemas"]["Problem"], "code">;
-                };
-            };
-            /**
-             * @description Not found, or not the caller's to see:
-             *     - `not_found`: no such resource, or not the caller's to see
-             */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "type": "https://errors.mentorship.dev/not_found",
-                     *       "title": "No such resource, or not the caller's to see",
-                     *       "status": 404,
-                     *       "detail": "No such resource, or not the caller's to see.",
-                     *       "code": "not_found",
-                     *       "instance": "/api/v1/mentor/profile"
-                     *     }
-                     */
-                    "application/problem+json": {
-                        /** @enum {string} */
-                        code: "not_found";
-                    } & WithRequired<components["schemas"]["Problem"], "code">;
-                };
-            };
-            /**
-             * @description Too many requests:
-             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
-             */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "type": "https://errors.mentorship.dev/rate_limited",
-                     *       "title": "Too many requests from this caller; see `Retry-After`",
-                     *       "status": 429,
-                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
-                     *       "code": "rate_limited",
-                     *       "instance": "/api/v1/mentor/profile"
-                     *     }
-                     */
-                    "application/problem+json": {
-                        /** @enum {string} */
-                        code: "rate_limited";
-                    } & WithRequired<components["schemas"]["Problem"], "code">;
-                };
-            };
-            /**
-             * @description A dependency is unavailable:
-             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
-             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
-             */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "type": "https://errors.mentorship.dev/service_unavailable",
-                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
-                     *       "status": 503,
-                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
-                     *       "code": "service_unavailable",
-                     *       "instance": "/api/v1/mentor/profile"
-                     *     }
-                     */
-                    "application/problem+json": {
-                        /** @enum {string} */
-                        code: "service_unavailable" | "overloaded";
-                    } & WithRequired<components["schemas"]["Problem"], "code">;
-                };
-            };
-        };
-    };
-    put_mentor_profile: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["MentorProfileUpdate"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["MentorProfilePublic"];
-                };
-            };
-            /**
-             * @description Missing, invalid or expired token:
-             *     - `missing_token`: no bearer token was sent
-             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
-             *     - `token_expired`: the token has expired
-             */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "type": "https://errors.mentorship.dev/missing_token",
-                     *       "title": "No bearer token was sent",
-                     *       "status": 401,
-                     *       "detail": "No bearer token was sent.",
-                     *       "code": "missing_token",
-                     *       "instance": "/api/v1/mentor/profile"
-                     *     }
-                     */
-                    "application/problem+json": {
-                        /** @enum {string} */
-                        code: "missing_token" | "invalid_token" | "token_expired";
-                    } & WithRequired<components["schemas"]["Problem"], "code">;
-                };
-            };
-            /**
-             * @description The token's role may not use this route:
-             *     - `wrong_role`: the token's role may not use this route
-             */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "type": "https://errors.mentorship.dev/wrong_role",
-                     *       "title": "The token's role may not use this route",
-                     *       "status": 403,
-                     *       "detail": "The token's role may not use this route.",
-                     *       "code": "wrong_role",
-                     *       "instance": "/api/v1/mentor/profile"
-                     *     }
-                     */
-                    "application/problem+json": {
-                        /** @enum {string} */
-                        code: "wrong_role";
-                    } & WithRequired<components["schemas"]["Problem"], "code">;
-                };
-            };
-            /**
-             * @description Not found, or not the caller's to see:
-             *     - `not_found`: no such resource, or not the caller's to see
-             */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "type": "https://errors.mentorship.dev/not_found",
-                     *       "title": "No such resource, or not the caller's to see",
-                     *       "status": 404,
-                     *       "detail": "No such resource, or not the caller's to see.",
-                     *       "code": "not_found",
-                     *       "instance": "/api/v1/mentor/profile"
-                     *     }
-                     */
-                    "application/problem+json": {
-                        /** @enum {string} */
-                        code: "not_found";
-                    } & WithRequired<components["schemas"]["Problem"], "code">;
-                };
-            };
-            /**
-             * @description The request body is too large:
-             *     - `payload_too_large`: the request body exceeds the size limit
-             */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "type": "https://errors.mentorship.dev/payload_too_large",
-                     *       "title": "The request body exceeds the size limit",
-                     *       "status": 413,
-                     *       "detail": "The request body exceeds the size limit.",
-                     *       "code": "payload_too_large",
-                     *       "instance": "/api/v1/mentor/profile"
-                     *     }
-                     */
-                    "application/problem+json": {
-                        /** @enum {string} */
-                        code: "payload_too_large";
-                    } & WithRequired<components["schemas"]["Problem"], "code">;
-                };
-            };
-            /**
-             * @description The body, path or query is invalid:
-             *     - `validation_error`: the body, path or query does not match the schema or a rule
-             */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "type": "https://errors.mentorship.dev/validation_error",
-                     *       "title": "The body, path or query does not match the schema or a rule",
-                     *       "status": 422,
-                     *       "detail": "The body, path or query does not match the schema or a rule.",
-                     *       "code": "validation_error",
-                     *       "instance": "/api/v1/mentor/profile"
-                     *     }
-                     */
-                    "application/problem+json": {
-                        /** @enum {string} */
-                        code: "validation_error";
-                    } & WithRequired<components["schemas"]["Problem"], "code">;
-                };
-            };
-            /**
-             * @description Too many requests:
-             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
-             */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "type": "https://errors.mentorship.dev/rate_limited",
-                     *       "title": "Too many requests from this caller; see `Retry-After`",
-                     *       "status": 429,
-                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
-                     *       "code": "rate_limited",
-                     *       "instance": "/api/v1/mentor/profile"
-                     *     }
-                     */
-                    "application/problem+json": {
-                        /** @enum {string} */
-                        code: "rate_limited";
-                    } & WithRequired<components["schemas"]["Problem"], "code">;
-                };
-            };
-            /**
-             * @description A dependency is unavailable:
-             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
-             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
-             */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "type": "https://errors.mentorship.dev/service_unavailable",
-                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
-                     *       "status": 503,
-                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
-                     *       "code": "service_unavailable",
-                     *       "instance": "/api/v1/mentor/profile"
-                     *     }
-                     */
-                    "application/problem+json": {
-                        /** @enum {string} */
-                        code: "service_unavailable" | "overloaded";
-                    } & WithRequired<components["schemas"]["Problem"], "code">;
-                };
-            };
-        };
-    };
     list_mentee_sessions: {
         parameters: {
             query?: {
@@ -10010,6 +9660,356 @@ export interface operations {
                      *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
                      *       "code": "service_unavailable",
                      *       "instance": "/api/v1/calendar.ics"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable" | "overloaded";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+        };
+    };
+    get_mentor_profile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MentorProfilePublic"];
+                };
+            };
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "service_unavailable" | "overloaded";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+        };
+    };
+    put_mentor_profile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MentorProfileUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MentorProfilePublic"];
+                };
+            };
+            /**
+             * @description Missing, invalid or expired token:
+             *     - `missing_token`: no bearer token was sent
+             *     - `invalid_token`: the token is malformed, badly signed, or its user is unknown, inactive or no longer has its role
+             *     - `token_expired`: the token has expired
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/missing_token",
+                     *       "title": "No bearer token was sent",
+                     *       "status": 401,
+                     *       "detail": "No bearer token was sent.",
+                     *       "code": "missing_token",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "missing_token" | "invalid_token" | "token_expired";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description The token's role may not use this route:
+             *     - `wrong_role`: the token's role may not use this route
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/wrong_role",
+                     *       "title": "The token's role may not use this route",
+                     *       "status": 403,
+                     *       "detail": "The token's role may not use this route.",
+                     *       "code": "wrong_role",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "wrong_role";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Not found, or not the caller's to see:
+             *     - `not_found`: no such resource, or not the caller's to see
+             */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/not_found",
+                     *       "title": "No such resource, or not the caller's to see",
+                     *       "status": 404,
+                     *       "detail": "No such resource, or not the caller's to see.",
+                     *       "code": "not_found",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "not_found";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description The request body is too large:
+             *     - `payload_too_large`: the request body exceeds the size limit
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/payload_too_large",
+                     *       "title": "The request body exceeds the size limit",
+                     *       "status": 413,
+                     *       "detail": "The request body exceeds the size limit.",
+                     *       "code": "payload_too_large",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "payload_too_large";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description The body, path or query is invalid:
+             *     - `validation_error`: the body, path or query does not match the schema or a rule
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/validation_error",
+                     *       "title": "The body, path or query does not match the schema or a rule",
+                     *       "status": 422,
+                     *       "detail": "The body, path or query does not match the schema or a rule.",
+                     *       "code": "validation_error",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "validation_error";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description Too many requests:
+             *     - `rate_limited`: too many requests from this caller; see `Retry-After`
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/rate_limited",
+                     *       "title": "Too many requests from this caller; see `Retry-After`",
+                     *       "status": 429,
+                     *       "detail": "Too many requests from this caller; see `Retry-After`.",
+                     *       "code": "rate_limited",
+                     *       "instance": "/api/v1/mentor/profile"
+                     *     }
+                     */
+                    "application/problem+json": {
+                        /** @enum {string} */
+                        code: "rate_limited";
+                    } & WithRequired<components["schemas"]["Problem"], "code">;
+                };
+            };
+            /**
+             * @description A dependency is unavailable:
+             *     - `service_unavailable`: a dependency (the identity check) is briefly unavailable; see `Retry-After`
+             *     - `overloaded`: the process is at capacity (or had no database connection in time); retry after `Retry-After`
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://errors.mentorship.dev/service_unavailable",
+                     *       "title": "A dependency (the identity check) is briefly unavailable; see `Retry-After`",
+                     *       "status": 503,
+                     *       "detail": "A dependency (the identity check) is briefly unavailable; see `Retry-After`.",
+                     *       "code": "service_unavailable",
+                     *       "instance": "/api/v1/mentor/profile"
                      *     }
                      */
                     "application/problem+json": {

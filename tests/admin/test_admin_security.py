@@ -193,6 +193,11 @@ class TestHeadersAndHost:
             assert response.status_code == 302 and response.headers["location"] == "/admin/"
             listing = await http.get("/admin/users/list")
             assert listing.status_code == 200 and evil not in listing.text
+            # Nor on the API: no automatic trailing-slash redirect built from the Host.
+            for path in ("/api/v1/whoami/", "/healthz/", "/api/v1/mentor/dashboard/"):
+                slashed = await http.get(path)
+                assert slashed.status_code == 404 and "location" not in slashed.headers
+                assert slashed.json()["code"] == "not_found"
 
 
 async def test_production_without_an_admin_key_disables_the_admin_ui(settings, factory):

@@ -12,7 +12,7 @@ from app.core.db import DbSession
 from app.core.errors import Unprocessable
 from app.core.problems import problems
 from app.core.state import SettingsDep
-from app.routers.sessions import Video
+from app.routers.sessions.booking import Video
 from app.schemas.events import EventsAccepted, EventsIn, UserPublic, UserUpsert
 from app.schemas.outbound_events import AnyOutboundEvent
 from app.services.events import inbound, users

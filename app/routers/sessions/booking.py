@@ -1,4 +1,4 @@
-"""Sessions (mentor and mentee), session feedback, the calendar feed and the mentor profile."""
+"""Sessions (mentor and mentee), session feedback and the calendar feed."""
 
 import uuid
 from typing import Annotated
@@ -18,14 +18,11 @@ from app.schemas.sessions import (
     MenteeSessionCreate,
     MenteeSessionPublic,
     MenteeSessionUpdate,
-    MentorProfilePublic,
-    MentorProfileUpdate,
     MentorSessionPublic,
     SessionCreate,
     SessionStatus,
     SessionUpdate,
 )
-from app.services.mentors import profile
 from app.services.sessions import booking, calendar, changes, queries
 from app.services.sessions.video import VideoProvider
 
@@ -142,31 +139,6 @@ async def update_mentor_session(session_id: uuid.UUID, body: SessionUpdate,
         background.add_task(schedule_capacity_check, state.redis, settings,
                             principal.user_id, updated.starts_at)
     return updated
-
-
-@router.get(
-    "/api/v1/mentor/profile",
-    tags=["mentor profile"],
-    operation_id="get_mentor_profile",
-    summary="Your capacity, specialties, availability and this week's load",
-    response_model=MentorProfilePublic,
-    responses=problems({404: ["not_found"]}),
-)
-async def get_mentor_profile(principal: CurrentMentor, session: DbSession) -> MentorProfilePublic:
-    return await profile.get_profile(session, principal=principal)
-
-
-@router.put(
-    "/api/v1/mentor/profile",
-    tags=["mentor profile"],
-    operation_id="put_mentor_profile",
-    summary="Replace your capacity, specialties and availability",
-    response_model=MentorProfilePublic,
-    responses=problems({404: ["not_found"]}),
-)
-async def put_mentor_profile(body: MentorProfileUpdate, principal: CurrentMentor,
-                             session: DbSession) -> MentorProfilePublic:
-    return await profile.update_profile(session, principal=principal, changes=body)
 
 
 # --- mentee -----------------------------------------------------------------------------------

@@ -1,0 +1,2 @@
+"""Events: inbound events and user provisioning (`inbound`), the admin webhook routes
+(`webhooks`)."""

@@ -1,0 +1,2 @@
+"""Operations: liveness and readiness (`health`), Prometheus and programme metrics
+(`metrics`)."""
