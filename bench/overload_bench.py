@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     from app.config import Settings
     from bench._database import BenchDatabase  # sets the harness's defaults: not at --help
     from bench._server import BENCH_JWT_SECRET
-    from bench.gap_bench import _free_port, _mentor_tokens, _server
+    from bench.gap_bench import _free_port, _seeded, _server
 
     with BenchDatabase() as database, ExitStack() as stack:
         env = {**os.environ, **database.servers.environment(), "ENVIRONMENT": "production",
@@ -175,20 +176,28 @@ def main(argv: list[str] | None = None) -> None:
                        cwd=ROOT, env={**env, "ENVIRONMENT": "development"}, check=True,
                        capture_output=True)
         token_file = Path(tempfile.mktemp(prefix="overload-tokens-"))
-        token_file.write_text("\n".join(_mentor_tokens(database, args.tokens)) + "\n")
+        mentors, _, _ = _seeded(database.servers.database_url, args.tokens)
+        token_file.write_text("\n".join(mentor.token for mentor in mentors) + "\n")
         stack.callback(token_file.unlink)
         # The harness's environment lifts the limit out of the tests' way: the limited
         # process gets the setting's default (or --max-in-flight) back.
         default = Settings.model_fields["max_in_flight_requests"].default
         limited_env = {**env, "MAX_IN_FLIGHT_REQUESTS": str(
             default if args.max_in_flight is None else args.max_in_flight)}
-        processes = [("admission limit", _server(stack, "app.main:create_app", limited_env,
-                                                 _free_port()))]
+        work = Path(tempfile.mkdtemp(prefix="overload-"))
+        stack.callback(shutil.rmtree, work, True)
+
+        def server(process_env: dict[str, str], tag: str) -> str:
+            (work / tag).mkdir()  # each process's log apart
+            base, _pid = _server(stack, "app.main:create_app", process_env, _free_port(),
+                                 work / tag)
+            return base
+
+        processes = [("admission limit", server(limited_env, "limited"))]
         if not args.no_baseline:
             unlimited_env = {**env, "MAX_IN_FLIGHT_REQUESTS": "0",
                              "DB_POOL_TIMEOUT_SECONDS": "30"}
-            processes.append(("no limit (before)", _server(
-                stack, "app.main:create_app", unlimited_env, _free_port())))
+            processes.append(("no limit (before)", server(unlimited_env, "unlimited")))
         load_before = os.getloadavg()
         # Clients honour Retry-After; one more run at the overload has clients that retry a
         # 503 at once (a closed loop hammering the refusals: their cost shows).

@@ -23,8 +23,8 @@ class _Data(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class SessionData(_Data):
-    """A session as it is after the change (`session.scheduled`, `session.completed`)."""
+class _SessionTimes(_Data):
+    """Who meets when, and where: in every session event."""
 
     session_id: uuid.UUID
     mentor_id: uuid.UUID
@@ -32,9 +32,14 @@ class SessionData(_Data):
     starts_at: datetime
     ends_at: datetime
     duration_minutes: int
-    status: str
     meeting_url: str | None
     sequence: int = Field(description="The iCalendar SEQUENCE: goes up with every change")
+
+
+class SessionData(_SessionTimes):
+    """A session as it is after the change (`session.scheduled`, `session.completed`)."""
+
+    status: str
     changed_by: uuid.UUID | None = Field(description="The user who changed it (null: system)")
     changed_by_role: str
 
@@ -55,15 +60,7 @@ class SessionCancelledData(SessionData):
     cancelled_by: uuid.UUID | None
 
 
-class SessionReminderData(_Data):
-    session_id: uuid.UUID
-    mentor_id: uuid.UUID
-    mentee_id: uuid.UUID
-    starts_at: datetime
-    ends_at: datetime
-    duration_minutes: int
-    meeting_url: str | None
-    sequence: int
+class SessionReminderData(_SessionTimes):
     minutes_before: int
     due_at: datetime
 

@@ -3563,8 +3563,6 @@ export interface components {
             ends_at: string;
             /** Duration Minutes */
             duration_minutes: number;
-            /** Status */
-            status: string;
             /** Meeting Url */
             meeting_url: string | null;
             /**
@@ -3572,6 +3570,8 @@ export interface components {
              * @description The iCalendar SEQUENCE: goes up with every change
              */
             sequence: number;
+            /** Status */
+            status: string;
             /**
              * Changed By
              * @description The user who changed it (null: system)
@@ -3707,8 +3707,6 @@ export interface components {
             ends_at: string;
             /** Duration Minutes */
             duration_minutes: number;
-            /** Status */
-            status: string;
             /** Meeting Url */
             meeting_url: string | null;
             /**
@@ -3716,6 +3714,8 @@ export interface components {
              * @description The iCalendar SEQUENCE: goes up with every change
              */
             sequence: number;
+            /** Status */
+            status: string;
             /**
              * Changed By
              * @description The user who changed it (null: system)
@@ -3755,7 +3755,10 @@ export interface components {
             duration_minutes: number;
             /** Meeting Url */
             meeting_url: string | null;
-            /** Sequence */
+            /**
+             * Sequence
+             * @description The iCalendar SEQUENCE: goes up with every change
+             */
             sequence: number;
             /** Minutes Before */
             minutes_before: number;
@@ -3833,8 +3836,6 @@ export interface components {
             ends_at: string;
             /** Duration Minutes */
             duration_minutes: number;
-            /** Status */
-            status: string;
             /** Meeting Url */
             meeting_url: string | null;
             /**
@@ -3842,6 +3843,8 @@ export interface components {
              * @description The iCalendar SEQUENCE: goes up with every change
              */
             sequence: number;
+            /** Status */
+            status: string;
             /**
              * Changed By
              * @description The user who changed it (null: system)
