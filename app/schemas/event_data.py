@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.text import OutputText
 from app.models.work_item import Priority, WorkItemKind
 
 
@@ -32,16 +33,16 @@ class _SessionTimes(_Data):
     starts_at: datetime
     ends_at: datetime
     duration_minutes: int
-    meeting_url: str | None
+    meeting_url: OutputText | None
     sequence: int = Field(description="The iCalendar SEQUENCE: goes up with every change")
 
 
 class SessionData(_SessionTimes):
     """A session as it is after the change (`session.scheduled`, `session.completed`)."""
 
-    status: str
+    status: OutputText
     changed_by: uuid.UUID | None = Field(description="The user who changed it (null: system)")
-    changed_by_role: str
+    changed_by_role: OutputText
 
 
 class SessionRescheduledData(SessionData):
@@ -51,12 +52,12 @@ class SessionRescheduledData(SessionData):
     previous_starts_at: datetime | None = None
     previous_duration_minutes: int | None = None
     previous_mentor_id: uuid.UUID | None = None
-    previous_meeting_url: str | None = None
-    reason: str | None = None
+    previous_meeting_url: OutputText | None = None
+    reason: OutputText | None = None
 
 
 class SessionCancelledData(SessionData):
-    reason: str | None
+    reason: OutputText | None
     cancelled_by: uuid.UUID | None
 
 
@@ -69,9 +70,9 @@ class AssignmentCreatedData(_Data):
     assignment_id: uuid.UUID
     mentee_id: uuid.UUID
     mentor_id: uuid.UUID
-    source: str
+    source: OutputText
     score: float | None
-    reasons: list[str]
+    reasons: list[OutputText]
     previous_mentor_id: uuid.UUID | None
     started_at: datetime
 
@@ -82,7 +83,7 @@ class AssignmentEndedData(_Data):
     mentor_id: uuid.UUID
     started_at: datetime
     ended_at: datetime
-    end_reason: str
+    end_reason: OutputText
     replaced_by: uuid.UUID | None = None
 
 
@@ -92,17 +93,17 @@ class MissionReviewedData(_Data):
     mission_id: uuid.UUID
     mentee_id: uuid.UUID
     mentor_id: uuid.UUID
-    decision: str
+    decision: OutputText
     score: int | None
-    feedback: str | None
+    feedback: OutputText | None
     reviewed_at: datetime
 
 
 class _FlagData(_Data):
     flag_id: uuid.UUID
     mentee_id: uuid.UUID
-    severity: str
-    category: str
+    severity: OutputText
+    category: OutputText
     director_ids: list[uuid.UUID]
 
 
@@ -131,7 +132,7 @@ class WorkItemData(_Data):
     priority: Priority
     mentee_id: uuid.UUID
     due_at: datetime
-    title: str
+    title: OutputText
 
 
 class WorkItemOverdueData(WorkItemData):
@@ -154,18 +155,18 @@ class WorkItemCompletedData(_Data):
 
 class CapacityExceededData(_Data):
     mentor_id: uuid.UUID
-    iso_week: str = Field(examples=["2026-W49"])
+    iso_week: OutputText = Field(examples=["2026-W49"])
     weekly_slots_used: int
     weekly_slots_total: int
     mentees_active: int
     mentees_max: int
     utilization: float = Field(description="weekly_slots_used / weekly_slots_total")
-    reasons: list[str]
+    reasons: list[OutputText]
 
 
 class MatchingRunFinishedData(_Data):
-    job_id: str
-    status: str
+    job_id: OutputText
+    status: OutputText
     dry_run: bool
     assigned: int | None
     proposals: int | None = Field(description="A dry run's proposal count (else null)")
@@ -173,22 +174,22 @@ class MatchingRunFinishedData(_Data):
     total_fit: float | None
     attempts: int
     requested_by: uuid.UUID | None
-    error: str | None
+    error: OutputText | None
     finished_at: datetime | None
 
 
 class RiskRaisedData(_Data):
     mentee_id: uuid.UUID
     mentor_id: uuid.UUID | None
-    reasons: list[str]
+    reasons: list[OutputText]
     risk_score: int
-    cause: str
+    cause: OutputText
     raised_at: datetime
 
 
 class UserDeactivatedData(_Data):
     user_id: uuid.UUID
-    role: str
+    role: OutputText
     deactivated_at: datetime
     assignments_ended: list[uuid.UUID]
     sessions_cancelled: list[uuid.UUID]
@@ -200,7 +201,7 @@ class UserErasedData(_Data):
 
 
 # type -> its data model: every outbound type (app/core/outbox.py REFRESH_PRIORITY) has one.
-OUTBOUND_DATA: dict[str, type[BaseModel]] = {
+OUTBOUND_DATA: dict[OutputText, type[BaseModel]] = {
     "assignment.created": AssignmentCreatedData,
     "assignment.ended": AssignmentEndedData,
     "session.scheduled": SessionData,
