@@ -82,15 +82,21 @@ def run(base: str, requests: list[Request], *, seconds: float, clients: int,
                          _lua_string(r.body) if r.body is not None else "nil")) + "}"
         for r in requests)
     threads = min(threads, clients)
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(LUA % {"entries": entries, "threads": threads})
+    return run_script(base, LUA % {"entries": entries, "threads": threads},
+                      [f"-t{threads}", f"-c{clients}", f"-d{max(1, round(seconds))}s",
+                       "--timeout", "30s"])
+
+
+def run_script(url: str, script: str, options: list[str]) -> dict:
+    """wrk with `options` and a Lua `script` whose `done` prints one `RESULT {json}` line;
+    that JSON, with `rps` added."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
+        file.write(script)
     try:
-        output = subprocess.run(
-            ["wrk", f"-t{threads}", f"-c{clients}", f"-d{max(1, round(seconds))}s",
-             "--timeout", "30s", "-s", script.name, base],
-            capture_output=True, text=True, check=True).stdout
+        output = subprocess.run(["wrk", *options, "-s", file.name, url],
+                                capture_output=True, text=True, check=True).stdout
     finally:
-        os.unlink(script.name)
+        os.unlink(file.name)
     line = next(x for x in output.splitlines() if x.startswith("RESULT "))
     result = json.loads(line[len("RESULT "):])
     result["rps"] = result["requests"] / result["seconds"]

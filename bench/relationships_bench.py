@@ -27,10 +27,11 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+
+from bench._wrk import run_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,18 +57,8 @@ end
 
 def wrk(url: str, paths: list[str], token: str, *, seconds: int, clients: int) -> dict:
     quoted = ", ".join(json.dumps(p) for p in paths)
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(LUA % {"paths": quoted, "token": token, "seed": random.randrange(1 << 30)})
-    try:
-        output = subprocess.run(
-            ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", script.name,
-             url], capture_output=True, text=True, check=True).stdout
-    finally:
-        os.unlink(script.name)
-    line = next(x for x in output.splitlines() if x.startswith("RESULT "))
-    result = json.loads(line[len("RESULT "):])
-    result["rps"] = result["requests"] / result["seconds"]
-    return result
+    script = LUA % {"paths": quoted, "token": token, "seed": random.randrange(1 << 30)}
+    return run_script(url, script, ["-t2", f"-c{clients}", f"-d{seconds}s", "--latency"])
 
 
 async def _collect(base: str, token: str, seeded) -> tuple[list[str], list[str]]:
