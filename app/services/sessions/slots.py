@@ -30,7 +30,7 @@ import bisect
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from app.core.errors import (
@@ -129,9 +129,30 @@ def violation(rules: MentorRules, busy: Busy, *, starts_at: datetime, duration_m
 
 
 # --- the free intervals and the grid ------------------------------------------------------
+#
+# Computed on integers: instants as microseconds since the Unix epoch (UTC), so a request
+# converts each input once and each slot costs a few integer operations, not datetime
+# objects and zone conversions. Zone offsets are read once per free interval.
 
-def _merge(intervals: list[Interval]) -> list[Interval]:
-    merged: list[Interval] = []
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_ORDINAL = _EPOCH.date().toordinal()
+_US = timedelta(microseconds=1)
+_MINUTE = 60_000_000
+_DAY = 86_400_000_000
+IntInterval = tuple[int, int]
+
+
+def to_us(t: datetime) -> int:
+    """Microseconds since the epoch (exact, unlike `timestamp()`)."""
+    return (t - _EPOCH) // _US
+
+
+def from_us(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _merge(intervals: list) -> list:
+    merged: list = []
     for start, end in sorted(intervals):
         if merged and start <= merged[-1][1]:
             if end > merged[-1][1]:
@@ -141,9 +162,9 @@ def _merge(intervals: list[Interval]) -> list[Interval]:
     return merged
 
 
-def _subtract(free: list[Interval], blocked: list[Interval]) -> list[Interval]:
+def _subtract(free: list, blocked: list) -> list:
     """`free` minus the merged `blocked` intervals (both sorted)."""
-    result: list[Interval] = []
+    result: list = []
     j = 0
     for start, end in free:
         while j < len(blocked) and blocked[j][1] <= start:
@@ -159,16 +180,23 @@ def _subtract(free: list[Interval], blocked: list[Interval]) -> list[Interval]:
     return result
 
 
+def _free_us(rules: MentorRules, busy: Busy, lo: datetime, hi: datetime) -> list[IntInterval]:
+    if rules.availability is None or not rules.availability.windows:
+        return []
+    windows = [(to_us(a), to_us(b))
+               for a, b in window_instants(rules.availability, lo, hi + MAX_DURATION)]
+    buffer = rules.buffer // _US
+    blocked = _merge([*((to_us(a), to_us(b)) for a, b in busy.time_off),
+                      *((to_us(a), to_us(b)) for a, b in busy.mentee),
+                      *((to_us(a) - buffer, to_us(b) + buffer) for a, b in busy.mentor)])
+    return _subtract(windows, blocked)
+
+
 def free_intervals(rules: MentorRules, busy: Busy, *, lo: datetime, hi: datetime
                    ) -> list[Interval]:
     """Availability windows around [lo, hi) minus time off, the mentor's sessions widened
     by the buffer, and the mentee's sessions (capacity and notice are per start, below)."""
-    if rules.availability is None or not rules.availability.windows:
-        return []
-    windows = window_instants(rules.availability, lo, hi + MAX_DURATION)
-    blocked = _merge([*busy.time_off, *busy.mentee,
-                      *((a - rules.buffer, b + rules.buffer) for a, b in busy.mentor)])
-    return _subtract(windows, blocked)
+    return [(from_us(a), from_us(b)) for a, b in _free_us(rules, busy, lo, hi)]
 
 
 def _local_minutes(t: datetime, zone: ZoneInfo) -> tuple[int, int]:
@@ -193,36 +221,81 @@ def on_grid(t: datetime, zone: ZoneInfo, step: int) -> bool:
     return minutes % step == 0 and micro == 0
 
 
+def _offset_us(zone: ZoneInfo, us: int) -> int:
+    return from_us(us).astimezone(zone).utcoffset() // _US
+
+
+def offered_starts(rules: MentorRules, busy: Busy, *, lo: datetime, hi: datetime,
+                   duration_minutes: int, now: datetime, enforce_notice: bool, step: int,
+                   latest: datetime | None = None) -> list[int]:
+    """Every grid start in [lo, hi) (and after `now`, the notice, before `latest`) whose
+    session books, in time order, as microseconds since the epoch (`from_us`)."""
+    if rules.capacity_weekly <= 0:
+        return []
+    zone = rules.zone
+    earliest_at = max(lo, now + (rules.min_notice if enforce_notice else timedelta(0)))
+    stop_at = min(hi, latest) if latest is not None else hi
+    duration = duration_minutes * _MINUTE
+    stop = to_us(stop_at)
+    # Strictly after now: the first grid start at or after max(earliest, now + 1 us).
+    floor = max(to_us(earliest_at), to_us(now) + 1)
+    full_weeks = {key for key, used in busy.week_counts.items()
+                  if used + 1 > rules.capacity_weekly}
+    # The same weeks as local epoch days of their Mondays (week_key on integers).
+    full_days = {key.toordinal() - _EPOCH_ORDINAL for key in full_weeks}
+    period = step * _MINUTE
+    starts: list[int] = []
+    for start, end in _free_us(rules, busy, earliest_at, stop_at):
+        first, last = max(start, floor), min(stop - 1, end - duration)  # t < stop, t+d <= end
+        if first > last:
+            continue
+        offset = _offset_us(zone, start)
+        if offset != _offset_us(zone, end):
+            starts.extend(_starts_across_offset_change(
+                rules, full_weeks, start=start, end=end, first=first, stop_at=stop_at,
+                duration=duration, step=step))
+            continue
+        # One offset all along: the grid (local minutes a multiple of `step` past local
+        # midnight; `step` divides a day) is every `period` from the first local multiple.
+        grid = range(first + (-(first + offset)) % period, last + 1, period)
+        if not full_days:
+            starts.extend(grid)
+            continue
+        for t in grid:
+            local_day = (t + offset) // _DAY
+            if local_day - (local_day + 3) % 7 not in full_days:  # 1970-01-01: a Thursday
+                starts.append(t)
+    return starts
+
+
+def _starts_across_offset_change(rules: MentorRules, full_weeks: set[date], *, start: int,
+                                 end: int, first: int, stop_at: datetime, duration: int,
+                                 step: int) -> list[int]:
+    """A free interval with a DST change inside: walk the local grid step by step with the
+    zone (rare, so plain datetimes)."""
+    zone = rules.zone
+    full_week_ends = sorted(
+        iso_week_bounds(zone, datetime(k.year, k.month, k.day, 12, tzinfo=zone))[1]
+        for k in full_weeks)
+    ends_at = from_us(end)
+    length = timedelta(microseconds=duration)
+    t = ceil_to_grid(from_us(first), zone, step)
+    starts: list[int] = []
+    while t < stop_at and t + length <= ends_at:
+        if full_weeks and week_key(zone, t) in full_weeks:
+            # A start inside a full week jumps to that week's end.
+            t = ceil_to_grid(full_week_ends[bisect.bisect_right(full_week_ends, t)], zone, step)
+            continue
+        starts.append(to_us(t))
+        t = ceil_to_grid(t + timedelta(minutes=step), zone, step)
+    return starts
+
+
 def offered_slots(rules: MentorRules, busy: Busy, *, lo: datetime, hi: datetime,
                   duration_minutes: int, now: datetime, enforce_notice: bool, step: int,
                   latest: datetime | None = None) -> list[Interval]:
-    """Every grid start in [lo, hi) (and after `now`, the notice, before `latest`) whose
-    session books, with its end, in time order."""
+    """`offered_starts` as (start, end) datetimes in UTC."""
     duration = timedelta(minutes=duration_minutes)
-    earliest = max(lo, now + (rules.min_notice if enforce_notice else timedelta(0)))
-    stop = min(hi, latest) if latest is not None else hi
-    if rules.capacity_weekly <= 0:
-        return []
-    full_weeks = {key for key, used in busy.week_counts.items()
-                  if used + 1 > rules.capacity_weekly}
-    # The ends of the full weeks, sorted: a start inside one jumps to its end.
-    full_week_ends = sorted(
-        iso_week_bounds(rules.zone, datetime(k.year, k.month, k.day, 12, tzinfo=rules.zone))[1]
-        for k in full_weeks)
-    slots: list[Interval] = []
-    stepping = timedelta(minutes=step)
-    for start, end in free_intervals(rules, busy, lo=earliest, hi=stop):
-        t = ceil_to_grid(max(start, earliest), rules.zone, step)
-        if t <= now:  # strictly in the future
-            t = ceil_to_grid(now + timedelta(microseconds=1), rules.zone, step)
-        # Without an offset change inside the interval, the grid is plain UTC steps.
-        steady = start.astimezone(rules.zone).utcoffset() == end.astimezone(
-            rules.zone).utcoffset()
-        while t < stop and t + duration <= end:
-            if full_weeks and week_key(rules.zone, t) in full_weeks:
-                week_end = full_week_ends[bisect.bisect_right(full_week_ends, t)]
-                t = ceil_to_grid(week_end, rules.zone, step)
-                continue
-            slots.append((t, t + duration))
-            t = t + stepping if steady else ceil_to_grid(t + stepping, rules.zone, step)
-    return slots
+    return [(at, at + duration) for at in map(from_us, offered_starts(
+        rules, busy, lo=lo, hi=hi, duration_minutes=duration_minutes, now=now,
+        enforce_notice=enforce_notice, step=step, latest=latest))]
