@@ -40,7 +40,7 @@ from app.core.errors import (
     DoubleBooking,
     OutsideAvailability,
 )
-from app.schemas.sessions import Availability
+from app.schemas.sessions import Availability, minutes_of
 from app.services.mentors.availability import window_instants
 from app.services.mentors.capacity import iso_week_bounds, iso_week_label
 
@@ -180,11 +180,66 @@ def _subtract(free: list, blocked: list) -> list:
     return result
 
 
-def _free_us(rules: MentorRules, busy: Busy, lo: datetime, hi: datetime) -> list[IntInterval]:
+class _Offsets:
+    """The zone's UTC offset (microseconds) at each local midnight (fold=0), cached: a day
+    whose midnight and next midnight share an offset has no change inside (zones change at
+    most once a day), so its wall times convert with one subtraction."""
+
+    __slots__ = ("zone", "days", "uniform")
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone, self.days = zone, {}
+        self.uniform: int | None = None  # the one offset of every day asked for, if known
+
+    def midnight(self, day: int) -> int:
+        offset = self.days.get(day)
+        if offset is None:
+            at = date.fromordinal(day + _EPOCH_ORDINAL)
+            offset = self.days[day] = datetime(
+                at.year, at.month, at.day, tzinfo=self.zone).utcoffset() // _US
+        return offset
+
+    def to_us(self, day: int, minutes: int) -> int:
+        """Local `day` (days since 1970-01-01) + `minutes` (0..1440) as a UTC instant, as
+        availability.window_instants computes it (a skipped wall time takes the offset in
+        force before the change)."""
+        day, minutes = day + minutes // 1440, minutes % 1440
+        offset = self.midnight(day)
+        if minutes and offset != self.midnight(day + 1):  # a change that day: ask the zone
+            at = date.fromordinal(day + _EPOCH_ORDINAL)
+            local = datetime(at.year, at.month, at.day, minutes // 60, minutes % 60,
+                             tzinfo=self.zone)
+            return to_us(local)
+        return (day * 1440 + minutes) * _MINUTE - offset
+
+
+def _windows_us(availability: Availability, offsets: _Offsets, lo: datetime, hi: datetime
+                ) -> list[IntInterval]:
+    """availability.window_instants on integers: the merged windows on the local dates
+    around [lo, hi)."""
+    zone = offsets.zone
+    by_weekday: list[list[tuple[int, int]]] = [[] for _ in range(7)]
+    for window in availability.windows:
+        by_weekday[window.weekday].append((minutes_of(window.start), minutes_of(window.end)))
+    first = lo.astimezone(zone).date().toordinal() - _EPOCH_ORDINAL - 1
+    last = hi.astimezone(zone).date().toordinal() - _EPOCH_ORDINAL + 1
+    days = range(first, last + 1)
+    if offsets.uniform is not None:  # one offset all along: plain integer arithmetic
+        base = -offsets.uniform
+        intervals = [((day * 1440 + start) * _MINUTE + base, (day * 1440 + end) * _MINUTE + base)
+                     for day in days for start, end in by_weekday[(day + 3) % 7]]
+    else:
+        intervals = [(offsets.to_us(day, start), offsets.to_us(day, end))
+                     for day in days for start, end in by_weekday[(day + 3) % 7]]
+    return _merge(intervals)  # by_weekday: 1970-01-01 was a Thursday
+
+
+def _free_us(rules: MentorRules, busy: Busy, lo: datetime, hi: datetime,
+             offsets: _Offsets | None = None) -> list[IntInterval]:
     if rules.availability is None or not rules.availability.windows:
         return []
-    windows = [(to_us(a), to_us(b))
-               for a, b in window_instants(rules.availability, lo, hi + MAX_DURATION)]
+    windows = _windows_us(rules.availability, offsets or _Offsets(rules.availability.zone()),
+                          lo, hi + MAX_DURATION)
     buffer = rules.buffer // _US
     blocked = _merge([*((to_us(a), to_us(b)) for a, b in busy.time_off),
                       *((to_us(a), to_us(b)) for a, b in busy.mentee),
@@ -244,13 +299,24 @@ def offered_starts(rules: MentorRules, busy: Busy, *, lo: datetime, hi: datetime
     # The same weeks as local epoch days of their Mondays (week_key on integers).
     full_days = {key.toordinal() - _EPOCH_ORDINAL for key in full_weeks}
     period = step * _MINUTE
+    # One zone offset over every local day the windows can touch (the usual case: no DST
+    # change in the range) spares a conversion per free interval below.
+    offsets = _Offsets(zone)
+    days = range(earliest_at.astimezone(zone).date().toordinal() - _EPOCH_ORDINAL - 1,
+                 (stop_at + MAX_DURATION).astimezone(zone).date().toordinal()
+                 - _EPOCH_ORDINAL + 3)
+    uniform = len({offsets.midnight(day) for day in days}) == 1
+    if uniform:
+        offsets.uniform = offsets.midnight(days[0])
+    window_offsets = (offsets if rules.availability is not None
+                      and rules.availability.timezone == str(zone) else None)
     starts: list[int] = []
-    for start, end in _free_us(rules, busy, earliest_at, stop_at):
+    for start, end in _free_us(rules, busy, earliest_at, stop_at, window_offsets):
         first, last = max(start, floor), min(stop - 1, end - duration)  # t < stop, t+d <= end
         if first > last:
             continue
-        offset = _offset_us(zone, start)
-        if offset != _offset_us(zone, end):
+        offset = offsets.uniform if uniform else _offset_us(zone, start)
+        if not uniform and offset != _offset_us(zone, end):
             starts.extend(_starts_across_offset_change(
                 rules, full_weeks, start=start, end=end, first=first, stop_at=stop_at,
                 duration=duration, step=step))
