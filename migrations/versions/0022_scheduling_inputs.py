@@ -11,7 +11,7 @@ round trip on the 1K x 20K bench data). 0014's functions stay (the row lock stil
 `scheduling_mentor_lock`).
 
 Revision ID: 0022
-Revises: 0020
+Revises: 0025
 """
 
 from collections.abc import Sequence
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0022"
-down_revision: str | None = "0020"
+down_revision: str | None = "0025"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

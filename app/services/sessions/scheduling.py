@@ -112,6 +112,21 @@ def _inputs(row) -> tuple[MentorRules, Busy] | None:
     return rules, busy
 
 
+def _inputs_by_row(rows) -> tuple[MentorRules, Busy] | None:
+    """`scheduling_lock_inputs`' shape: one row per busy interval, the rules repeated (a
+    null `kind` when nothing is busy)."""
+    if not rows:
+        return None
+    rules = _rules(rows[0].mentor_id, rows[0])
+    busy = Busy()
+    lists = {"mentor": busy.mentor, "mentee": busy.mentee, "time_off": busy.time_off}
+    for row in rows:
+        if row.kind is not None:
+            lists[row.kind].append((row.starts_at, row.ends_at))
+    busy.week_counts = count_weeks(rules.zone, busy.mentor)
+    return rules, busy
+
+
 async def load_rules(session: AsyncSession, *, mentor_id: uuid.UUID,
                      mentee_id: uuid.UUID) -> MentorRules | None:
     """The mentor's scheduling rules, or None when the caller may not schedule this pair."""
@@ -159,7 +174,7 @@ async def lock_inputs(session: AsyncSession, *, mentor_id: uuid.UUID | None,
         rows = (await session.execute(_MENTEE_LOCK_INPUTS, params)).all()
     else:
         rows = (await session.execute(_LOCK_INPUTS, {**params, "mentor": mentor_id})).all()
-    return _inputs(rows)
+    return _inputs_by_row(rows)
 
 
 async def mentee_pair(session: AsyncSession, *, principal: Principal) -> uuid.UUID:
