@@ -101,18 +101,24 @@ def _check_data(event: OutboundEvent) -> None:
                   errors=error.errors(include_url=False, include_input=False))
 
 
-async def emit_many(session: AsyncSession, events: Sequence[OutboundEvent]) -> None:
-    """`emit` for several events, in one round trip (an executemany of `outbox_emit()`)."""
+def outbox_rows(events: Sequence[OutboundEvent]) -> list[dict[str, Any]]:
+    """The `outbox_emit()` arguments of each event (data checked against its documented model,
+    JSON-ready), for `emit_many` and for statements that emit in the same round trip as
+    their change (`create_work_items`)."""
     now = datetime.now(UTC)
     for event in events:
         _check_data(event)
-    rows = [{
+    return [{
         "id": event.id or uuid.uuid4(), "type": event.type,
         "occurred_at": event.occurred_at or now, "data": to_jsonable_python(event.data),
         "priority": REFRESH_PRIORITY[event.type],
         "recipients": list(dict.fromkeys(r for r in event.recipients if r is not None)),
     } for event in events]
-    if rows:
+
+
+async def emit_many(session: AsyncSession, events: Sequence[OutboundEvent]) -> None:
+    """`emit` for several events, in one round trip (an executemany of `outbox_emit()`)."""
+    if rows := outbox_rows(events):
         await session.execute(_EMIT, rows)
 
 

@@ -36,7 +36,7 @@ from app.config import Settings
 from app.core.auth import Principal
 from app.core.errors import NotFound, Unprocessable
 from app.core.sql import insert
-from app.models import MenteeSignal, MissionSubmission, ReadinessRecord, User
+from app.models import MenteeSignal, MissionSubmission, ReadinessRecord
 from app.schemas.events import (
     GoalOverdue,
     HabitStreakBroken,
@@ -51,13 +51,19 @@ from app.services.risk import alerts
 from app.services.sessions.video import VideoProvider, make_video_provider
 from app.services.workqueue.items import NewWorkItem, create_work_item, create_work_items
 
+# The inbox insert and the lookup of the users the events name, in one round trip: rows
+# ('inbox', id) for each event id not seen before, ('user', id, role, tier) for each user.
 _RECORD = text(
-    "select * from inbox_record(:ids, :types, :sources, :occurred)"
+    "select 'inbox' as kind, r.id, null::text as role, null::text as tier"
+    " from inbox_record(:ids, :types, :sources, :occurred) as r(id)"
+    " union all"
+    " select 'user', u.id, u.role::text, u.tier::text from users u where u.id = any(:users)"
 ).bindparams(
     bindparam("ids", type_=ARRAY(PgUUID(as_uuid=True))), bindparam("types", type_=ARRAY(Text)),
     bindparam("sources", type_=ARRAY(Text)),
     bindparam("occurred", type_=ARRAY(DateTime(timezone=True))),
-)
+    bindparam("users", type_=ARRAY(PgUUID(as_uuid=True))),
+).columns(kind=Text, id=PgUUID(as_uuid=True), role=Text, tier=Text)
 
 
 @dataclass
@@ -109,23 +115,26 @@ async def ingest_events(
     # Through `inbox_record()` (migration 0017: only service callers write the inbox), which
     # inserts in id order: concurrent batches sharing ids wait on them in the same order, so
     # they cannot deadlock on the inbox.
+    # The users are looked up for every event of the batch (only the new ones' are used).
     batch = [events[i] for i in first.values()]
-    new_ids = set(await session.scalars(_RECORD, {
+    new_ids: set[uuid.UUID] = set()
+    known = _Known({})
+    for row in await session.execute(_RECORD, {
         "ids": [e.id for e in batch], "types": [e.type for e in batch],
         "sources": [e.source for e in batch], "occurred": [e.occurred_at for e in batch],
-    }))
+        "users": list({e.data.id if isinstance(e, UserUpserted) else e.data.mentee_id
+                       for e in batch}),
+    }):
+        if row.kind == "inbox":
+            new_ids.add(row.id)
+        else:
+            known.users[row.id] = (row.role, row.tier)
     result.duplicate_ids.extend(i for i in first if i not in new_ids)
     fresh = [(index, events[index]) for index in sorted(first.values())
              if events[index].id in new_ids]
     if not fresh:
         return result
 
-    referenced = {e.data.id if isinstance(e, UserUpserted) else e.data.mentee_id
-                  for _, e in fresh}
-    rows = await session.execute(
-        select(User.id, User.role, User.tier).where(User.id.in_(referenced))
-    )
-    known = _Known({row.id: (row.role, row.tier) for row in rows})
     # Consecutive submissions are applied together (a few statements per run, whatever its
     # length); everything else in order, one event at a time.
     run: list[MissionSubmitted] = []
