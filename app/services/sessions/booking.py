@@ -57,7 +57,6 @@ from app.services.sessions.scheduling import (
     load_inputs,
     lock_inputs,
     lock_mentor,
-    mentee_pair,
     not_assigned,
 )
 from app.services.sessions.slots import MentorRules, violation
@@ -239,7 +238,7 @@ async def create_session(
     actor: Principal,
     settings: Settings,
     video: VideoProvider,
-    mentor_id: uuid.UUID,
+    mentor_id: uuid.UUID | None,
     mentee_id: uuid.UUID,
     starts_at: datetime,
     duration_minutes: int,
@@ -248,25 +247,32 @@ async def create_session(
     now: datetime,
 ) -> Row:
     """Book a session for an active pair under every booking rule; `session.scheduled`.
-    Returns the new row (its columns as attributes).
+    `mentor_id=None`: the mentee's current mentor. Returns the new row (its columns as
+    attributes).
 
     Two round trips in all: the mentor's lock with the rules and busy times
     (`lock_inputs`), then the INSERT with its event. A local video room is made before
     the INSERT; a remote meeting once the INSERT was accepted (then an UPDATE carries the
     link and the event)."""
-    check_time(starts_at, duration_minutes, settings=settings, now=now)
+    # The order of the answers: a mentee without a mentor hears 409 `no_mentor` before
+    # anything about the time; a mentor hears about the time before `not_assigned`. (An
+    # instant without an offset, which the schemas refuse, never reaches the database.)
+    if mentor_id is not None or starts_at.utcoffset() is None:
+        check_time(starts_at, duration_minutes, settings=settings, now=now)
     ends_at = starts_at + timedelta(minutes=duration_minutes)
     loaded = await lock_inputs(session, mentor_id=mentor_id, mentee_id=mentee_id,
                                lo=starts_at, hi=ends_at)
     if loaded is None:  # not an active pair of the caller's (or not theirs to book)
         raise _missing_for(actor)()
+    if mentor_id is None:
+        check_time(starts_at, duration_minutes, settings=settings, now=now)
     rules, busy = loaded
     error = violation(rules, busy, starts_at=starts_at, duration_minutes=duration_minutes,
                       now=now, enforce_notice=enforce_notice)
     if error is not None:
         raise error
     values: dict[str, Any] = {
-        "id": uuid.uuid4(), "mentor_id": mentor_id, "mentee_id": mentee_id,
+        "id": uuid.uuid4(), "mentor_id": rules.mentor_id, "mentee_id": mentee_id,
         "starts_at": starts_at.astimezone(UTC), "ends_at": ends_at.astimezone(UTC),
         "duration_minutes": duration_minutes, "agenda": agenda,
         "meeting_url": None, "video_meeting_id": None,
@@ -310,10 +316,10 @@ async def book_mentee_session(
     starts_at: datetime, duration_minutes: int, agenda: str | None,
     now: datetime | None = None,
 ) -> MenteeSessionPublic:
-    """The mentee books with their current mentor, minimum notice included."""
-    mentor_id = await mentee_pair(session, principal=principal)
+    """The mentee books with their current mentor (found with the lock: 409 `no_mentor`
+    without one), minimum notice included."""
     row = await create_session(
-        session, actor=principal, settings=settings, video=video, mentor_id=mentor_id,
+        session, actor=principal, settings=settings, video=video, mentor_id=None,
         mentee_id=principal.user_id, starts_at=starts_at, duration_minutes=duration_minutes,
         agenda=agenda, enforce_notice=True, now=now or datetime.now(UTC))
     return MenteeSessionPublic.model_validate(row)

@@ -52,11 +52,19 @@ select a.mentor_id, {_INPUT_COLUMNS}
   left join lateral scheduling_busy(a.mentor_id, a.mentee_id, :lo, :hi, :exclude) b on true
  where a.mentee_id = :mentee and a.ended_at is null""")
 # The mentor's row lock, then the same columns read under a snapshot taken after the lock
-# (migration 0025): what a booking needs in one round trip.
-_LOCK_INPUTS = text("""
-select cast(:mentor as uuid) as mentor_id, zone, availability, capacity_weekly, buffer_minutes,
-       min_notice_hours, name, kind, starts_at, ends_at
-  from scheduling_lock_inputs(:mentor, :mentee, :lo, :hi, :exclude)""")
+# (migration 0025): what a booking needs in one round trip. For a mentee, their current
+# mentor is found in the same statement.
+_LOCKED_COLUMNS = """
+    i.zone, i.availability, i.capacity_weekly, i.buffer_minutes, i.min_notice_hours, i.name,
+    i.kind, i.starts_at, i.ends_at"""
+_LOCK_INPUTS = text(f"""
+select cast(:mentor as uuid) as mentor_id, {_LOCKED_COLUMNS}
+  from scheduling_lock_inputs(:mentor, :mentee, :lo, :hi, :exclude) i""")
+_MENTEE_LOCK_INPUTS = text(f"""
+select a.mentor_id, {_LOCKED_COLUMNS}
+  from assignments a
+ cross join lateral scheduling_lock_inputs(a.mentor_id, a.mentee_id, :lo, :hi, :exclude) i
+ where a.mentee_id = :mentee and a.ended_at is null""")
 # How far around [lo, hi) the busy times are read when the rules (zone, buffer) are not
 # known yet: the whole ISO weeks of lo and hi in any zone (7 days plus an offset of at most
 # 14 h) and what a 240-minute session or a 120-minute buffer can reach.
@@ -134,15 +142,20 @@ async def load_inputs(session: AsyncSession, *, mentor_id: uuid.UUID | None,
     return _inputs(rows)
 
 
-async def lock_inputs(session: AsyncSession, *, mentor_id: uuid.UUID, mentee_id: uuid.UUID,
-                      lo: datetime, hi: datetime, exclude: uuid.UUID | None = None
-                      ) -> tuple[MentorRules, Busy] | None:
+async def lock_inputs(session: AsyncSession, *, mentor_id: uuid.UUID | None,
+                      mentee_id: uuid.UUID, lo: datetime, hi: datetime,
+                      exclude: uuid.UUID | None = None) -> tuple[MentorRules, Busy] | None:
     """`lock_mentor` and then `load_inputs`, in one statement: the mentor's row lock, then
-    the rules and busy times as committed when the lock was granted. None (and no lock) when
-    the caller may not schedule this pair."""
-    params = {"mentor": mentor_id, "mentee": mentee_id, "lo": lo - _MARGIN,
-              "hi": hi + _MARGIN, "exclude": exclude}
-    return _inputs((await session.execute(_LOCK_INPUTS, params)).all())
+    the rules and busy times as committed when the lock was granted (`mentor_id=None`: the
+    mentee's current mentor, `rules.mentor_id`). None (and no lock) when the caller may not
+    schedule this pair: not an active pair of theirs, or no longer once the lock was had."""
+    params = {"mentee": mentee_id, "lo": lo - _MARGIN, "hi": hi + _MARGIN,
+              "exclude": exclude}
+    if mentor_id is None:
+        rows = (await session.execute(_MENTEE_LOCK_INPUTS, params)).all()
+    else:
+        rows = (await session.execute(_LOCK_INPUTS, {**params, "mentor": mentor_id})).all()
+    return _inputs(rows)
 
 
 async def mentee_pair(session: AsyncSession, *, principal: Principal) -> uuid.UUID:
