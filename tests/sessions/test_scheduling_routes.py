@@ -341,6 +341,27 @@ class TestMenteeChanges:
             assert response.status_code == 422, body
 
 
+    async def test_far_off_starts_are_422_never_500(self, client, factory):
+        """A mentee's booking takes the lock before its time is checked (so `no_mentor`
+        comes first); widening year 1 or 9999 by the busy-time margin was an
+        OverflowError (500) there. Found by schemathesis (tests/contract/test_fuzz.py)."""
+        mentor, (mentee,) = await factory.mentor_with_mentees(1)
+        row = await factory.session(mentor, mentee, starts_at=week_start(3))
+        for at in ("0001-01-01T01:00:00+00:15", "0001-01-01T00:00:00+00:00",
+                   "9999-12-31T22:00:00+00:00", "9999-12-31T23:00:00-05:00"):
+            for who, method, url, body in (
+                (mentee, "POST", MENTEE_SESSIONS, {}),
+                (mentee, "PATCH", f"{MENTEE_SESSIONS}/{row.id}", {}),
+                (mentor, "POST", "/api/v1/mentor/sessions", {"mentee_id": str(mentee.id)}),
+                (mentor, "PATCH", f"/api/v1/mentor/sessions/{row.id}", {}),
+            ):
+                response = await client.request(method, url, headers=factory.headers(who),
+                                                json={**body, "starts_at": at,
+                                                      "duration_minutes": 15})
+                assert response.status_code == 422, (at, method, url, response.text)
+                assert response.json()["code"] == "validation_error"
+
+
 class TestRaces:
     async def test_mentee_and_mentor_book_the_same_slot_at_once_one_wins(self, client, factory):
         for round_ in range(5):

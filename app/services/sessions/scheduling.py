@@ -70,6 +70,16 @@ select a.mentor_id, {_LOCKED_COLUMNS}
 # known yet: the whole ISO weeks of lo and hi in any zone (7 days plus an offset of at most
 # 14 h) and what a 240-minute session or a 120-minute buffer can reach.
 _MARGIN = timedelta(days=8)
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+def _widened(lo: datetime, hi: datetime) -> dict[str, datetime]:
+    """[lo, hi) widened by `_MARGIN`, within what a datetime holds: a mentee's booking
+    reaches the lock before its time is checked (409 `no_mentor` comes first), so an
+    instant in year 1 or 9999 must get its 422 after the lock, not an OverflowError."""
+    return {"lo": lo - _MARGIN if lo - _EARLIEST > _MARGIN else _EARLIEST,
+            "hi": hi + _MARGIN if _LATEST - hi > _MARGIN else _LATEST}
 
 
 class NoMentor(Conflict):
@@ -152,8 +162,7 @@ async def load_inputs(session: AsyncSession, *, mentor_id: uuid.UUID | None,
     one statement (`mentor_id=None`: the mentee's current mentor). None when the caller may
     not schedule this pair (not an active pair of theirs). `exclude`: the session being
     rescheduled, which must not block itself nor count twice."""
-    params = {"mentee": mentee_id, "lo": lo - _MARGIN, "hi": hi + _MARGIN,
-              "exclude": exclude}
+    params = {"mentee": mentee_id, **_widened(lo, hi), "exclude": exclude}
     if mentor_id is None:
         row = (await session.execute(_MENTEE_INPUTS, params)).one_or_none()
     else:
@@ -168,8 +177,7 @@ async def lock_inputs(session: AsyncSession, *, mentor_id: uuid.UUID | None,
     the rules and busy times as committed when the lock was granted (`mentor_id=None`: the
     mentee's current mentor, `rules.mentor_id`). None (and no lock) when the caller may not
     schedule this pair: not an active pair of theirs, or no longer once the lock was had."""
-    params = {"mentee": mentee_id, "lo": lo - _MARGIN, "hi": hi + _MARGIN,
-              "exclude": exclude}
+    params = {"mentee": mentee_id, **_widened(lo, hi), "exclude": exclude}
     if mentor_id is None:
         rows = (await session.execute(_MENTEE_LOCK_INPUTS, params)).all()
     else:
