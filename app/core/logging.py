@@ -3,9 +3,9 @@
 Everything goes through one handler on the root logger: our own structlog loggers and the
 standard library's (uvicorn, arq, SQLAlchemy, httpx) alike, so every line has the same
 shape and passes the same redaction. A request's lines carry its `request_id` (bound by
-RequestIdMiddleware). uvicorn's own access log is switched off: it prints the raw query
-string (where `?access_token=` lives) and our access line (`app.access`) replaces it with
-the route template, user id, status and duration.
+the request pipeline, app/core/middleware.py). uvicorn's own access log is switched off: it
+prints the raw query string (where `?access_token=` lives) and our access line
+(`app.access`) replaces it with the route template, user id, status and duration.
 """
 
 from __future__ import annotations
