@@ -28,11 +28,11 @@ from app.config import Settings
 from app.core import telemetry
 from app.core.admission import AdmissionControl, is_event_stream
 from app.core.errors import problem
+from app.core.logging import log_access
 from app.core.ratelimit import EXEMPT_PATHS as RATE_LIMIT_EXEMPT
 from app.core.ratelimit import RateLimiter, refuse, verified_principal
 from app.core.telemetry import route_template
 
-log = structlog.get_logger("app.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _EXCHANGE = "app.exchange"  # the scope key of a request's `_Exchange`
 
@@ -131,10 +131,9 @@ class RequestPipeline:
                           exchange.status, (exchange.headers_at or finished) - started)
             principal = scope["state"].get("principal")
             # Only the path, never the query string: it may carry `access_token`.
-            log.info("request", method=method, path=scope["path"], route=route,
-                     status=exchange.status,
-                     user_id=str(principal.user_id) if principal else None,
-                     duration_ms=round((finished - started) * 1000, 2))
+            log_access(method=method, path=scope["path"], route=route, status=exchange.status,
+                       user_id=str(principal.user_id) if principal else None,
+                       duration_ms=round((finished - started) * 1000, 2))
 
     def _observe(self, method: str, route: str, status: int, seconds: float) -> None:
         counter = self._counted.get((method, route, status))
