@@ -6,10 +6,11 @@ one transaction that first switches to its identity's role (`mentorship_mentee`,
 SET LOCAL ROLE) and sets `app.user_id` / `app.role`, all transaction-locally, so nothing
 leaks to the next user of a pooled connection.
 
-The transaction is opened and closed here, on the driver connection, not by SQLAlchemy: the
-engines run their connections in autocommit mode (SQLAlchemy issues no BEGIN or COMMIT of
-its own), and `Database.transaction` sends `BEGIN` and the identity's `set_config` calls in
-one round trip (a simple-protocol query of two statements), then `COMMIT` or `ROLLBACK`.
+The transaction is opened and closed here, on the driver connection, not by SQLAlchemy:
+`Database.transaction` puts the connection it checked out in autocommit mode while it holds
+it (SQLAlchemy then issues no BEGIN or COMMIT of its own; no round trip either way), sends
+`BEGIN` and the identity's `set_config` calls in one round trip (a simple-protocol query of
+two statements), then `COMMIT` or `ROLLBACK`.
 SQLAlchemy's own BEGIN was a round trip of its own before the `set_config` statement. A
 connection that goes back to the pool inside a transaction (a cancelled request) is never
 handed out again (`_checkout_check`).
@@ -112,16 +113,11 @@ class Database:
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    # True: the engine's connections are in autocommit mode and `transaction` begins and
-    # ends each transaction itself (see the top); False: SQLAlchemy does (an engine that
-    # other code, such as the admin UI's views, also uses with its own transactions).
-    explicit_transactions: bool = False
 
     @classmethod
     def connect(cls, url: str, settings: Settings, **kwargs) -> Database:
-        engine = make_engine(url, settings, isolation_level="AUTOCOMMIT", **kwargs)
-        return cls(engine, async_sessionmaker(engine, expire_on_commit=False),
-                   explicit_transactions=True)
+        engine = make_engine(url, settings, **kwargs)
+        return cls(engine, async_sessionmaker(engine, expire_on_commit=False))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -131,16 +127,14 @@ class Database:
         """One transaction as `principal` (None: an anonymous caller who sees nothing under
         RLS, or the system on the workers' BYPASSRLS engine). Commits on success (after
         flushing what the session still holds), rolls back on any error."""
-        if not self.explicit_transactions:
-            async with self.sessions() as session, session.begin():
-                if principal is not None:
-                    await session.execute(SET_PRINCIPAL, principal_parameters(principal))
-                yield session
-            return
         async with self.engine.connect() as connection:
-            driver = _driver(connection)
+            pooled = connection.sync_connection.connection
+            driver = pooled.driver_connection
             parameters = principal_parameters(principal) if principal is not None else None
             opening = begin_as(parameters) if parameters is not None else "begin"
+            # DBAPI autocommit, while this transaction holds the connection (restored before
+            # it goes back to the pool, for code that lets SQLAlchemy begin transactions).
+            pooled.dbapi_connection.autocommit = True
             try:
                 await _run(driver, opening or "begin")
                 session = self.sessions(bind=connection)
@@ -149,18 +143,20 @@ class Database:
                 yield session
                 if session.new or session.dirty or session.deleted:
                     await session.flush()
+                await _run(driver, "commit")
             except BaseException:
                 if driver.is_in_transaction():
                     with contextlib.suppress(Exception):  # the checkout check has it then
                         await _run(driver, "rollback")
                 raise
-            await _run(driver, "commit")
+            finally:
+                pooled.dbapi_connection.autocommit = False
 
 
 async def driver_connection(session: AsyncSession):  # -> asyncpg.Connection
     """The driver connection of the session's transaction (app/core/sql.py's DriverQuery
     runs hot reads on it). Without a round trip or a greenlet hop when the session came
-    from `Database.transaction` on an engine with explicit transactions."""
+    from `Database.transaction` (bound to its connection)."""
     bind = session.bind
     if not isinstance(bind, AsyncConnection):
         bind = await session.connection()
