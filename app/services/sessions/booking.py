@@ -32,7 +32,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import structlog
-from pydantic_core import to_jsonable_python
 from sqlalchemy import DateTime, Row, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
@@ -43,13 +42,7 @@ from app.config import Settings
 from app.core.auth import Principal
 from app.core.dberrors import db_error_info
 from app.core.errors import Conflict, DomainError, DoubleBooking, InvalidTransition, Unprocessable
-from app.core.outbox import (
-    DIRECTOR_EVENTS,
-    REFRESH_PRIORITY,
-    OutboundEvent,
-    _check_data,
-    emit,
-)
+from app.core.outbox import DIRECTOR_EVENTS, OutboundEvent, emit, outbox_rows
 from app.models import MentoringSession
 from app.schemas.sessions import MenteeSessionPublic, MentorSessionPublic
 from app.services.sessions.scheduling import (
@@ -211,13 +204,13 @@ _SET_MEETING_WITH_EVENT = text(_WITH_EVENT.format(statement=_SET_MEETING)).bindp
 
 
 def _event_parameters(type: str, data: dict[str, Any]) -> dict[str, Any]:
-    """`outbox_emit`'s arguments exactly as `app.core.outbox.emit` builds them (session
-    events go to the two people only: none is a director event)."""
+    """`outbox_emit`'s arguments as `app.core.outbox.emit` builds them (session events go
+    to the two people only: none is a director event)."""
     assert type not in DIRECTOR_EVENTS
-    _check_data(OutboundEvent(type, data))
-    return {"event_id": uuid.uuid4(), "event_type": type, "occurred_at": datetime.now(UTC),
-            "data": to_jsonable_python(data), "priority": REFRESH_PRIORITY[type],
-            "recipients": list(dict.fromkeys((data["mentor_id"], data["mentee_id"])))}
+    (row,) = outbox_rows([OutboundEvent(type, data, (data["mentor_id"], data["mentee_id"]))])
+    return {"event_id": row["id"], "event_type": row["type"],
+            "occurred_at": row["occurred_at"], "data": row["data"],
+            "priority": row["priority"], "recipients": row["recipients"]}
 
 
 async def _write_row(session: AsyncSession, statement, values: dict[str, Any]) -> Row:
