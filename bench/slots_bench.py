@@ -16,7 +16,8 @@
    - `booking`: mentees (one per mentor and week) book a slot they were offered
      (`POST /api/v1/mentee/sessions`); the offers are collected first, untimed, so
      only the POSTs are measured; status codes are counted.
-Prints p50/p95/p99, req/s, status codes per phase and the load average before and after.
+Prints p50/p95/p99, req/s, status codes and the server process's CPU per request per phase,
+and the load average before and after.
 Goals: slots p95 < 30 ms, booking p95 < 100 ms at 8 clients (quiet machine).
 Needs `wrk` on PATH (Debian: `apt-get install wrk`).
 """
@@ -45,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from app.config import Settings  # noqa: E402
 from app.core.auth import mint_token  # noqa: E402
 from bench import _wrk as wrk  # noqa: E402
+from bench._gap_load import cpu_seconds  # noqa: E402
 from bench._server import BENCH_JWT_SECRET, spawn, stop, wait_healthy  # noqa: E402
 from bench._wrk import Request  # noqa: E402
 
@@ -194,9 +196,13 @@ def run(base: str, process, settings: Settings, all_pairs: list[tuple[str, str]]
         if not requests:
             print(f"{name:<12} no slot offered: nothing to request")
             continue
+        cpu_before = cpu_seconds(process.pid)
         result = wrk.run(base, requests, seconds=seconds, clients=clients)
-        note = (" (list wrapped: repeats answer 409)"
-                if name == "booking" and result["requests"] > len(requests) else "")
+        # The server's own CPU per request: what one process spends, whatever the load.
+        cpu_ms = (cpu_seconds(process.pid) - cpu_before) * 1000 / max(1, result["requests"])
+        note = f"  server CPU {cpu_ms:.1f} ms/req" + (
+            " (list wrapped: repeats answer 409)"
+            if name == "booking" and result["requests"] > len(requests) else "")
         print(wrk.line(name, result) + note, flush=True)
     print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 

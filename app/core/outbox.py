@@ -101,18 +101,24 @@ def _check_data(event: OutboundEvent) -> None:
                   errors=error.errors(include_url=False, include_input=False))
 
 
-async def emit_many(session: AsyncSession, events: Sequence[OutboundEvent]) -> None:
-    """`emit` for several events, in one round trip (an executemany of `outbox_emit()`)."""
+def outbox_rows(events: Sequence[OutboundEvent]) -> list[dict[str, Any]]:
+    """The `outbox_emit()` arguments of each event (data checked against its documented model,
+    JSON-ready), for `emit_many` and for statements that emit in the same round trip as
+    their change (`create_work_items`)."""
     now = datetime.now(UTC)
     for event in events:
         _check_data(event)
-    rows = [{
+    return [{
         "id": event.id or uuid.uuid4(), "type": event.type,
         "occurred_at": event.occurred_at or now, "data": to_jsonable_python(event.data),
         "priority": REFRESH_PRIORITY[event.type],
         "recipients": list(dict.fromkeys(r for r in event.recipients if r is not None)),
     } for event in events]
-    if rows:
+
+
+async def emit_many(session: AsyncSession, events: Sequence[OutboundEvent]) -> None:
+    """`emit` for several events, in one round trip (an executemany of `outbox_emit()`)."""
+    if rows := outbox_rows(events):
         await session.execute(_EMIT, rows)
 
 
@@ -144,11 +150,16 @@ def insert_events_sql(*, type: str, data: str, recipients: str, source: str,
     `source`), with the same columns and refresh priority as `emit`. `data` is a SQL
     expression building the JSON object, `recipients` one building a uuid[] (NULLs are
     removed; keep it free of duplicates). Director events also go to every director
-    (`director_ids()` once per statement, an InitPlan), without duplicates."""
+    (`director_ids()` once per statement, an InitPlan), without duplicates: appended as they
+    are unless the row's own recipients include one (a per-row DISTINCT costs ~3 us a row:
+    0.05 s for a 16,000-assignment publish)."""
     recipients_sql = f"array_remove({recipients}, null)"
     if type in DIRECTOR_EVENTS:
-        recipients_sql = (f"array(select distinct r from unnest({recipients} || "
-                          f"(select director_ids())) r where r is not null)")
+        directors = "(select director_ids())"
+        recipients_sql = (f"case when {recipients} && {directors} "
+                          f"then array(select distinct r from unnest({recipients} || "
+                          f"{directors}) r where r is not null) "
+                          f"else {recipients_sql} || {directors} end")
     return (
         "insert into outbox_events (id, type, occurred_at, data, refresh_priority, recipients) "
         f"select gen_random_uuid(), '{type}', {occurred_at}, {data}, "

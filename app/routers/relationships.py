@@ -126,9 +126,12 @@ async def assignment_history(
 )
 async def list_waiting(
     _: CurrentStaff, session: DbSession, limit: Limit = 50, cursor: Cursor = None,
-) -> Page[WaitingMentee]:
+) -> Response:
     items, next_cursor = await waiting.list_waiting(session, limit=limit, cursor=cursor)
-    return Page[WaitingMentee](items=items, next_cursor=next_cursor)
+    page = Page[WaitingMentee](items=items, next_cursor=next_cursor)
+    # Serialised once in pydantic-core (a returned model is dumped, validated again and
+    # serialised again by FastAPI); the bytes are the same.
+    return Response(page.__pydantic_serializer__.to_json(page), media_type="application/json")
 
 
 @router.post(

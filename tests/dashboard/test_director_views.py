@@ -7,11 +7,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import TypeAdapter
 
-from app.models import MissionReview
+from app.models import MissionReview, MissionSubmission, ReadinessRecord
 from app.services.mentors.capacity_checker import check_capacity
 from app.services.ops.metrics import refresh_programme_metrics
-from tests.support.workspace_support import submission
+from tests.relationships.test_director import count_queries
+from tests.support.workspace_support import submission, work_item
+
+COCKPIT_TABLES = ("readiness_history", "sessions", "work_items", "flags", "mission_submissions")
 
 
 def COCKPIT(mentee_id):  # noqa: N802
@@ -45,6 +49,76 @@ class TestDirectorCockpit:
         assert [s["id"] for s in body["recent_sessions"]] == [str(old.id)]
         assert [s["id"] for s in body["upcoming_sessions"]] == [str(upcoming.id)]
         assert body["flags"][0]["id"] == str(flag.id) and body["flags"][0]["note"] == "private"
+
+    async def test_every_section_in_one_statement(self, app, client, factory, director):
+        """One statement reads the whole cockpit (JSON lists built by Postgres): the same
+        rules and shapes as the mentor's cockpit, instants rendered as the API renders
+        them, ties in a list's order broken by id."""
+        now = datetime.now(UTC)
+        first, (mentee,) = await factory.mentor_with_mentees(1)
+        second = await factory.mentor()
+        await client.post("/api/v1/director/assignments", headers=director, json={
+            "mentee_id": str(mentee.id), "mentor_id": str(second.id)})
+        start = (now - timedelta(days=3)).replace(microsecond=0)
+        cancelled = await factory.session(first, mentee, starts_at=start, status="cancelled")
+        done = await factory.session(second, mentee, starts_at=start, status="completed")
+        upcoming = await factory.session(second, mentee, starts_at=now + timedelta(days=2))
+        escalated = await factory.flag(second, mentee, severity="medium",
+                                       escalated_at=now - timedelta(hours=1),
+                                       created_at=now - timedelta(days=2))
+        fresh = await factory.flag(second, mentee, created_at=now - timedelta(days=1))
+        resolved = await factory.flag(second, mentee, status="resolved", resolved_at=now,
+                                      created_at=now - timedelta(hours=2))
+        late = await work_item(factory, mentee, priority="low", due_in=-timedelta(hours=2))
+        low = await work_item(factory, mentee, priority="low", due_in=timedelta(hours=3))
+        urgent = await work_item(factory, mentee, priority="urgent", due_in=timedelta(hours=9))
+        await work_item(factory, mentee, status="done")
+        await factory.add(*[ReadinessRecord(mentee_id=mentee.id, score=80 - 20 * i,
+                                            previous_score=None if i == 0 else 100 - 20 * i,
+                                            recorded_at=now - timedelta(days=3 - i))
+                            for i in range(3)])
+        submitted = now - timedelta(hours=5)
+        subs = [MissionSubmission(id=uuid.uuid4(), mentee_id=mentee.id, mission_id=uuid.uuid4(),
+                                  title=f"Mission {i}", submitted_at=submitted)
+                for i in range(2)]
+        await factory.add(*subs)
+        await factory.add(MissionReview(submission_id=subs[0].id, mentee_id=mentee.id,
+                                        mentor_id=second.id, decision="approved", score=77))
+
+        with count_queries(app) as statements:
+            response = await client.get(COCKPIT(mentee.id), headers=director)
+        assert response.status_code == 200, response.text
+        assert len([s for s in statements if any(t in s for t in COCKPIT_TABLES)]) == 1
+        body = response.json()
+        assert [s["id"] for s in body["recent_sessions"]] == [
+            str(s.id) for s in sorted((cancelled, done), key=lambda s: s.id, reverse=True)]
+        assert [s["id"] for s in body["upcoming_sessions"]] == [str(upcoming.id)]
+        [shown] = [s for s in body["recent_sessions"] if s["id"] == str(done.id)]
+        for field in ("starts_at", "ends_at", "created_at", "updated_at"):
+            assert shown[field] == TypeAdapter(datetime).dump_json(
+                getattr(done, field)).decode().strip('"'), field
+        assert [(f["id"], f["status"]) for f in body["flags"]] == [
+            (str(fresh.id), "open"), (str(escalated.id), "escalated"),
+            (str(resolved.id), "resolved")]
+        items = body["open_work_items"]
+        assert [i["id"] for i in items] == [str(late.id), str(urgent.id), str(low.id)]
+        assert [i["overdue"] for i in items] == [True, False, False]
+        assert items[0]["sla_remaining_minutes"] in (-120, -121)
+        assert {i["mentee_name"] for i in items} == {mentee.name}
+        assert [(p["score"], p["previous_score"]) for p in body["readiness_trend"]] == [
+            (80, None), (60, 80), (40, 60)]
+        assert body["risk"]["reasons"] == ["open_flag", "readiness_drop", "overdue_work"]
+        assert [(s["id"], s["decision"], s["review_score"])
+                for s in body["recent_submissions"]] == sorted(
+            [(str(subs[0].id), "approved", 77), (str(subs[1].id), None, None)], reverse=True)
+
+        mentor_view = (await client.get(f"/api/v1/mentor/mentees/{mentee.id}/cockpit",
+                                        headers=factory.headers(second))).json()
+        for section in ("profile", "assignment", "risk", "readiness_trend", "flags",
+                        "recent_submissions"):
+            assert body[section] == mentor_view[section], section
+        assert [i["id"] for i in mentor_view["open_work_items"]] == [i["id"] for i in items]
+        assert [s["id"] for s in mentor_view["recent_sessions"]] == [str(done.id)]
 
     async def test_a_waiting_mentee_has_no_assignment(self, client, factory, director):
         mentee = await factory.mentee()

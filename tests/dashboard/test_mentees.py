@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.models import MissionReview, MissionSubmission, ReadinessRecord, WorkItem
+from tests.support.isolation import assert_hits
 
 DAY = timedelta(days=1)
 MENTEES = "/api/v1/mentor/mentees"
@@ -171,6 +172,10 @@ def _secrets(world, key) -> list[str]:
             side["flag"].note, side["mentor"].name]
 
 
+# The operations the isolation matrix below covers (tests/contract/test_isolation_coverage.py).
+COVERS = {"GET /api/v1/mentor/mentees/{mentee_id}/cockpit"}
+
+
 class TestCockpitIsolation:
     @pytest.mark.parametrize(("caller", "target", "status"), [
         ("mentor_a", "a", 200),
@@ -192,6 +197,7 @@ class TestCockpitIsolation:
             user = two_mentors[caller]
         response = await client.get(cockpit_url(two_mentors[target]["mentee"].id),
                                     headers=factory.headers(user))
+        assert_hits(*COVERS, response)
         assert response.status_code == status, response.text
         if status == 200:
             other = "b" if target == "a" else "a"

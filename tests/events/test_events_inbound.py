@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from arq import Worker
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.core.auth import Principal
 from app.models import WorkItem
@@ -105,6 +105,31 @@ class TestMissionSubmitted:
         assert response.status_code == 202 and response.json()["accepted"] == 1
         assert await scalar(system_db, "select count(*) from work_items where source_key = :k",
                             k=f"mission.submitted:{first['data']['submission_id']}") == 1
+
+    async def test_a_replayed_submission_keeps_its_stored_row(self, client, factory, system_db):
+        """A submission stored without its item (e.g. by an earlier version, or items
+        purged): a replay naming another mentee creates the item for the stored mentee (and
+        addresses its event to that mentee's mentor); a decided one gets no item."""
+        mentor, (mentee, other) = await factory.mentor_with_mentees(2)
+        pending, decided = uuid.uuid4(), uuid.uuid4()
+        async with system_db.transaction(None) as session:
+            for submission_id, status in ((pending, "pending"), (decided, "approved")):
+                await session.execute(text(
+                    "insert into mission_submissions (id, mentee_id, mission_id, title, "
+                    "submitted_at, status) values (:i, :m, :mi, 'Stored', now(), :s)"),
+                    {"i": submission_id, "m": mentee.id, "mi": uuid.uuid4(), "s": status})
+        response = await post(client, factory, {"events": [
+            mission_submitted(other.id, submission_id=pending),
+            mission_submitted(other.id, submission_id=decided)]})
+        assert response.status_code == 202 and response.json()["accepted"] == 2
+        [item] = await rows(system_db, "select id, mentee_id from work_items "
+                                       "where source_key = any(:k)",
+                            k=[f"mission.submitted:{pending}", f"mission.submitted:{decided}"])
+        assert item.mentee_id == mentee.id
+        [created] = await rows(system_db, "select data, recipients from outbox_events "
+                                          "where data->>'item_id' = :i", i=str(item.id))
+        assert created.data["mentee_id"] == str(mentee.id)
+        assert created.recipients == [mentor.id]
 
     async def test_item_for_unassigned_mentee_lands_in_the_queue_of_the_later_mentor(
         self, client, factory, system_db, app_db

@@ -13,6 +13,8 @@ from sqlalchemy import func, select, text
 from app.config import Settings
 from app.core.db import Database
 from app.models import Assignment, MatchingProposal, MatchingRun, OutboxEvent, User
+from app.schemas.event_data import OUTBOUND_DATA
+from tests.support.events_helpers import director_ids
 from tests.support.factories import ALWAYS_AVAILABLE, Factory
 from tests.support.worker_helpers import run_burst_worker
 
@@ -193,6 +195,56 @@ class TestPublish:
                                  headers=headers)).json()
         assert read["published_count"] == 1 and read["published_by"] == str(
             cohort["director"].id)
+
+    async def test_places_left_count_active_mentees_and_what_publishes_is_complete(
+        self, client: httpx.AsyncClient, factory: Factory, settings: Settings,
+        system_db: Database, cohort: dict[str, Any],
+    ) -> None:
+        """The set-based publish: a mentor's places less their active mentees (one taken
+        meanwhile) go to the best fit; a deactivated mentor's proposal is skipped; the
+        assignment comes with its event (as its data model documents, to the pair and the
+        directors) and its audit entry."""
+        run = await dry_run(client, factory, settings, cohort)
+        proposals = {p["mentee_id"]: p for p in run["proposals"]}
+        go, design = cohort["mentors"]
+        first, second, third, _ = cohort["mentees"]
+        await factory.assign(go, await factory.mentee())  # `go` keeps one place of two
+        async with system_db.transaction(None) as session:
+            await session.execute(text("update users set active = false where id = :id"),
+                                  {"id": design.id})
+        response = await client.post(
+            f"/api/v1/director/matching/runs/{run['job_id']}/publish",
+            headers=factory.headers(cohort["director"]), json={})
+        assert response.status_code == 200, response.text
+        result = response.json()
+        better, worse = sorted((first, third), key=lambda m: (-proposals[str(m.id)]["fit"],
+                                                              str(m.id)))
+        assert result["published"] == 1
+        assert result["total_fit"] == pytest.approx(proposals[str(better.id)]["fit"])
+        expected = sorted([(worse, "mentor_full"), (second, "not_a_mentor")],
+                          key=lambda s: (-proposals[str(s[0].id)]["fit"], str(s[0].id)))
+        assert result["skipped"] == [
+            {"mentee_id": str(m.id), "mentor_id": proposals[str(m.id)]["mentor_id"],
+             "reason": reason} for m, reason in expected]
+
+        [placed] = await assignments_of(system_db, cohort["mentees"])
+        assert (placed.mentee_id, placed.mentor_id, placed.source) == (better.id, go.id, "auto")
+        async with system_db.transaction(None) as session:
+            event = (await session.scalars(select(OutboxEvent).where(
+                OutboxEvent.type == "assignment.created",
+                OutboxEvent.data["assignment_id"].astext == str(placed.id)))).one()
+            audited = await session.scalar(text(
+                "select count(*) from audit_log where target_type = 'assignments' "
+                "and target_id = :id and actor_id = :director"),
+                {"id": str(placed.id), "director": cohort["director"].id})
+        data = OUTBOUND_DATA["assignment.created"].model_validate(event.data)
+        assert (data.mentee_id, data.mentor_id, data.source, data.previous_mentor_id) == (
+            better.id, go.id, "auto", None)
+        assert data.reasons == proposals[str(better.id)]["reasons"]
+        assert data.started_at == placed.started_at
+        assert set(event.recipients) == {better.id, go.id} | await director_ids(system_db)
+        assert len(event.recipients) == len(set(event.recipients))
+        assert audited == 1
 
     async def test_excluded_mentees_and_a_new_time_zone_limit_are_skipped(
         self, client: httpx.AsyncClient, factory: Factory, settings: Settings,

@@ -19,6 +19,7 @@ from app.schemas.sessions import Availability
 from app.services.sessions.slots import (
     Busy,
     MentorRules,
+    ceil_to_grid,
     count_weeks,
     free_intervals,
     offered_slots,
@@ -121,6 +122,24 @@ def test_every_start_that_books_is_free_and_offered_when_on_the_grid(scenario, p
         assert books == (in_free and week_ok and notice_ok), start
         if on_grid(start, rules.zone, STEP):
             assert books == (start in offered), start
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_offered_slots_are_exactly_the_grid_starts_that_book(scenario):
+    """The engine (integer arithmetic over free intervals) against the definition, start
+    by start: every instant of the local grid in [lo, hi), after now, that `violation()`
+    accepts, in order, and nothing else."""
+    rules, busy, lo, hi, now, duration, enforce = scenario
+    expected = []
+    t = ceil_to_grid(lo, rules.zone, STEP)
+    while t < hi:
+        if t > now and violation(rules, busy, starts_at=t, duration_minutes=duration, now=now,
+                                 enforce_notice=enforce) is None:
+            expected.append((t, t + timedelta(minutes=duration)))
+        t = ceil_to_grid(t + timedelta(microseconds=1), rules.zone, STEP)
+    assert offered_slots(rules, busy, lo=lo, hi=hi, duration_minutes=duration, now=now,
+                         enforce_notice=enforce, step=STEP) == expected
 
 
 def test_london_window_follows_dst_in_utc():

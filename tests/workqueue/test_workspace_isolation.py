@@ -26,6 +26,7 @@ from app.models import (
     User,
     WorkItem,
 )
+from tests.support.isolation import assert_hits
 from tests.support.workspace_support import body_without_echo, load, submission, work_item
 
 CALLERS = ("mentor_a", "mentor_b", "mentee_a", "mentee_b", "director", "service")
@@ -112,6 +113,24 @@ ROUTES = {
     "deactivate": ("POST", lambda w, o: f"/api/v1/users/{w[o]['mentee'].id}/deactivate",
                    lambda w, o, target: None, 200),
 }
+# The operation each route of the matrix calls (each cell checks it really does).
+OPERATIONS = {
+    "workqueue_patch": "PATCH /api/v1/mentor/workqueue/{item_id}",
+    "review_post": "POST /api/v1/mentor/missions/{submission_id}/review",
+    "flag_patch": "PATCH /api/v1/mentor/flags/{flag_id}",
+    "flag_post": "POST /api/v1/mentor/flags",
+    "assignment_post": "POST /api/v1/director/assignments",
+    "assignment_end": "POST /api/v1/director/assignments/{assignment_id}/end",
+    "assignment_history": "GET /api/v1/director/mentees/{mentee_id}/assignments",
+    "director_cockpit": "GET /api/v1/director/mentees/{mentee_id}/cockpit",
+    "director_flag_patch": "PATCH /api/v1/director/flags/{flag_id}",
+    "waiting_list": "GET /api/v1/director/waiting",
+    "mentee_reviews": "GET /api/v1/mentee/reviews",
+    "deactivate": "POST /api/v1/users/{user_id}/deactivate",
+}
+# What tests/contract/test_isolation_coverage.py counts as covered here: the matrix, plus
+# the work queue's `mentee_id` filter (`test_work_queue_listing_never_shows_the_other_mentor`).
+COVERS = {*OPERATIONS.values(), "GET /api/v1/mentor/workqueue"}
 STAFF_ROUTES = {"assignment_post", "assignment_end", "assignment_history", "director_cockpit",
                 "director_flag_patch", "waiting_list"}
 
@@ -160,6 +179,7 @@ async def test_isolation_matrix(client, factory, system_db, route, caller, owner
     response = await client.request(method, url(world, owner),
                                      headers=factory.headers(_caller(world, caller)),
                                      **({"json": payload} if payload is not None else {}))
+    assert_hits(OPERATIONS[route], response)
 
     expected = expected_status(route, caller, owner)
     assert response.status_code == expected, (route, caller, owner, response.text)

@@ -7,24 +7,17 @@ a mentee who is not the caller's is a 404, never a hint that they exist.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, select, text, union_all
+from pydantic import TypeAdapter
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound
 from app.core.pagination import Keyset
-from app.core.text import safe_text
-from app.models import (
-    Assignment,
-    Flag,
-    MentoringSession,
-    MissionReview,
-    MissionSubmission,
-    ReadinessRecord,
-    User,
-    WorkItem,
-)
+from app.core.text import OutputText, safe_text
+from app.models import Assignment, User
 from app.schemas.common import Page
 from app.schemas.dashboard import (
     AssignmentSummary,
@@ -41,9 +34,9 @@ from app.schemas.dashboard import (
 )
 from app.schemas.sessions import MentorSessionPublic
 from app.services.risk.flags import public_status
-from app.services.risk.scoring import mentees_risk, own_at_risk
+from app.services.risk.scoring import own_at_risk
 from app.services.sessions.queries import upcoming_sessions
-from app.services.workqueue.queue import PRIORITY_RANK, overdue_expr, to_public
+from app.services.workqueue.queue import PRIORITY_RANK, to_public
 
 READINESS_POINTS = 30
 RECENT_SESSIONS = 10
@@ -116,12 +109,166 @@ async def list_mentees(
 
 
 # --- the cockpit ----------------------------------------------------------------------------
+# One statement (one round trip, one prepared statement per variant) whatever the mentee has:
+# the profile and the active assignment, the risk (`mentee_risk` inlined for this one
+# mentee), and each list as a JSON array built by Postgres from its own index range scan
+# (LIMIT inside, so a mentee's long history costs nothing). Rendered as in the Python
+# models: instants as UTC RFC 3339 text (whatever the session's TimeZone), the rules
+# (`overdue`, `sla_remaining_minutes`, a flag's public status) applied in Python by the
+# same functions as elsewhere.
+# `array[u.id]`, not a `uuid[]` parameter: the planner then knows the risk function sees
+# one row, the prepared statement's generic plan costs what a custom one does and Postgres
+# keeps it (plan_cache_mode auto). With an array parameter it re-planned the inlined,
+# RLS-expanded function at every execution: 15-25 ms of planning for 1 ms of execution.
+# Ties in a list's order are broken by id (in the scan and in the aggregate alike).
 
-def _session(row: MentoringSession) -> MentorSessionPublic:
-    return MentorSessionPublic.model_validate(row)
+_RFC3339 = """'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"""
 
 
-def _profile(user: User) -> MenteeProfile:
+def _json_object(**fields: str) -> str:
+    return "json_build_object(" + ", ".join(f"'{k}', {v}" for k, v in fields.items()) + ")"
+
+
+def _columns(alias: str, names: str, *, instants: str = "") -> dict[str, str]:
+    columns = {name: f"{alias}.{name}" for name in names.split()}
+    columns.update({name: f"to_char({alias}.{name} at time zone 'UTC', {_RFC3339})"
+                    for name in instants.split()})
+    return columns
+
+
+_READINESS_JSON = _json_object(**_columns("r", "score previous_score",
+                                          instants="recorded_at"))
+_SESSION_JSON = _json_object(**_columns(
+    "s", "id mentor_id mentee_id duration_minutes status meeting_url agenda cancel_reason "
+         "sequence mentor_notes", instants="starts_at ends_at created_at updated_at"))
+_WORK_ITEM_JSON = _json_object(**_columns(
+    "w", "id kind priority status mentee_id title details overdue note completed_by",
+    instants="due_at created_at started_at completed_at"))
+_FLAG_JSON = _json_object(**_columns(
+    "f", "id severity category note status resolution raised_by",
+    instants="created_at resolved_at escalated_at"))
+_SUBMISSION_JSON = _json_object(**_columns(
+    "x", "id mission_id title url status decision review_score",
+    instants="submitted_at reviewed_at"))
+# The work queue's order (`overdue_expr`, then PRIORITY_RANK, due_at, id).
+_PRIORITY_RANK_SQL = ("case w.priority "
+                      + " ".join(f"when '{p}' then {r}" for p, r in PRIORITY_RANK.items())
+                      + " end")
+
+
+def _cockpit_sql(*, mentor: bool) -> str:
+    # Sessions: a mentor's cockpit shows theirs only; a director's, any mentor's.
+    with_mentor = "and s.mentor_id = :mentor_id" if mentor else ""
+    if mentor:  # an active mentee of the caller's, whatever the user's role
+        source = "assignments a join users u on u.id = a.mentee_id"
+        where = "a.mentor_id = :mentor_id and a.mentee_id = :mentee_id and a.ended_at is null"
+    else:  # any mentee, with their active assignment if any
+        source = "users u left join assignments a on a.mentee_id = u.id and a.ended_at is null"
+        where = "u.id = :mentee_id and u.role = 'mentee'"
+    return f"""
+    select u.id, u.email, u.name, u.role, u.timezone, u.tier, u.interests,
+           a.id as assignment_id, a.mentor_id, a.started_at, a.source, a.score,
+           a.reasons as assignment_reasons, risk.reasons, risk.risk_score,
+           (select coalesce(json_agg({_READINESS_JSON} order by r.recorded_at, r.id), '[]')
+              from (select * from readiness_history r where r.mentee_id = u.id
+                     order by r.recorded_at desc, r.id desc limit {READINESS_POINTS}) r
+           ) as readiness,
+           (select coalesce(json_agg({_SESSION_JSON} order by s.starts_at desc, s.id desc),
+                            '[]')
+              from (select * from sessions s where s.mentee_id = u.id {with_mentor}
+                       and s.starts_at <= :now
+                     order by s.starts_at desc, s.id desc limit {RECENT_SESSIONS}) s
+           ) as recent_sessions,
+           (select coalesce(json_agg({_SESSION_JSON} order by s.starts_at, s.id), '[]')
+              from (select * from sessions s where s.mentee_id = u.id {with_mentor}
+                       and s.starts_at > :now and s.status = 'scheduled'
+                     order by s.starts_at, s.id limit {UPCOMING_SESSIONS}) s
+           ) as upcoming_sessions,
+           (select coalesce(json_agg({_WORK_ITEM_JSON} order by w.overdue_rank,
+                                     w.priority_rank, w.due_at, w.id), '[]')
+              from (select w.*,
+                           case when w.overdue or w.due_at < coalesce(w.completed_at, :now)
+                                then 0 else 1 end as overdue_rank,
+                           {_PRIORITY_RANK_SQL} as priority_rank
+                      from work_items w where w.mentee_id = u.id and w.status <> 'done') w
+           ) as open_work_items,
+           (select coalesce(json_agg({_FLAG_JSON} order by f.open_rank, f.created_at desc,
+                                     f.id), '[]')
+              from (select f.*, case when f.status = 'open' then 0 else 1 end as open_rank
+                      from flags f where f.mentee_id = u.id
+                     order by open_rank, f.created_at desc, f.id limit {FLAGS_SHOWN}) f
+           ) as flags,
+           (select coalesce(json_agg({_SUBMISSION_JSON} order by x.submitted_at desc,
+                                     x.id desc), '[]')
+              from (select sub.id, sub.mission_id, sub.title, sub.url, sub.submitted_at,
+                           sub.status, rv.decision, rv.score as review_score,
+                           rv.created_at as reviewed_at
+                      from mission_submissions sub
+                      left join mission_reviews rv on rv.submission_id = sub.id
+                     where sub.mentee_id = u.id
+                     order by sub.submitted_at desc, sub.id desc
+                     limit {RECENT_SUBMISSIONS}) x
+           ) as recent_submissions
+      from {source}
+     cross join lateral mentee_risk(array[u.id], :now) risk
+     where {where}
+    """
+
+
+_MENTOR_COCKPIT = text(_cockpit_sql(mentor=True))
+_DIRECTOR_COCKPIT = text(_cockpit_sql(mentor=False))
+
+
+@dataclass(frozen=True, slots=True)
+class _WorkItemRow:
+    """A work item's columns as the cockpit reads them (what `to_public` takes)."""
+
+    id: uuid.UUID
+    kind: OutputText
+    priority: OutputText
+    status: OutputText
+    mentee_id: uuid.UUID
+    title: OutputText
+    details: dict
+    due_at: datetime
+    overdue: bool
+    note: OutputText | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    completed_by: uuid.UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class _FlagRow:
+    """A flag's columns as the cockpit reads them (what `public_status` takes)."""
+
+    id: uuid.UUID
+    severity: OutputText
+    category: OutputText
+    note: OutputText | None
+    status: OutputText
+    resolution: OutputText | None
+    raised_by: uuid.UUID
+    created_at: datetime
+    resolved_at: datetime | None
+    escalated_at: datetime | None
+
+
+# Parsed straight from Postgres' JSON text in pydantic-core.
+_READINESS = TypeAdapter(list[ReadinessPoint])
+_SESSIONS = TypeAdapter(list[MentorSessionPublic])
+_WORK_ITEMS = TypeAdapter(list[_WorkItemRow])
+_FLAGS = TypeAdapter(list[_FlagRow])
+_SUBMISSIONS = TypeAdapter(list[SubmissionSummary])
+
+
+def _parse(adapter: TypeAdapter, value):
+    return adapter.validate_json(value) if isinstance(value, str | bytes) \
+        else adapter.validate_python(value)
+
+
+def _profile(user) -> MenteeProfile:
     return MenteeProfile(id=user.id, email=user.email, name=user.name, role=user.role,
                          timezone=user.timezone, tier=user.tier, interests=user.interests or [])
 
@@ -130,17 +277,9 @@ async def cockpit(
     session: AsyncSession, *, mentor_id: uuid.UUID, mentee_id: uuid.UUID, now: datetime
 ) -> CockpitPublic:
     """Everything a mentor needs about one of their mentees. Not theirs: 404."""
-    found = (await session.execute(
-        select(Assignment, User)
-        .join(User, User.id == Assignment.mentee_id)
-        .where(Assignment.mentor_id == mentor_id, Assignment.mentee_id == mentee_id,
-               Assignment.ended_at.is_(None))
-    )).first()
-    if found is None:
-        raise NotFound("Mentee not found", code="mentee_not_found")
-    assignment, mentee = found
-    return await _cockpit(session, mentee=mentee, assignment=assignment, mentor_id=mentor_id,
-                          now=now)
+    row = (await session.execute(_MENTOR_COCKPIT, {
+        "mentor_id": mentor_id, "mentee_id": mentee_id, "now": now})).first()
+    return _cockpit(row, now=now)
 
 
 async def director_cockpit(
@@ -148,98 +287,33 @@ async def director_cockpit(
 ) -> CockpitPublic:
     """The mentor cockpit's shape for any mentee (directors): sessions with any mentor,
     the active assignment if there is one. 404 unless the user is a mentee."""
-    found = (await session.execute(
-        select(User, Assignment)
-        .outerjoin(Assignment, and_(Assignment.mentee_id == User.id,
-                                    Assignment.ended_at.is_(None)))
-        .where(User.id == mentee_id, User.role == "mentee"))).first()
-    if found is None:
+    row = (await session.execute(_DIRECTOR_COCKPIT, {
+        "mentee_id": mentee_id, "now": now})).first()
+    return _cockpit(row, now=now)
+
+
+def _cockpit(row, *, now: datetime) -> CockpitPublic:
+    if row is None:
         raise NotFound("Mentee not found", code="mentee_not_found")
-    mentee, assignment = found
-    return await _cockpit(session, mentee=mentee, assignment=assignment, mentor_id=None,
-                          now=now)
-
-
-async def _cockpit(
-    session: AsyncSession, *, mentee: User, assignment: Assignment | None,
-    mentor_id: uuid.UUID | None, now: datetime,
-) -> CockpitPublic:
-    mentee_id = mentee.id
-    risk = (await mentees_risk(session, mentee_ids=[mentee_id], now=now))[mentee_id]
-
-    readiness = (await session.scalars(
-        select(ReadinessRecord).where(ReadinessRecord.mentee_id == mentee_id)
-        .order_by(ReadinessRecord.recorded_at.desc()).limit(READINESS_POINTS)
-    )).all()
-
-    with_mentor = [MentoringSession.mentee_id == mentee_id]
-    if mentor_id is not None:
-        with_mentor.append(MentoringSession.mentor_id == mentor_id)
-    # Recent and upcoming in one round trip: two index range scans (each with its own
-    # order and limit) under UNION ALL; disjoint by start.
-    recent_q = (select(MentoringSession)
-                .where(*with_mentor, MentoringSession.starts_at <= now)
-                .order_by(MentoringSession.starts_at.desc()).limit(RECENT_SESSIONS))
-    upcoming_q = (select(MentoringSession)
-                  .where(*with_mentor, MentoringSession.starts_at > now,
-                         MentoringSession.status == "scheduled")
-                  .order_by(MentoringSession.starts_at).limit(UPCOMING_SESSIONS))
-    both = (await session.scalars(select(MentoringSession).from_statement(
-        union_all(recent_q, upcoming_q)))).all()
-    recent = sorted((s for s in both if s.starts_at <= now),
-                    key=lambda s: s.starts_at, reverse=True)
-    upcoming = sorted((s for s in both if s.starts_at > now), key=lambda s: s.starts_at)
-
-    # The work queue's order and shape: overdue first, then priority, then due_at.
-    items = (await session.scalars(
-        select(WorkItem).where(WorkItem.mentee_id == mentee_id, WorkItem.status != "done")
-        .order_by(case((overdue_expr(now), 0), else_=1),
-                  case(*((WorkItem.priority == p, r) for p, r in PRIORITY_RANK.items())),
-                  WorkItem.due_at, WorkItem.id)
-    )).all()
-
-    flags = (await session.scalars(
-        select(Flag).where(Flag.mentee_id == mentee_id)
-        .order_by(case((Flag.status == "open", 0), else_=1), Flag.created_at.desc())
-        .limit(FLAGS_SHOWN)
-    )).all()
-
-    submissions = (await session.execute(
-        select(MissionSubmission, MissionReview)
-        .outerjoin(MissionReview, MissionReview.submission_id == MissionSubmission.id)
-        .where(MissionSubmission.mentee_id == mentee_id)
-        .order_by(MissionSubmission.submitted_at.desc()).limit(RECENT_SUBMISSIONS)
-    )).all()
-
+    reasons = list(row.reasons)
     return CockpitPublic(
-        profile=_profile(mentee),
-        assignment=AssignmentSummary(id=assignment.id, mentor_id=assignment.mentor_id,
-                                     started_at=assignment.started_at,
-                                     source=assignment.source, score=assignment.score,
-                                     reasons=assignment.reasons or [])
-        if assignment is not None else None,
-        risk=RiskSummary(reasons=risk.reasons, risk_score=risk.risk_score,
-                         at_risk=risk.at_risk),
-        readiness_trend=[ReadinessPoint(recorded_at=r.recorded_at, score=r.score,
-                                        previous_score=r.previous_score)
-                         for r in reversed(readiness)],
-        recent_sessions=[_session(s) for s in recent],
-        upcoming_sessions=[_session(s) for s in upcoming],
-        open_work_items=[to_public(item, mentee_name=mentee.name, at=now) for item in items],
+        profile=_profile(row),
+        assignment=AssignmentSummary(id=row.assignment_id, mentor_id=row.mentor_id,
+                                     started_at=row.started_at, source=row.source,
+                                     score=row.score, reasons=row.assignment_reasons or [])
+        if row.assignment_id is not None else None,
+        risk=RiskSummary(reasons=reasons, risk_score=row.risk_score, at_risk=bool(reasons)),
+        readiness_trend=_parse(_READINESS, row.readiness),
+        recent_sessions=_parse(_SESSIONS, row.recent_sessions),
+        upcoming_sessions=_parse(_SESSIONS, row.upcoming_sessions),
+        open_work_items=[to_public(item, mentee_name=row.name, at=now)
+                         for item in _parse(_WORK_ITEMS, row.open_work_items)],
         flags=[FlagSummary(id=f.id, severity=f.severity, category=f.category, note=f.note,
                            status=public_status(f), resolution=f.resolution,
                            raised_by=f.raised_by, created_at=f.created_at,
-                           resolved_at=f.resolved_at) for f in flags],
-        recent_submissions=[
-            SubmissionSummary(
-                id=sub.id, mission_id=sub.mission_id, title=sub.title, url=sub.url,
-                submitted_at=sub.submitted_at, status=sub.status,
-                decision=review.decision if review else None,
-                review_score=review.score if review else None,
-                reviewed_at=review.created_at if review else None,
-            )
-            for sub, review in submissions
-        ],
+                           resolved_at=f.resolved_at)
+               for f in _parse(_FLAGS, row.flags)],
+        recent_submissions=_parse(_SUBMISSIONS, row.recent_submissions),
         generated_at=now,
     )
 

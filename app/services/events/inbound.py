@@ -36,7 +36,7 @@ from app.config import Settings
 from app.core.auth import Principal
 from app.core.errors import NotFound, Unprocessable
 from app.core.sql import insert
-from app.models import MenteeSignal, MissionSubmission, ReadinessRecord, User
+from app.models import MenteeSignal, MissionSubmission, ReadinessRecord
 from app.schemas.events import (
     GoalOverdue,
     HabitStreakBroken,
@@ -49,15 +49,26 @@ from app.schemas.events import (
 from app.services.events.users import provision_user
 from app.services.risk import alerts
 from app.services.sessions.video import VideoProvider, make_video_provider
-from app.services.workqueue.items import NewWorkItem, create_work_item, create_work_items
+from app.services.workqueue.items import (
+    NewWorkItem,
+    create_work_item,
+    work_items_parameters,
+    work_items_statement,
+)
 
+# The inbox insert and the lookup of the users the events name, in one round trip: rows
+# ('inbox', id) for each event id not seen before, ('user', id, role, tier) for each user.
 _RECORD = text(
-    "select * from inbox_record(:ids, :types, :sources, :occurred)"
+    "select 'inbox' as kind, r.id, null::text as role, null::text as tier"
+    " from inbox_record(:ids, :types, :sources, :occurred) as r(id)"
+    " union all"
+    " select 'user', u.id, u.role::text, u.tier::text from users u where u.id = any(:users)"
 ).bindparams(
     bindparam("ids", type_=ARRAY(PgUUID(as_uuid=True))), bindparam("types", type_=ARRAY(Text)),
     bindparam("sources", type_=ARRAY(Text)),
     bindparam("occurred", type_=ARRAY(DateTime(timezone=True))),
-)
+    bindparam("users", type_=ARRAY(PgUUID(as_uuid=True))),
+).columns(kind=Text, id=PgUUID(as_uuid=True), role=Text, tier=Text)
 
 
 @dataclass
@@ -109,23 +120,26 @@ async def ingest_events(
     # Through `inbox_record()` (migration 0017: only service callers write the inbox), which
     # inserts in id order: concurrent batches sharing ids wait on them in the same order, so
     # they cannot deadlock on the inbox.
+    # The users are looked up for every event of the batch (only the new ones' are used).
     batch = [events[i] for i in first.values()]
-    new_ids = set(await session.scalars(_RECORD, {
+    new_ids: set[uuid.UUID] = set()
+    known = _Known({})
+    for row in await session.execute(_RECORD, {
         "ids": [e.id for e in batch], "types": [e.type for e in batch],
         "sources": [e.source for e in batch], "occurred": [e.occurred_at for e in batch],
-    }))
+        "users": list({e.data.id if isinstance(e, UserUpserted) else e.data.mentee_id
+                       for e in batch}),
+    }):
+        if row.kind == "inbox":
+            new_ids.add(row.id)
+        else:
+            known.users[row.id] = (row.role, row.tier)
     result.duplicate_ids.extend(i for i in first if i not in new_ids)
     fresh = [(index, events[index]) for index in sorted(first.values())
              if events[index].id in new_ids]
     if not fresh:
         return result
 
-    referenced = {e.data.id if isinstance(e, UserUpserted) else e.data.mentee_id
-                  for _, e in fresh}
-    rows = await session.execute(
-        select(User.id, User.role, User.tier).where(User.id.in_(referenced))
-    )
-    known = _Known({row.id: (row.role, row.tier) for row in rows})
     # Consecutive submissions are applied together (a few statements per run, whatever its
     # length); everything else in order, one event at a time.
     run: list[MissionSubmitted] = []
@@ -199,7 +213,7 @@ async def create_mission_review_queue_items(
     settings: Settings,
     submissions: Sequence[tuple[MissionSubmittedData, uuid.UUID | None]],
 ) -> dict[uuid.UUID, uuid.UUID]:
-    """`create_mission_review_queue_item` for many submissions in a few statements.
+    """`create_mission_review_queue_item` for many submissions in one statement.
     Returns {submission_id: new item id} for the items created."""
     values: dict[uuid.UUID, dict[str, Any]] = {}
     for data, _ in submissions:
@@ -210,28 +224,10 @@ async def create_mission_review_queue_items(
         })
     if not values:
         return {}
-    # Key order, so two batches sharing submissions lock them in the same order.
-    stored = set(await session.scalars(
-        insert(MissionSubmission.__table__).on_conflict_do_nothing(index_elements=["id"])
-        .returning(MissionSubmission.id),
-        [values[key] for key in sorted(values)],
-    ))
-    mentee_of = {sid: row["mentee_id"] for sid, row in values.items()}
-    decided: set[uuid.UUID] = set()
-    if replays := [sid for sid in values if sid not in stored]:
-        # Known submissions (a replay): the stored row is the truth; a decided one needs
-        # no review.
-        for row in await session.execute(
-            select(MissionSubmission.id, MissionSubmission.mentee_id, MissionSubmission.status)
-            .where(MissionSubmission.id.in_(replays))
-        ):
-            mentee_of[row.id] = row.mentee_id
-            if row.status != "pending":
-                decided.add(row.id)
     items = [
         NewWorkItem(
             kind="mission_review",
-            mentee_id=mentee_of[data.submission_id],
+            mentee_id=data.mentee_id,
             source_key=f"mission.submitted:{data.submission_id}",
             title=f"Review mission: {data.title}",
             details={
@@ -244,10 +240,48 @@ async def create_mission_review_queue_items(
             created_at=_started(data.submitted_at),
         )
         for data, event_id in submissions
-        if data.submission_id not in decided
     ]
-    created = await create_work_items(session, settings=settings, items=items)
-    return {uuid.UUID(key.split(":", 1)[1]): item_id for key, item_id in created.items()}
+    # Key order, so two batches sharing submissions lock them in the same order.
+    keys = sorted(values)
+    created = await session.execute(_SUBMISSIONS_AND_REVIEWS, {
+        **work_items_parameters(settings, items), "submission_ids": keys,
+        **{f"submission_{column}s": [values[key][column] for key in keys]
+           for column in ("mentee_id", "mission_id", "title", "url", "submitted_at")},
+    })
+    return {uuid.UUID(row.source_key.split(":", 1)[1]): row.id for row in created}
+
+
+# The submissions and their review items in one round trip. A submission already stored (a
+# replay) keeps its stored row: its item (if it has none yet) goes to the stored mentee, and
+# a decided one needs no review. `known` is what was stored before this statement (a
+# statement's CTEs do not see each other's writes); a submission stored meanwhile by a
+# concurrent transaction conflicts on insert, and so does its item, by source_key.
+_SUBMISSIONS_AND_REVIEWS = work_items_statement(
+    before="""
+    submitted as (
+      select * from unnest(:submission_ids, :submission_mentee_ids, :submission_mission_ids,
+                           :submission_titles, :submission_urls, :submission_submitted_ats)
+        as s(id, mentee_id, mission_id, title, url, submitted_at)
+    ), known as (
+      select 'mission.submitted:' || m.id as source_key, m.mentee_id, m.status
+        from mission_submissions m where m.id = any(:submission_ids)
+    ), stored as (
+      insert into mission_submissions (id, mentee_id, mission_id, title, url, submitted_at)
+      select * from submitted order by id
+      on conflict (id) do nothing
+    ),""",
+    mentee="coalesce(k.mentee_id, x.mentee_id)",
+    where="left join known k on k.source_key = x.source_key "
+          "where k.status is null or k.status = 'pending'",
+    parameters=[
+        bindparam("submission_ids", type_=ARRAY(PgUUID(as_uuid=True))),
+        bindparam("submission_mentee_ids", type_=ARRAY(PgUUID(as_uuid=True))),
+        bindparam("submission_mission_ids", type_=ARRAY(PgUUID(as_uuid=True))),
+        bindparam("submission_titles", type_=ARRAY(Text)),
+        bindparam("submission_urls", type_=ARRAY(Text)),
+        bindparam("submission_submitted_ats", type_=ARRAY(DateTime(timezone=True))),
+    ],
+)
 
 
 async def _habit_streak_broken(

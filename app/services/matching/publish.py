@@ -15,19 +15,21 @@ held, each proposal is checked against the data as it is now:
     mentor_full                the mentor has no place left: their proposals with the best
                                fit keep the places there are
 
-The rest are inserted with their `assignment.created` events (one statement), and the run
-records what was published and what was skipped; publishing again is 409
+The checks, the insert and the `assignment.created` events are one statement (set-based:
+16,000 proposals never travel to Python and back); only the time-zone limit is judged in
+Python first, on the few proposals whose mentee has one, with the offsets the matcher uses.
+The run records what was published and what was skipped; publishing again is 409
 `already_published`. NumPy-free: the API process runs it.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text, update
+from sqlalchemy import bindparam, text, update
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,37 +39,14 @@ from app.core.dberrors import sqlstate_of
 from app.core.errors import Conflict
 from app.models import MatchingRun
 from app.services.matching.runs import get_matching_run
-from app.services.matching.writes import MATCHER_LOCK_KEY, insert_assignments
+from app.services.matching.writes import (
+    ID_LIST,
+    MATCHER_LOCK_KEY,
+    assignment_events_sql,
+    check_capacity,
+)
 from app.services.matching.zones import gap_hours, offsets
 from app.services.mentors.capacity import MENTOR_ZONE_SQL
-
-# Each lookup is by primary key or a partial index, row by row, so the plan stays good when
-# the planner has no statistics yet for a run's proposals (a fresh table, a new run id: it
-# then expects a handful of rows, and a join to an aggregate would be rescanned per row).
-_PROPOSALS = text(f"""
-select p.mentee_id, p.mentor_id, p.fit, p.reasons,
-       coalesce(me.role = 'mentee' and not me.is_mentor and me.active, false) as is_mentee,
-       me.timezone as mentee_zone, pr.max_timezone_offset_hours as max_offset,
-       exists (select 1 from assignments a
-                where a.mentee_id = p.mentee_id and a.ended_at is null) as assigned,
-       coalesce(u.is_mentor and u.active, false) as is_mentor,
-       {MENTOR_ZONE_SQL} as mentor_zone, u.mentor_max_mentees
-  from matching_proposals p
-  left join users me on me.id = p.mentee_id
-  left join mentee_preferences pr on pr.mentee_id = p.mentee_id
-  left join users u on u.id = p.mentor_id
- where p.run_id = :run_id
- order by p.fit desc, p.mentee_id
-""")
-
-# Active mentees of the run's mentors (one small aggregate, joined in Python).
-_LOADS = text("""
-    select a.mentor_id, count(*) as active from assignments a
-     where a.ended_at is null
-       and a.mentor_id in (select distinct mentor_id from matching_proposals
-                            where run_id = :run_id)
-     group by a.mentor_id
-""")
 
 # The run's mentors and mentees, in id order (as a director's assignment locks them), in one
 # statement: the ids never leave the database.
@@ -78,6 +57,101 @@ _LOCK_USERS = text("""
                   select mentor_id from matching_proposals where run_id = :run_id)
      order by id for no key update
 """)
+
+# The proposals whose mentee has a time-zone limit (as it is now), with both zones: few rows;
+# the limit is judged in Python (`zones`: the offsets the matcher uses, from zoneinfo).
+_LIMITED = text(f"""
+select p.mentee_id, me.timezone as mentee_zone, pr.max_timezone_offset_hours as max_offset,
+       {MENTOR_ZONE_SQL} as mentor_zone
+  from matching_proposals p
+  join mentee_preferences pr on pr.mentee_id = p.mentee_id
+  left join users me on me.id = p.mentee_id
+  left join users u on u.id = p.mentor_id
+ where p.run_id = :run_id and pr.max_timezone_offset_hours is not null
+""")
+
+
+def _listed(ids: str) -> str:
+    """SQL: the proposal's mentee is in the uuid[] parameter `ids`. The list becomes a JSON
+    object once (an InitPlan), each lookup a binary search on its keys: a list compared
+    element by element would cost proposals x list."""
+    return (f"coalesce((select jsonb_object_agg(id::text, true) from unnest(cast(:{ids} as "
+            f"uuid[])) id), '{{}}') ? p.mentee_id::text")
+
+
+# Every check, the insert and its events in one statement: the proposals never leave the
+# database. `verdict` is the first reason that stops a proposal, in the order of the module
+# doc; a mentor's places go to their proposals still standing, best fit first (then mentee
+# id), as many as `mentor_max_mentees` less their active mentees leaves. Each lookup is by
+# primary key or a partial index, row by row, so the plan stays good when the planner has no
+# statistics yet for a run's proposals (a new run id: it expects a handful of rows). The
+# result: one row per skipped proposal (in the order fit desc, mentee id; those the unique
+# index refused after them), or a single row with no mentee when none was skipped, each
+# carrying the totals and the mentors given places (for the capacity check).
+_PUBLISH = text(f"""
+with proposal as materialized (
+    select p.mentee_id, p.mentor_id, p.fit, p.reasons, u.mentor_max_mentees,
+           case when {_listed('excluded')} then 'excluded'
+                when not coalesce(me.role = 'mentee' and not me.is_mentor and me.active, false)
+                     then 'not_a_mentee'
+                when exists (select 1 from assignments a
+                              where a.mentee_id = p.mentee_id and a.ended_at is null)
+                     then 'mentee_not_waiting'
+                when not coalesce(u.is_mentor and u.active, false) then 'not_a_mentor'
+                when {_listed('too_far')} then 'max_timezone_offset_hours'
+           end as reason
+      from matching_proposals p
+      left join users me on me.id = p.mentee_id
+      left join users u on u.id = p.mentor_id
+     where p.run_id = :run_id
+),
+load as (  -- active mentees per mentor concerned, as a JSON object (see `_listed`)
+    select jsonb_object_agg(a.mentor_id::text, a.active) as active
+      from (select a.mentor_id, count(*) as active from assignments a
+             where a.ended_at is null
+               and a.mentor_id in (select mentor_id from proposal where reason is null)
+             group by a.mentor_id) a
+),
+decided as materialized (  -- the place a proposal still standing takes at its mentor
+    select p.mentee_id, p.mentor_id, p.fit, p.reasons,
+           case when p.reason is null
+                 and row_number() over (partition by p.mentor_id, p.reason is null
+                                        order by p.fit desc, p.mentee_id)
+                     + coalesce(((select active from load) ->> p.mentor_id::text)::int, 0)
+                     > p.mentor_max_mentees
+                then 'mentor_full' else p.reason end as verdict
+      from proposal p
+),
+inserted as (
+    insert into assignments (id, mentee_id, mentor_id, source, score, reasons, assigned_by,
+                             started_at)
+    select gen_random_uuid(), d.mentee_id, d.mentor_id, 'auto', d.fit, d.reasons,
+           :assigned_by, :now
+      from decided d where d.verdict is null
+        on conflict (mentee_id) where ended_at is null do nothing
+    returning id, mentee_id, mentor_id, score, reasons, started_at
+),
+events as (
+    {assignment_events_sql("inserted")}
+),
+totals as (
+    select count(*) as published, sum(i.score order by i.score desc, i.mentee_id) as total_fit,
+           array_agg(distinct i.mentor_id) as mentors
+      from inserted i
+),
+skipped as (
+    select d.mentee_id, d.mentor_id, d.verdict as reason, 0 as late, d.fit
+      from decided d where d.verdict is not null
+    union all  -- refused by the unique index: cannot happen under the locks; kept honest
+    select d.mentee_id, d.mentor_id, 'mentee_not_waiting', 1, d.fit
+      from decided d where d.verdict is null
+       and d.mentee_id not in (select i.mentee_id from inserted i)
+)
+select s.mentee_id, s.mentor_id, s.reason, t.published, t.total_fit, t.mentors
+  from totals t left join skipped s on true
+ order by s.late, s.fit desc, s.mentee_id
+""").bindparams(bindparam("assigned_by", type_=UUID(as_uuid=True)),
+                bindparam("excluded", type_=ID_LIST), bindparam("too_far", type_=ID_LIST))
 
 
 async def _lock(session: AsyncSession, settings: Settings, run: MatchingRun) -> None:
@@ -95,36 +169,12 @@ async def _lock(session: AsyncSession, settings: Settings, run: MatchingRun) -> 
     await session.execute(text("select set_config('lock_timeout', '0', true)"))
 
 
-def _checked(rows: list[Any], loads: dict[uuid.UUID, int], excluded: set[uuid.UUID],
-             now: datetime) -> tuple[list[Any], list[dict[str, Any]]]:
-    """(proposals to publish, skipped with reasons); `rows` come best fit first, `loads`
-    are the mentors' active mentees."""
-    keep: list[Any] = []
-    skipped: list[dict[str, Any]] = []
-    taken: dict[uuid.UUID, int] = defaultdict(int)
-    for row in rows:
-        reason = None
-        if row.mentee_id in excluded:
-            reason = "excluded"
-        elif not row.is_mentee:
-            reason = "not_a_mentee"
-        elif row.assigned:
-            reason = "mentee_not_waiting"
-        elif not row.is_mentor:
-            reason = "not_a_mentor"
-        elif row.max_offset is not None and gap_hours(
-                offsets(row.mentee_zone, now), offsets(row.mentor_zone, now)
-        ) > row.max_offset + 1e-9:
-            reason = "max_timezone_offset_hours"
-        elif loads.get(row.mentor_id, 0) + taken[row.mentor_id] >= row.mentor_max_mentees:
-            reason = "mentor_full"
-        if reason is None:
-            taken[row.mentor_id] += 1
-            keep.append(row)
-        else:
-            skipped.append({"mentee_id": str(row.mentee_id), "mentor_id": str(row.mentor_id),
-                            "reason": reason})
-    return keep, skipped
+async def _too_far(session: AsyncSession, run: MatchingRun, now: datetime) -> list[uuid.UUID]:
+    """Mentees whose time-zone limit (as it is now) forbids their proposed mentor."""
+    rows = (await session.execute(_LIMITED, {"run_id": run.id})).all()
+    return [row.mentee_id for row in rows
+            if gap_hours(offsets(row.mentee_zone, now), offsets(row.mentor_zone, now))
+            > row.max_offset + 1e-9]
 
 
 async def publish_run(session: AsyncSession, *, principal: Principal, settings: Settings,
@@ -140,19 +190,16 @@ async def publish_run(session: AsyncSession, *, principal: Principal, settings: 
                        code="run_not_finished")
     await _lock(session, settings, run)
     now = datetime.now(UTC)
-    rows = list((await session.execute(_PROPOSALS, {"run_id": run.id})).all())
-    loads = dict((await session.execute(_LOADS, {"run_id": run.id})).tuples().all())
-    keep, skipped = _checked(rows, loads, set(exclude_mentee_ids), now)
-    inserted = await insert_assignments(
-        session, at=now, mentee_ids=[r.mentee_id for r in keep],
-        mentor_ids=[r.mentor_id for r in keep], scores=[r.fit for r in keep],
-        reasons=[r.reasons for r in keep], assigned_by=principal.user_id)
-    for row in keep:
-        if row.mentee_id not in inserted:  # cannot happen under the locks; kept honest
-            skipped.append({"mentee_id": str(row.mentee_id), "mentor_id": str(row.mentor_id),
-                            "reason": "mentee_not_waiting"})
-    total_fit = round(sum(r.fit for r in keep if r.mentee_id in inserted), 3)
-    result = {"published": len(inserted), "total_fit": total_fit, "skipped": skipped}
+    rows = (await session.execute(_PUBLISH, {
+        "run_id": run.id, "now": now, "assigned_by": principal.user_id,
+        "excluded": list(exclude_mentee_ids), "too_far": await _too_far(session, run, now),
+    })).all()
+    totals = rows[0]
+    skipped = [{"mentee_id": str(row.mentee_id), "mentor_id": str(row.mentor_id),
+                "reason": row.reason} for row in rows if row.mentee_id is not None]
+    await check_capacity(session, totals.mentors or [])
+    total_fit = round(totals.total_fit, 3) if totals.total_fit is not None else 0
+    result = {"published": totals.published, "total_fit": total_fit, "skipped": skipped}
     await session.execute(update(MatchingRun).where(MatchingRun.id == run.id).values(
         published_at=now, published_by=principal.user_id, publish_result=result))
     return {"job_id": run.job_id, "published_at": now, **result}

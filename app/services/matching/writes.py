@@ -21,6 +21,21 @@ MATCHER_LOCK_KEY = 0x6D656E746F72  # "mentor"
 REASON_SEPARATOR = "\x1f"  # joins an assignment's reasons for the bulk insert
 ID_LIST = ARRAY(UUID(as_uuid=True))
 
+
+def assignment_events_sql(source: str) -> str:
+    """The `assignment.created` events of the auto assignments in `source` (a CTE of
+    inserted rows: id, mentee_id, mentor_id, score, reasons, started_at)."""
+    return insert_events_sql(
+        type="assignment.created",
+        data=f'''jsonb_build_object(
+            'assignment_id', i.id, 'mentee_id', i.mentee_id, 'mentor_id', i.mentor_id,
+            'source', 'auto', 'score', i.score, 'reasons', to_jsonb(i.reasons),
+            'previous_mentor_id', null, 'started_at', {sql_rfc3339("i.started_at")})''',
+        recipients="array[i.mentee_id, i.mentor_id]",
+        source=f"{source} i",
+    )
+
+
 _INSERT_ASSIGNMENTS = text(f"""
 with inserted as (
     insert into assignments (id, mentee_id, mentor_id, source, score, reasons, assigned_by,
@@ -34,15 +49,7 @@ with inserted as (
     returning id, mentee_id, mentor_id, score, reasons, started_at
 ),
 events as (
-    {insert_events_sql(
-        type="assignment.created",
-        data=f'''jsonb_build_object(
-            'assignment_id', i.id, 'mentee_id', i.mentee_id, 'mentor_id', i.mentor_id,
-            'source', 'auto', 'score', i.score, 'reasons', to_jsonb(i.reasons),
-            'previous_mentor_id', null, 'started_at', {sql_rfc3339("i.started_at")})''',
-        recipients="array[i.mentee_id, i.mentor_id]",
-        source="inserted i",
-    )}
+    {assignment_events_sql("inserted")}
 )
 select mentee_id from inserted
 """).bindparams(bindparam("assigned_by", type_=UUID(as_uuid=True)))
@@ -74,13 +81,18 @@ async def insert_assignments(
         "reasons": [REASON_SEPARATOR.join(r) for r in reasons],
     })
     inserted = set(result.scalars())
-    if inserted:
-        touched = list({m for e, m in zip(mentee_ids, mentor_ids, strict=True)
-                        if e in inserted})
-        over = (await session.scalars(_OVER_CAPACITY, {"mentor_ids": touched})).all()
+    await check_capacity(session, list({m for e, m in zip(mentee_ids, mentor_ids, strict=True)
+                                        if e in inserted}))
+    return inserted
+
+
+async def check_capacity(session: AsyncSession, mentor_ids: list[uuid.UUID]) -> None:
+    """Raise if any of these mentors (given places just now) has more active mentees than
+    `mentor_max_mentees`: only possible if some writer skipped the mentor-row lock."""
+    if mentor_ids:
+        over = (await session.scalars(_OVER_CAPACITY, {"mentor_ids": mentor_ids})).all()
         if over:
             raise RuntimeError(f"matching would exceed mentor_max_mentees for {over[:5]}")
-    return inserted
 
 
 _INSERT_PROPOSALS = text(f"""

@@ -7,10 +7,13 @@ mentor does not see their mentee's sessions with someone else. They return start
 only. `scheduling_mentor_lock` also takes the mentor's row lock: every booking of one
 mentor, by the mentor, a mentee or a director, queues there, so what the engine reads next
 (a new statement, a new snapshot) includes everything committed by the previous holder.
+The engine's inputs come from `scheduling_inputs` (migration 0022): 0014's rules and busy
+times in one PL/pgSQL call whose plans are cached per connection.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -28,28 +31,40 @@ from app.services.sessions.slots import (
     Interval,
     MentorRules,
     count_weeks,
-    offered_slots,
+    offered_starts,
 )
 
 MAX_RANGE = timedelta(days=31)
 
 _RULES = text("select * from scheduling_mentor(:mentor, :mentee)")
 _RULES_LOCK = text("select 1 from scheduling_mentor_lock(:mentor, :mentee)")
-# The rules and the busy times in one round trip (one row per busy interval, the rules
-# repeated; a row with null `kind` when nothing is busy). For a mentee, their current
-# mentor is found in the same statement.
+# The rules and the busy times in one round trip and one row (`scheduling_inputs`,
+# migration 0022: the busy times as arrays). For a mentee, their current mentor is found
+# in the same statement.
 _INPUT_COLUMNS = """
-    r.zone, r.availability, r.capacity_weekly, r.buffer_minutes, r.min_notice_hours, r.name,
-    b.kind, b.starts_at, b.ends_at"""
+    i.zone, i.availability, i.capacity_weekly, i.buffer_minutes, i.min_notice_hours, i.name,
+    i.mentor_starts, i.mentor_ends, i.mentee_starts, i.mentee_ends, i.off_starts, i.off_ends"""
 _INPUTS = text(f"""
 select cast(:mentor as uuid) as mentor_id, {_INPUT_COLUMNS}
-  from scheduling_mentor(:mentor, :mentee) r
-  left join lateral scheduling_busy(:mentor, :mentee, :lo, :hi, :exclude) b on true""")
+  from scheduling_inputs(:mentor, :mentee, :lo, :hi, :exclude) i""")
 _MENTEE_INPUTS = text(f"""
 select a.mentor_id, {_INPUT_COLUMNS}
   from assignments a
- cross join lateral scheduling_mentor(a.mentor_id, a.mentee_id) r
-  left join lateral scheduling_busy(a.mentor_id, a.mentee_id, :lo, :hi, :exclude) b on true
+ cross join lateral scheduling_inputs(a.mentor_id, a.mentee_id, :lo, :hi, :exclude) i
+ where a.mentee_id = :mentee and a.ended_at is null""")
+# The mentor's row lock, then the same columns read under a snapshot taken after the lock
+# (migration 0025): what a booking needs in one round trip. For a mentee, their current
+# mentor is found in the same statement.
+_LOCKED_COLUMNS = """
+    i.zone, i.availability, i.capacity_weekly, i.buffer_minutes, i.min_notice_hours, i.name,
+    i.kind, i.starts_at, i.ends_at"""
+_LOCK_INPUTS = text(f"""
+select cast(:mentor as uuid) as mentor_id, {_LOCKED_COLUMNS}
+  from scheduling_lock_inputs(:mentor, :mentee, :lo, :hi, :exclude) i""")
+_MENTEE_LOCK_INPUTS = text(f"""
+select a.mentor_id, {_LOCKED_COLUMNS}
+  from assignments a
+ cross join lateral scheduling_lock_inputs(a.mentor_id, a.mentee_id, :lo, :hi, :exclude) i
  where a.mentee_id = :mentee and a.ended_at is null""")
 # How far around [lo, hi) the busy times are read when the rules (zone, buffer) are not
 # known yet: the whole ISO weeks of lo and hi in any zone (7 days plus an offset of at most
@@ -65,6 +80,7 @@ def not_assigned() -> NotFound:
     return NotFound("The mentee is not assigned to you", code="not_assigned")
 
 
+@functools.lru_cache(maxsize=1024)  # ZoneInfo's own strong cache holds only 8 zones
 def _zone(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name or "UTC")
@@ -81,7 +97,24 @@ def _rules(mentor_id: uuid.UUID, row) -> MentorRules:
     )
 
 
-def _inputs(rows) -> tuple[MentorRules, Busy] | None:
+def _pairs(starts, ends) -> list[Interval]:
+    return list(zip(starts, ends, strict=True)) if starts else []  # null: none
+
+
+def _inputs(row) -> tuple[MentorRules, Busy] | None:
+    if row is None:
+        return None
+    rules = _rules(row.mentor_id, row)
+    mentor = _pairs(row.mentor_starts, row.mentor_ends)
+    busy = Busy(mentor=mentor, mentee=_pairs(row.mentee_starts, row.mentee_ends),
+                time_off=_pairs(row.off_starts, row.off_ends),
+                week_counts=count_weeks(rules.zone, mentor))
+    return rules, busy
+
+
+def _inputs_by_row(rows) -> tuple[MentorRules, Busy] | None:
+    """`scheduling_lock_inputs`' shape: one row per busy interval, the rules repeated (a
+    null `kind` when nothing is busy)."""
     if not rows:
         return None
     rules = _rules(rows[0].mentor_id, rows[0])
@@ -122,10 +155,26 @@ async def load_inputs(session: AsyncSession, *, mentor_id: uuid.UUID | None,
     params = {"mentee": mentee_id, "lo": lo - _MARGIN, "hi": hi + _MARGIN,
               "exclude": exclude}
     if mentor_id is None:
-        rows = (await session.execute(_MENTEE_INPUTS, params)).all()
+        row = (await session.execute(_MENTEE_INPUTS, params)).one_or_none()
     else:
-        rows = (await session.execute(_INPUTS, {**params, "mentor": mentor_id})).all()
-    return _inputs(rows)
+        row = (await session.execute(_INPUTS, {**params, "mentor": mentor_id})).one_or_none()
+    return _inputs(row)
+
+
+async def lock_inputs(session: AsyncSession, *, mentor_id: uuid.UUID | None,
+                      mentee_id: uuid.UUID, lo: datetime, hi: datetime,
+                      exclude: uuid.UUID | None = None) -> tuple[MentorRules, Busy] | None:
+    """`lock_mentor` and then `load_inputs`, in one statement: the mentor's row lock, then
+    the rules and busy times as committed when the lock was granted (`mentor_id=None`: the
+    mentee's current mentor, `rules.mentor_id`). None (and no lock) when the caller may not
+    schedule this pair: not an active pair of theirs, or no longer once the lock was had."""
+    params = {"mentee": mentee_id, "lo": lo - _MARGIN, "hi": hi + _MARGIN,
+              "exclude": exclude}
+    if mentor_id is None:
+        rows = (await session.execute(_MENTEE_LOCK_INPUTS, params)).all()
+    else:
+        rows = (await session.execute(_LOCK_INPUTS, {**params, "mentor": mentor_id})).all()
+    return _inputs_by_row(rows)
 
 
 async def mentee_pair(session: AsyncSession, *, principal: Principal) -> uuid.UUID:
@@ -156,9 +205,10 @@ async def free_slots(
     duration_minutes: int,
     mentee_id: uuid.UUID | None = None,
     now: datetime | None = None,
-) -> tuple[MentorRules, list[Interval]]:
+) -> tuple[MentorRules, list[int]]:
     """Bookable starts in [from, to) for the calling mentee with their mentor (minimum
-    notice applies), or for the calling mentor with `mentee_id` (it does not)."""
+    notice applies), or for the calling mentor with `mentee_id` (it does not), as
+    microseconds since the epoch (`slots.from_us`; the route formats them directly)."""
     now = now or datetime.now(UTC)
     starts_from = starts_from or now
     try:
@@ -187,7 +237,7 @@ async def free_slots(
     rules, busy = loaded
     if lo >= hi:
         return rules, []
-    slots = offered_slots(
+    starts = offered_starts(
         rules, busy, lo=lo, hi=hi, duration_minutes=duration_minutes, now=now,
         enforce_notice=principal.role == "mentee", step=settings.slot_step_minutes)
-    return rules, slots
+    return rules, starts

@@ -30,7 +30,7 @@ import bisect
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from app.core.errors import (
@@ -40,7 +40,7 @@ from app.core.errors import (
     DoubleBooking,
     OutsideAvailability,
 )
-from app.schemas.sessions import Availability
+from app.schemas.sessions import Availability, minutes_of
 from app.services.mentors.availability import window_instants
 from app.services.mentors.capacity import iso_week_bounds, iso_week_label
 
@@ -129,9 +129,30 @@ def violation(rules: MentorRules, busy: Busy, *, starts_at: datetime, duration_m
 
 
 # --- the free intervals and the grid ------------------------------------------------------
+#
+# Computed on integers: instants as microseconds since the Unix epoch (UTC), so a request
+# converts each input once and each slot costs a few integer operations, not datetime
+# objects and zone conversions. Zone offsets are read once per free interval.
 
-def _merge(intervals: list[Interval]) -> list[Interval]:
-    merged: list[Interval] = []
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_ORDINAL = _EPOCH.date().toordinal()
+_US = timedelta(microseconds=1)
+_MINUTE = 60_000_000
+_DAY = 86_400_000_000
+IntInterval = tuple[int, int]
+
+
+def to_us(t: datetime) -> int:
+    """Microseconds since the epoch (exact, unlike `timestamp()`)."""
+    return (t - _EPOCH) // _US
+
+
+def from_us(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _merge(intervals: list) -> list:
+    merged: list = []
     for start, end in sorted(intervals):
         if merged and start <= merged[-1][1]:
             if end > merged[-1][1]:
@@ -141,9 +162,9 @@ def _merge(intervals: list[Interval]) -> list[Interval]:
     return merged
 
 
-def _subtract(free: list[Interval], blocked: list[Interval]) -> list[Interval]:
+def _subtract(free: list, blocked: list) -> list:
     """`free` minus the merged `blocked` intervals (both sorted)."""
-    result: list[Interval] = []
+    result: list = []
     j = 0
     for start, end in free:
         while j < len(blocked) and blocked[j][1] <= start:
@@ -159,16 +180,78 @@ def _subtract(free: list[Interval], blocked: list[Interval]) -> list[Interval]:
     return result
 
 
+class _Offsets:
+    """The zone's UTC offset (microseconds) at each local midnight (fold=0), cached: a day
+    whose midnight and next midnight share an offset has no change inside (zones change at
+    most once a day), so its wall times convert with one subtraction."""
+
+    __slots__ = ("zone", "days", "uniform")
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone, self.days = zone, {}
+        self.uniform: int | None = None  # the one offset of every day asked for, if known
+
+    def midnight(self, day: int) -> int:
+        offset = self.days.get(day)
+        if offset is None:
+            at = date.fromordinal(day + _EPOCH_ORDINAL)
+            offset = self.days[day] = datetime(
+                at.year, at.month, at.day, tzinfo=self.zone).utcoffset() // _US
+        return offset
+
+    def to_us(self, day: int, minutes: int) -> int:
+        """Local `day` (days since 1970-01-01) + `minutes` (0..1440) as a UTC instant, as
+        availability.window_instants computes it (a skipped wall time takes the offset in
+        force before the change)."""
+        day, minutes = day + minutes // 1440, minutes % 1440
+        offset = self.midnight(day)
+        if minutes and offset != self.midnight(day + 1):  # a change that day: ask the zone
+            at = date.fromordinal(day + _EPOCH_ORDINAL)
+            local = datetime(at.year, at.month, at.day, minutes // 60, minutes % 60,
+                             tzinfo=self.zone)
+            return to_us(local)
+        return (day * 1440 + minutes) * _MINUTE - offset
+
+
+def _windows_us(availability: Availability, offsets: _Offsets, lo: datetime, hi: datetime
+                ) -> list[IntInterval]:
+    """availability.window_instants on integers: the merged windows on the local dates
+    around [lo, hi)."""
+    zone = offsets.zone
+    by_weekday: list[list[tuple[int, int]]] = [[] for _ in range(7)]
+    for window in availability.windows:
+        by_weekday[window.weekday].append((minutes_of(window.start), minutes_of(window.end)))
+    first = lo.astimezone(zone).date().toordinal() - _EPOCH_ORDINAL - 1
+    last = hi.astimezone(zone).date().toordinal() - _EPOCH_ORDINAL + 1
+    days = range(first, last + 1)
+    if offsets.uniform is not None:  # one offset all along: plain integer arithmetic
+        base = -offsets.uniform
+        intervals = [((day * 1440 + start) * _MINUTE + base, (day * 1440 + end) * _MINUTE + base)
+                     for day in days for start, end in by_weekday[(day + 3) % 7]]
+    else:
+        intervals = [(offsets.to_us(day, start), offsets.to_us(day, end))
+                     for day in days for start, end in by_weekday[(day + 3) % 7]]
+    return _merge(intervals)  # by_weekday: 1970-01-01 was a Thursday
+
+
+def _free_us(rules: MentorRules, busy: Busy, lo: datetime, hi: datetime,
+             offsets: _Offsets | None = None) -> list[IntInterval]:
+    if rules.availability is None or not rules.availability.windows:
+        return []
+    windows = _windows_us(rules.availability, offsets or _Offsets(rules.availability.zone()),
+                          lo, hi + MAX_DURATION)
+    buffer = rules.buffer // _US
+    blocked = _merge([*((to_us(a), to_us(b)) for a, b in busy.time_off),
+                      *((to_us(a), to_us(b)) for a, b in busy.mentee),
+                      *((to_us(a) - buffer, to_us(b) + buffer) for a, b in busy.mentor)])
+    return _subtract(windows, blocked)
+
+
 def free_intervals(rules: MentorRules, busy: Busy, *, lo: datetime, hi: datetime
                    ) -> list[Interval]:
     """Availability windows around [lo, hi) minus time off, the mentor's sessions widened
     by the buffer, and the mentee's sessions (capacity and notice are per start, below)."""
-    if rules.availability is None or not rules.availability.windows:
-        return []
-    windows = window_instants(rules.availability, lo, hi + MAX_DURATION)
-    blocked = _merge([*busy.time_off, *busy.mentee,
-                      *((a - rules.buffer, b + rules.buffer) for a, b in busy.mentor)])
-    return _subtract(windows, blocked)
+    return [(from_us(a), from_us(b)) for a, b in _free_us(rules, busy, lo, hi)]
 
 
 def _local_minutes(t: datetime, zone: ZoneInfo) -> tuple[int, int]:
@@ -193,36 +276,92 @@ def on_grid(t: datetime, zone: ZoneInfo, step: int) -> bool:
     return minutes % step == 0 and micro == 0
 
 
+def _offset_us(zone: ZoneInfo, us: int) -> int:
+    return from_us(us).astimezone(zone).utcoffset() // _US
+
+
+def offered_starts(rules: MentorRules, busy: Busy, *, lo: datetime, hi: datetime,
+                   duration_minutes: int, now: datetime, enforce_notice: bool, step: int,
+                   latest: datetime | None = None) -> list[int]:
+    """Every grid start in [lo, hi) (and after `now`, the notice, before `latest`) whose
+    session books, in time order, as microseconds since the epoch (`from_us`)."""
+    if rules.capacity_weekly <= 0:
+        return []
+    zone = rules.zone
+    earliest_at = max(lo, now + (rules.min_notice if enforce_notice else timedelta(0)))
+    stop_at = min(hi, latest) if latest is not None else hi
+    duration = duration_minutes * _MINUTE
+    stop = to_us(stop_at)
+    # Strictly after now: the first grid start at or after max(earliest, now + 1 us).
+    floor = max(to_us(earliest_at), to_us(now) + 1)
+    full_weeks = {key for key, used in busy.week_counts.items()
+                  if used + 1 > rules.capacity_weekly}
+    # The same weeks as local epoch days of their Mondays (week_key on integers).
+    full_days = {key.toordinal() - _EPOCH_ORDINAL for key in full_weeks}
+    period = step * _MINUTE
+    # One zone offset over every local day the windows can touch (the usual case: no DST
+    # change in the range) spares a conversion per free interval below.
+    offsets = _Offsets(zone)
+    days = range(earliest_at.astimezone(zone).date().toordinal() - _EPOCH_ORDINAL - 1,
+                 (stop_at + MAX_DURATION).astimezone(zone).date().toordinal()
+                 - _EPOCH_ORDINAL + 3)
+    uniform = len({offsets.midnight(day) for day in days}) == 1
+    if uniform:
+        offsets.uniform = offsets.midnight(days[0])
+    window_offsets = (offsets if rules.availability is not None
+                      and rules.availability.timezone == str(zone) else None)
+    starts: list[int] = []
+    for start, end in _free_us(rules, busy, earliest_at, stop_at, window_offsets):
+        first, last = max(start, floor), min(stop - 1, end - duration)  # t < stop, t+d <= end
+        if first > last:
+            continue
+        offset = offsets.uniform if uniform else _offset_us(zone, start)
+        if not uniform and offset != _offset_us(zone, end):
+            starts.extend(_starts_across_offset_change(
+                rules, full_weeks, start=start, end=end, first=first, stop_at=stop_at,
+                duration=duration, step=step))
+            continue
+        # One offset all along: the grid (local minutes a multiple of `step` past local
+        # midnight; `step` divides a day) is every `period` from the first local multiple.
+        grid = range(first + (-(first + offset)) % period, last + 1, period)
+        if not full_days:
+            starts.extend(grid)
+            continue
+        for t in grid:
+            local_day = (t + offset) // _DAY
+            if local_day - (local_day + 3) % 7 not in full_days:  # 1970-01-01: a Thursday
+                starts.append(t)
+    return starts
+
+
+def _starts_across_offset_change(rules: MentorRules, full_weeks: set[date], *, start: int,
+                                 end: int, first: int, stop_at: datetime, duration: int,
+                                 step: int) -> list[int]:
+    """A free interval with a DST change inside: walk the local grid step by step with the
+    zone (rare, so plain datetimes)."""
+    zone = rules.zone
+    full_week_ends = sorted(
+        iso_week_bounds(zone, datetime(k.year, k.month, k.day, 12, tzinfo=zone))[1]
+        for k in full_weeks)
+    ends_at = from_us(end)
+    length = timedelta(microseconds=duration)
+    t = ceil_to_grid(from_us(first), zone, step)
+    starts: list[int] = []
+    while t < stop_at and t + length <= ends_at:
+        if full_weeks and week_key(zone, t) in full_weeks:
+            # A start inside a full week jumps to that week's end.
+            t = ceil_to_grid(full_week_ends[bisect.bisect_right(full_week_ends, t)], zone, step)
+            continue
+        starts.append(to_us(t))
+        t = ceil_to_grid(t + timedelta(minutes=step), zone, step)
+    return starts
+
+
 def offered_slots(rules: MentorRules, busy: Busy, *, lo: datetime, hi: datetime,
                   duration_minutes: int, now: datetime, enforce_notice: bool, step: int,
                   latest: datetime | None = None) -> list[Interval]:
-    """Every grid start in [lo, hi) (and after `now`, the notice, before `latest`) whose
-    session books, with its end, in time order."""
+    """`offered_starts` as (start, end) datetimes in UTC."""
     duration = timedelta(minutes=duration_minutes)
-    earliest = max(lo, now + (rules.min_notice if enforce_notice else timedelta(0)))
-    stop = min(hi, latest) if latest is not None else hi
-    if rules.capacity_weekly <= 0:
-        return []
-    full_weeks = {key for key, used in busy.week_counts.items()
-                  if used + 1 > rules.capacity_weekly}
-    # The ends of the full weeks, sorted: a start inside one jumps to its end.
-    full_week_ends = sorted(
-        iso_week_bounds(rules.zone, datetime(k.year, k.month, k.day, 12, tzinfo=rules.zone))[1]
-        for k in full_weeks)
-    slots: list[Interval] = []
-    stepping = timedelta(minutes=step)
-    for start, end in free_intervals(rules, busy, lo=earliest, hi=stop):
-        t = ceil_to_grid(max(start, earliest), rules.zone, step)
-        if t <= now:  # strictly in the future
-            t = ceil_to_grid(now + timedelta(microseconds=1), rules.zone, step)
-        # Without an offset change inside the interval, the grid is plain UTC steps.
-        steady = start.astimezone(rules.zone).utcoffset() == end.astimezone(
-            rules.zone).utcoffset()
-        while t < stop and t + duration <= end:
-            if full_weeks and week_key(rules.zone, t) in full_weeks:
-                week_end = full_week_ends[bisect.bisect_right(full_week_ends, t)]
-                t = ceil_to_grid(week_end, rules.zone, step)
-                continue
-            slots.append((t, t + duration))
-            t = t + stepping if steady else ceil_to_grid(t + stepping, rules.zone, step)
-    return slots
+    return [(at, at + duration) for at in map(from_us, offered_starts(
+        rules, busy, lo=lo, hi=hi, duration_minutes=duration_minutes, now=now,
+        enforce_notice=enforce_notice, step=step, latest=latest))]

@@ -1,0 +1,26 @@
+"""Shared by the isolation matrices and their completeness guard
+(tests/contract/test_isolation_coverage.py).
+
+Each matrix module names the operations it covers in `COVERS` ("METHOD /path/{template}", as
+in the OpenAPI document); every cell checks with `assert_hits` that the request it sent is
+really that operation, so a matrix cannot claim a route it never calls.
+"""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+
+def template_pattern(path: str) -> re.Pattern[str]:
+    """`/a/{x}/b/{y}.ics` -> a regex matching any concrete path of that template."""
+    parts = re.split(r"\{[^}/]+\}", path)
+    return re.compile("[^/]+".join(re.escape(part) for part in parts))
+
+
+def assert_hits(operation: str, response: httpx.Response) -> None:
+    method, path = operation.split(" ", 1)
+    request = response.request
+    assert request.method == method, (operation, request.method)
+    assert template_pattern(path).fullmatch(request.url.path), (operation, request.url.path)
