@@ -32,7 +32,8 @@ from app.services.mentors.capacity import (
 # The profile and this week's load in one read (the load's SQL is `mentor_loads`'s).
 _PROFILE = DriverQuery(text(f"""
     select u.id, u.name, u.email, u.timezone, u.mentor_capacity_weekly,
-           u.mentor_max_mentees, u.mentor_specialties, u.mentor_availability::text as availability, u.languages,
+           u.mentor_max_mentees, u.mentor_specialties,
+           u.mentor_availability::text as availability, u.languages,
            u.mentor_buffer_minutes, u.mentor_min_notice_hours,
            load.weekly_slots_used, load.weekly_slots_total, load.mentees_active,
            load.mentees_max, load.zone
