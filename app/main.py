@@ -7,20 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
 
 from app.admin import mount_admin
 from app.config import Settings, get_settings
 from app.core import pagination, telemetry
-from app.core.admission import AdmissionMiddleware
 from app.core.db import Database
 from app.core.docs import install_docs
 from app.core.errors import install_error_handlers
 from app.core.identity import IdentityCache
 from app.core.logging import configure_logging
-from app.core.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from app.core.middleware import RequestPipeline
 from app.core.openapi import install_openapi, operation_id_from_name
-from app.core.ratelimit import RateLimitMiddleware
 from app.core.redis import make_redis
 from app.core.state import AppState
 from app.routers import (
@@ -109,22 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     install_error_handlers(app)
-    # Outermost last: request id > metrics > CORS (so a 413, 429 or 503 carries CORS
-    # headers) > admission (refuses before any Redis or DB work) > rate limit > size.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RateLimitMiddleware, settings=settings)
-    app.add_middleware(AdmissionMiddleware, max_in_flight=settings.max_in_flight_requests,
-                       queue_wait_seconds=settings.admission_queue_wait_ms / 1000,
-                       retry_after_seconds=settings.overload_retry_after_seconds)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "Last-Event-ID"],
-            expose_headers=["X-Request-ID"], max_age=600,
-        )
-    app.add_middleware(telemetry.HttpMetricsMiddleware)
-    app.add_middleware(RequestIdMiddleware)
+    # One layer for request id, metrics, CORS, admission, rate limit and body size
+    # (app/core/middleware.py), outside everything but Starlette's last-resort 500 handler.
+    app.add_middleware(RequestPipeline, settings=settings)
     app.include_router(health.router)
     for module in (dashboard, workqueue, risk, booking, mentors, scheduling, calendar_feeds,
                    relationships, inbound, webhooks, matching, live, metrics, compliance):

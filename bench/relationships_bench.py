@@ -5,7 +5,9 @@
 
 1. Creates a fresh database (the tests' harness: `TEST_DATABASE_URL` or the embedded
    server), migrates it and loads `mentorship seed --mentors 1000 --mentees 20000` (the
-   same `seed()`), unless `--database-url` names an already seeded one.
+   same `seed()`), unless `--database-url` names an already seeded one. Then, as a
+   matcher run would leave it, a finished run whose `unplaced` map names every waiting
+   mentee (about 3,000: the waiting list reads each row's `last_match_reason` from it).
 2. Starts one real uvicorn process (`create_app()`, default settings: the token's identity
    check cached for AUTH_CACHE_SECONDS) and drives it with wrk (C, `--clients`
    connections, 2 threads), as the seeded director, each request picking at random:
@@ -52,6 +54,16 @@ done = function(summary, latency, requests)
     latency:percentile(50) / 1000, latency:percentile(95) / 1000,
     latency:percentile(99) / 1000, latency.max / 1000))
 end
+"""
+
+
+# What `mentorship match` records when the programme has fewer places than mentees.
+FINISHED_RUN = """
+    insert into matching_runs (id, job_id, status, started_at, finished_at, assigned_count,
+                               unplaced_count, unplaced)
+    select gen_random_uuid(), 'bench:relationships', 'done', now() - interval '1 minute',
+           now(), 0, count(*), coalesce(jsonb_object_agg(mentee_id::text, 'no_capacity'), '{}')
+      from waiting_mentees
 """
 
 
@@ -127,6 +139,7 @@ async def seed_and_measure(args: argparse.Namespace, bench, dsn: str) -> int:
 
     started = time.perf_counter()
     await seed(bench.settings, mentors=args.mentors, mentees=args.mentees)
+    await bench.sql(FINISHED_RUN)
     print(f"seeded {args.mentors} x {args.mentees} in {time.perf_counter() - started:.0f} s",
           flush=True)
     return await measure(args, dsn)

@@ -19,9 +19,9 @@ The DB pool's wait timeout (`DB_POOL_TIMEOUT_SECONDS`, app/core/db.py) is the se
 a request that was admitted but finds no connection in time gets the same 503 (mapped in
 app/core/errors.py), instead of queueing on the pool for SQLAlchemy's default 30 s.
 
-Pure ASGI (streams pass straight through); registered in app/main.py inside CORS (so a
-browser can read the 503) and outside the rate limiter (an overloaded process spends no
-Redis round trip on a request it refuses).
+Part of the one request pipeline (app/core/middleware.py): inside CORS (so a browser can
+read the 503) and before the rate limiter (an overloaded process spends no Redis round trip
+on a request it refuses).
 """
 
 from __future__ import annotations
@@ -37,25 +37,21 @@ EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 EVENT_STREAM = b"text/event-stream"
 
 
-def _is_event_stream(message: Message) -> bool:
+def is_event_stream(message: Message) -> bool:
     for name, value in message.get("headers", ()):
         if name.lower() == b"content-type":
             return value.startswith(EVENT_STREAM)
     return False
 
 
-class AdmissionMiddleware:
-    """At most `max_in_flight` requests inside `app` at once (0: no limit); a request over
-    it waits up to `queue_wait_seconds` (FIFO: asyncio.Semaphore), then gets 503
-    `overloaded` with `Retry-After: retry_after_seconds`.
+class AdmissionControl:
+    """At most `max_in_flight` requests admitted at once (0: no limit); a request over it
+    waits up to `queue_wait_seconds` (FIFO: asyncio.Semaphore), then is refused.
+    `in_flight` is what the process works on now (tests and metrics read it). Used by the
+    request pipeline (app/core/middleware.py) and by `AdmissionMiddleware`."""
 
-    The slot is released when the app returns, or earlier, when the response starts as an
-    event stream. `in_flight` is what the process works on now (tests and metrics read it).
-    """
-
-    def __init__(self, app: ASGIApp, max_in_flight: int, queue_wait_seconds: float,
+    def __init__(self, max_in_flight: int, queue_wait_seconds: float,
                  retry_after_seconds: int) -> None:
-        self.app = app
         self.max_in_flight = max_in_flight
         self.queue_wait_seconds = queue_wait_seconds
         self.retry_after = str(retry_after_seconds)
@@ -65,9 +61,12 @@ class AdmissionMiddleware:
     def in_flight(self) -> int:
         return 0 if self.slots is None else self.max_in_flight - self.slots._value
 
-    async def _admit(self) -> bool:
+    def applies(self, scope: Scope) -> bool:
+        return self.slots is not None and scope["path"] not in EXEMPT_PATHS
+
+    async def admit(self) -> bool:
         """Take a slot: at once when one is free (no suspension, the common case), else
-        wait in line up to the queue wait."""
+        wait in line up to the queue wait. False: refused (no slot taken)."""
         assert self.slots is not None
         if not self.slots.locked():
             await self.slots.acquire()  # returns without yielding when a slot is free
@@ -79,17 +78,40 @@ class AdmissionMiddleware:
             return False
         return True
 
+    def release(self) -> None:
+        assert self.slots is not None
+        self.slots.release()
+
+    async def refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(
+            503, Overloaded.code, Overloaded.title,
+            "The server is at capacity; retry after the delay in Retry-After.",
+            Request(scope), headers={"Retry-After": self.retry_after})
+        await response(scope, receive, send)
+
+
+class AdmissionMiddleware:
+    """`AdmissionControl` as a middleware of its own (the app itself has it in its request
+    pipeline). The slot is released when the app returns, or earlier, when the response
+    starts as an event stream."""
+
+    def __init__(self, app: ASGIApp, max_in_flight: int, queue_wait_seconds: float,
+                 retry_after_seconds: int) -> None:
+        self.app = app
+        self.control = AdmissionControl(max_in_flight, queue_wait_seconds,
+                                        retry_after_seconds)
+
+    @property
+    def in_flight(self) -> int:
+        return self.control.in_flight
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (self.slots is None or scope["type"] != "http"
-                or scope["path"] in EXEMPT_PATHS):
+        control = self.control
+        if scope["type"] != "http" or not control.applies(scope):
             await self.app(scope, receive, send)
             return
-        if not await self._admit():
-            response = problem(
-                503, Overloaded.code, Overloaded.title,
-                "The server is at capacity; retry after the delay in Retry-After.",
-                Request(scope), headers={"Retry-After": self.retry_after})
-            await response(scope, receive, send)
+        if not await control.admit():
+            await control.refuse(scope, receive, send)
             return
 
         held = True
@@ -98,12 +120,12 @@ class AdmissionMiddleware:
             nonlocal held
             if held:
                 held = False
-                self.slots.release()
+                control.release()
 
         async def releasing_send(message: Message) -> None:
             # An event stream leaves the count once its response has started: from here on
             # it is an idle connection, bounded by the stream caps, not work in flight.
-            if message["type"] == "http.response.start" and _is_event_stream(message):
+            if message["type"] == "http.response.start" and is_event_stream(message):
                 release()
             await send(message)
 

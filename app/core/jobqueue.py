@@ -9,7 +9,9 @@ is enough. Results are never read back through it: a job reports through Postgre
 
 from __future__ import annotations
 
+import time
 import uuid
+import weakref
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,6 +42,21 @@ def arq_client(settings: Settings, pool: ConnectionPool | None = None) -> Namesp
     )
 
 
+# One arq client per connection pool (the API's) and deployment: building a Redis client for
+# each enqueue cost about as much CPU as the booking it followed (py-spy, issue 23).
+_CLIENTS: weakref.WeakKeyDictionary[ConnectionPool, dict[tuple[str, str], NamespacedArqRedis]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _client_over(pool: ConnectionPool, settings: Settings) -> NamespacedArqRedis:
+    clients = _CLIENTS.setdefault(pool, {})
+    key = (settings.redis_prefix, queue_name(settings))
+    client = clients.get(key)
+    if client is None:
+        client = clients[key] = arq_client(settings, pool)
+    return client
+
+
 def health_check_key(settings: Settings) -> str:
     """Where this host's worker records its health (`arq app.workers.WorkerSettings --check`,
     `python -m app.core.probe worker`): one key per host name, so a container's probe says
@@ -54,7 +71,7 @@ async def enqueue_job(redis: Redis, settings: Settings, function: str, *args: An
     """Enqueue `function(*args, **kwargs)`. Returns False when a job with `job_id` is already
     queued or running (the id makes enqueueing idempotent). Raises `ServiceUnavailable`
     when Redis cannot be reached, so the caller's transaction rolls back."""
-    client = arq_client(settings, redis.connection_pool)
+    client = _client_over(redis.connection_pool, settings)
     try:
         job = await client.enqueue_job(function, *args, _job_id=job_id, _defer_by=defer_by,
                                        **kwargs)
@@ -69,20 +86,44 @@ async def enqueue_capacity_check(redis: Redis, settings: Settings,
     (`at`, its start; default now) a few seconds later (once the booking has committed).
     Bookings of that day in that window share the queued job (same job id); the hourly
     cron catches anything else in the current week."""
-    day = (at or datetime.now(UTC)).astimezone(UTC).date().isoformat()
     return await enqueue_job(
         redis, settings, CAPACITY_CHECK_JOB, str(mentor_id),
         at=at.isoformat() if at else None,
-        job_id=f"capacity-check:{mentor_id}:{day}",
+        job_id=_capacity_job_id(mentor_id, at),
         defer_by=timedelta(seconds=settings.capacity_check_delay_seconds),
     )
+
+
+# Capacity checks this process queued, by (prefix, job id): until when the queued job
+# surely has not started. arq would refuse a second job with the same id in that time anyway
+# (three Redis round trips to learn it); the job, once it runs, sees every booking committed
+# before it. Half the deferral is kept as margin for clock skew between API and worker hosts.
+_QUEUED_UNTIL: dict[tuple[str, str], float] = {}
+_QUEUED_MAX = 10_000
+
+
+def _capacity_job_id(mentor_id: uuid.UUID, at: datetime | None) -> str:
+    day = (at or datetime.now(UTC)).astimezone(UTC).date().isoformat()
+    return f"capacity-check:{mentor_id}:{day}"
 
 
 async def schedule_capacity_check(redis: Redis, settings: Settings, mentor_id: uuid.UUID,
                                   at: datetime | None = None) -> None:
     """Run after a booking's response (its transaction has committed). A queue outage must
-    not fail a booking that already happened: it is logged, and the hourly cron catches up."""
+    not fail a booking that already happened: it is logged, and the hourly cron catches up.
+    A check this process queued for the same mentor and day that is still waiting covers this
+    booking too, so no Redis work is done for it."""
+    key = (settings.redis_prefix, _capacity_job_id(mentor_id, at))
+    now = time.monotonic()
+    if _QUEUED_UNTIL.get(key, 0.0) > now:
+        return
     try:
-        await enqueue_capacity_check(redis, settings, mentor_id, at)
+        queued = await enqueue_capacity_check(redis, settings, mentor_id, at)
     except ServiceUnavailable:
         log.warning("capacity_check_not_enqueued", mentor_id=str(mentor_id))
+        return
+    # Only a job this process queued is remembered: one queued elsewhere may be due sooner.
+    if queued:
+        if len(_QUEUED_UNTIL) >= _QUEUED_MAX:
+            _QUEUED_UNTIL.clear()  # a full table only costs the round trips again
+        _QUEUED_UNTIL[key] = now + settings.capacity_check_delay_seconds / 2

@@ -3,18 +3,20 @@
 Everything goes through one handler on the root logger: our own structlog loggers and the
 standard library's (uvicorn, arq, SQLAlchemy, httpx) alike, so every line has the same
 shape and passes the same redaction. A request's lines carry its `request_id` (bound by
-RequestIdMiddleware). uvicorn's own access log is switched off: it prints the raw query
-string (where `?access_token=` lives) and our access line (`app.access`) replaces it with
-the route template, user id, status and duration.
+the request pipeline, app/core/middleware.py). uvicorn's own access log is switched off: it
+prints the raw query string (where `?access_token=` lives) and our access line
+(`app.access`) replaces it with the route template, user id, status and duration.
 """
 
 from __future__ import annotations
 
 import functools
+import json as jsonlib
 import logging
 import os
 import re
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -105,6 +107,43 @@ def use_colours() -> bool:
         return False
 
 
+class _Formatter(structlog.stdlib.ProcessorFormatter):
+    """Structlog's formatter, except for a record that carries its line already rendered
+    (`log_access`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        rendered = record.__dict__.get("rendered_line")
+        return rendered if rendered is not None else super().format(record)
+
+
+_access = logging.getLogger("app.access")
+_access_structlog = structlog.get_logger("app.access")
+_json_lines = True  # configure_logging's `json`
+
+
+def log_access(**fields: Any) -> None:
+    """The access line (event "request", logger `app.access`, INFO): the same JSON object,
+    through the same handler and redaction, as `structlog.get_logger("app.access")
+    .info("request", **fields)`, built directly instead of through structlog's processor
+    chain, the standard library's caller lookup and the formatter's record copy: it is
+    written once per request (~0.15 ms per line that way, py-spy). Console logs
+    (development) take the ordinary path."""
+    if not _json_lines:
+        _access_structlog.info("request", **fields)
+        return
+    if not _access.isEnabledFor(logging.INFO):
+        return
+    event = {**fields, "event": "request"}
+    for key, value in structlog.contextvars.get_contextvars().items():
+        event.setdefault(key, value)
+    event["logger"] = "app.access"
+    event["level"] = "info"
+    event["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    record = logging.LogRecord("app.access", logging.INFO, __file__, 0, event, None, None)
+    record.rendered_line = jsonlib.dumps(redact_secrets(None, "info", event))
+    _access.handle(record)
+
+
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -119,9 +158,11 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+    global _json_lines
+    _json_lines = json
     renderer = (structlog.processors.JSONRenderer() if json
                 else structlog.dev.ConsoleRenderer(colors=use_colours()))
-    formatter = structlog.stdlib.ProcessorFormatter(
+    formatter = _Formatter(
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,

@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from app.config import Settings
 from app.core.auth import Principal, decode_token
@@ -155,36 +155,22 @@ def bearer_token(scope: Scope) -> str | None:
     return None
 
 
-class RateLimitMiddleware:
-    """Pure ASGI (streams pass straight through). The verified principal is left in the
-    request state, so the route's auth dependency does not verify the token again."""
+def verified_principal(scope: Scope, settings: Settings) -> Principal | None:
+    """The principal of the request's bearer token when its signature and claims verify
+    (left in the request state, so the route's auth dependency does not verify it again),
+    else None: only a verified token counts against a budget; the route answers 401."""
+    if (token := bearer_token(scope)) is None:
+        return None
+    try:
+        principal = decode_token(token, settings)
+    except DomainError:
+        return None
+    scope.setdefault("state", {})["verified_token"] = (token, principal)
+    return principal
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
-        self.settings = settings
-        self.limiter = RateLimiter(settings)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
-            await self.app(scope, receive, send)
-            return
-        principal = None
-        if (token := bearer_token(scope)) is not None:
-            try:
-                principal = decode_token(token, self.settings)
-            except DomainError:
-                principal = None  # the route answers 401
-            else:
-                scope.setdefault("state", {})["verified_token"] = (token, principal)
-        limits = self.limiter.limits_for(principal, self.limiter.client_ip(scope))
-        shared = getattr(scope["app"].state, "shared", None) if "app" in scope else None
-        redis = shared.redis if shared is not None else None
-        if limits and redis is not None:
-            wait = await self.limiter.retry_after(redis, limits)
-            if wait is not None:
-                response = problem(429, TooManyRequests.code, TooManyRequests.title,
-                                   f"Too many requests; retry in {wait} s.", Request(scope),
-                                   headers={"Retry-After": str(wait)})
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+async def refuse(scope: Scope, receive: Receive, send: Send, wait: int) -> None:
+    response = problem(429, TooManyRequests.code, TooManyRequests.title,
+                       f"Too many requests; retry in {wait} s.", Request(scope),
+                       headers={"Retry-After": str(wait)})
+    await response(scope, receive, send)

@@ -1,4 +1,11 @@
-"""A PostgreSQL INSERT whose compiled SQL SQLAlchemy caches.
+"""A PostgreSQL INSERT whose compiled SQL SQLAlchemy caches; hot reads on the driver.
+
+`DriverQuery`: a SELECT compiled once by SQLAlchemy (for asyncpg: the SQL it would send) and
+run on the request transaction's asyncpg connection, returning asyncpg records. For the
+hottest read routes: no ORM, no per-execution statement cache lookup, no greenlet hop and
+no result wrapping, the CPU of which was most of such a request's Python (py-spy, issue 23).
+Same transaction, same RLS identity, same SQL; json and jsonb come back decoded (the codec
+SQLAlchemy's dialect installs on its connections).
 
 SQLAlchemy 2.0's `postgresql.insert()` opts out of the compiled-statement cache
 (`inherit_cache = False`, sqlalchemy#10445), so every execution compiles the statement
@@ -11,13 +18,18 @@ the plain INSERT's, plus an `ON CONFLICT (columns) DO NOTHING` named by column n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.dialects.postgresql.dml import OnConflictDoNothing
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.base import _generative
 from sqlalchemy.sql.visitors import InternalTraversal
+
+from app.core.db import driver_connection, driver_error
 
 
 class _OnConflictDoNothing(OnConflictDoNothing):
@@ -48,3 +60,42 @@ class Insert(postgresql.Insert):
 
 def insert(table: Any) -> Insert:
     return Insert(table)
+
+
+_ASYNCPG = asyncpg_dialect()
+
+
+class DriverQuery:
+    """`statement` (a `text()` or Core select without expanding IN parameters) compiled
+    once; `fetch` / `fetchrow` bind parameters by name, as `session.execute` does."""
+
+    def __init__(self, statement: ClauseElement) -> None:
+        compiled = statement.compile(dialect=_ASYNCPG)
+        self.sql = compiled.string
+        self.names = tuple(compiled.positiontup or ())  # $1, $2, ...: one per name
+        self.defaults = dict(compiled.params)  # literal values bound by the statement
+        processors = compiled._bind_processors
+        self.processors = {name: processors[name] for name in self.names
+                           if processors.get(name) is not None}
+
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        values = [params[name] if name in params else self.defaults[name]
+                  for name in self.names]
+        for index, name in enumerate(self.names):
+            if name in self.processors:
+                values[index] = self.processors[name](values[index])
+        return values
+
+    async def fetch(self, session: AsyncSession, params: Mapping[str, Any]) -> list[Any]:
+        driver = await driver_connection(session)
+        try:
+            return await driver.fetch(self.sql, *self.arguments(params))
+        except Exception as error:
+            raise driver_error(self.sql, error) from error
+
+    async def fetchrow(self, session: AsyncSession, params: Mapping[str, Any]) -> Any:
+        driver = await driver_connection(session)
+        try:
+            return await driver.fetchrow(self.sql, *self.arguments(params))
+        except Exception as error:
+            raise driver_error(self.sql, error) from error

@@ -1,9 +1,10 @@
 """Prometheus metrics: HTTP, database pools, jobs, and collectors other modules register.
 
-- Process series (HTTP requests, pools, jobs, SSE streams) live in prometheus-client's
-  registry. With `PROMETHEUS_MULTIPROC_DIR` set (several uvicorn workers on one host) each
-  process writes them to files in that directory and a scrape aggregates every process
-  (`MultiProcessCollector`; gauges sum over live processes).
+- Process series (HTTP requests, observed by app/core/middleware.py; pools, jobs, SSE
+  streams) live in prometheus-client's registry. With `PROMETHEUS_MULTIPROC_DIR` set
+  (several uvicorn workers on one host) each process writes them to files in that
+  directory and a scrape aggregates every process (`MultiProcessCollector`; gauges sum
+  over live processes).
 - Deployment-wide values (outbox backlog and age, the five programme metrics) are facts of
   the whole deployment, not of a process: exactly one process per deployment may serve
   them, or `sum()` in Prometheus counts them once per replica. The domain that owns them
@@ -42,7 +43,7 @@ from prometheus_client.core import Metric
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import Mount
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 log = structlog.get_logger("app.telemetry")
 
@@ -111,42 +112,6 @@ def route_template(scope: Scope, entry_root_path: str = "") -> str:
     if isinstance(route, Mount):  # a mounted app without its own router (static files)
         return f"{mount_prefix}/{{path}}"
     return f"{mount_prefix}{path}"
-
-
-class HttpMetricsMiddleware:
-    """Counts requests and observes latency by route template (pure ASGI: no buffering,
-    streams pass straight through)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        entry_root_path = scope.get("root_path", "")
-        started = time.perf_counter()
-        status = 500
-        headers_sent_at: float | None = None
-
-        async def send_and_observe(message: Message) -> None:
-            nonlocal status, headers_sent_at
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers_sent_at = time.perf_counter()
-            await send(message)
-
-        HTTP_IN_PROGRESS.inc()
-        try:
-            await self.app(scope, receive, send_and_observe)
-        finally:
-            HTTP_IN_PROGRESS.dec()
-            method = scope["method"] if scope["method"] in METHODS else "OTHER"
-            route = route_template(scope, entry_root_path)
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_LATENCY.labels(method, route).observe(
-                (headers_sent_at or time.perf_counter()) - started
-            )
 
 
 # --- database pools -----------------------------------------------------------------------

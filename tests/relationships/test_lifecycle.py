@@ -168,6 +168,35 @@ class TestWaiting:
             "mentee_id": str(mentee.id), "mentor_id": str(mentor.id)})
         assert str(mentee.id) not in await _waiting(client, director)
 
+    async def test_pages_walk_the_list_once_with_a_large_run(self, client, factory, director):
+        """Any page size walks the same list in the same order, the page that reaches the
+        end has no cursor, and reasons come from a run whose map is large enough to be
+        stored compressed out of line (read once per page, not once per row)."""
+        mentees = [await factory.mentee() for _ in range(5)]
+        unplaced = {str(uuid.uuid4()): "no_candidate" for _ in range(3000)}
+        unplaced.update({str(m.id): f"reason-{i}" for i, m in enumerate(mentees)})
+        await factory.add(MatchingRun(
+            job_id=f"test-{uuid.uuid4()}", status="done", finished_at=datetime.now(UTC),
+            unplaced=unplaced))
+        whole = await client.get(WAITING, headers=director, params={"limit": 200})
+        everyone = whole.json()["items"]
+        assert whole.json()["next_cursor"] is None and len(everyone) < 200
+        assert {i["mentee_id"]: i["last_match_reason"] for i in everyone
+                if i["mentee_id"] in unplaced} == {
+            str(m.id): f"reason-{i}" for i, m in enumerate(mentees)}
+        for limit in (2, len(everyone), len(everyone) - 1):
+            pages, cursor = [], None
+            while True:
+                body = (await client.get(WAITING, headers=director, params={
+                    "limit": limit, **({"cursor": cursor} if cursor else {})})).json()
+                pages.append(body["items"])
+                cursor = body["next_cursor"]
+                if cursor is None:
+                    break
+            assert [i for page in pages for i in page] == everyone, limit
+            assert all(0 < len(page) <= limit for page in pages), limit
+        assert len(pages) == 2 and len(pages[-1]) == 1  # limit = everyone - 1
+
     async def test_forged_cursor_is_422(self, client, director):
         response = await client.get(WAITING, headers=director, params={"cursor": "eyJ3IjoxfQ"})
         assert response.status_code == 422

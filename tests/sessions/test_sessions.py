@@ -592,10 +592,13 @@ class TestCapacityCheckAfterBooking:
         queued = await redis.zscore(queue_name(settings), job_id)
         assert queued is not None
 
-        await redis.delete(job_key)
+        # A reschedule to another day queues that day's check (the same day's is still
+        # waiting: app/core/jobqueue.py remembers it and sends nothing).
+        next_day = (week_start() + timedelta(days=1)).date().isoformat()
+        next_key = f"{settings.redis_prefix}arq:job:capacity-check:{mentor.id}:{next_day}"
         moved = await client.patch(f"/api/v1/mentor/sessions/{response.json()['id']}",
                                    headers=factory.headers(mentor),
-                                   json={"starts_at": (week_start() + timedelta(hours=12))
+                                   json={"starts_at": (week_start() + timedelta(days=1, hours=12))
                                          .isoformat()})
         assert moved.status_code == 200, moved.text
-        assert await redis.exists(job_key)
+        assert await redis.exists(next_key)

@@ -1,10 +1,11 @@
 """The mentor's dashboard: work queue counts, today's sessions, at-risk mentees, capacity.
 
-One read whatever the number of mentees (after the transaction's RLS settings): the
-mentor's zone, the capacity load (the SQL of `capacity.mentor_loads`), the work queue
-counts, today's sessions and the set-based risk of every mentee, each part a sub-select
-below, the lists aggregated to JSON by Postgres. One round trip instead of five is much
-of the cost difference at this request rate (see bench/dashboard_bench.py).
+One read whatever the number of mentees (after the transaction's RLS settings; on the driver
+connection, app/core/sql.py): the mentor's zone, the capacity load (the SQL of
+`capacity.mentor_loads`), the work queue counts, today's sessions and the set-based risk
+of every mentee, each part a sub-select below, the lists aggregated to JSON by Postgres.
+One round trip instead of five is much of the cost difference at this request rate (see
+bench/dashboard_bench.py).
 The SSE stream sends the same body as its `snapshot` event: call `build_dashboard`.
 """
 
@@ -18,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound
+from app.core.sql import DriverQuery
 from app.models.work_item import PRIORITIES, WORK_ITEM_KINDS
 from app.schemas.dashboard import (
     AtRiskMentee,
@@ -98,6 +100,7 @@ _DASHBOARD = text(f"""
               from ({_AT_RISK_SQL}) r) as at_risk
       from me cross join load
 """)
+_DASHBOARD_QUERY = DriverQuery(_DASHBOARD)
 
 
 def _workqueue(rows: list[dict]) -> WorkqueueSummary:
@@ -122,15 +125,15 @@ def _json(value):
 async def build_dashboard(
     session: AsyncSession, *, mentor_id: uuid.UUID, now: datetime
 ) -> DashboardPublic:
-    row = (await session.execute(_DASHBOARD, {
+    row = await _DASHBOARD_QUERY.fetchrow(session, {
         "mentor_id": mentor_id, "at": now, "now": now,
         "soon": now + DUE_SOON,
-    })).first()
+    })
     if row is None:
         raise NotFound("No mentor profile for this user", code="mentor_not_found")
-    load = MentorLoad(mentor_id, row.weekly_slots_used, row.weekly_slots_total,
-                      row.mentees_active, row.mentees_max)
-    zone = safe_zone(row.zone)
+    load = MentorLoad(mentor_id, row["weekly_slots_used"], row["weekly_slots_total"],
+                      row["mentees_active"], row["mentees_max"])
+    zone = safe_zone(row["zone"])
     capacity = CapacitySummary(
         weekly_slots_used=load.weekly_slots_used,
         weekly_slots_total=load.weekly_slots_total,
@@ -143,9 +146,9 @@ async def build_dashboard(
         timezone=zone.key,
     )
     return DashboardPublic(
-        workqueue=_workqueue(_json(row.workqueue)),
-        today_sessions=[TodaySession.model_validate(s) for s in _json(row.today)],
-        at_risk_mentees=[AtRiskMentee.model_validate(r) for r in _json(row.at_risk)],
+        workqueue=_workqueue(_json(row["workqueue"])),
+        today_sessions=[TodaySession.model_validate(s) for s in _json(row["today"])],
+        at_risk_mentees=[AtRiskMentee.model_validate(r) for r in _json(row["at_risk"])],
         capacity=capacity,
         generated_at=now,
     )

@@ -8,6 +8,7 @@ completed, no_show) count; cancelled ones free their slot.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,9 +27,12 @@ MENTOR_ZONE_SQL = ("safe_timezone(coalesce(nullif(u.mentor_availability->>'timez
 UTC_ZONE = ZoneInfo("UTC")
 
 
+@functools.lru_cache(maxsize=1024)
 def safe_zone(name: str | None) -> ZoneInfo:
     """The IANA zone `name`, or UTC when it is missing or unknown (bad stored data must
-    degrade, not fail the reader with a 500). The same rule as SQL's `safe_timezone`."""
+    degrade, not fail the reader with a 500). The same rule as SQL's `safe_timezone`.
+    Cached: ZoneInfo keeps only a few zones strongly, and reading a zone file again per
+    request showed in profiles (mentors use hundreds of zones)."""
     try:
         return ZoneInfo(name) if name else UTC_ZONE
     except (ZoneInfoNotFoundError, ValueError, OSError):

@@ -43,6 +43,7 @@ from app.core.errors import InvalidTransition, NotFound
 from app.core.instants import BoundedDatetime
 from app.core.outbox import emit
 from app.core.pagination import Keyset
+from app.core.sql import DriverQuery
 from app.models import Assignment, User, WorkItem
 from app.schemas.workqueue import WorkItemPublic
 from app.services.workqueue.items import PRIORITY_ORDER
@@ -122,10 +123,11 @@ _TEXTS = ARRAY(Text)
 
 @functools.cache
 def _page_statement(*, kind: bool, priority: bool, overdue: bool | None, mentee: bool,
-                    after: bool) -> tuple[Select, frozenset[str]]:
-    """The page query for one combination of filters, built once with bind parameters (so
-    neither SQLAlchemy nor asyncpg re-compiles or re-prepares it per request). Arrays bound
-    with `= ANY(...)` keep the SQL text the same whatever the number of values."""
+                    after: bool) -> DriverQuery:
+    """The page query for one combination of filters, built and compiled once with bind
+    parameters (so neither SQLAlchemy nor asyncpg re-compiles or re-prepares it per
+    request), run on the driver connection (app/core/sql.py). Arrays bound with
+    `= ANY(...)` keep the SQL text the same whatever the number of values."""
     at = bindparam("at", type_=DateTime(timezone=True))
     is_overdue = overdue_expr(at)
     k_overdue = case((is_overdue, 0), else_=1)
@@ -160,7 +162,22 @@ def _page_statement(*, kind: bool, priority: bool, overdue: bool | None, mentee:
         )
     stmt = (stmt.order_by(k_overdue, k_priority, WorkItem.due_at, WorkItem.id)
             .limit(bindparam("fetch", type_=Integer)))
-    return stmt, frozenset(stmt.compile().params)
+    return DriverQuery(stmt)
+
+
+def _public_of_record(row, *, at: datetime) -> WorkItemPublic:
+    """`to_public` of a page query's record (asyncpg: by key, not attribute)."""
+    status, due_at, completed_at = row["status"], row["due_at"], row["completed_at"]
+    return WorkItemPublic(
+        id=row["id"], kind=row["kind"], priority=row["priority"], status=status,
+        mentee_id=row["mentee_id"], mentee_name=row["mentee_name"], title=row["title"],
+        details=row["details"] or {}, due_at=due_at,
+        overdue=bool(row["overdue"]) or due_at < (completed_at or at),
+        sla_remaining_minutes=(math.floor((due_at - at).total_seconds() / 60)
+                               if status != "done" else None),
+        note=row["note"], created_at=row["created_at"], started_at=row["started_at"],
+        completed_at=completed_at, completed_by=row["completed_by"],
+    )
 
 
 async def list_work_queue(
@@ -175,23 +192,23 @@ async def list_work_queue(
     """One page of the mentor's queue: (items, next cursor or None, as_of)."""
     decoded = _decode(cursor)
     at = decoded[0] if decoded else (now or datetime.now(UTC))
-    stmt, names = _page_statement(kind=bool(filters.kind), priority=bool(filters.priority),
-                           overdue=filters.overdue, mentee=filters.mentee_id is not None,
-                           after=decoded is not None)
+    query = _page_statement(kind=bool(filters.kind), priority=bool(filters.priority),
+                            overdue=filters.overdue, mentee=filters.mentee_id is not None,
+                            after=decoded is not None)
     params: dict = {"at": at, "mentor_id": mentor_id, "statuses": list(filters.status),
                     "kinds": list(filters.kind), "priorities": list(filters.priority),
                     "mentee_id": filters.mentee_id, "fetch": limit + 1}
     if decoded:
         keys = ("after_overdue", "after_priority", "after_due_at", "after_id")
         params.update(zip(keys, decoded[1], strict=True))
-    rows = (await session.execute(stmt, {k: v for k, v in params.items() if k in names})).all()
+    rows = await query.fetch(session, params)
     page, more = rows[:limit], len(rows) > limit
-    items = [to_public(row, mentee_name=row.mentee_name, at=at) for row in page]
+    items = [_public_of_record(row, at=at) for row in page]
     next_cursor = None
     if more:
         last = page[-1]
-        next_cursor = QUEUE_CURSOR.encode(at, last.k_overdue, last.k_priority, last.due_at,
-                                          last.id)
+        next_cursor = QUEUE_CURSOR.encode(at, last["k_overdue"], last["k_priority"],
+                                          last["due_at"], last["id"])
     return items, next_cursor, at
 
 
