@@ -35,7 +35,7 @@ from urllib.parse import urlencode
 import asyncpg
 import httpx
 import uvloop
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from app.config import Settings  # noqa: E402
 from app.core.auth import CurrentMentor, Principal, mint_token  # noqa: E402
 from app.core.db import Database, DbSession  # noqa: E402
+from app.core.sql import DriverQuery, driver_connection  # noqa: E402
 from app.services.workqueue.queue import WorkQueueFilters, list_work_queue  # noqa: E402
 from bench._server import BENCH_JWT_SECRET, spawn, stop, wait_healthy  # noqa: E402
 
@@ -285,24 +286,25 @@ async def explain(db_url: str, mentor_id: uuid.UUID) -> str:
     RLS (the statement is captured from the real service call, then re-run with EXPLAIN)."""
     settings = Settings(database_url=db_url, jwt_secret=BENCH_JWT_SECRET)
     database = Database.connect(settings.api_db_url, settings)
-    captured: list[tuple[str, object]] = []
+    captured: list[tuple[DriverQuery, list]] = []
+    real_fetch = DriverQuery.fetch
 
-    def grab(conn, cursor, statement, parameters, context, executemany):
-        if "FROM work_items" in statement:
-            captured.append((statement, parameters))
+    async def grab(query: DriverQuery, session, params):  # the page query runs on the driver
+        captured.append((query, query.arguments(params)))
+        return await real_fetch(query, session, params)
 
-    event.listen(database.engine.sync_engine, "before_cursor_execute", grab)
+    DriverQuery.fetch = grab
     try:
         async with database.transaction(Principal(mentor_id, "mentor")) as session:
             await list_work_queue(session, mentor_id=mentor_id, filters=WorkQueueFilters(),
                                   limit=50)
-            statement, parameters = captured[0]
-            connection = await session.connection()
-            plan = await connection.exec_driver_sql(
-                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, parameters)
+            query, arguments = next((q, a) for q, a in captured if "FROM work_items" in q.sql)
+            driver = await driver_connection(session)
+            plan = await driver.fetch("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + query.sql,
+                                      *arguments)
             return "\n".join(row[0] for row in plan)
     finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", grab)
+        DriverQuery.fetch = real_fetch
         await database.dispose()
 
 

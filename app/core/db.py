@@ -127,11 +127,19 @@ class Database:
         """One transaction as `principal` (None: an anonymous caller who sees nothing under
         RLS, or the system on the workers' BYPASSRLS engine). Commits on success (after
         flushing what the session still holds), rolls back on any error."""
+        if principal is None:
+            # The system's transactions (workers, relay, jobs) keep SQLAlchemy's own BEGIN:
+            # with the driver-run BEGIN below, a separate relay process stopped publishing
+            # after its first batch and did not stop on SIGTERM (sse_bench e2e, 2026-12-02;
+            # cause not yet found). The saved round trip matters only per request.
+            async with self.sessions() as session, session.begin():
+                yield session
+            return
         async with self.engine.connect() as connection:
             pooled = connection.sync_connection.connection
             driver = pooled.driver_connection
-            parameters = principal_parameters(principal) if principal is not None else None
-            opening = begin_as(parameters) if parameters is not None else "begin"
+            parameters = principal_parameters(principal)
+            opening = begin_as(parameters)
             # DBAPI autocommit, while this transaction holds the connection (restored before
             # it goes back to the pool, for code that lets SQLAlchemy begin transactions).
             pooled.dbapi_connection.autocommit = True
