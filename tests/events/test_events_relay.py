@@ -216,6 +216,27 @@ class TestRelay:
         assert all(d.payload["refresh_priority"] == "urgent" and d.status == "pending"
                    for d in deliveries)
 
+    async def test_a_batch_to_many_endpoints_is_settled(self, factory, system_db, redis,
+                                                        settings):
+        """Found by CI after the fuzzing run left endpoints active: a batch's deliveries in
+        one INSERT bound 5 parameters a row, past the protocol's 32,767 (InterfaceError), so
+        every relay pass failed and nothing was published again."""
+        endpoints = [WebhookEndpoint(id=uuid.uuid4(), url="https://hooks.example/many",
+                                     secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                                     event_types=[]) for _ in range(40)]
+        await factory.add(*endpoints)
+        try:
+            ids = await insert_outbox(system_db, 200, [uuid.uuid4()])
+            await relay_until_published(system_db, redis, settings, ids)
+        finally:
+            async with system_db.transaction(None) as session:
+                await session.execute(text("update webhook_endpoints set active = false "
+                                           "where id = any(:ids)"),
+                                      {"ids": [e.id for e in endpoints]})
+        assert await scalar(system_db, "select count(*) from webhook_deliveries "
+                                       "where event_id = any(:ids) and endpoint_id = any(:ours)",
+                            ids=ids, ours=[e.id for e in endpoints]) == 200 * 40
+
     async def test_a_batch_is_claimed_in_creation_order(self, system_db, settings):
         """Found by the fuzzing run's backlog: UPDATE ... RETURNING gives rows in physical
         order, so an event updated after insertion (a retry) came out after newer ones."""

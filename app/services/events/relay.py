@@ -122,6 +122,9 @@ async def publish(
     return [row.id for row in rows if row.id not in errors], errors
 
 
+DELIVERY_ROWS_PER_INSERT = 5_000
+
+
 async def settle(
     database: Database, rows: Sequence[OutboxEvent], *, published: Sequence[uuid.UUID],
     errors: dict[uuid.UUID, str], settings: Settings,
@@ -141,9 +144,12 @@ async def settle(
                 for endpoint in endpoints
                 if matches_filter(by_id[event_id].type, endpoint.event_types)
             ]
-            if deliveries:
+            # In chunks: one multi-row VALUES binds 5 parameters a row, and the protocol
+            # allows 32,767 per statement (a batch of 200 events to 33 endpoints is over).
+            for start in range(0, len(deliveries), DELIVERY_ROWS_PER_INSERT):
                 await session.execute(
-                    insert(WebhookDelivery).values(deliveries)
+                    insert(WebhookDelivery)
+                    .values(deliveries[start:start + DELIVERY_ROWS_PER_INSERT])
                     .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
                 )
             await session.execute(
