@@ -187,7 +187,10 @@ async def test_a_tick_cancelled_by_a_restart_is_no_failure_and_runs_again(settin
     from app.core.jobspec import Periodic
 
     prefix = f"{settings.redis_prefix}tick{uuid.uuid4().hex[:6]}:"
-    local = settings.model_copy(update={"redis_prefix": prefix})
+    # A daily period (ticks at 00:00 UTC only): with the default 5 minutes, a run that
+    # crossed a boundary also ran a scheduled tick, and the counts below were off by one.
+    local = settings.model_copy(update={"redis_prefix": prefix,
+                                        "sla_sweep_interval_seconds": 86_400})
     cron_job = telemetry.instrument_job(
         Periodic(slow_tick, name="slow_tick", every="sla_sweep_interval_seconds").cron(local))
     client = arq_client(local)
