@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 
 from app.models import Flag, InboxEvent, MatchingRun, User, WebhookEndpoint
 from tests.support.events_helpers import mission_submitted
-from tests.support.isolation import assert_hits
+from tests.support.isolation import assert_hits, matrix_cells
 from tests.support.workspace_support import body_without_echo
 
 CALLERS = ("mentor_a", "mentor_b", "mentee_a", "mentee_b", "director", "admin", "service")
@@ -137,14 +137,7 @@ async def _snapshot(system_db, world: dict) -> tuple:
             inbound)
 
 
-def _cells():
-    for name, route in ROUTES.items():
-        for caller in CALLERS:
-            for owner in OWNERS if route.owned else ("a",):
-                yield pytest.param(name, caller, owner, id=f"{name}-{caller}-{owner}")
-
-
-@pytest.mark.parametrize("route,caller,owner", list(_cells()))
+@pytest.mark.parametrize("route,caller,owner", matrix_cells(ROUTES, CALLERS, OWNERS))
 async def test_staff_isolation_matrix(client, factory, system_db, route, caller, owner):
     world = await _world(factory)
     spec = ROUTES[route]

@@ -37,7 +37,7 @@ from app.models import (
     TimeOff,
 )
 from app.services.sessions import feeds
-from tests.support.isolation import assert_hits
+from tests.support.isolation import assert_hits, matrix_cells
 from tests.support.session_helpers import week_start
 from tests.support.workspace_support import body_without_echo
 
@@ -361,14 +361,7 @@ def _class(caller: str, owner: str) -> str:
     return f"{'own' if key == owner else 'other'}_{role}"
 
 
-def _cells():
-    for name, route in ROUTES.items():
-        for caller in CALLERS:
-            for owner in OWNERS if route.owned else ("a",):
-                yield pytest.param(name, caller, owner, id=f"{name}-{caller}-{owner}")
-
-
-@pytest.mark.parametrize("route,caller,owner", list(_cells()))
+@pytest.mark.parametrize("route,caller,owner", matrix_cells(ROUTES, CALLERS, OWNERS))
 async def test_scheduling_isolation_matrix(client, factory, system_db, route, caller, owner):
     world = await _world(factory)
     spec = ROUTES[route]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 
 
 def template_pattern(path: str) -> re.Pattern[str]:
@@ -24,3 +25,11 @@ def assert_hits(operation: str, response: httpx.Response) -> None:
     request = response.request
     assert request.method == method, (operation, request.method)
     assert template_pattern(path).fullmatch(request.url.path), (operation, request.url.path)
+
+
+def matrix_cells(routes: dict, callers: tuple[str, ...], owners: tuple[str, ...]) -> list:
+    """One cell per route x caller x owner, as pytest params `(route, caller, owner)`: a
+    route whose object has no owner (`owned` false) is called once, with owner "a"."""
+    return [pytest.param(name, caller, owner, id=f"{name}-{caller}-{owner}")
+            for name, route in routes.items() for caller in callers
+            for owner in (owners if route.owned else ("a",))]
