@@ -14,7 +14,7 @@ staff read it, as they read `matching_runs`.
 run (one per matcher run, kept for months).
 
 Revision ID: 0027
-Revises: 0023
+Revises: 0028
 """
 
 from collections.abc import Sequence
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0027"
-down_revision: str | None = "0023"
+down_revision: str | None = "0028"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
