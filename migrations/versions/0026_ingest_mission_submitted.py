@@ -23,7 +23,7 @@ its statements' plans per connection, where the CTE statement with its RLS subpl
 ~2 ms per execution on the bench data (custom plans; unnest of one-element arrays).
 
 Revision ID: 0026
-Revises: 0023
+Revises: 0027
 """
 
 from collections.abc import Sequence
@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0026"
-down_revision: str | None = "0023"
+down_revision: str | None = "0027"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
