@@ -1,7 +1,7 @@
 """Benchmark: the directors' waiting list and cockpit at 1K mentors x 20K mentees.
 
     .venv/bin/python -m bench.relationships_bench [--mentors 1000] [--mentees 20000]
-        [--seconds 20] [--clients 8] [--database-url URL]
+        [--seconds 20] [--clients 8] [--rounds 1] [--database-url URL]
 
 1. Creates a fresh database (the tests' harness: `TEST_DATABASE_URL` or the embedded
    server), migrates it and loads `mentorship seed --mentors 1000 --mentees 20000` (the
@@ -14,8 +14,9 @@
    - `GET /api/v1/director/waiting?limit=50` on one of the list's pages (its cursors are
      collected first by walking the whole list), and
    - `GET /api/v1/director/mentees/{id}/cockpit` for one of 2,000 random mentees.
-3. Prints req/s and latency percentiles per route, and the load average. Goal: p95 < 50 ms
-   at 8 clients on a quiet machine.
+3. Prints req/s, latency percentiles and CPU per request per route (the uvicorn process's
+   and its Postgres backends', from /proc: the figures a shared machine distorts least),
+   and the load average. Goal: p95 < 50 ms at 8 clients on a quiet machine.
 Needs `wrk` on PATH (Debian: `apt-get install wrk`).
 """
 
@@ -73,6 +74,32 @@ def wrk(url: str, paths: list[str], token: str, *, seconds: int, clients: int) -
     return run_script(url, script, ["-t2", f"-c{clients}", f"-d{seconds}s", "--latency"])
 
 
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU of each process so far (/proc/PID/stat, fields 14 and 15)."""
+    tick, seconds = os.sysconf("SC_CLK_TCK"), {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended (a backend whose connection closed)
+            continue
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return seconds
+
+
+def measured(url: str, paths: list[str], token: str, *, seconds: int, clients: int,
+             server: int, backends) -> dict:
+    """One wrk run plus the CPU per request of the server and of its Postgres backends
+    (`backends()`: their pids; a backend that starts during the run counts from 0)."""
+    before_pids = backends()
+    server_before, pg_before = cpu_seconds([server])[server], cpu_seconds(before_pids)
+    result = wrk(url, paths, token, seconds=seconds, clients=clients)
+    server_after, pg_after = cpu_seconds([server])[server], cpu_seconds(backends())
+    requests = max(result["requests"], 1)
+    pg = sum(after - pg_before.get(pid, 0.0) for pid, after in pg_after.items())
+    return {**result, "app_cpu_ms": 1000 * (server_after - server_before) / requests,
+            "pg_cpu_ms": 1000 * pg / requests}
+
+
 async def _collect(base: str, token: str, seeded) -> tuple[list[str], list[str]]:
     """Every page of the waiting list (as paths) and 2,000 random mentees' cockpits."""
     import httpx
@@ -117,6 +144,8 @@ def main() -> int:
     parser.add_argument("--database-url", help="an already seeded database (else a fresh "
                                                "one is created, seeded and dropped)")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure both routes this many times in turn")
     args = parser.parse_args()
     from bench._server import install_cleanup
 
@@ -167,18 +196,30 @@ async def measure(args: argparse.Namespace, dsn: str) -> int:
         pages, cockpits = await _collect(base, token, seeded)
         print(f"waiting list: {len(pages)} pages of 50; cockpits of {len(cockpits)} mentees")
         wrk(base, pages + cockpits, token, seconds=3, clients=args.clients)  # warm-up
+        database = dsn.rsplit("/", 1)[1].split("?")[0]
+
+        def backends() -> list[int]:
+            return [row[0] for row in asyncio.run(seeded.fetch(
+                "select pid from pg_stat_activity where datname = $1 "
+                "and backend_type = 'client backend' and pid <> pg_backend_pid()", database))]
+
         rows = []
-        for name, paths in (("GET /api/v1/director/waiting", pages),
-                            ("GET /api/v1/director/mentees/{id}/cockpit", cockpits)):
-            result = wrk(base, paths, token, seconds=args.seconds, clients=args.clients)
-            rows.append((name, result))
+        load_before = os.getloadavg()[0]
+        for _ in range(args.rounds):
+            for name, paths in (("GET /api/v1/director/waiting", pages),
+                                ("GET /api/v1/director/mentees/{id}/cockpit", cockpits)):
+                result = await asyncio.to_thread(
+                    measured, base, paths, token, seconds=args.seconds,
+                    clients=args.clients, server=server.pid, backends=backends)
+                rows.append((name, result))
         print(f"\n{args.clients} clients, {args.seconds} s each, load average "
-              f"{os.getloadavg()[0]:.2f}")
+              f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
         print(f"{'route':<45} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-              f"{'non-2xx':>8}")
+              f"{'non-2xx':>8} {'app CPU ms/req':>15} {'PG CPU ms/req':>14}")
         for name, r in rows:
             print(f"{name:<45} {r['rps']:>8.0f} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} "
-                  f"{r['p99_ms']:>8.1f} {r['non_2xx'] + r['socket_errors']:>8}")
+                  f"{r['p99_ms']:>8.1f} {r['non_2xx'] + r['socket_errors']:>8} "
+                  f"{r['app_cpu_ms']:>15.2f} {r['pg_cpu_ms']:>14.2f}")
         return 0 if all(r["non_2xx"] == 0 for _, r in rows) else 1
     finally:
         stop(server)

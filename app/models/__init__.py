@@ -4,7 +4,7 @@ from app.models.assignment import Assignment, WaitingMentee
 from app.models.audit import AuditEntry
 from app.models.base import Base
 from app.models.events import InboxEvent, OutboxEvent
-from app.models.matching import MatchingProposal, MatchingRun
+from app.models.matching import MatchingProposal, MatchingRun, MatchingUnplaced
 from app.models.mission import MissionReview, MissionSubmission
 from app.models.ops import CapacityAlert, ProgrammeMetric, ProgrammeMetricDay
 from app.models.preferences import MenteePreferences
@@ -17,8 +17,9 @@ from app.models.work_item import WorkItem
 
 __all__ = [
     "Assignment", "AuditEntry", "Base", "CalendarFeedToken", "CapacityAlert", "Flag",
-    "InboxEvent", "MatchingProposal", "MatchingRun", "MenteePreferences", "MenteeSignal",
-    "MentoringSession", "MissionReview", "MissionSubmission", "OutboxEvent", "ProgrammeMetric",
-    "ProgrammeMetricDay", "ReadinessRecord", "SessionFeedback", "SessionTimer", "TimeOff",
-    "User", "WaitingMentee", "WebhookAttempt", "WebhookDelivery", "WebhookEndpoint", "WorkItem",
+    "InboxEvent", "MatchingProposal", "MatchingRun", "MatchingUnplaced", "MenteePreferences",
+    "MenteeSignal", "MentoringSession", "MissionReview", "MissionSubmission", "OutboxEvent",
+    "ProgrammeMetric", "ProgrammeMetricDay", "ReadinessRecord", "SessionFeedback",
+    "SessionTimer", "TimeOff", "User", "WaitingMentee", "WebhookAttempt", "WebhookDelivery",
+    "WebhookEndpoint", "WorkItem",
 ]

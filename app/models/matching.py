@@ -21,6 +21,9 @@ class MatchingRun(Base):
         CheckConstraint(f"status in {RUN_STATUSES!r}", name="status"),
         Index("ix_matching_runs_running", "heartbeat_at",
               postgresql_where=text("status = 'running'")),
+        # The latest finished run (the waiting list's reasons): migration 0027.
+        Index("ix_matching_runs_done_finished_at", text("finished_at DESC"),
+              postgresql_where=text("status = 'done' AND finished_at IS NOT NULL")),
     )
 
     id: Mapped[UUIDPk]
@@ -52,6 +55,20 @@ class MatchingRun(Base):
     published_by: Mapped[uuid.UUID | None]
     # What the publish did: counts and the proposals skipped with their reason.
     publish_result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class MatchingUnplaced(Base):
+    """A finished run's `unplaced` map as rows (mentee -> reason), kept by a trigger on
+    `matching_runs` (migration 0027) for runs whose status is `done`: the waiting list reads
+    50 of them by key instead of decompressing the whole map. Never written by the app."""
+
+    __tablename__ = "matching_unplaced"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("matching_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    mentee_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class MatchingProposal(Base):

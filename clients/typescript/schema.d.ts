@@ -8564,6 +8564,7 @@ export interface operations {
              *     - `double_booking`: the mentor or the mentee is already booked at that time
              *     - `capacity_exceeded`: the mentor's capacity (weekly sessions or mentees) is full
              *     - `outside_availability`: the time is outside the mentor's availability or in time off
+             *     - `concurrent_change`: the relationships involved kept changing; retry
              */
             409: {
                 headers: {
@@ -8582,7 +8583,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "invalid_transition" | "double_booking" | "capacity_exceeded" | "outside_availability";
+                        code: "invalid_transition" | "double_booking" | "capacity_exceeded" | "outside_availability" | "concurrent_change";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };
@@ -9166,6 +9167,7 @@ export interface operations {
              *     - `notice_too_short`: sooner than the mentor's minimum notice
              *     - `invalid_transition`: the resource's current status does not allow this change
              *     - `no_mentor`: the mentee has no mentor (any more)
+             *     - `concurrent_change`: the relationships involved kept changing; retry
              */
             409: {
                 headers: {
@@ -9184,7 +9186,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "too_late_to_change" | "double_booking" | "capacity_exceeded" | "outside_availability" | "notice_too_short" | "invalid_transition" | "no_mentor";
+                        code: "too_late_to_change" | "double_booking" | "capacity_exceeded" | "outside_availability" | "notice_too_short" | "invalid_transition" | "no_mentor" | "concurrent_change";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };

@@ -120,7 +120,7 @@ OWN_ROWS = {"mentor_time_off": "mentor_id", "calendar_feed_tokens": "user_id"}
 NEVER_FOR_MENTORS_OR_MENTEES = {
     "waiting_mentees", "inbox_events", "outbox_events", "webhook_endpoints", "webhook_deliveries",
     "webhook_attempts", "matching_runs", "capacity_alerts", "programme_metrics", "audit_log",
-    "programme_metrics_daily", "matching_proposals", "mentee_preferences",
+    "programme_metrics_daily", "matching_proposals", "matching_unplaced", "mentee_preferences",
     "session_timers",
 }
 

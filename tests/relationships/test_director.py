@@ -6,11 +6,13 @@ import asyncio
 import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from unittest.mock import patch
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event, func, select
 
+from app.core.sql import DriverQuery
 from app.models import Assignment
 from app.services.mentors.capacity import iso_week_bounds
 from tests.support.events_helpers import director_ids
@@ -154,16 +156,26 @@ class TestAssign:
 
 @contextmanager
 def count_queries(app):
+    """The statements the app sends in the block: through SQLAlchemy, and hot reads run on
+    the driver connection (app/core/sql.py's DriverQuery)."""
     statements: list[str] = []
 
     def on_execute(conn, cursor, statement, *args):
         if "auth_identity" not in statement:  # the token check, cached per process
             statements.append(statement)
 
+    def recording(method):
+        async def run(query, session, params):
+            statements.append(query.sql)
+            return await method(query, session, params)
+        return run
+
     engine = app.state.shared.db.engine.sync_engine
     event.listen(engine, "before_cursor_execute", on_execute)
     try:
-        yield statements
+        with patch.object(DriverQuery, "fetch", recording(DriverQuery.fetch)), \
+                patch.object(DriverQuery, "fetchrow", recording(DriverQuery.fetchrow)):
+            yield statements
     finally:
         event.remove(engine, "before_cursor_execute", on_execute)
 

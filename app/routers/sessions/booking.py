@@ -124,8 +124,9 @@ async def get_mentor_session(session_id: uuid.UUID, principal: CurrentMentor,
                 "once the session has started). Only scheduled sessions change: anything "
                 "else is 409 `invalid_transition`.",
     response_model=MentorSessionPublic,
-    responses=problems({404: ["not_found", "not_assigned"], 409: ["invalid_transition", *BOOKING],
-                         503: VIDEO}),
+    responses=problems({404: ["not_found", "not_assigned"],
+                        409: ["invalid_transition", *BOOKING, "concurrent_change"],
+                        503: VIDEO}),
 )
 async def update_mentor_session(session_id: uuid.UUID, body: SessionUpdate,
                                 principal: CurrentMentor, session: DbSession, state: StateDep,
@@ -200,7 +201,8 @@ async def book_mentee_session(body: MenteeSessionCreate, principal: CurrentMente
                 "`invalid_transition`, and the booking codes for a reschedule.",
     response_model=MenteeSessionPublic,
     responses=problems({404: ["not_found"], 409: [
-        "too_late_to_change", *BOOKING, "notice_too_short", "invalid_transition", "no_mentor"],
+        "too_late_to_change", *BOOKING, "notice_too_short", "invalid_transition", "no_mentor",
+        "concurrent_change"],
         503: VIDEO}),
 )
 async def update_mentee_session(session_id: uuid.UUID, body: MenteeSessionUpdate,

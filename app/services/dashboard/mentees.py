@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound
 from app.core.pagination import Keyset
+from app.core.sql import DriverQuery
 from app.core.text import OutputText, safe_text
 from app.models import Assignment, User
 from app.schemas.common import Page
@@ -172,18 +173,18 @@ def _cockpit_sql(*, mentor: bool) -> str:
            (select coalesce(json_agg({_READINESS_JSON} order by r.recorded_at, r.id), '[]')
               from (select * from readiness_history r where r.mentee_id = u.id
                      order by r.recorded_at desc, r.id desc limit {READINESS_POINTS}) r
-           ) as readiness,
+           )::text as readiness,
            (select coalesce(json_agg({_SESSION_JSON} order by s.starts_at desc, s.id desc),
                             '[]')
               from (select * from sessions s where s.mentee_id = u.id {with_mentor}
                        and s.starts_at <= :now
                      order by s.starts_at desc, s.id desc limit {RECENT_SESSIONS}) s
-           ) as recent_sessions,
+           )::text as recent_sessions,
            (select coalesce(json_agg({_SESSION_JSON} order by s.starts_at, s.id), '[]')
               from (select * from sessions s where s.mentee_id = u.id {with_mentor}
                        and s.starts_at > :now and s.status = 'scheduled'
                      order by s.starts_at, s.id limit {UPCOMING_SESSIONS}) s
-           ) as upcoming_sessions,
+           )::text as upcoming_sessions,
            (select coalesce(json_agg({_WORK_ITEM_JSON} order by w.overdue_rank,
                                      w.priority_rank, w.due_at, w.id), '[]')
               from (select w.*,
@@ -191,13 +192,13 @@ def _cockpit_sql(*, mentor: bool) -> str:
                                 then 0 else 1 end as overdue_rank,
                            {_PRIORITY_RANK_SQL} as priority_rank
                       from work_items w where w.mentee_id = u.id and w.status <> 'done') w
-           ) as open_work_items,
+           )::text as open_work_items,
            (select coalesce(json_agg({_FLAG_JSON} order by f.open_rank, f.created_at desc,
                                      f.id), '[]')
               from (select f.*, case when f.status = 'open' then 0 else 1 end as open_rank
                       from flags f where f.mentee_id = u.id
                      order by open_rank, f.created_at desc, f.id limit {FLAGS_SHOWN}) f
-           ) as flags,
+           )::text as flags,
            (select coalesce(json_agg({_SUBMISSION_JSON} order by x.submitted_at desc,
                                      x.id desc), '[]')
               from (select sub.id, sub.mission_id, sub.title, sub.url, sub.submitted_at,
@@ -208,15 +209,15 @@ def _cockpit_sql(*, mentor: bool) -> str:
                      where sub.mentee_id = u.id
                      order by sub.submitted_at desc, sub.id desc
                      limit {RECENT_SUBMISSIONS}) x
-           ) as recent_submissions
+           )::text as recent_submissions
       from {source}
      cross join lateral mentee_risk(array[u.id], :now) risk
      where {where}
     """
 
 
-_MENTOR_COCKPIT = text(_cockpit_sql(mentor=True))
-_DIRECTOR_COCKPIT = text(_cockpit_sql(mentor=False))
+_MENTOR_COCKPIT = DriverQuery(text(_cockpit_sql(mentor=True)))
+_DIRECTOR_COCKPIT = DriverQuery(text(_cockpit_sql(mentor=False)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,17 +256,14 @@ class _FlagRow:
     escalated_at: datetime | None
 
 
-# Parsed straight from Postgres' JSON text in pydantic-core.
+# Parsed straight from Postgres' JSON text in pydantic-core (the lists come as `text`: a
+# `json` column would be decoded by the driver's codec first, then validated object by
+# object).
 _READINESS = TypeAdapter(list[ReadinessPoint])
 _SESSIONS = TypeAdapter(list[MentorSessionPublic])
 _WORK_ITEMS = TypeAdapter(list[_WorkItemRow])
 _FLAGS = TypeAdapter(list[_FlagRow])
 _SUBMISSIONS = TypeAdapter(list[SubmissionSummary])
-
-
-def _parse(adapter: TypeAdapter, value):
-    return adapter.validate_json(value) if isinstance(value, str | bytes) \
-        else adapter.validate_python(value)
 
 
 def _profile(user) -> MenteeProfile:
@@ -277,8 +275,8 @@ async def cockpit(
     session: AsyncSession, *, mentor_id: uuid.UUID, mentee_id: uuid.UUID, now: datetime
 ) -> CockpitPublic:
     """Everything a mentor needs about one of their mentees. Not theirs: 404."""
-    row = (await session.execute(_MENTOR_COCKPIT, {
-        "mentor_id": mentor_id, "mentee_id": mentee_id, "now": now})).first()
+    row = await _MENTOR_COCKPIT.fetchrow(session, {
+        "mentor_id": mentor_id, "mentee_id": mentee_id, "now": now})
     return _cockpit(row, now=now)
 
 
@@ -287,33 +285,36 @@ async def director_cockpit(
 ) -> CockpitPublic:
     """The mentor cockpit's shape for any mentee (directors): sessions with any mentor,
     the active assignment if there is one. 404 unless the user is a mentee."""
-    row = (await session.execute(_DIRECTOR_COCKPIT, {
-        "mentee_id": mentee_id, "now": now})).first()
+    row = await _DIRECTOR_COCKPIT.fetchrow(session, {"mentee_id": mentee_id, "now": now})
     return _cockpit(row, now=now)
 
 
 def _cockpit(row, *, now: datetime) -> CockpitPublic:
+    """The cockpit from its statement's one row (an asyncpg record: DriverQuery)."""
     if row is None:
         raise NotFound("Mentee not found", code="mentee_not_found")
-    reasons = list(row.reasons)
+    reasons = list(row["reasons"])
     return CockpitPublic(
-        profile=_profile(row),
-        assignment=AssignmentSummary(id=row.assignment_id, mentor_id=row.mentor_id,
-                                     started_at=row.started_at, source=row.source,
-                                     score=row.score, reasons=row.assignment_reasons or [])
-        if row.assignment_id is not None else None,
-        risk=RiskSummary(reasons=reasons, risk_score=row.risk_score, at_risk=bool(reasons)),
-        readiness_trend=_parse(_READINESS, row.readiness),
-        recent_sessions=_parse(_SESSIONS, row.recent_sessions),
-        upcoming_sessions=_parse(_SESSIONS, row.upcoming_sessions),
-        open_work_items=[to_public(item, mentee_name=row.name, at=now)
-                         for item in _parse(_WORK_ITEMS, row.open_work_items)],
+        profile=MenteeProfile(id=row["id"], email=row["email"], name=row["name"],
+                              role=row["role"], timezone=row["timezone"], tier=row["tier"],
+                              interests=row["interests"] or []),
+        assignment=AssignmentSummary(id=row["assignment_id"], mentor_id=row["mentor_id"],
+                                     started_at=row["started_at"], source=row["source"],
+                                     score=row["score"],
+                                     reasons=row["assignment_reasons"] or [])
+        if row["assignment_id"] is not None else None,
+        risk=RiskSummary(reasons=reasons, risk_score=row["risk_score"], at_risk=bool(reasons)),
+        readiness_trend=_READINESS.validate_json(row["readiness"]),
+        recent_sessions=_SESSIONS.validate_json(row["recent_sessions"]),
+        upcoming_sessions=_SESSIONS.validate_json(row["upcoming_sessions"]),
+        open_work_items=[to_public(item, mentee_name=row["name"], at=now)
+                         for item in _WORK_ITEMS.validate_json(row["open_work_items"])],
         flags=[FlagSummary(id=f.id, severity=f.severity, category=f.category, note=f.note,
                            status=public_status(f), resolution=f.resolution,
                            raised_by=f.raised_by, created_at=f.created_at,
                            resolved_at=f.resolved_at)
-               for f in _parse(_FLAGS, row.flags)],
-        recent_submissions=_parse(_SUBMISSIONS, row.recent_submissions),
+               for f in _FLAGS.validate_json(row["flags"])],
+        recent_submissions=_SUBMISSIONS.validate_json(row["recent_submissions"]),
         generated_at=now,
     )
 

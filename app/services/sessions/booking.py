@@ -1,6 +1,6 @@
-"""Booking, rescheduling, cancelling and completing sessions, whoever acts: the mentor, the
-mentee (with their current mentor) or, through the same functions, other domains
-(reassignment, deactivation).
+"""Booking sessions, whoever acts: the mentor, the mentee (with their current mentor) or,
+through the same functions, other domains (reassignment). Changes (reschedule, cancel,
+complete) are in app/services/sessions/changes.py, under the same rules.
 
 Who decides what:
 - every booking rule: the slot engine (app/services/sessions/slots.py `violation`), the
@@ -18,9 +18,7 @@ Who decides what:
   then the INSERT and its outbox event in one statement (the reminders are armed by the
   trigger of migration 0015, the audit row by 0019's, in that same statement).
 
-Lock order is always mentor row, then session row, so a reschedule (both) and a status
-change (session row only) cannot deadlock each other. Every change writes its outbound
-event, to the mentor and the mentee, in the same transaction.
+Lock order is always mentor row, then session row (app/services/programme/__init__.py).
 """
 
 from __future__ import annotations
@@ -31,8 +29,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-import structlog
-from sqlalchemy import DateTime, Row, bindparam, select, text
+from sqlalchemy import DateTime, Row, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.exc import DBAPIError
@@ -41,7 +38,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.core.auth import Principal
 from app.core.dberrors import db_error_info
-from app.core.errors import Conflict, DomainError, DoubleBooking, InvalidTransition, Unprocessable
+from app.core.errors import (
+    Conflict,
+    DomainError,
+    DoubleBooking,
+    Unprocessable,
+)
 from app.core.outbox import DIRECTOR_EVENTS, OutboundEvent, emit, outbox_rows
 from app.models import MentoringSession
 from app.schemas.sessions import MenteeSessionPublic, MentorSessionPublic
@@ -49,13 +51,10 @@ from app.services.sessions.scheduling import (
     NoMentor,
     load_inputs,
     lock_inputs,
-    lock_mentor,
     not_assigned,
 )
 from app.services.sessions.slots import MentorRules, violation
-from app.services.sessions.video import VideoProvider, VideoProviderUnavailable
-
-log = structlog.get_logger("app.sessions")
+from app.services.sessions.video import VideoProvider
 
 MEETING_TOPIC = "Mentoring session"
 
@@ -70,22 +69,6 @@ class TooLateToChange(Conflict):
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-async def _flush_session_row(session: AsyncSession) -> None:
-    """Flush now, so the exclusion constraints judge the row inside this call.
-
-    Two transactions that insert mutually overlapping rows wait for each other in the
-    constraint check; Postgres then aborts one with a deadlock (40P01). Only the overlap
-    checks can wait here (the mentor row lock serialises everything else), so the victim
-    lost a double booking too."""
-    try:
-        await session.flush()
-    except DBAPIError as exc:
-        sqlstate, constraint = db_error_info(exc)
-        if sqlstate in ("23P01", "40P01"):
-            raise DoubleBooking(OVERLAP_DETAILS.get(constraint or "")) from exc
-        raise
-
 
 def check_time(starts_at: datetime, duration_minutes: int, *, settings: Settings,
                now: datetime) -> None:
@@ -108,14 +91,6 @@ def _missing_for(actor: Principal) -> Callable[[], DomainError]:
     if actor.role == "mentee":
         return lambda: NoMentor("You have no mentor to book with")
     return not_assigned
-
-
-async def lock_pair(session: AsyncSession, *, actor: Principal, mentor_id: uuid.UUID,
-                    mentee_id: uuid.UUID) -> None:
-    """Take the mentor's row lock once the pair is known to be active and the caller part
-    of it (404 `not_assigned` for a mentor, 409 `no_mentor` for a mentee)."""
-    if not await lock_mentor(session, mentor_id=mentor_id, mentee_id=mentee_id):
-        raise _missing_for(actor)()
 
 
 async def check_rules(session: AsyncSession, *, actor: Principal, mentor_id: uuid.UUID,
@@ -162,14 +137,6 @@ async def emit_session_event(session: AsyncSession, type: str, row: MentoringSes
                              actor: Principal | None, **extra: Any) -> None:
     await emit(session, type=type, data=_event_data(row, actor, **extra),
                recipients=[row.mentor_id, row.mentee_id])
-
-
-async def lock_session_row(session: AsyncSession, session_id: uuid.UUID) -> MentoringSession:
-    """The session's row, locked and freshly read (the caller has already read it, so it
-    exists and is visible to them)."""
-    return (await session.scalars(
-        select(MentoringSession).where(MentoringSession.id == session_id)
-        .with_for_update().execution_options(populate_existing=True))).one()
 
 
 # --- book -------------------------------------------------------------------------------------
@@ -316,60 +283,3 @@ async def book_mentee_session(
         mentee_id=principal.user_id, starts_at=starts_at, duration_minutes=duration_minutes,
         agenda=agenda, enforce_notice=True, now=now or datetime.now(UTC))
     return MenteeSessionPublic.model_validate(row)
-
-
-# --- change -----------------------------------------------------------------------------------
-
-async def reschedule_session(
-    session: AsyncSession, *, actor: Principal, settings: Settings, video: VideoProvider,
-    row: MentoringSession, starts_at: datetime | None, duration_minutes: int | None,
-    enforce_notice: bool, now: datetime,
-    check: Callable[[MentoringSession], None] | None = None,
-) -> MentoringSession:
-    """Move `row` (read unlocked by the caller) under every booking rule;
-    `session.rescheduled`. `check(locked_row)` adds the caller's own conditions."""
-    await lock_pair(session, actor=actor, mentor_id=row.mentor_id, mentee_id=row.mentee_id)
-    row = await lock_session_row(session, row.id)
-    if row.status != "scheduled":
-        raise InvalidTransition(f"A {row.status} session cannot be rescheduled",
-                                current_status=row.status)
-    if check is not None:
-        check(row)
-    new_start = (starts_at or row.starts_at).astimezone(UTC)
-    duration = duration_minutes or row.duration_minutes
-    if (new_start, duration) == (row.starts_at, row.duration_minutes):
-        return row  # nothing moves: no new sequence, no event
-    await check_rules(session, actor=actor, mentor_id=row.mentor_id, mentee_id=row.mentee_id,
-                      starts_at=new_start, duration_minutes=duration, settings=settings,
-                      now=now, enforce_notice=enforce_notice, exclude=row.id)
-    previous = {"previous_starts_at": row.starts_at,
-                "previous_duration_minutes": row.duration_minutes}
-    row.starts_at, row.duration_minutes = new_start, duration
-    row.ends_at = new_start + timedelta(minutes=duration)
-    row.sequence += 1
-    await _flush_session_row(session)
-    await video.update_meeting(external_id=row.video_meeting_id, starts_at=new_start,
-                               duration_minutes=duration)
-    await emit_session_event(session, "session.rescheduled", row, actor, **previous)
-    await session.refresh(row)
-    return row
-
-
-async def cancel_session(session: AsyncSession, *, actor: Principal | None,
-                         video: VideoProvider, row: MentoringSession,
-                         reason: str | None) -> MentoringSession:
-    """Cancel a locked, scheduled `row`; `session.cancelled` to both people. Other domains
-    (reassignment, deactivation) call this with their own actor (None: the system)."""
-    if row.status != "scheduled":
-        raise InvalidTransition(f"A {row.status} session cannot become cancelled",
-                                current_status=row.status)
-    row.status, row.cancel_reason = "cancelled", reason
-    row.sequence += 1
-    await session.flush()
-    await emit_session_event(session, "session.cancelled", row, actor, reason=reason,
-                             cancelled_by=actor.user_id if actor else None)
-    try:  # the slot is free either way; a leftover remote meeting is harmless
-        await video.delete_meeting(external_id=row.video_meeting_id)
-    except VideoProviderUnavailable as exc:
-        log.warning("video_meeting_not_deleted", session_id=str(row.id), error=exc.detail)
-    return row

@@ -8,7 +8,8 @@ only. `scheduling_mentor_lock` also takes the mentor's row lock: every booking o
 mentor, by the mentor, a mentee or a director, queues there, so what the engine reads next
 (a new statement, a new snapshot) includes everything committed by the previous holder.
 The engine's inputs come from `scheduling_inputs` (migration 0022): 0014's rules and busy
-times in one PL/pgSQL call whose plans are cached per connection.
+times in one PL/pgSQL call whose plans are cached per connection; a booking reads the same
+row with the lock taken first (`scheduling_inputs_locked`, migration 0028).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -38,34 +39,33 @@ MAX_RANGE = timedelta(days=31)
 
 _RULES = text("select * from scheduling_mentor(:mentor, :mentee)")
 _RULES_LOCK = text("select 1 from scheduling_mentor_lock(:mentor, :mentee)")
-# The rules and the busy times in one round trip and one row (`scheduling_inputs`,
-# migration 0022: the busy times as arrays). For a mentee, their current mentor is found
-# in the same statement.
+# The rules and the busy times in one round trip and one row, the busy times as arrays:
+# `scheduling_inputs` (migration 0022) for the slot routes, `scheduling_inputs_locked`
+# (0028: the mentor's row lock first, then the same row read under a snapshot taken after
+# it) for a booking. For a mentee, their current mentor is found in the same statement.
 _INPUT_COLUMNS = """
     i.zone, i.availability, i.capacity_weekly, i.buffer_minutes, i.min_notice_hours, i.name,
     i.mentor_starts, i.mentor_ends, i.mentee_starts, i.mentee_ends, i.off_starts, i.off_ends"""
-_INPUTS = text(f"""
-select cast(:mentor as uuid) as mentor_id, {_INPUT_COLUMNS}
-  from scheduling_inputs(:mentor, :mentee, :lo, :hi, :exclude) i""")
-_MENTEE_INPUTS = text(f"""
+
+
+def _inputs_statement(function: str, *, current_mentor: bool) -> TextClause:
+    if current_mentor:
+        return text(f"""
 select a.mentor_id, {_INPUT_COLUMNS}
   from assignments a
- cross join lateral scheduling_inputs(a.mentor_id, a.mentee_id, :lo, :hi, :exclude) i
+ cross join lateral {function}(a.mentor_id, a.mentee_id, :lo, :hi, :exclude) i
  where a.mentee_id = :mentee and a.ended_at is null""")
-# The mentor's row lock, then the same columns read under a snapshot taken after the lock
-# (migration 0025): what a booking needs in one round trip. For a mentee, their current
-# mentor is found in the same statement.
-_LOCKED_COLUMNS = """
-    i.zone, i.availability, i.capacity_weekly, i.buffer_minutes, i.min_notice_hours, i.name,
-    i.kind, i.starts_at, i.ends_at"""
-_LOCK_INPUTS = text(f"""
-select cast(:mentor as uuid) as mentor_id, {_LOCKED_COLUMNS}
-  from scheduling_lock_inputs(:mentor, :mentee, :lo, :hi, :exclude) i""")
-_MENTEE_LOCK_INPUTS = text(f"""
-select a.mentor_id, {_LOCKED_COLUMNS}
-  from assignments a
- cross join lateral scheduling_lock_inputs(a.mentor_id, a.mentee_id, :lo, :hi, :exclude) i
- where a.mentee_id = :mentee and a.ended_at is null""")
+    return text(f"""
+select cast(:mentor as uuid) as mentor_id, {_INPUT_COLUMNS}
+  from {function}(:mentor, :mentee, :lo, :hi, :exclude) i""")
+
+
+# (lock, current mentor) -> statement
+_INPUTS = {(lock, current): _inputs_statement(
+               "scheduling_inputs_locked" if lock else "scheduling_inputs",
+               current_mentor=current)
+           for lock in (False, True) for current in (False, True)}
+
 # How far around [lo, hi) the busy times are read when the rules (zone, buffer) are not
 # known yet: the whole ISO weeks of lo and hi in any zone (7 days plus an offset of at most
 # 14 h) and what a 240-minute session or a 120-minute buffer can reach.
@@ -122,21 +122,6 @@ def _inputs(row) -> tuple[MentorRules, Busy] | None:
     return rules, busy
 
 
-def _inputs_by_row(rows) -> tuple[MentorRules, Busy] | None:
-    """`scheduling_lock_inputs`' shape: one row per busy interval, the rules repeated (a
-    null `kind` when nothing is busy)."""
-    if not rows:
-        return None
-    rules = _rules(rows[0].mentor_id, rows[0])
-    busy = Busy()
-    lists = {"mentor": busy.mentor, "mentee": busy.mentee, "time_off": busy.time_off}
-    for row in rows:
-        if row.kind is not None:
-            lists[row.kind].append((row.starts_at, row.ends_at))
-    busy.week_counts = count_weeks(rules.zone, busy.mentor)
-    return rules, busy
-
-
 async def load_rules(session: AsyncSession, *, mentor_id: uuid.UUID,
                      mentee_id: uuid.UUID) -> MentorRules | None:
     """The mentor's scheduling rules, or None when the caller may not schedule this pair."""
@@ -155,6 +140,16 @@ async def lock_mentor(session: AsyncSession, *, mentor_id: uuid.UUID,
     return (await session.execute(_RULES_LOCK, params)).first() is not None
 
 
+async def _read_inputs(session: AsyncSession, *, lock: bool, mentor_id: uuid.UUID | None,
+                       mentee_id: uuid.UUID, lo: datetime, hi: datetime,
+                       exclude: uuid.UUID | None) -> tuple[MentorRules, Busy] | None:
+    params = {"mentee": mentee_id, **_widened(lo, hi), "exclude": exclude}
+    if mentor_id is not None:
+        params["mentor"] = mentor_id
+    statement = _INPUTS[lock, mentor_id is None]
+    return _inputs((await session.execute(statement, params)).one_or_none())
+
+
 async def load_inputs(session: AsyncSession, *, mentor_id: uuid.UUID | None,
                       mentee_id: uuid.UUID, lo: datetime, hi: datetime,
                       exclude: uuid.UUID | None = None) -> tuple[MentorRules, Busy] | None:
@@ -162,12 +157,8 @@ async def load_inputs(session: AsyncSession, *, mentor_id: uuid.UUID | None,
     one statement (`mentor_id=None`: the mentee's current mentor). None when the caller may
     not schedule this pair (not an active pair of theirs). `exclude`: the session being
     rescheduled, which must not block itself nor count twice."""
-    params = {"mentee": mentee_id, **_widened(lo, hi), "exclude": exclude}
-    if mentor_id is None:
-        row = (await session.execute(_MENTEE_INPUTS, params)).one_or_none()
-    else:
-        row = (await session.execute(_INPUTS, {**params, "mentor": mentor_id})).one_or_none()
-    return _inputs(row)
+    return await _read_inputs(session, lock=False, mentor_id=mentor_id, mentee_id=mentee_id,
+                              lo=lo, hi=hi, exclude=exclude)
 
 
 async def lock_inputs(session: AsyncSession, *, mentor_id: uuid.UUID | None,
@@ -177,12 +168,8 @@ async def lock_inputs(session: AsyncSession, *, mentor_id: uuid.UUID | None,
     the rules and busy times as committed when the lock was granted (`mentor_id=None`: the
     mentee's current mentor, `rules.mentor_id`). None (and no lock) when the caller may not
     schedule this pair: not an active pair of theirs, or no longer once the lock was had."""
-    params = {"mentee": mentee_id, **_widened(lo, hi), "exclude": exclude}
-    if mentor_id is None:
-        rows = (await session.execute(_MENTEE_LOCK_INPUTS, params)).all()
-    else:
-        rows = (await session.execute(_LOCK_INPUTS, {**params, "mentor": mentor_id})).all()
-    return _inputs_by_row(rows)
+    return await _read_inputs(session, lock=True, mentor_id=mentor_id, mentee_id=mentee_id,
+                              lo=lo, hi=hi, exclude=exclude)
 
 
 async def mentee_pair(session: AsyncSession, *, principal: Principal) -> uuid.UUID:
