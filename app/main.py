@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             state.hub.close()
-            await state.limiter.flush(redis)  # the last 50 ms of counts
+            await state.limiter.close(redis)  # the last 50 ms of counts
             await state.redis.aclose()
             await state.db.dispose()
             await admin_engine.dispose()

@@ -113,6 +113,7 @@ class RateLimiter:
         # This process's requests not yet sent to Redis: (base, window index) -> count.
         self._unsent: dict[tuple[str, int], int] = {}
         self._flush_due = False
+        self._closed = False
         self._flushing: set[asyncio.Task] = set()
         self._clock_offset = 0.0  # Redis's clock minus ours, from the last reply
 
@@ -195,12 +196,20 @@ class RateLimiter:
 
     def _start_flush(self, redis: Redis) -> None:
         self._flush_due = False
+        if self._closed:
+            return
         task = asyncio.ensure_future(self.flush(redis))
         self._flushing.add(task)
         task.add_done_callback(self._flushing.discard)
 
+    async def close(self, redis: Redis) -> None:
+        """At shutdown, before `redis` closes: the last counts sent, no flush after."""
+        self._closed = True
+        await asyncio.gather(*self._flushing, return_exceptions=True)
+        await self.flush(redis)
+
     async def flush(self, redis: Redis) -> None:
-        """Sends this process's unsent counts to Redis now (also at shutdown)."""
+        """Sends this process's unsent counts to Redis now."""
         counts = self._take_unsent(None)
         if counts:
             await self._call(redis, counts, list(dict.fromkeys(b for b, _ in counts)), None)
@@ -225,8 +234,11 @@ class RateLimiter:
             async with asyncio.timeout(self.settings.rate_limit_redis_timeout_seconds):
                 reply = await self._sliding_window(redis)(keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as exc:
+            # Kept for the next call, except counts of windows that no longer matter.
+            oldest = int((time.time() + self._clock_offset) // WINDOW_SECONDS) - 1
             for key, count in counts.items():
-                self._unsent[key] = self._unsent.get(key, 0) + count
+                if key[1] >= oldest:
+                    self._unsent[key] = self._unsent.get(key, 0) + count
             now = time.monotonic()
             if now - self._complained_at > 60:
                 self._complained_at = now
