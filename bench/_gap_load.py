@@ -165,13 +165,35 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(url: str, script: Path, seconds: int, connections: int, pid: int) -> dict[str, float]:
-    """One wrk run; adds req/s, latencies in ms and the server's CPU ms per request."""
+def backend_cpu_seconds(database: str) -> dict[int, float]:
+    """CPU so far of each Postgres backend connected to `database` (by pid): /proc of the
+    processes whose command line names the database (the server runs on this machine)."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            if command.startswith(b"postgres: ") and f" {database} ".encode() in command:
+                out[int(entry.name)] = cpu_seconds(int(entry.name))
+        except OSError:  # gone meanwhile
+            continue
+    return out
+
+
+def wrk(url: str, script: Path, seconds: int, connections: int, pid: int,
+        database: str | None = None) -> dict[str, float]:
+    """One wrk run; adds req/s, latencies in ms and the server's CPU ms per request (and
+    with `database`, its Postgres backends' CPU ms per request)."""
     cpu_before = cpu_seconds(pid)
+    backends_before = backend_cpu_seconds(database) if database else {}
     out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s",
                           "-s", str(script), url],
                          capture_output=True, text=True, check=True).stdout
     cpu = cpu_seconds(pid) - cpu_before
+    backends = (sum(used - backends_before.get(backend, 0.0)
+                    for backend, used in backend_cpu_seconds(database).items())
+                if database else 0.0)
     result = json.loads(re.search(r"^GAP (.*)$", out, re.MULTILINE)[1])
     if result["server_errors"] or result["socket_errors"]:
         raise RuntimeError(f"{url}: {result['server_errors']} 5xx, "
@@ -180,4 +202,4 @@ def wrk(url: str, script: Path, seconds: int, connections: int, pid: int) -> dic
     return {**result, "rps": result["requests"] / result["seconds"],
             "ok_rps": result["ok"] / result["seconds"],
             **{key: result[key] / 1000 for key in ("p50", "p95", "p99")},
-            "cpu_ms": 1000 * cpu / requests}
+            "cpu_ms": 1000 * cpu / requests, "db_cpu_ms": 1000 * backends / requests}

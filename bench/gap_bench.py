@@ -130,12 +130,16 @@ def main(argv: list[str] | None = None) -> None:
         from bench._gap_load import wrk
 
         _warm_identities(real[0], tokens)
+        from sqlalchemy.engine import make_url
+
+        database_name = make_url(env["DATABASE_URL"]).database
         load_before = os.getloadavg()
         results: dict[str, list[dict[str, float]]] = {name: [] for name in workloads}
         for _ in range(args.rounds):
             for name, (path, script, connections) in workloads.items():
                 base, pid = bare if name == FLOOR else real
-                results[name].append(wrk(base + path, script, args.seconds, connections, pid))
+                results[name].append(wrk(base + path, script, args.seconds, connections, pid,
+                                         database_name))
         _report(results, load_before, os.getloadavg(), args)
 
 
@@ -230,12 +234,13 @@ def _report(results, load_before, load_after, args) -> None:
           f"best round's req/s and latencies, median share and CPU over rounds")
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
     print("| route | clients | req/s | p50 ms | p95 ms | p99 ms | server CPU ms/req "
-          "| share of the floor (req/s) | share of the floor (CPU) | outcomes |\n"
-          "|---|---|---|---|---|---|---|---|---|---|")
+          "| Postgres CPU ms/req | share of the floor (req/s) | share of the floor (CPU) "
+          "| outcomes |\n|---|---|---|---|---|---|---|---|---|---|---|")
     for name, runs in results.items():
         best = max(runs, key=lambda run: run["rps"])
         shares = [run["rps"] / floor["rps"] for run, floor in zip(runs, floor_runs, strict=True)]
         cpu = statistics.median(run["cpu_ms"] for run in runs)
+        db_cpu = statistics.median(run["db_cpu_ms"] for run in runs)
         clients = (args.booking_connections if name == BOOKING else
                    args.events_connections if name == EVENTS else args.connections)
         outcomes = ", ".join(f"{sum(run[key] for run in runs)} {label}" for key, label in
@@ -243,7 +248,8 @@ def _report(results, load_before, load_after, args) -> None:
                               ("client_errors", "4xx")) if sum(run[key] for run in runs))
         rate = (f"{best['ok_rps']:,.0f} events/s" if name == EVENTS else f"{best['rps']:,.0f}")
         print(f"| {name} | {clients} | {rate} | {best['p50']:.1f} | {best['p95']:.1f} "
-              f"| {best['p99']:.1f} | {cpu:.2f} | {100 * statistics.median(shares):.0f} % "
+              f"| {best['p99']:.1f} | {cpu:.2f} | {db_cpu:.2f} "
+              f"| {100 * statistics.median(shares):.0f} % "
               f"| {100 * floor_cpu / cpu:.0f} % | {outcomes} |")
 
 

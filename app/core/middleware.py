@@ -4,8 +4,8 @@ In order, outermost first: the request id (`X-Request-ID` in, the same or a new 
 bound to every log line of the request), the HTTP metrics (requests by route template,
 latency to the response headers, requests in progress), CORS when origins are configured
 (so a 413, 429 or 503 carries CORS headers), admission control (app/core/admission.py:
-refuses before any Redis or DB work), the rate limit (app/core/ratelimit.py: one Redis
-round trip), the request body size limit (413), then the app; at the end, the one access
+refuses before any Redis or DB work), the rate limit (app/core/ratelimit.py: counted in
+the process, shared through Redis every 50 ms), the request body size limit (413), then the app; at the end, the one access
 log line. One layer rather than five stacked ones: each layer cost a coroutine frame and a
 `send` wrapper per request, for the same behaviour.
 
@@ -30,7 +30,7 @@ from app.core.admission import AdmissionControl, is_event_stream
 from app.core.errors import problem
 from app.core.logging import log_access
 from app.core.ratelimit import EXEMPT_PATHS as RATE_LIMIT_EXEMPT
-from app.core.ratelimit import RateLimiter, refuse, verified_principal
+from app.core.ratelimit import refuse, verified_principal
 from app.core.telemetry import route_template
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -66,7 +66,6 @@ class RequestPipeline:
             settings.max_in_flight_requests,
             queue_wait_seconds=settings.admission_queue_wait_ms / 1000,
             retry_after_seconds=settings.overload_retry_after_seconds)
-        self.limiter = RateLimiter(settings)
         self._guarded_app: ASGIApp = self._guarded
         if settings.cors_origins:
             self._guarded_app = CORSMiddleware(
@@ -158,14 +157,15 @@ class RequestPipeline:
             exchange.slot_held = True
         if scope["path"] not in RATE_LIMIT_EXEMPT:
             principal = verified_principal(scope, self.settings)
-            limiter = self.limiter
-            limits = limiter.limits_for(principal, limiter.client_ip(scope))
             shared = getattr(scope["app"].state, "shared", None) if "app" in scope else None
-            if limits and shared is not None:
-                wait = await limiter.retry_after(shared.redis, limits)
-                if wait is not None:
-                    await refuse(scope, receive, send, wait)
-                    return
+            if shared is not None:
+                limiter = shared.limiter
+                limits = limiter.limits_for(principal, limiter.client_ip(scope))
+                if limits:
+                    wait = await limiter.retry_after(shared.redis, limits)
+                    if wait is not None:
+                        await refuse(scope, receive, send, wait)
+                        return
         await self._limit_body(scope, receive, send, exchange)
 
     async def _limit_body(self, scope: Scope, receive: Receive, send: Send,

@@ -9,8 +9,14 @@
   address that is not a trusted proxy; without a trusted proxy every client may share the
   load balancer's address, so no per-IP limit applies.
 - A sliding window counter (this minute's count plus the previous minute's, weighted by
-  how much of it is still in the window), all limits of a request checked and counted in
-  one Lua script: one Redis round trip, on Redis's clock (replicas agree).
+  how much of it is still in the window), kept in Redis on Redis's clock (replicas agree).
+- Counted without a round trip while a budget is far from spent: each process decides
+  from the counts Redis last told it plus its own requests since, and sends its counts to
+  Redis in one script call every `FLUSH_SECONDS` (50 ms), reading back everyone's. Once a
+  budget is half spent (`LOCAL_SHARE`), each request is checked and counted in Redis
+  itself, exactly as one script call. So the limit is exact within one process, and across
+  R replicas a budget can be overrun by at most what the other replicas admitted in their
+  last 50 ms. The Redis round trip was about a quarter of a simple request's CPU.
 - Over a limit: 429 `rate_limited` with `Retry-After` (seconds). Redis down or slow
   (`RATE_LIMIT_REDIS_TIMEOUT_SECONDS`): the request goes through, and the log says so
   (`rate_limit_unavailable`, at most once a minute per process).
@@ -38,40 +44,61 @@ log = structlog.get_logger("app.ratelimit")
 
 WINDOW_SECONDS = 60
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
+LOCAL_SHARE = 0.5  # below this share of a budget, requests are admitted and counted locally
+FLUSH_SECONDS = 0.05  # how often a process sends its counts to Redis (while it has any)
+_MAX_TALLIES = 100_000  # budgets a process remembers (oldest forgotten first)
 
-# KEYS: one base key per limit. ARGV: the window (s), then one limit per key.
-# Returns {1} when every limit has room (and counts the request against each), else
-# {0, seconds until the tightest one has room}.
+# KEYS: m counters to add to (`base:window index`), then n budgets' bases.
+# ARGV: the window (s), m, check (1/0), the m amounts, then the n budgets' limits.
+# Adds the amounts, then reads each base's current and previous window; with check=1 it
+# also admits one more request if every budget has room (and counts it). Replies
+# {admitted (1/0), seconds until the tightest budget has room, Redis's seconds, Redis's
+# microseconds, then the current and previous count of each base}.
 SLIDING_WINDOW = """
 local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local window = tonumber(ARGV[1])
+local m = tonumber(ARGV[2])
+local check = ARGV[3] == '1'
+for i = 1, m do
+  redis.call('INCRBY', KEYS[i], ARGV[3 + i])
+  redis.call('EXPIRE', KEYS[i], window * 2)
+end
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local index = math.floor(now / window)
 local elapsed = now - index * window
 local weight = (window - elapsed) / window
+local suffix = ':' .. string.format('%d', index)
+local previous_suffix = ':' .. string.format('%d', index - 1)
+local reply = {0, 0, t[1], t[2]}
 local wait = 0
-local current_keys = {}
-for i, base in ipairs(KEYS) do
-  local limit = tonumber(ARGV[i + 1])
-  local key = base .. ':' .. string.format('%d', index)
-  current_keys[i] = key
-  local current = tonumber(redis.call('GET', key) or '0')
-  local previous = tonumber(redis.call('GET', base .. ':' .. string.format('%d', index - 1))
-                            or '0')
-  if previous * weight + current + 1 > limit then
-    local until_room = window - elapsed
-    if current + 1 <= limit and previous > 0 then
-      until_room = window * (1 - (limit - current - 1) / previous) - elapsed
+for j = m + 1, #KEYS do
+  local current = tonumber(redis.call('GET', KEYS[j] .. suffix) or '0')
+  local previous = tonumber(redis.call('GET', KEYS[j] .. previous_suffix) or '0')
+  reply[#reply + 1] = current
+  reply[#reply + 1] = previous
+  if check then
+    local limit = tonumber(ARGV[3 + j])
+    if previous * weight + current + 1 > limit then
+      local until_room = window - elapsed
+      if current + 1 <= limit and previous > 0 then
+        until_room = window * (1 - (limit - current - 1) / previous) - elapsed
+      end
+      wait = math.max(wait, until_room, 1)
     end
-    wait = math.max(wait, until_room, 1)
   end
 end
-if wait > 0 then return {0, math.ceil(wait)} end
-for _, key in ipairs(current_keys) do
-  redis.call('INCR', key)
-  redis.call('EXPIRE', key, window * 2)
+if not check then return reply end
+if wait > 0 then
+  reply[2] = math.ceil(wait)
+  return reply
 end
-return {1}
+for j = m + 1, #KEYS do
+  redis.call('INCR', KEYS[j] .. suffix)
+  redis.call('EXPIRE', KEYS[j] .. suffix, window * 2)
+  reply[5 + 2 * (j - m - 1)] = reply[5 + 2 * (j - m - 1)] + 1
+end
+reply[1] = 1
+return reply
 """
 
 
@@ -81,6 +108,14 @@ class RateLimiter:
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
         self._script: AsyncScript | None = None
         self._complained_at = 0.0
+        # What Redis last said of each budget: base -> (window index, current, previous).
+        self._tallies: dict[str, tuple[int, int, int]] = {}
+        # This process's requests not yet sent to Redis: (base, window index) -> count.
+        self._unsent: dict[tuple[str, int], int] = {}
+        self._flush_due = False
+        self._closed = False
+        self._flushing: set[asyncio.Task] = set()
+        self._clock_offset = 0.0  # Redis's clock minus ours, from the last reply
 
     def limits_for(self, principal: Principal | None, client_ip: str | None
                    ) -> list[tuple[str, int]]:
@@ -126,19 +161,100 @@ class RateLimiter:
     async def retry_after(self, redis: Redis, limits: list[tuple[str, int]]) -> int | None:
         """Seconds to wait if a limit is reached (the request is not counted), else None
         (counted). Fails open."""
-        keys = [key for key, _ in limits]
-        args = [WINDOW_SECONDS, *(limit for _, limit in limits)]
+        now = time.time() + self._clock_offset
+        index = int(now // WINDOW_SECONDS)
+        weight = (WINDOW_SECONDS - (now - index * WINDOW_SECONDS)) / WINDOW_SECONDS
+        for base, limit in limits:
+            current, previous = self._known(base, index)
+            if previous * weight + current + 1 > limit * LOCAL_SHARE:
+                return await self._check_in_redis(redis, limits)
+        for base, _ in limits:
+            self._unsent[(base, index)] = self._unsent.get((base, index), 0) + 1
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._start_flush, redis)
+        return None
+
+    def _known(self, base: str, index: int) -> tuple[int, int]:
+        """(current, previous) window counts of a budget as this process knows them."""
+        seen_index, current, previous = self._tallies.get(base, (index, 0, 0))
+        if seen_index == index - 1:  # Redis last spoke in the previous window
+            current, previous = 0, current
+        elif seen_index != index:
+            current = previous = 0
+        return (current + self._unsent.get((base, index), 0),
+                previous + self._unsent.get((base, index - 1), 0))
+
+    async def _check_in_redis(self, redis: Redis, limits: list[tuple[str, int]]
+                              ) -> int | None:
+        bases = [base for base, _ in limits]
+        counts = self._take_unsent(bases)
+        reply = await self._call(redis, counts, bases, [limit for _, limit in limits])
+        if reply is None:
+            return None  # failed open
+        return None if int(reply[0]) == 1 else int(reply[1])
+
+    def _start_flush(self, redis: Redis) -> None:
+        self._flush_due = False
+        if self._closed:
+            return
+        task = asyncio.ensure_future(self.flush(redis))
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def close(self, redis: Redis) -> None:
+        """At shutdown, before `redis` closes: the last counts sent, no flush after."""
+        self._closed = True
+        await asyncio.gather(*self._flushing, return_exceptions=True)
+        await self.flush(redis)
+
+    async def flush(self, redis: Redis) -> None:
+        """Sends this process's unsent counts to Redis now."""
+        counts = self._take_unsent(None)
+        if counts:
+            await self._call(redis, counts, list(dict.fromkeys(b for b, _ in counts)), None)
+
+    def _take_unsent(self, bases: list[str] | None) -> dict[tuple[str, int], int]:
+        """Removes and returns the unsent counts (of `bases`, or all)."""
+        if bases is None:
+            taken, self._unsent = self._unsent, {}
+            return taken
+        return {key: self._unsent.pop(key) for key in list(self._unsent) if key[0] in bases}
+
+    async def _call(self, redis: Redis, counts: dict[tuple[str, int], int], bases: list[str],
+                    limits: list[int] | None) -> list | None:
+        """One script call: sends `counts`, reads `bases` back (and with `limits`, checks
+        and counts one request). None when Redis did not answer: the counts are kept for
+        the next call and the caller fails open."""
+        keys = [f"{base}:{index}" for base, index in counts] + bases
+        args = [WINDOW_SECONDS, len(counts), 0 if limits is None else 1,
+                *counts.values(), *(limits or ())]
+        sent_at = time.time()
         try:
             async with asyncio.timeout(self.settings.rate_limit_redis_timeout_seconds):
                 reply = await self._sliding_window(redis)(keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as exc:
+            # Kept for the next call, except counts of windows that no longer matter.
+            oldest = int((time.time() + self._clock_offset) // WINDOW_SECONDS) - 1
+            for key, count in counts.items():
+                if key[1] >= oldest:
+                    self._unsent[key] = self._unsent.get(key, 0) + count
             now = time.monotonic()
             if now - self._complained_at > 60:
                 self._complained_at = now
                 log.warning("rate_limit_unavailable", error=type(exc).__name__,
                             detail="requests are not rate limited while Redis is unreachable")
             return None
-        return None if int(reply[0]) == 1 else int(reply[1])
+        redis_now = int(reply[2]) + int(reply[3]) / 1_000_000
+        self._clock_offset = redis_now - sent_at
+        index = int(redis_now // WINDOW_SECONDS)
+        for position, base in enumerate(bases):
+            self._tallies.pop(base, None)  # re-inserted last: the dict is oldest first
+            self._tallies[base] = (index, int(reply[4 + 2 * position]),
+                                   int(reply[5 + 2 * position]))
+        while len(self._tallies) > _MAX_TALLIES:
+            del self._tallies[next(iter(self._tallies))]
+        return reply
 
 
 def bearer_token(scope: Scope) -> str | None:

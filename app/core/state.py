@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from app.config import Settings
 from app.core.db import Database
 from app.core.identity import IdentityCache
+from app.core.ratelimit import RateLimiter
 
 if TYPE_CHECKING:  # built by app/main.py, which may import domains; core only names them
     from app.services.live.hub import StreamHub
@@ -28,6 +29,7 @@ class AppState:
     video: VideoProvider  # one per process, so a Zoom token is cached across requests
     hub: StreamHub  # this process's SSE readers
     identities: IdentityCache  # who each token's user is now (app/core/identity.py)
+    limiter: RateLimiter  # this process's view of the rate budgets (app/core/ratelimit.py)
 
 
 # Dependencies are `async def` although they do not await: FastAPI runs a plain `def`

@@ -3,6 +3,7 @@ services apart, per client IP only behind a trusted proxy, in Redis, failing ope
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +13,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
-from app.core.ratelimit import SLIDING_WINDOW, WINDOW_SECONDS
+from app.core import ratelimit
+from app.core.ratelimit import SLIDING_WINDOW, WINDOW_SECONDS, RateLimiter
 from app.main import create_app
 
 WHOAMI = "/api/v1/whoami"
@@ -82,6 +84,11 @@ async def test_a_forged_token_spends_nobody_s_budget(settings, factory):
         assert (await http.get(WHOAMI, headers=factory.headers(mentor))).status_code == 200
 
 
+async def check(redis, base: str, limit: int) -> list:
+    """The script's exact check of one budget, adding nothing first."""
+    return await redis.eval(SLIDING_WINDOW, 1, base, WINDOW_SECONDS, 0, 1, limit)
+
+
 async def test_retry_after_is_when_the_sliding_window_has_room(settings, redis):
     """Lua on Redis's clock: a full current minute waits for its end; a previous minute
     that used twice the budget still weighs on this one until 33 s into it."""
@@ -91,20 +98,60 @@ async def test_retry_after_is_when_the_sliding_window_has_room(settings, redis):
     index = int(now // WINDOW_SECONDS)
     elapsed = now - index * WINDOW_SECONDS
     await redis.set(f"{base}:{index}", 10, ex=120)
-    allowed, wait = await redis.eval(SLIDING_WINDOW, 1, base, WINDOW_SECONDS, 10)
-    assert allowed == 0 and abs(wait - (WINDOW_SECONDS - elapsed)) <= 2
+    admitted, wait, *_ = await check(redis, base, 10)
+    assert admitted == 0 and abs(wait - (WINDOW_SECONDS - elapsed)) <= 2
 
     await redis.delete(f"{base}:{index}")
     await redis.set(f"{base}:{index - 1}", 20, ex=120)
-    reply = await redis.eval(SLIDING_WINDOW, 1, base, WINDOW_SECONDS, 10)
+    admitted, wait, *_ = await check(redis, base, 10)
     if elapsed < 32:  # 20 * (60 - t) / 60 + 1 > 10 until t = 33
-        assert reply[0] == 0 and abs(reply[1] - (33 - elapsed)) <= 2
+        assert admitted == 0 and abs(wait - (33 - elapsed)) <= 2
     else:
-        assert reply == [1]
+        assert admitted == 1
     await redis.delete(f"{base}:{index - 1}", f"{base}:{index}")
-    assert await redis.eval(SLIDING_WINDOW, 1, base, WINDOW_SECONDS, 10) == [1]
+    admitted, _, _, _, current, previous = await check(redis, base, 10)
+    assert (admitted, current, previous) == (1, 1, 0)
     assert int(await redis.get(f"{base}:{index}")) == 1  # counted once, with an expiry
     assert 0 < await redis.ttl(f"{base}:{index}") <= 2 * WINDOW_SECONDS
+
+
+async def test_a_process_counts_locally_and_shares_its_counts_through_redis(
+        settings, factory, redis, monkeypatch):
+    """Far from a limit a request costs no Redis call: the process counts it and sends its
+    counts in one call per `FLUSH_SECONDS`; from half the budget on, each request is checked
+    in Redis. A second process (another replica) sees the first one's counts."""
+    calls = []
+    real_call = RateLimiter._call
+
+    async def counted(self, *args):
+        calls.append(args[3] is not None)  # True: an exact check, False: a flush
+        return await real_call(self, *args)
+
+    monkeypatch.setattr(RateLimiter, "_call", counted)
+    # A flush every second here (50 ms in production), so the test controls when it comes.
+    monkeypatch.setattr(ratelimit, "FLUSH_SECONDS", 1.0)
+    mentor = await factory.mentor()
+    async with app_with(settings, rate_limit_per_minute=20) as http:
+        for _ in range(9):  # 9 + 1 <= 20 * LOCAL_SHARE: admitted locally
+            assert (await http.get(WHOAMI, headers=factory.headers(mentor))).status_code == 200
+        assert calls == []
+        await asyncio.sleep(1.5)
+        assert calls == [False]  # one flush for nine requests
+        key = f"{settings.redis_prefix}ratelimit:sub:{mentor.id}"
+        counters = await redis.keys(key + ":*")
+        assert sum(int(value) for value in await redis.mget(counters)) == 9
+    # Another replica: it knows nothing yet, so its first requests are local (5 more:
+    # 14 in all); once Redis told it about the 14, every request is an exact check.
+    calls.clear()
+    async with app_with(settings, rate_limit_per_minute=20) as http:
+        statuses = []
+        for _ in range(5):
+            statuses.append((await http.get(WHOAMI, headers=factory.headers(mentor))).status_code)
+        await asyncio.sleep(1.5)
+        for _ in range(8):
+            statuses.append((await http.get(WHOAMI, headers=factory.headers(mentor))).status_code)
+    assert statuses == [200] * 11 + [429] * 2  # the budget of 20 is shared: 9 + 11
+    assert calls == [False] + [True] * 8
 
 
 async def test_per_ip_limits_only_behind_a_trusted_proxy(settings, factory):

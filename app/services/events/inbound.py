@@ -9,6 +9,11 @@ transaction as the effects, so:
   rolled back, inserts and applies it. Never twice, never an error;
 - a batch is one transaction, so any failing item (unknown mentee, ...) undoes all of it.
 
+A request carrying one `mission.submitted` (most senders' way) does all of this in one round
+trip: `ingest_mission_submitted()` (app/services/events/submissions.py, migration 0026) runs
+the inbox insert, the mentee check and the effects. Anything else takes two or more: the
+inbox statement, then the effects (consecutive submissions in one statement).
+
 Decisions (documented in the OpenAPI description of POST /api/v1/events):
 - An event about a mentee the service does not know (no user with that id and role
   `mentee`) is refused with 422 `unknown_mentee` and the item's index: the sender provisions
@@ -25,7 +30,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import DateTime, Text, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -34,27 +38,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.core.auth import Principal
-from app.core.errors import NotFound, Unprocessable
+from app.core.errors import Unprocessable
 from app.core.sql import insert
-from app.models import MenteeSignal, MissionSubmission, ReadinessRecord
+from app.models import MenteeSignal, ReadinessRecord
 from app.schemas.events import (
     GoalOverdue,
     HabitStreakBroken,
     InboundEvent,
     MissionSubmitted,
-    MissionSubmittedData,
     ReadinessUpdated,
     UserUpserted,
+)
+from app.services.events.submissions import (
+    create_mission_review_queue_items,
+    ingest_single_submission,
+    started,
 )
 from app.services.events.users import provision_user
 from app.services.risk import alerts
 from app.services.sessions.video import VideoProvider, make_video_provider
-from app.services.workqueue.items import (
-    NewWorkItem,
-    create_work_item,
-    work_items_parameters,
-    work_items_statement,
-)
+from app.services.workqueue.items import create_work_item
 
 # The inbox insert and the lookup of the users the events name, in one round trip: rows
 # ('inbox', id) for each event id not seen before, ('user', id, role, tier) for each user.
@@ -96,10 +99,6 @@ class _Known:
         return known[1]
 
 
-def _started(at: datetime) -> datetime:
-    return min(at, datetime.now(UTC))
-
-
 async def ingest_events(
     session: AsyncSession, *, events: Sequence[InboundEvent], settings: Settings,
     principal: Principal | None = None, video: VideoProvider | None = None,
@@ -116,6 +115,18 @@ async def ingest_events(
             first[event.id] = index
     if not first:
         return result
+    if len(first) == 1:
+        (index,) = first.values()
+        if isinstance(event := events[index], MissionSubmitted):
+            # One submission (most senders' way): one round trip (migration 0026).
+            if await ingest_single_submission(
+                session, event=event, settings=settings,
+                unknown_mentee=lambda: _Known({}).mentee(event.data.mentee_id, index),
+            ):
+                result.accepted = 1
+            else:
+                result.duplicate_ids.append(event.id)
+            return result
 
     # Through `inbox_record()` (migration 0017: only service callers write the inbox), which
     # inserts in id order: concurrent batches sharing ids wait on them in the same order, so
@@ -190,100 +201,6 @@ async def _apply(
 
 # --- effects --------------------------------------------------------------------------------
 
-async def create_mission_review_queue_item(
-    session: AsyncSession,
-    *,
-    settings: Settings,
-    submission: MissionSubmittedData,
-    event_id: uuid.UUID | None = None,
-) -> uuid.UUID | None:
-    """Store the submission (once) and create its `mission_review` item (once, keyed
-    `mission.submitted:<submission_id>`, which the review completes). Returns the new item's
-    id, or None when nothing was created (already there, or the submission is decided).
-    Serves `mission.submitted` and the arq job of the same name (replays, backfills)."""
-    created = await create_mission_review_queue_items(
-        session, settings=settings, submissions=[(submission, event_id)]
-    )
-    return created.get(submission.submission_id)
-
-
-async def create_mission_review_queue_items(
-    session: AsyncSession,
-    *,
-    settings: Settings,
-    submissions: Sequence[tuple[MissionSubmittedData, uuid.UUID | None]],
-) -> dict[uuid.UUID, uuid.UUID]:
-    """`create_mission_review_queue_item` for many submissions in one statement.
-    Returns {submission_id: new item id} for the items created."""
-    values: dict[uuid.UUID, dict[str, Any]] = {}
-    for data, _ in submissions:
-        values.setdefault(data.submission_id, {
-            "id": data.submission_id, "mentee_id": data.mentee_id,
-            "mission_id": data.mission_id, "title": data.title,
-            "url": str(data.url) if data.url else None, "submitted_at": data.submitted_at,
-        })
-    if not values:
-        return {}
-    items = [
-        NewWorkItem(
-            kind="mission_review",
-            mentee_id=data.mentee_id,
-            source_key=f"mission.submitted:{data.submission_id}",
-            title=f"Review mission: {data.title}",
-            details={
-                "submission_id": str(data.submission_id),
-                "mission_id": str(data.mission_id),
-                "url": str(data.url) if data.url else None,
-                "submitted_at": data.submitted_at.isoformat(),
-                "event_id": str(event_id) if event_id else None,
-            },
-            created_at=_started(data.submitted_at),
-        )
-        for data, event_id in submissions
-    ]
-    # Key order, so two batches sharing submissions lock them in the same order.
-    keys = sorted(values)
-    created = await session.execute(_SUBMISSIONS_AND_REVIEWS, {
-        **work_items_parameters(settings, items), "submission_ids": keys,
-        **{f"submission_{column}s": [values[key][column] for key in keys]
-           for column in ("mentee_id", "mission_id", "title", "url", "submitted_at")},
-    })
-    return {uuid.UUID(row.source_key.split(":", 1)[1]): row.id for row in created}
-
-
-# The submissions and their review items in one round trip. A submission already stored (a
-# replay) keeps its stored row: its item (if it has none yet) goes to the stored mentee, and
-# a decided one needs no review. `known` is what was stored before this statement (a
-# statement's CTEs do not see each other's writes); a submission stored meanwhile by a
-# concurrent transaction conflicts on insert, and so does its item, by source_key.
-_SUBMISSIONS_AND_REVIEWS = work_items_statement(
-    before="""
-    submitted as (
-      select * from unnest(:submission_ids, :submission_mentee_ids, :submission_mission_ids,
-                           :submission_titles, :submission_urls, :submission_submitted_ats)
-        as s(id, mentee_id, mission_id, title, url, submitted_at)
-    ), known as (
-      select 'mission.submitted:' || m.id as source_key, m.mentee_id, m.status
-        from mission_submissions m where m.id = any(:submission_ids)
-    ), stored as (
-      insert into mission_submissions (id, mentee_id, mission_id, title, url, submitted_at)
-      select * from submitted order by id
-      on conflict (id) do nothing
-    ),""",
-    mentee="coalesce(k.mentee_id, x.mentee_id)",
-    where="left join known k on k.source_key = x.source_key "
-          "where k.status is null or k.status = 'pending'",
-    parameters=[
-        bindparam("submission_ids", type_=ARRAY(PgUUID(as_uuid=True))),
-        bindparam("submission_mentee_ids", type_=ARRAY(PgUUID(as_uuid=True))),
-        bindparam("submission_mission_ids", type_=ARRAY(PgUUID(as_uuid=True))),
-        bindparam("submission_titles", type_=ARRAY(Text)),
-        bindparam("submission_urls", type_=ARRAY(Text)),
-        bindparam("submission_submitted_ats", type_=ARRAY(DateTime(timezone=True))),
-    ],
-)
-
-
 async def _habit_streak_broken(
     session: AsyncSession, *, event: HabitStreakBroken, settings: Settings
 ) -> None:
@@ -304,7 +221,7 @@ async def _habit_streak_broken(
         title=f"Risk check: {data.habit} streak broken after {data.streak_days} days",
         details={"habit": data.habit, "streak_days": data.streak_days,
                  "event_id": str(event.id)},
-        created_at=_started(event.occurred_at),
+        created_at=started(event.occurred_at),
     )
 
 
@@ -330,7 +247,7 @@ async def _goal_overdue(
         source_key=f"goal.overdue:{data.goal_id}",  # one item per goal, however often reported
         title=f"Goal feedback: {data.title}",
         details={**details, "event_id": str(event.id)},
-        created_at=_started(event.occurred_at),
+        created_at=started(event.occurred_at),
     )
 
 
@@ -354,19 +271,3 @@ async def _readiness_updated(session: AsyncSession, *, event: ReadinessUpdated) 
     )
     await alerts.raise_if_newly_at_risk(session, mentee_id=data.mentee_id, before=before,
                                         as_of=now, cause="readiness_drop")
-
-
-async def mission_review_from_submission(
-    session: AsyncSession, *, settings: Settings, submission_id: uuid.UUID
-) -> uuid.UUID | None:
-    """Backfill: (re)create the review item of a stored submission."""
-    row = await session.get(MissionSubmission, submission_id)
-    if row is None:
-        raise NotFound("No such submission")
-    return await create_mission_review_queue_item(
-        session, settings=settings,
-        submission=MissionSubmittedData(
-            submission_id=row.id, mentee_id=row.mentee_id, mission_id=row.mission_id,
-            title=row.title, submitted_at=row.submitted_at, url=row.url,
-        ),
-    )

@@ -20,7 +20,7 @@ from arq import func
 
 from app.core.jobspec import Loop
 from app.schemas.events import MissionSubmittedData
-from app.services.events import inbound
+from app.services.events import submissions
 from app.services.events.relay import run_relay
 from app.services.events.webhooks import run_deliveries
 
@@ -33,11 +33,11 @@ async def create_mission_review_queue_item(
     settings = ctx["settings"]
     async with ctx["db"].transaction(None) as session:
         if data is not None:
-            item_id = await inbound.create_mission_review_queue_item(
+            item_id = await submissions.create_mission_review_queue_item(
                 session, settings=settings, submission=MissionSubmittedData.model_validate(data)
             )
         else:
-            item_id = await inbound.mission_review_from_submission(
+            item_id = await submissions.mission_review_from_submission(
                 session, settings=settings, submission_id=uuid.UUID(submission_id)
             )
     return str(item_id) if item_id else None
