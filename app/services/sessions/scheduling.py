@@ -15,17 +15,21 @@ row with the lock taken first (`scheduling_inputs_locked`, migration 0028).
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import TextClause, text
+from asyncpg import Record
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.core.auth import Principal
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.outbox import active_mentor_id
+from app.core.sql import DriverQuery
+from app.schemas.sessions import Availability
 from app.services.mentors.availability import parse_availability
 from app.services.sessions.slots import (
     Busy,
@@ -44,23 +48,25 @@ _RULES_LOCK = text("select 1 from scheduling_mentor_lock(:mentor, :mentee)")
 # (0028: the mentor's row lock first, then the same row read under a snapshot taken after
 # it) for a booking. For a mentee, their current mentor is found in the same statement.
 _INPUT_COLUMNS = """
-    i.zone, i.availability, i.capacity_weekly, i.buffer_minutes, i.min_notice_hours, i.name,
+    i.zone, i.availability::text as availability, i.capacity_weekly, i.buffer_minutes,
+    i.min_notice_hours, i.name,
     i.mentor_starts, i.mentor_ends, i.mentee_starts, i.mentee_ends, i.off_starts, i.off_ends"""
 
 
-def _inputs_statement(function: str, *, current_mentor: bool) -> TextClause:
+def _inputs_statement(function: str, *, current_mentor: bool) -> DriverQuery:
     if current_mentor:
-        return text(f"""
+        return DriverQuery(text(f"""
 select a.mentor_id, {_INPUT_COLUMNS}
   from assignments a
  cross join lateral {function}(a.mentor_id, a.mentee_id, :lo, :hi, :exclude) i
- where a.mentee_id = :mentee and a.ended_at is null""")
-    return text(f"""
+ where a.mentee_id = :mentee and a.ended_at is null"""))
+    return DriverQuery(text(f"""
 select cast(:mentor as uuid) as mentor_id, {_INPUT_COLUMNS}
-  from {function}(:mentor, :mentee, :lo, :hi, :exclude) i""")
+  from {function}(:mentor, :mentee, :lo, :hi, :exclude) i"""))
 
 
-# (lock, current mentor) -> statement
+# (lock, current mentor) -> statement, run on the driver connection (app/core/sql.py: no
+# ORM, no result wrapping; records read by key) like the other hot reads
 _INPUTS = {(lock, current): _inputs_statement(
                "scheduling_inputs_locked" if lock else "scheduling_inputs",
                current_mentor=current)
@@ -98,12 +104,30 @@ def _zone(name: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")  # bad data must not make a mentor unbookable with a 500
 
 
+@functools.lru_cache(maxsize=4096)
+def _availability(raw: str | None) -> Availability | None:
+    """The stored availability (its JSON text) parsed once per distinct value: a mentor's
+    windows rarely change, and validating them was a tenth of a slot request's CPU. The
+    result is shared: read it, never change it."""
+    return parse_availability(json.loads(raw) if raw else None)
+
+
 def _rules(mentor_id: uuid.UUID, row) -> MentorRules:
+    """From a row of `scheduling_mentor` (attributes) or of the inputs (keys, the
+    availability as JSON text)."""
+    if isinstance(row, Record):
+        name, zone, raw = row["name"], row["zone"], row["availability"]
+        capacity, buffer, notice = (row["capacity_weekly"], row["buffer_minutes"],
+                                    row["min_notice_hours"])
+        availability = _availability(raw)
+    else:
+        name, zone, capacity = row.name, row.zone, row.capacity_weekly
+        buffer, notice = row.buffer_minutes, row.min_notice_hours
+        availability = parse_availability(row.availability)
     return MentorRules(
-        mentor_id=mentor_id, name=row.name, zone=_zone(row.zone),
-        availability=parse_availability(row.availability),
-        capacity_weekly=row.capacity_weekly, buffer=timedelta(minutes=row.buffer_minutes),
-        min_notice=timedelta(hours=row.min_notice_hours),
+        mentor_id=mentor_id, name=name, zone=_zone(zone), availability=availability,
+        capacity_weekly=capacity, buffer=timedelta(minutes=buffer),
+        min_notice=timedelta(hours=notice),
     )
 
 
@@ -111,13 +135,13 @@ def _pairs(starts, ends) -> list[Interval]:
     return list(zip(starts, ends, strict=True)) if starts else []  # null: none
 
 
-def _inputs(row) -> tuple[MentorRules, Busy] | None:
+def _inputs(row: Record | None) -> tuple[MentorRules, Busy] | None:
     if row is None:
         return None
-    rules = _rules(row.mentor_id, row)
-    mentor = _pairs(row.mentor_starts, row.mentor_ends)
-    busy = Busy(mentor=mentor, mentee=_pairs(row.mentee_starts, row.mentee_ends),
-                time_off=_pairs(row.off_starts, row.off_ends),
+    rules = _rules(row["mentor_id"], row)
+    mentor = _pairs(row["mentor_starts"], row["mentor_ends"])
+    busy = Busy(mentor=mentor, mentee=_pairs(row["mentee_starts"], row["mentee_ends"]),
+                time_off=_pairs(row["off_starts"], row["off_ends"]),
                 week_counts=count_weeks(rules.zone, mentor))
     return rules, busy
 
@@ -146,8 +170,9 @@ async def _read_inputs(session: AsyncSession, *, lock: bool, mentor_id: uuid.UUI
     params = {"mentee": mentee_id, **_widened(lo, hi), "exclude": exclude}
     if mentor_id is not None:
         params["mentor"] = mentor_id
-    statement = _INPUTS[lock, mentor_id is None]
-    return _inputs((await session.execute(statement, params)).one_or_none())
+    if session.new or session.dirty or session.deleted:
+        await session.flush()  # what `session.execute` would autoflush (e.g. a handover's)
+    return _inputs(await _INPUTS[lock, mentor_id is None].fetchrow(session, params))
 
 
 async def load_inputs(session: AsyncSession, *, mentor_id: uuid.UUID | None,

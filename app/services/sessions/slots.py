@@ -27,6 +27,7 @@ whose offsets are multiples of 15 minutes). Bookings need not sit on the grid.
 from __future__ import annotations
 
 import bisect
+import functools
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -180,6 +181,14 @@ def _subtract(free: list, blocked: list) -> list:
     return result
 
 
+@functools.lru_cache(maxsize=1 << 16)  # zones x days of the horizon: a few MB at most
+def _midnight_offset(zone: ZoneInfo, day: int) -> int:
+    """The zone's UTC offset (microseconds) at local midnight of `day` (days since
+    1970-01-01), fold=0."""
+    at = date.fromordinal(day + _EPOCH_ORDINAL)
+    return datetime(at.year, at.month, at.day, tzinfo=zone).utcoffset() // _US
+
+
 class _Offsets:
     """The zone's UTC offset (microseconds) at each local midnight (fold=0), cached: a day
     whose midnight and next midnight share an offset has no change inside (zones change at
@@ -194,9 +203,7 @@ class _Offsets:
     def midnight(self, day: int) -> int:
         offset = self.days.get(day)
         if offset is None:
-            at = date.fromordinal(day + _EPOCH_ORDINAL)
-            offset = self.days[day] = datetime(
-                at.year, at.month, at.day, tzinfo=self.zone).utcoffset() // _US
+            offset = self.days[day] = _midnight_offset(self.zone, day)
         return offset
 
     def to_us(self, day: int, minutes: int) -> int:
