@@ -5,9 +5,10 @@ bound to every log line of the request), the HTTP metrics (requests by route tem
 latency to the response headers, requests in progress), CORS when origins are configured
 (so a 413, 429 or 503 carries CORS headers), admission control (app/core/admission.py:
 refuses before any Redis or DB work), the rate limit (app/core/ratelimit.py: counted in
-the process, shared through Redis every 50 ms), the request body size limit (413), then the app; at the end, the one access
-log line. One layer rather than five stacked ones: each layer cost a coroutine frame and a
-`send` wrapper per request, for the same behaviour.
+the process, shared through Redis every 50 ms), the request body size limit (413), then
+the app; at the end, the one access log line. One layer rather than five stacked ones:
+each layer cost a coroutine frame and a `send` wrapper per request, for the same
+behaviour.
 
 Pure ASGI (no BaseHTTPMiddleware) so streamed responses (SSE) pass straight through.
 """

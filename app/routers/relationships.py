@@ -3,6 +3,7 @@ user deactivation (service or admin)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Annotated
 
@@ -127,11 +128,11 @@ async def assignment_history(
 async def list_waiting(
     _: CurrentStaff, session: DbSession, limit: Limit = 50, cursor: Cursor = None,
 ) -> Response:
-    items, next_cursor = await waiting.list_waiting(session, limit=limit, cursor=cursor)
-    page = Page[WaitingMentee](items=items, next_cursor=next_cursor)
-    # Serialised once in pydantic-core (a returned model is dumped, validated again and
-    # serialised again by FastAPI); the bytes are the same.
-    return Response(page.__pydantic_serializer__.to_json(page), media_type="application/json")
+    items, next_cursor = await waiting.list_waiting_json(session, limit=limit, cursor=cursor)
+    # The items as Postgres wrote them: the bytes `Page[WaitingMentee]` would serialise
+    # (app/services/relationships/waiting.py), without parsing 50 objects to write them again.
+    body = f'{{"items":{items},"next_cursor":{json.dumps(next_cursor)}}}'
+    return Response(body.encode(), media_type="application/json")
 
 
 @router.post(

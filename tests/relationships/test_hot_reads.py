@@ -12,6 +12,8 @@ from sqlalchemy import delete, select, text, update
 from app.core.auth import Principal
 from app.core.sql import DriverQuery
 from app.models import MatchingRun, MatchingUnplaced
+from app.schemas.common import Page
+from app.schemas.relationships import WaitingMentee
 from app.services.dashboard import mentees
 from app.services.relationships import waiting
 
@@ -85,6 +87,50 @@ async def test_reasons_follow_the_latest_finished_run(client, factory, system_db
     assert await _rows(system_db, newer) == {}
     assert await _reasons(client, factory, director, a, b) == {
         str(a.id): "no_capacity", str(b.id): "no_capacity"}
+
+
+async def test_pages_are_what_the_model_would_write(client, factory, system_db, director):
+    """Postgres writes the page's items (the route does not parse and re-serialise them):
+    byte for byte what `Page[WaitingMentee]` writes for the same values, whatever the text
+    (quotes, backslashes, control characters, non-ASCII) and the instant (whole seconds or
+    not)."""
+    odd = [
+        await factory.mentee(name='Quote " and \\ back', tier=None,
+                             interests=['a "b"', "c\\d", "é", "\x01\t\n"]),
+        await factory.mentee(name="Zoë 😀 \x1f\u2028", tier="gold", timezone="Europe/Paris",
+                             email="odd+\"x\"@example.test"),
+        await factory.mentee(name="Plain", interests=[]),
+    ]
+    first = datetime(1999, 1, 2, 3, 4, 5, tzinfo=UTC)
+    async with system_db.transaction(None) as session:
+        for i, (mentee, micro) in enumerate(zip(odd, (0, 5, 120000), strict=True)):
+            await session.execute(text(
+                "update waiting_mentees set since = :since where mentee_id = :id"),
+                {"since": first + timedelta(seconds=i, microseconds=micro), "id": mentee.id})
+    run = uuid.uuid4()
+    await factory.add(MatchingRun(id=run, job_id=f"test-{run}", status="done",
+                                  finished_at=datetime.now(UTC) + timedelta(days=1),
+                                  unplaced={str(odd[0].id): 'why "not" \\ é'}))
+    try:
+        seen, cursor = [], None
+        for _ in range(3):
+            response = await client.get(WAITING, headers=factory.headers(director), params={
+                "limit": 2, **({"cursor": cursor} if cursor else {})})
+            assert response.status_code == 200, response.text
+            page = Page[WaitingMentee].model_validate_json(response.content)
+            assert page.__pydantic_serializer__.to_json(page) == response.content
+            seen += page.items
+            cursor = page.next_cursor
+        by_id = {item.mentee_id: item for item in seen}
+        assert [by_id[m.id].name for m in odd] == [m.name for m in odd]
+        assert by_id[odd[0].id].interests == odd[0].interests
+        assert by_id[odd[0].id].last_match_reason == 'why "not" \\ é'
+        assert [by_id[m.id].waiting_since for m in odd] == [
+            first, first + timedelta(seconds=1, microseconds=5),
+            first + timedelta(seconds=2, microseconds=120000)]
+    finally:  # the latest run of the session's database: later tests bring their own
+        async with system_db.transaction(None) as session:
+            await session.execute(delete(MatchingRun).where(MatchingRun.id == run))
 
 
 async def _plans(session, query: DriverQuery) -> tuple[int, int]:

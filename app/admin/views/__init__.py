@@ -25,6 +25,7 @@ from app.admin.views.system import (
     InboxAdmin,
     MatchingProposalAdmin,
     MatchingRunAdmin,
+    MatchingUnplacedAdmin,
     OutboxAdmin,
     ProgrammeMetricAdmin,
     ProgrammeMetricDayAdmin,
@@ -37,9 +38,9 @@ VIEWS: tuple[type[ModelView], ...] = (
     UserAdmin, AssignmentAdmin, SessionAdmin, SessionFeedbackAdmin, WorkItemAdmin,
     SubmissionAdmin, ReviewAdmin, FlagAdmin, ReadinessAdmin, SignalAdmin, InboxAdmin,
     OutboxAdmin, WebhookEndpointAdmin, WebhookDeliveryAdmin, WebhookAttemptAdmin,
-    MatchingRunAdmin, MatchingProposalAdmin, MenteePreferencesAdmin, CapacityAlertAdmin,
-    ProgrammeMetricAdmin, AuditAdmin, ProgrammeMetricDayAdmin, WaitingMenteeAdmin,
-    TimeOffAdmin, SessionTimerAdmin, CalendarFeedTokenAdmin,
+    MatchingRunAdmin, MatchingProposalAdmin, MatchingUnplacedAdmin, MenteePreferencesAdmin,
+    CapacityAlertAdmin, ProgrammeMetricAdmin, AuditAdmin, ProgrammeMetricDayAdmin,
+    WaitingMenteeAdmin, TimeOffAdmin, SessionTimerAdmin, CalendarFeedTokenAdmin,
 )
 # URL slugs: sqladmin derives `identity` from the model's class name when the class is
 # created (`mentoring-session`); the tables' names read better (`/admin/sessions/list`).

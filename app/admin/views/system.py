@@ -12,6 +12,7 @@ from app.models import (
     InboxEvent,
     MatchingProposal,
     MatchingRun,
+    MatchingUnplaced,
     OutboxEvent,
     ProgrammeMetric,
     ProgrammeMetricDay,
@@ -120,6 +121,15 @@ class MatchingProposalAdmin(ReadOnlyView, model=MatchingProposal):
                       OperationColumnFilter(MatchingProposal.mentor_id)]
     column_sortable_list = [MatchingProposal.fit]
 
+
+class MatchingUnplacedAdmin(ReadOnlyView, model=MatchingUnplaced):
+    """Read-only: a trigger keeps these rows from each finished run's `unplaced` map."""
+
+    slug = "matching-unplaced"
+    name, name_plural, icon = "Unplaced mentee", "Unplaced mentees", "fa-solid fa-user-clock"
+    column_list = [MatchingUnplaced.run_id, MatchingUnplaced.mentee_id, MatchingUnplaced.reason]
+    column_searchable_list = [MatchingUnplaced.run_id, MatchingUnplaced.mentee_id]
+    column_filters = [OperationColumnFilter(MatchingUnplaced.run_id)]
 
 
 class CapacityAlertAdmin(ReadOnlyView, model=CapacityAlert):

@@ -27,10 +27,18 @@ from app.schemas.relationships import WaitingMentee
 # `unplaced` map as rows, migration 0027; the run found by its partial index). Reading the
 # map itself decompressed all of it per page (105 kB for 3,000 unplaced mentees) and looked
 # each key up in it: 0.85 of the page's 1.3 ms in Postgres at 1K x 20K.
-# The page comes back as one JSON text (parsed in pydantic-core, not decoded by the driver
-# and then validated object by object) plus the key of its last row for the cursor;
-# `limit` + 1 rows are read to tell whether another page follows. A user RLS hides is left
-# out of the items but still moves the cursor. Run on the driver connection (DriverQuery).
+# The page comes back as the JSON text of its items, exactly as `Page[WaitingMentee]`
+# serialises them (compact `row_to_json`, fields in the model's order, instants in UTC with
+# microseconds only when there are some): the route sends it as it is, without parsing and
+# validating 50 objects and serialising them again (tests/relationships/test_hot_reads.py
+# compares both byte for byte). Plus the key of its last row for the cursor; `limit` + 1
+# rows are read to tell whether another page follows. A user RLS hides is left out of the
+# items but still moves the cursor. Run on the driver connection (DriverQuery).
+_INSTANT = """to_char({0} at time zone 'UTC',
+                   case when date_trunc('second', {0} at time zone 'UTC')
+                             = {0} at time zone 'UTC'
+                        then 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
+                        else 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' end)"""
 _PAGE = """
 with page as materialized (
   select w.mentee_id, w.since, row_number() over (order by w.since, w.mentee_id) as n
@@ -41,45 +49,54 @@ with page as materialized (
    where r.status = 'done' and r.finished_at is not null
    order by r.finished_at desc limit 1
 )
-select (select coalesce(json_agg(json_build_object(
-                 'mentee_id', p.mentee_id, 'name', u.name, 'email', u.email,
-                 'timezone', u.timezone, 'tier', u.tier, 'interests', u.interests,
-                 'waiting_since', to_char(p.since at time zone 'UTC',
-                                          'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                 'last_match_reason', (select m.reason from matching_unplaced m
-                                        where m.run_id = (select run.id from run)
-                                          and m.mentee_id = p.mentee_id))
-               order by p.n), '[]')::text
+select (select '[' || coalesce(string_agg(row_to_json(i)::text, ',' order by p.n), '') || ']'
           from page p
           join lateral (select * from users u where u.id = p.mentee_id limit 1) u on true
+         cross join lateral (
+           select p.mentee_id, u.name, u.email, u.timezone, u.tier,
+                  coalesce(u.interests, '{{}}') as interests,
+                  {since} as waiting_since,
+                  (select m.reason from matching_unplaced m
+                    where m.run_id = (select run.id from run)
+                      and m.mentee_id = p.mentee_id) as last_match_reason
+         ) i
          where p.n <= :limit) as items,
        (select count(*) > :limit from page) as more,
        last.since as last_since, last.mentee_id as last_id
   from (select 1) one
   left join page last on last.n = :limit
 """
-_FIRST_PAGE = DriverQuery(text(_PAGE.format(where="")))
+_FIRST_PAGE = DriverQuery(text(_PAGE.format(where="", since=_INSTANT.format("p.since"))))
 _NEXT_PAGE = DriverQuery(text(_PAGE.format(
-    where="where (w.since, w.mentee_id) > (:after_since, :after_id)")))
+    where="where (w.since, w.mentee_id) > (:after_since, :after_id)",
+    since=_INSTANT.format("p.since"))))
 _ITEMS = TypeAdapter(list[WaitingMentee])
 
 
 WAITING_CURSOR = Keyset("waiting", BoundedDatetime, uuid.UUID)  # (since, mentee_id)
 
 
-async def list_waiting(
+async def list_waiting_json(
     session: AsyncSession, *, limit: int = 50, cursor: str | None = None,
-) -> tuple[list[WaitingMentee], str | None]:
+) -> tuple[str, str | None]:
+    """A page as the JSON text of its items (what `Page[WaitingMentee]` would serialise)
+    and the next page's cursor."""
     after = WAITING_CURSOR.decode(cursor)
     if after is None:
         row = await _FIRST_PAGE.fetchrow(session, {"limit": limit})
     else:
         row = await _NEXT_PAGE.fetchrow(session, {
             "limit": limit, "after_since": after[0], "after_id": after[1]})
-    items = _ITEMS.validate_json(row["items"])
     next_cursor = WAITING_CURSOR.encode(row["last_since"], row["last_id"]) \
         if row["more"] else None
-    return items, next_cursor
+    return row["items"], next_cursor
+
+
+async def list_waiting(
+    session: AsyncSession, *, limit: int = 50, cursor: str | None = None,
+) -> tuple[list[WaitingMentee], str | None]:
+    items, next_cursor = await list_waiting_json(session, limit=limit, cursor=cursor)
+    return _ITEMS.validate_json(items), next_cursor
 
 
 async def waiting_count(session: AsyncSession) -> int:
