@@ -13,7 +13,10 @@ What is not counted:
   process as alive, and its metrics are how anyone sees it is overloaded;
 - an SSE stream once its response has started (`text/event-stream`): streams are long-lived
   and mostly idle, and have their own per-process and per-user caps
-  (app/services/live/streams.py). The stream's set-up (auth, snapshot) is counted.
+  (app/services/live/streams.py). The stream's set-up (auth, snapshot) is counted;
+- what a request does after its response is complete (FastAPI background tasks, such as a
+  booking's capacity-check enqueue): the client is no longer waiting, and counting it let
+  8 clients booking at full speed hold more than 16 slots (503s at normal load).
 
 The DB pool's wait timeout (`DB_POOL_TIMEOUT_SECONDS`, app/core/db.py) is the second half:
 a request that was admitted but finds no connection in time gets the same 503 (mapped in
@@ -35,6 +38,16 @@ from app.core.errors import Overloaded, problem
 
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 EVENT_STREAM = b"text/event-stream"
+
+
+def answered(message: Message) -> bool:
+    """Whether, with `message` sent, the request no longer counts as work in flight: its
+    response is complete (what runs after it, FastAPI's background tasks such as a booking's
+    capacity-check enqueue, is not the client's wait), or it started as an event stream
+    (from here on an idle connection, bounded by the stream caps)."""
+    if message["type"] == "http.response.body":
+        return not message.get("more_body", False)
+    return message["type"] == "http.response.start" and is_event_stream(message)
 
 
 def is_event_stream(message: Message) -> bool:
@@ -92,8 +105,8 @@ class AdmissionControl:
 
 class AdmissionMiddleware:
     """`AdmissionControl` as a middleware of its own (the app itself has it in its request
-    pipeline). The slot is released when the app returns, or earlier, when the response
-    starts as an event stream."""
+    pipeline). The slot is released when the request is `answered`, or when the app
+    returns (an error before any response)."""
 
     def __init__(self, app: ASGIApp, max_in_flight: int, queue_wait_seconds: float,
                  retry_after_seconds: int) -> None:
@@ -123,11 +136,9 @@ class AdmissionMiddleware:
                 control.release()
 
         async def releasing_send(message: Message) -> None:
-            # An event stream leaves the count once its response has started: from here on
-            # it is an idle connection, bounded by the stream caps, not work in flight.
-            if message["type"] == "http.response.start" and is_event_stream(message):
-                release()
             await send(message)
+            if answered(message):
+                release()
 
         try:
             await self.app(scope, receive, releasing_send)

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
 from app.core import telemetry
-from app.core.admission import AdmissionControl, is_event_stream
+from app.core.admission import AdmissionControl, answered
 from app.core.errors import problem
 from app.core.logging import log_access
 from app.core.ratelimit import EXEMPT_PATHS as RATE_LIMIT_EXEMPT
@@ -109,12 +109,11 @@ class RequestPipeline:
                 exchange.status = message["status"]
                 exchange.headers_at = time.perf_counter()
                 message.setdefault("headers", []).append(request_id_header)
-                # An event stream leaves the admission count once its response has started:
-                # from here on it is an idle connection, bounded by the stream caps.
-                if exchange.slot_held and is_event_stream(message):
-                    exchange.slot_held = False
-                    admission.release()
             await send(message)
+            # Out of the admission count once answered (app/core/admission.py `answered`).
+            if exchange.slot_held and answered(message):
+                exchange.slot_held = False
+                admission.release()
 
         telemetry.HTTP_IN_PROGRESS.inc()
         try:

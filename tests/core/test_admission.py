@@ -124,8 +124,8 @@ def _held_app(release: asyncio.Event, content_type: bytes = b"application/json")
     return app
 
 
-async def _call(app, path: str = "/x") -> list[dict]:
-    sent: list[dict] = []
+async def _call(app, path: str = "/x", sent: list[dict] | None = None) -> list[dict]:
+    sent = [] if sent is None else sent
 
     async def receive():
         return {"type": "http.request", "body": b""}
@@ -169,6 +169,50 @@ async def test_past_the_queue_wait_the_answer_is_503_and_the_slot_count_is_exact
     release.set()
     await first
     assert admission.in_flight == 0
+
+
+def _answers_then_holds(release: asyncio.Event):
+    """An endpoint that completes its response, then keeps working until `release` (as
+    FastAPI runs a background task, e.g. a booking's capacity-check enqueue)."""
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+        await release.wait()
+    return app
+
+
+async def _statuses_while_held(app, release: asyncio.Event, n: int) -> list[int]:
+    """`n` requests one after another while the first ones' work goes on: each one's
+    status once its response is complete (the calls finish only after `release`)."""
+    calls, seen = [], []
+    for _ in range(n):
+        sent: list[dict] = []
+        seen.append(sent)
+        calls.append(asyncio.ensure_future(_call(app, "/x", sent)))
+        await asyncio.sleep(0.01)
+    statuses = [sent[0]["status"] for sent in seen]
+    release.set()
+    await asyncio.gather(*calls)
+    return statuses
+
+
+async def test_work_after_a_complete_response_holds_no_slot():
+    release = asyncio.Event()
+    admission = AdmissionMiddleware(_answers_then_holds(release), max_in_flight=1,
+                                    queue_wait_seconds=0, retry_after_seconds=1)
+    assert await _statuses_while_held(admission, release, 3) == [200, 200, 200]  # no 503
+    assert admission.in_flight == 0
+
+
+async def test_the_pipeline_releases_the_slot_when_the_response_is_complete(settings):
+    """The same in the app's own request pipeline (app/core/middleware.py)."""
+    from app.core.middleware import RequestPipeline
+
+    release = asyncio.Event()
+    pipeline = RequestPipeline(_answers_then_holds(release), settings.model_copy(update={
+        "max_in_flight_requests": 1, "admission_queue_wait_ms": 0}))
+    assert await _statuses_while_held(pipeline, release, 3) == [200, 200, 200]
+    assert pipeline.admission.in_flight == 0
 
 
 async def test_an_event_stream_gives_its_slot_back_when_its_response_starts():
