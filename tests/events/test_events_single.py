@@ -76,8 +76,7 @@ async def test_one_event_has_the_effects_of_the_same_event_in_a_batch(
     single, batched = await effects(system_db, alone), await effects(system_db, in_batch)
     assert single == batched
     assert single["outbox"][3] == [mentor.id]
-    service = await scalar(system_db, "select id from users where role = 'service' "
-                                      "order by created_at limit 1")
+    service = (await factory.role_user("service")).id  # the account `post` signs for
     assert [entry[:4] for entry in single["audit"]] == [
         (service, "service", "mission_submissions.insert", "mission_submissions"),
         (service, "service", "work_items.insert", "work_items"),

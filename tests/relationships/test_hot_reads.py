@@ -56,8 +56,22 @@ async def test_reasons_follow_the_latest_finished_run(client, factory, system_db
     as the erasure scrub does, deleted), the list reads the latest finished run's reasons;
     a run not (yet) done counts for nothing."""
     a, b = await factory.mentee(), await factory.mentee()
-    now = datetime.now(UTC)
+    # Later than any run other tests left (the list reads the latest finished one); both
+    # runs are deleted at the end, so no later test finds them the latest instead of its own.
+    async with system_db.transaction(None) as session:
+        latest = await session.scalar(text(
+            "select max(finished_at) from matching_runs where status = 'done'"))
+    now = max(datetime.now(UTC), (latest or datetime.min.replace(tzinfo=UTC))
+              + timedelta(hours=3))
     older, newer = uuid.uuid4(), uuid.uuid4()
+    try:
+        await _follow_runs(client, factory, system_db, director, a, b, now, older, newer)
+    finally:
+        async with system_db.transaction(None) as session:
+            await session.execute(delete(MatchingRun).where(MatchingRun.id.in_([older, newer])))
+
+
+async def _follow_runs(client, factory, system_db, director, a, b, now, older, newer) -> None:
     await factory.add(MatchingRun(
         id=older, job_id=f"test-{older}", status="done", finished_at=now - timedelta(hours=2),
         unplaced={str(a.id): "no_capacity", str(b.id): "no_capacity", "not-a-uuid": "x"}))

@@ -44,13 +44,17 @@ class Factory:
     def headers(self, user: User | uuid.UUID, role: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user, role)}"}
 
-    async def role_headers(self, role: str) -> dict[str, str]:
-        """Headers of a (shared, created once) active user of `role`: tokens are honoured
-        only for a real user with that role."""
+    async def role_user(self, role: str) -> User:
+        """The (shared, created once) active user of `role` that `role_headers` signs for."""
         user = self._by_role.get(role)
         if user is None:
             user = self._by_role[role] = await self.user(role)
-        return self.headers(user)
+        return user
+
+    async def role_headers(self, role: str) -> dict[str, str]:
+        """Headers of `role_user(role)`: tokens are honoured only for a real user with that
+        role."""
+        return self.headers(await self.role_user(role))
 
     async def user(self, role: str = "mentee", **fields: Any) -> User:
         n = next(_counter)
