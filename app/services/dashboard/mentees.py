@@ -7,8 +7,11 @@ a mentee who is not the caller's is a 404, never a hint that they exist.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from typing import Any
 
 from pydantic import TypeAdapter
 from sqlalchemy import select, text
@@ -266,9 +269,12 @@ _FLAGS = TypeAdapter(list[_FlagRow])
 _SUBMISSIONS = TypeAdapter(list[SubmissionSummary])
 
 
-def _profile(user) -> MenteeProfile:
-    return MenteeProfile(id=user.id, email=user.email, name=user.name, role=user.role,
-                         timezone=user.timezone, tier=user.tier, interests=user.interests or [])
+def _profile(field: Callable[[str], Any]) -> MenteeProfile:
+    """From the user's fields by name: a cockpit record's (`row.__getitem__`) or a `User`'s
+    (`partial(getattr, user)`)."""
+    return MenteeProfile(id=field("id"), email=field("email"), name=field("name"),
+                         role=field("role"), timezone=field("timezone"), tier=field("tier"),
+                         interests=field("interests") or [])
 
 
 async def cockpit(
@@ -295,9 +301,7 @@ def _cockpit(row, *, now: datetime) -> CockpitPublic:
         raise NotFound("Mentee not found", code="mentee_not_found")
     reasons = list(row["reasons"])
     return CockpitPublic(
-        profile=MenteeProfile(id=row["id"], email=row["email"], name=row["name"],
-                              role=row["role"], timezone=row["timezone"], tier=row["tier"],
-                              interests=row["interests"] or []),
+        profile=_profile(row.__getitem__),
         assignment=AssignmentSummary(id=row["assignment_id"], mentor_id=row["mentor_id"],
                                      started_at=row["started_at"], source=row["source"],
                                      score=row["score"],
@@ -336,7 +340,7 @@ async def mentee_home(
     upcoming = await upcoming_sessions(session, mentee_id=mentee_id, limit=MENTEE_UPCOMING,
                                        now=now)
     return MenteeHome(
-        profile=_profile(me),
+        profile=_profile(partial(getattr, me)),
         mentor=MentorSummary(id=mentor.id, name=mentor.name,
                              specialties=mentor.mentor_specialties or [],
                              timezone=mentor.timezone) if mentor else None,

@@ -13,6 +13,8 @@ inside one merged window.
 
 from __future__ import annotations
 
+import functools
+import json
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -27,6 +29,14 @@ def parse_availability(raw: dict[str, Any] | None) -> Availability | None:
         return Availability.model_validate(raw or {})
     except ValidationError:
         return None
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_stored_availability(stored: str | None) -> Availability | None:
+    """`parse_availability` of the stored column's JSON text, once per distinct text: a
+    mentor's windows are read far more often than they change (validating them was a
+    tenth of a slot request's CPU). The result is shared: read it, never change it."""
+    return parse_availability(json.loads(stored) if stored else None)
 
 
 def _instant(day, minutes: int, availability: Availability) -> datetime:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from datetime import UTC, datetime
 
@@ -19,7 +18,10 @@ from app.schemas.sessions import (
     MentorProfilePublic,
     MentorProfileUpdate,
 )
-from app.services.mentors.availability import parse_availability
+from app.services.mentors.availability import (
+    parse_availability,
+    parse_stored_availability,
+)
 from app.services.mentors.capacity import (
     MentorLoad,
     iso_week_label,
@@ -81,13 +83,11 @@ async def _me(session: AsyncSession, principal: Principal, *, lock: bool = False
     return mentor
 
 
-@functools.lru_cache(maxsize=4096)
 def _stored_availability(stored: str | None) -> Availability | dict:
-    """The stored availability (jsonb text) as the profile shows it, parsed once per
-    distinct text: a profile is read far more often than it changes. The result is shared
-    and only ever serialized."""
-    raw = json.loads(stored) if stored else None
-    return parse_availability(raw) or dict(raw or {})
+    """The stored availability (jsonb text) as the profile shows it: parsed (and cached,
+    `parse_stored_availability`), or as stored when it does not parse."""
+    parsed = parse_stored_availability(stored)
+    return parsed if parsed is not None else dict(json.loads(stored) if stored else {})
 
 
 async def get_profile(session: AsyncSession, *, principal: Principal,

@@ -15,7 +15,6 @@ row with the lock taken first (`scheduling_inputs_locked`, migration 0028).
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,8 +28,7 @@ from app.core.auth import Principal
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.outbox import active_mentor_id
 from app.core.sql import DriverQuery
-from app.schemas.sessions import Availability
-from app.services.mentors.availability import parse_availability
+from app.services.mentors.availability import parse_stored_availability
 from app.services.sessions.slots import (
     Busy,
     Interval,
@@ -41,7 +39,9 @@ from app.services.sessions.slots import (
 
 MAX_RANGE = timedelta(days=31)
 
-_RULES = text("select * from scheduling_mentor(:mentor, :mentee)")
+_RULES = text("select r.zone, r.availability::text as availability, r.capacity_weekly,"
+              " r.buffer_minutes, r.min_notice_hours, r.name"
+              " from scheduling_mentor(:mentor, :mentee) r")
 _RULES_LOCK = text("select 1 from scheduling_mentor_lock(:mentor, :mentee)")
 # The rules and the busy times in one round trip and one row, the busy times as arrays:
 # `scheduling_inputs` (migration 0022) for the slot routes, `scheduling_inputs_locked`
@@ -104,30 +104,15 @@ def _zone(name: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")  # bad data must not make a mentor unbookable with a 500
 
 
-@functools.lru_cache(maxsize=4096)
-def _availability(raw: str | None) -> Availability | None:
-    """The stored availability (its JSON text) parsed once per distinct value: a mentor's
-    windows rarely change, and validating them was a tenth of a slot request's CPU. The
-    result is shared: read it, never change it."""
-    return parse_availability(json.loads(raw) if raw else None)
-
-
 def _rules(mentor_id: uuid.UUID, row) -> MentorRules:
-    """From a row of `scheduling_mentor` (attributes) or of the inputs (keys, the
-    availability as JSON text)."""
-    if isinstance(row, Record):
-        name, zone, raw = row["name"], row["zone"], row["availability"]
-        capacity, buffer, notice = (row["capacity_weekly"], row["buffer_minutes"],
-                                    row["min_notice_hours"])
-        availability = _availability(raw)
-    else:
-        name, zone, capacity = row.name, row.zone, row.capacity_weekly
-        buffer, notice = row.buffer_minutes, row.min_notice_hours
-        availability = parse_availability(row.availability)
+    """From a row of `scheduling_mentor` or of the inputs (read by key; the availability
+    as its JSON text)."""
     return MentorRules(
-        mentor_id=mentor_id, name=name, zone=_zone(zone), availability=availability,
-        capacity_weekly=capacity, buffer=timedelta(minutes=buffer),
-        min_notice=timedelta(hours=notice),
+        mentor_id=mentor_id, name=row["name"], zone=_zone(row["zone"]),
+        availability=parse_stored_availability(row["availability"]),
+        capacity_weekly=row["capacity_weekly"],
+        buffer=timedelta(minutes=row["buffer_minutes"]),
+        min_notice=timedelta(hours=row["min_notice_hours"]),
     )
 
 
@@ -151,7 +136,7 @@ async def load_rules(session: AsyncSession, *, mentor_id: uuid.UUID,
     """The mentor's scheduling rules, or None when the caller may not schedule this pair."""
     row = (await session.execute(_RULES, {"mentor": mentor_id, "mentee": mentee_id})
            ).one_or_none()
-    return None if row is None else _rules(mentor_id, row)
+    return None if row is None else _rules(mentor_id, row._mapping)
 
 
 async def lock_mentor(session: AsyncSession, *, mentor_id: uuid.UUID,
