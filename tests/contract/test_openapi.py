@@ -168,3 +168,21 @@ def test_a_problem_status_without_codes_is_refused(settings):
         assert "probe_old" in str(error)
     else:
         raise AssertionError("a 404 without codes was accepted")
+
+
+def test_routes_added_as_the_app_s_own_are_what_include_router_would_serve():
+    """app/main.py adds each router's routes to the app itself (`add_routes`), not through
+    `include_router`'s lazily resolved branches: same paths, methods, operations and
+    schemas, in the same matching order."""
+    from fastapi import FastAPI
+    from fastapi.routing import APIRoute
+
+    included, added = FastAPI(), FastAPI()
+    for router in app_main.ROUTERS:
+        included.include_router(router)
+        app_main.add_routes(added, router)
+    assert added.openapi() == included.openapi()
+    served = [(r.path, sorted(r.methods)) for r in added.routes if isinstance(r, APIRoute)]
+    assert served == [(r.path, sorted(r.methods))
+                      for router in app_main.ROUTERS for r in router.routes
+                      if isinstance(r, APIRoute)]
