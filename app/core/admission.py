@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from app.core.errors import Overloaded, problem
 
@@ -61,7 +61,7 @@ class AdmissionControl:
     """At most `max_in_flight` requests admitted at once (0: no limit); a request over it
     waits up to `queue_wait_seconds` (FIFO: asyncio.Semaphore), then is refused.
     `in_flight` is what the process works on now (tests and metrics read it). Used by the
-    request pipeline (app/core/middleware.py) and by `AdmissionMiddleware`."""
+    request pipeline (app/core/middleware.py)."""
 
     def __init__(self, max_in_flight: int, queue_wait_seconds: float,
                  retry_after_seconds: int) -> None:
@@ -101,46 +101,3 @@ class AdmissionControl:
             "The server is at capacity; retry after the delay in Retry-After.",
             Request(scope), headers={"Retry-After": self.retry_after})
         await response(scope, receive, send)
-
-
-class AdmissionMiddleware:
-    """`AdmissionControl` as a middleware of its own (the app itself has it in its request
-    pipeline). The slot is released when the request is `answered`, or when the app
-    returns (an error before any response)."""
-
-    def __init__(self, app: ASGIApp, max_in_flight: int, queue_wait_seconds: float,
-                 retry_after_seconds: int) -> None:
-        self.app = app
-        self.control = AdmissionControl(max_in_flight, queue_wait_seconds,
-                                        retry_after_seconds)
-
-    @property
-    def in_flight(self) -> int:
-        return self.control.in_flight
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        control = self.control
-        if scope["type"] != "http" or not control.applies(scope):
-            await self.app(scope, receive, send)
-            return
-        if not await control.admit():
-            await control.refuse(scope, receive, send)
-            return
-
-        held = True
-
-        def release() -> None:
-            nonlocal held
-            if held:
-                held = False
-                control.release()
-
-        async def releasing_send(message: Message) -> None:
-            await send(message)
-            if answered(message):
-                release()
-
-        try:
-            await self.app(scope, receive, releasing_send)
-        finally:
-            release()

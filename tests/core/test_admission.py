@@ -13,7 +13,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from app.core.admission import AdmissionMiddleware
+from app.core.middleware import RequestPipeline
 from tests.live.test_sse import stream
 from tests.support.live import LiveServer
 
@@ -112,6 +112,13 @@ async def test_no_connection_within_the_pool_timeout_is_503_overloaded(factory):
 
 # --- the slot mechanics, in-process -----------------------------------------------------------
 
+def _pipeline(app, settings, *, queue_wait_ms: int, retry_after: int = 1) -> RequestPipeline:
+    """The app's request pipeline (app/core/middleware.py) around `app`, one slot."""
+    return RequestPipeline(app, settings.model_copy(update={
+        "max_in_flight_requests": 1, "admission_queue_wait_ms": queue_wait_ms,
+        "overload_retry_after_seconds": retry_after}))
+
+
 def _held_app(release: asyncio.Event, content_type: bytes = b"application/json"):
     """An endpoint that starts its response, then holds until `release` is set (any path
     but the probe's, which answers at once)."""
@@ -140,35 +147,33 @@ async def _call(app, path: str = "/x", sent: list[dict] | None = None) -> list[d
     return sent
 
 
-async def test_a_slot_freed_within_the_queue_wait_admits_the_waiting_request():
+async def test_a_slot_freed_within_the_queue_wait_admits_the_waiting_request(settings):
     release = asyncio.Event()
-    admission = AdmissionMiddleware(_held_app(release), max_in_flight=1,
-                                    queue_wait_seconds=5, retry_after_seconds=1)
-    first = asyncio.ensure_future(_call(admission))
+    pipeline = _pipeline(_held_app(release), settings, queue_wait_ms=5000)
+    first = asyncio.ensure_future(_call(pipeline))
     await asyncio.sleep(0.01)
-    assert admission.in_flight == 1
-    second = asyncio.ensure_future(_call(admission))
+    assert pipeline.admission.in_flight == 1
+    second = asyncio.ensure_future(_call(pipeline))
     await asyncio.sleep(0.01)
     assert not second.done()  # waiting in line, not refused
     release.set()
     assert (await first)[0]["status"] == 200
     assert (await second)[0]["status"] == 200
-    assert admission.in_flight == 0
+    assert pipeline.admission.in_flight == 0
 
 
-async def test_past_the_queue_wait_the_answer_is_503_and_the_slot_count_is_exact():
+async def test_past_the_queue_wait_the_answer_is_503_and_the_slot_count_is_exact(settings):
     release = asyncio.Event()
-    admission = AdmissionMiddleware(_held_app(release), max_in_flight=1,
-                                    queue_wait_seconds=0.02, retry_after_seconds=3)
-    first = asyncio.ensure_future(_call(admission))
+    pipeline = _pipeline(_held_app(release), settings, queue_wait_ms=20, retry_after=3)
+    first = asyncio.ensure_future(_call(pipeline))
     await asyncio.sleep(0.01)
-    refused = await _call(admission)
+    refused = await _call(pipeline)
     assert refused[0]["status"] == 503
     assert (b"retry-after", b"3") in refused[0]["headers"]
-    assert (await _call(admission, "/healthz"))[0]["status"] == 200  # exempt while full
+    assert (await _call(pipeline, "/healthz"))[0]["status"] == 200  # exempt while full
     release.set()
     await first
-    assert admission.in_flight == 0
+    assert pipeline.admission.in_flight == 0
 
 
 def _answers_then_holds(release: asyncio.Event):
@@ -196,34 +201,21 @@ async def _statuses_while_held(app, release: asyncio.Event, n: int) -> list[int]
     return statuses
 
 
-async def test_work_after_a_complete_response_holds_no_slot():
+async def test_work_after_a_complete_response_holds_no_slot(settings):
     release = asyncio.Event()
-    admission = AdmissionMiddleware(_answers_then_holds(release), max_in_flight=1,
-                                    queue_wait_seconds=0, retry_after_seconds=1)
-    assert await _statuses_while_held(admission, release, 3) == [200, 200, 200]  # no 503
-    assert admission.in_flight == 0
-
-
-async def test_the_pipeline_releases_the_slot_when_the_response_is_complete(settings):
-    """The same in the app's own request pipeline (app/core/middleware.py)."""
-    from app.core.middleware import RequestPipeline
-
-    release = asyncio.Event()
-    pipeline = RequestPipeline(_answers_then_holds(release), settings.model_copy(update={
-        "max_in_flight_requests": 1, "admission_queue_wait_ms": 0}))
-    assert await _statuses_while_held(pipeline, release, 3) == [200, 200, 200]
+    pipeline = _pipeline(_answers_then_holds(release), settings, queue_wait_ms=0)
+    assert await _statuses_while_held(pipeline, release, 3) == [200, 200, 200]  # no 503
     assert pipeline.admission.in_flight == 0
 
 
-async def test_an_event_stream_gives_its_slot_back_when_its_response_starts():
+async def test_an_event_stream_gives_its_slot_back_when_its_response_starts(settings):
     release = asyncio.Event()
-    admission = AdmissionMiddleware(_held_app(release, b"text/event-stream; charset=utf-8"),
-                                    max_in_flight=1, queue_wait_seconds=0,
-                                    retry_after_seconds=1)
-    streams = [asyncio.ensure_future(_call(admission)) for _ in range(3)]
+    pipeline = _pipeline(_held_app(release, b"text/event-stream; charset=utf-8"), settings,
+                          queue_wait_ms=0)
+    streams = [asyncio.ensure_future(_call(pipeline)) for _ in range(3)]
     await asyncio.sleep(0.01)
-    assert admission.in_flight == 0
+    assert pipeline.admission.in_flight == 0
     assert not any(s.done() for s in streams)  # all three open at once under a limit of 1
     release.set()
     await asyncio.gather(*streams)
-    assert admission.in_flight == 0
+    assert pipeline.admission.in_flight == 0
