@@ -20,6 +20,7 @@ from datetime import timedelta
 from sqlalchemy import text
 
 from tests.support.session_helpers import book, week_start
+from tests.support.worker_helpers import wait_until
 
 ASSIGN = "/api/v1/director/assignments"
 ROUNDS = 10
@@ -28,14 +29,6 @@ ROUNDS = 10
 WAITING = text("""
     select count(*) from pg_locks l join pg_stat_activity a on a.pid = l.pid
      where not l.granted and a.datname = current_database()""")
-
-
-async def _wait_until(predicate, what: str, seconds: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(0.01)
 
 
 async def _someone_waits(system_db) -> bool:
@@ -76,7 +69,8 @@ async def test_mentee_reschedule_after_a_transfer_waits_for_the_new_mentor(
         reschedule = asyncio.create_task(client.patch(
             f"/api/v1/mentee/sessions/{row.id}", headers=factory.headers(mentee),
             json={"starts_at": target.isoformat()}))
-        await _wait_until(lambda: _someone_waits(system_db), "the reschedule waits for A")
+        await wait_until(lambda: _someone_waits(system_db), within=10,
+                         message="the reschedule waits for A")
         await _transfer_by_hand(transfer, session_id=row.id, old=a.id, new=b.id,
                                 mentee=mentee.id)
         await booking.execute(LOCK_USER, {"id": b.id})
@@ -88,8 +82,8 @@ async def test_mentee_reschedule_after_a_transfer_waits_for_the_new_mentor(
              "ends": target + timedelta(days=1, hours=1)})
         await transfer.commit()
         await asyncio.sleep(0.2)  # the reschedule goes on: with B's lock, it waits again
-        await _wait_until(
-            lambda: _done_or_waiting(reschedule, system_db), "the reschedule waits for B")
+        await wait_until(lambda: _done_or_waiting(reschedule, system_db), within=10,
+                         message="the reschedule waits for B")
         await booking.commit()
         response = await reschedule
     finally:
@@ -113,7 +107,8 @@ async def test_mentor_reschedule_of_a_session_transferred_away_is_404(client, fa
         reschedule = asyncio.create_task(client.patch(
             f"/api/v1/mentor/sessions/{row.id}", headers=factory.headers(a),
             json={"starts_at": (week_start(3) + timedelta(hours=10)).isoformat()}))
-        await _wait_until(lambda: _someone_waits(system_db), "the reschedule waits for A")
+        await wait_until(lambda: _someone_waits(system_db), within=10,
+                         message="the reschedule waits for A")
         await _transfer_by_hand(transfer, session_id=row.id, old=a.id, new=b.id,
                                 mentee=mentee.id)
         await transfer.commit()
