@@ -179,6 +179,9 @@ class Settings(BaseSettings):
     retention_outbox_days: int = Field(7, ge=1)  # published rows only
     retention_webhook_attempts_days: int = Field(30, ge=1)
     retention_audit_days: int = Field(730, ge=1)
+    # A dry run never published: its proposals go this long after it finished (the latest
+    # finished run excepted: the waiting list reads its reasons).
+    retention_matching_dry_runs_days: int = Field(30, ge=1)
     retention_batch: int = Field(5000, ge=1, le=100_000)
 
     # Auto-matcher (app/services/matching/engine.py and fit.py). The fit of a mentee with a

@@ -69,6 +69,7 @@ CODES: dict[str, str] = {
     "not_a_dry_run": "only a dry run's proposals can be published",
     "already_published": "this dry run was published already",
     "run_not_finished": "the dry run has not finished",
+    "proposals_expired": "the dry run's proposals expired (retention); start a new dry run",
     "invalid_weights": "a weight is unknown, negative or not finite, or all are zero",
     "queue_unavailable": "the job queue (Redis) is unavailable",
     # work queue, events, compliance, live

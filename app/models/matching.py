@@ -55,12 +55,16 @@ class MatchingRun(Base):
     published_by: Mapped[uuid.UUID | None]
     # What the publish did: counts and the proposals skipped with their reason.
     publish_result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # When retention deleted the proposals of this dry run (never published, finished
+    # `retention_matching_dry_runs_days` ago); its `matching_unplaced` rows went with them.
+    proposals_expired_at: Mapped[datetime | None]
 
 
 class MatchingUnplaced(Base):
     """A finished run's `unplaced` map as rows (mentee -> reason), kept by a trigger on
-    `matching_runs` (migration 0027) for runs whose status is `done`: the waiting list reads
-    50 of them by key instead of decompressing the whole map. Never written by the app."""
+    `matching_runs` (migrations 0027, 0029) for runs whose status is `done` and whose
+    proposals have not expired: the waiting list reads 50 of them by key instead of
+    decompressing the whole map. Never written by the app."""
 
     __tablename__ = "matching_unplaced"
 

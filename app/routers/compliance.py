@@ -72,4 +72,5 @@ async def erase_user(user_id: uuid.UUID, principal: CurrentAdmin, session: DbSes
     # After the commit (the transaction commits when the route returns).
     background.add_task(erasure.forget_redis_keys, state.redis, state.settings,
                         user_id=user_id)
+    background.add_task(state.identities.forget, user_id)  # tokens stop here at once
     return erased

@@ -78,7 +78,9 @@ async def run_matching(
     description="Status, tries, weights, counts, total fit, unplaced mentees with their "
     "reason, timings; for a dry run a page of `proposals` (mentee id order; `limit` 1-200, "
     "default 50; `cursor` from `proposals_next_cursor`; or one mentee's with `mentee_id`) "
-    "and, once published, `published_at` and `published_count`.",
+    "and, once published, `published_at` and `published_count`. A dry run never published "
+    "keeps its proposals `RETENTION_MATCHING_DRY_RUNS_DAYS` (30) after it finished: then "
+    "`proposals_expired_at` is set and `proposals` is empty (the rest of the run stays).",
     response_model=MatchingRunPublic,
     responses=problems({404: ["matching_run_not_found"], 422: ["invalid_cursor"]}),
 )
@@ -90,7 +92,7 @@ async def get_matching_run(
 ) -> MatchingRunPublic:
     run = await matching_runs.get_matching_run(session, job_id=job_id)
     proposals, next_cursor = [], None
-    if run.dry_run:
+    if run.dry_run and run.proposals_expired_at is None:
         rows, next_cursor = await matching_runs.list_proposals(
             session, run=run, limit=limit, cursor=cursor, mentee_id=mentee_id)
         proposals = [ProposalPublic(
@@ -109,6 +111,7 @@ async def get_matching_run(
                   for k, v in run.unplaced.items()],
         error=run.error, published_at=run.published_at, published_by=run.published_by,
         published_count=(run.publish_result or {}).get("published"),
+        proposals_expired_at=run.proposals_expired_at,
         proposals=proposals, proposals_next_cursor=next_cursor,
     )
 
@@ -124,11 +127,14 @@ async def get_matching_run(
     "is now) allows the pair; `exclude_mentee_ids` leaves mentees out. Each one published "
     "is an assignment (source `auto`, its fit and reasons) with `assignment.created`; "
     "the others are listed in `skipped` with a reason. 409 `already_published` (a second "
-    "publish), `not_a_dry_run`, `run_not_finished`, `matching_in_progress` (a run held the "
+    "publish), `proposals_expired` (retention deleted the proposals of a dry run never "
+    "published, `RETENTION_MATCHING_DRY_RUNS_DAYS` after it finished: start a new one), "
+    "`not_a_dry_run`, `run_not_finished`, `matching_in_progress` (a run held the "
     "matcher too long); 404 `matching_run_not_found`.",
     response_model=PublishResult,
     responses=problems({404: ["matching_run_not_found"], 409: [
-        "already_published", "run_not_finished", "not_a_dry_run", "matching_in_progress"]}),
+        "already_published", "proposals_expired", "run_not_finished", "not_a_dry_run",
+        "matching_in_progress"]}),
 )
 async def publish_matching_run(
     job_id: Identifier, principal: CurrentStaff, session: DbSession, settings: SettingsDep,

@@ -128,6 +128,10 @@ class MatchingRunPublic(BaseModel):
     published_at: datetime | None = None
     published_by: uuid.UUID | None = None
     published_count: int | None = None
+    proposals_expired_at: datetime | None = Field(
+        None, description="When retention deleted the proposals of this dry run (never "
+        "published, finished `RETENTION_MATCHING_DRY_RUNS_DAYS` before); `proposals` is then "
+        "empty and it cannot be published. Null otherwise.")
     proposals: list[ProposalPublic] = Field(
         default_factory=list,
         description="A dry run's proposals in mentee id order, a page at a time "

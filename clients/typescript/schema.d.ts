@@ -883,7 +883,7 @@ export interface paths {
         };
         /**
          * Read an auto-matcher run (and a dry run's proposals)
-         * @description Status, tries, weights, counts, total fit, unplaced mentees with their reason, timings; for a dry run a page of `proposals` (mentee id order; `limit` 1-200, default 50; `cursor` from `proposals_next_cursor`; or one mentee's with `mentee_id`) and, once published, `published_at` and `published_count`.
+         * @description Status, tries, weights, counts, total fit, unplaced mentees with their reason, timings; for a dry run a page of `proposals` (mentee id order; `limit` 1-200, default 50; `cursor` from `proposals_next_cursor`; or one mentee's with `mentee_id`) and, once published, `published_at` and `published_count`. A dry run never published keeps its proposals `RETENTION_MATCHING_DRY_RUNS_DAYS` (30) after it finished: then `proposals_expired_at` is set and `proposals` is empty (the rest of the run stays).
          */
         get: operations["get_matching_run"];
         put?: never;
@@ -905,7 +905,7 @@ export interface paths {
         put?: never;
         /**
          * Publish a dry run's proposals
-         * @description Commits the proposals that still hold now, under the matcher's locks: the mentee still waits and is still a mentee, the mentor is still a mentor with a free place (the best fits keep the places there are), the mentee's time-zone limit (as it is now) allows the pair; `exclude_mentee_ids` leaves mentees out. Each one published is an assignment (source `auto`, its fit and reasons) with `assignment.created`; the others are listed in `skipped` with a reason. 409 `already_published` (a second publish), `not_a_dry_run`, `run_not_finished`, `matching_in_progress` (a run held the matcher too long); 404 `matching_run_not_found`.
+         * @description Commits the proposals that still hold now, under the matcher's locks: the mentee still waits and is still a mentee, the mentor is still a mentor with a free place (the best fits keep the places there are), the mentee's time-zone limit (as it is now) allows the pair; `exclude_mentee_ids` leaves mentees out. Each one published is an assignment (source `auto`, its fit and reasons) with `assignment.created`; the others are listed in `skipped` with a reason. 409 `already_published` (a second publish), `proposals_expired` (retention deleted the proposals of a dry run never published, `RETENTION_MATCHING_DRY_RUNS_DAYS` after it finished: start a new one), `not_a_dry_run`, `run_not_finished`, `matching_in_progress` (a run held the matcher too long); 404 `matching_run_not_found`.
          */
         post: operations["publish_matching_run"];
         delete?: never;
@@ -2454,6 +2454,11 @@ export interface components {
             published_by?: string | null;
             /** Published Count */
             published_count?: number | null;
+            /**
+             * Proposals Expired At
+             * @description When retention deleted the proposals of this dry run (never published, finished `RETENTION_MATCHING_DRY_RUNS_DAYS` before); `proposals` is then empty and it cannot be published. Null otherwise.
+             */
+            proposals_expired_at?: string | null;
             /**
              * Proposals
              * @description A dry run's proposals in mentee id order, a page at a time (`?limit=`, `?cursor=`, or `?mentee_id=`).
@@ -13905,6 +13910,7 @@ export interface operations {
             /**
              * @description Conflicts with the current state:
              *     - `already_published`: this dry run was published already
+             *     - `proposals_expired`: the dry run's proposals expired (retention); start a new dry run
              *     - `run_not_finished`: the dry run has not finished
              *     - `not_a_dry_run`: only a dry run's proposals can be published
              *     - `matching_in_progress`: a matcher run or another publish holds the matcher; retry
@@ -13926,7 +13932,7 @@ export interface operations {
                      */
                     "application/problem+json": {
                         /** @enum {string} */
-                        code: "already_published" | "run_not_finished" | "not_a_dry_run" | "matching_in_progress";
+                        code: "already_published" | "proposals_expired" | "run_not_finished" | "not_a_dry_run" | "matching_in_progress";
                     } & WithRequired<components["schemas"]["Problem"], "code">;
                 };
             };

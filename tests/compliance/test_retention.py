@@ -70,3 +70,78 @@ async def test_purge_removes_only_what_is_older_than_its_setting(system_db, sett
 
     again = await purge_expired(system_db, settings=local, now=NOW)
     assert again["inbox_events"] == 0 and again["audit_log"] == 0
+
+
+async def _seed_run(system_db, *, finished_at: datetime | None, dry_run: bool = True,
+                    published: bool = False, proposals: int = 5) -> uuid.UUID:
+    """A finished run with `proposals` proposals and two unplaced mentees (the trigger of
+    migrations 0027/0029 writes their `matching_unplaced` rows). `finished_at` None: the
+    database's clock now (after every run finished before it)."""
+    run_id = uuid.uuid4()
+    async with system_db.transaction(None) as session:
+        await session.execute(text(
+            "insert into matching_runs (id, job_id, status, dry_run, finished_at, unplaced, "
+            "published_at) values (:id, :job, 'done', :dry, coalesce(:at, clock_timestamp()), "
+            "cast(:unplaced as jsonb), :published)"),
+            {"id": run_id, "job": f"match-{run_id}", "dry": dry_run, "at": finished_at,
+             "unplaced": f'{{"{uuid.uuid4()}": "no_mentor", "{uuid.uuid4()}": "full"}}',
+             "published": finished_at if published else None})
+        for _ in range(proposals):
+            await session.execute(text(
+                "insert into matching_proposals (run_id, mentee_id, mentor_id, fit, specialty,"
+                " timezone, load, language, preference) values (:run, :mentee, :mentor, 0.5,"
+                " 0, 0, 0, 0, 0)"),
+                {"run": run_id, "mentee": uuid.uuid4(), "mentor": uuid.uuid4()})
+    return run_id
+
+
+async def _run_state(system_db, run_id: uuid.UUID) -> tuple[int, int, int, bool]:
+    """(proposals, matching_unplaced rows, entries of the `unplaced` map, expired)."""
+    async with system_db.transaction(None) as session:
+        row = (await session.execute(text(
+            "select (select count(*) from matching_proposals where run_id = r.id),"
+            " (select count(*) from matching_unplaced where run_id = r.id),"
+            " (select count(*) from jsonb_object_keys(r.unplaced)),"
+            " r.proposals_expired_at is not null from matching_runs r where r.id = :id"),
+            {"id": run_id})).one()
+    return tuple(row)
+
+
+async def test_old_unpublished_dry_runs_lose_their_proposals_in_batches(system_db, settings):
+    days = settings.retention_matching_dry_runs_days
+    old = NOW - timedelta(days=days, hours=1)
+    expiring = await _seed_run(system_db, finished_at=old)
+    published = await _seed_run(system_db, finished_at=old, published=True)
+    assigning = await _seed_run(system_db, finished_at=old, dry_run=False, proposals=0)
+    recent = await _seed_run(system_db, finished_at=NOW - timedelta(days=days - 1))
+    batches: list[tuple[str, int]] = []
+    local = settings.model_copy(update={"retention_batch": 2})
+
+    removed = await purge_expired(system_db, settings=local, now=NOW,
+                                  on_batch=lambda table, n, _: batches.append((table, n)))
+
+    assert await _run_state(system_db, expiring) == (0, 0, 2, True)  # the map stays
+    assert await _run_state(system_db, published) == (5, 2, 2, False)
+    assert await _run_state(system_db, assigning) == (0, 2, 2, False)
+    assert await _run_state(system_db, recent) == (5, 2, 2, False)
+    assert removed["matching_dry_runs"] >= 1 and removed["matching_proposals"] >= 5
+    assert max(n for table, n in batches if table == "matching_proposals") == 2
+    again = await purge_expired(system_db, settings=local, now=NOW)
+    assert (again["matching_dry_runs"], again["matching_proposals"]) == (0, 0)
+
+
+async def test_the_latest_finished_run_keeps_its_proposals_and_reasons(system_db, settings):
+    """The waiting list's `last_match_reason` reads the latest finished run's rows: that run
+    stays whatever its age; the one before it, as old, expires."""
+    before = await _seed_run(system_db, finished_at=None)
+    latest = await _seed_run(system_db, finished_at=None)
+    days = settings.retention_matching_dry_runs_days
+    only_dry_runs = settings.model_copy(update={  # nothing else is old enough to go
+        "retention_inbox_days": 100_000, "retention_outbox_days": 100_000,
+        "retention_webhook_attempts_days": 100_000, "retention_audit_days": 100_000})
+
+    await purge_expired(system_db, settings=only_dry_runs,
+                        now=datetime.now(UTC) + timedelta(days=days + 1))
+
+    assert await _run_state(system_db, latest) == (5, 2, 2, False)
+    assert await _run_state(system_db, before) == (0, 0, 2, True)

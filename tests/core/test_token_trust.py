@@ -111,6 +111,74 @@ class TestChangesTakeEffectWithinTheCacheTime:
         assert await _status_once_cached_for_ttl(slow_cache_client, headers, cached_by) == 200
 
 
+
+@pytest.fixture
+async def long_cache_client(settings):
+    """An app whose identity cache would keep entries for an hour."""
+    application = create_app(settings.model_copy(update={"auth_cache_seconds": 3600}))
+    async with LifespanManager(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            yield http
+
+
+def _upsert(user, **changes) -> dict:
+    return {"email": f"u{user.id.hex}@example.org", "name": user.name, "role": user.role,
+            "timezone": "UTC", "interests": [], **changes}
+
+
+class TestChangesMadeHereTakeEffectAtOnce:
+    """A change this process makes (PUT /users, `user.upserted`, erase) forgets the cached
+    identity, as the deactivate route does: no waiting for AUTH_CACHE_SECONDS."""
+
+    async def test_put_user_deactivates_reactivates_and_demotes(self, long_cache_client,
+                                                                 factory):
+        http = long_cache_client
+        mentee = await factory.mentee()
+        service, headers = await factory.role_headers("service"), factory.headers(mentee)
+        assert (await http.get(WHOAMI, headers=headers)).status_code == 200  # now cached
+        put = await http.put(f"/api/v1/users/{mentee.id}", headers=service,
+                             json=_upsert(mentee, active=False))
+        assert put.status_code == 200, put.text
+        assert (await http.get(WHOAMI, headers=headers)).status_code == 401
+        await http.put(f"/api/v1/users/{mentee.id}", headers=service,
+                       json=_upsert(mentee, active=True))
+        assert (await http.get(WHOAMI, headers=headers)).status_code == 200
+        await http.put(f"/api/v1/users/{mentee.id}", headers=service,
+                       json=_upsert(mentee, role="director"))
+        assert (await http.get(WHOAMI, headers=headers)).status_code == 401
+        assert (await http.get(WHOAMI, headers=factory.headers(mentee.id, "director"))
+                ).status_code == 200
+
+    async def test_user_upserted_events(self, long_cache_client, factory):
+        http = long_cache_client
+        mentee = await factory.mentee()
+        service, headers = await factory.role_headers("service"), factory.headers(mentee)
+
+        async def upserted(active: bool) -> None:
+            event = {"id": str(uuid.uuid4()), "type": "user.upserted",
+                     "occurred_at": datetime.now(UTC).isoformat(), "source": "test",
+                     "data": {"id": str(mentee.id), **_upsert(mentee, active=active)}}
+            response = await http.post("/api/v1/events", headers=service, json=event)
+            assert response.status_code == 202, response.text
+
+        assert (await http.get(WHOAMI, headers=headers)).status_code == 200
+        await upserted(False)
+        assert (await http.get(WHOAMI, headers=headers)).status_code == 401
+        await upserted(True)
+        assert (await http.get(WHOAMI, headers=headers)).status_code == 200
+
+    async def test_erase(self, long_cache_client, factory):
+        http = long_cache_client
+        mentee = await factory.mentee()
+        headers = factory.headers(mentee)
+        assert (await http.get(WHOAMI, headers=headers)).status_code == 200
+        erased = await http.post(f"/api/v1/admin/users/{mentee.id}/erase",
+                                 headers=await factory.role_headers("admin"))
+        assert erased.status_code == 200, erased.text
+        assert (await http.get(WHOAMI, headers=headers)).status_code == 401
+
+
 async def test_an_open_stream_ends_when_its_user_is_deactivated(settings, factory):
     """Against a real uvicorn: the SSE stream re-checks the token every AUTH_CACHE_SECONDS
     and ends with `token_revoked`; reconnecting is 401."""

@@ -1,19 +1,22 @@
 """Dry runs (proposals with fit, components, reasons; nothing else written), per-run
-weights, publishing (what still holds, what is skipped and why, twice is 409)."""
+weights, publishing (what still holds, what is skipped and why, twice is 409), a dry run
+whose proposals retention expired."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from app.config import Settings
 from app.core.db import Database
 from app.models import Assignment, MatchingProposal, MatchingRun, OutboxEvent, User
 from app.schemas.event_data import OUTBOUND_DATA
+from app.services.compliance.retention import purge_expired
 from tests.support.events_helpers import director_ids
 from tests.support.factories import ALWAYS_AVAILABLE, Factory
 from tests.support.worker_helpers import run_burst_worker
@@ -300,3 +303,41 @@ class TestPublish:
             assert await session.scalar(select(func.count()).select_from(MatchingProposal)
                                         .join(MatchingRun).where(
                 MatchingRun.job_id == queued.json()["job_id"])) == 0
+
+    async def test_an_expired_dry_run_reads_without_proposals_and_cannot_publish(
+        self, client: httpx.AsyncClient, factory: Factory, settings: Settings,
+        system_db: Database, cohort: dict[str, Any],
+    ) -> None:
+        """Retention expires a dry run never published, finished long enough ago: the run
+        reads with no proposals and `proposals_expired_at`, its unplaced list intact, and
+        publishing it is 409 `proposals_expired`. The later run keeps its proposals."""
+        old = await dry_run(client, factory, settings, cohort)
+        newer = await dry_run(client, factory, settings, cohort)
+        assert old["proposals"] and old["unplaced"] and old["proposals_expired_at"] is None
+        now = datetime.now(UTC)
+        async with system_db.transaction(None) as session:
+            await session.execute(update(MatchingRun).where(
+                MatchingRun.job_id == old["job_id"]).values(
+                finished_at=now - timedelta(days=settings.retention_matching_dry_runs_days,
+                                            minutes=1)))
+        removed = await purge_expired(system_db, settings=settings, now=now)
+        assert removed["matching_proposals"] >= len(old["proposals"])
+
+        headers = factory.headers(cohort["director"])
+        read = await client.get(f"/api/v1/director/matching/runs/{old['job_id']}",
+                                headers=headers)
+        assert read.status_code == 200, read.text
+        expired = read.json()
+        assert expired["proposals"] == [] and expired["proposals_next_cursor"] is None
+        assert expired["proposals_expired_at"] is not None
+        assert (expired["status"], expired["assigned_count"], expired["unplaced"]) == (
+            "done", old["assigned_count"], old["unplaced"])
+        publish = await client.post(
+            f"/api/v1/director/matching/runs/{old['job_id']}/publish", headers=headers)
+        assert publish.status_code == 409 and publish.json()["code"] == "proposals_expired"
+        assert await assignments_of(system_db, cohort["mentees"]) == []
+
+        kept = await client.get(f"/api/v1/director/matching/runs/{newer['job_id']}",
+                                headers=headers)
+        assert kept.json()["proposals"] == newer["proposals"]
+        assert kept.json()["proposals_expired_at"] is None

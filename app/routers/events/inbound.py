@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, BackgroundTasks, Response, status
 from fastapi.responses import JSONResponse
 
 from app.core.auth import CurrentService
 from app.core.db import DbSession
 from app.core.errors import Unprocessable
 from app.core.problems import problems
-from app.core.state import SettingsDep
+from app.core.state import SettingsDep, StateDep
 from app.routers.sessions.booking import Video
-from app.schemas.events import EventsAccepted, EventsIn, UserPublic, UserUpsert
+from app.schemas.events import EventsAccepted, EventsIn, UserPublic, UserUpsert, UserUpserted
 from app.schemas.outbound_events import AnyOutboundEvent
 from app.services.events import inbound, users
 from app.services.events.catalogue import asyncapi_document
@@ -48,13 +48,19 @@ One inbound event, or `{"events": [...]}` with up to 500. Envelope:
 )
 async def post_events(
     body: EventsIn, principal: CurrentService, session: DbSession, settings: SettingsDep,
-    video: Video,
+    video: Video, state: StateDep, background: BackgroundTasks,
 ) -> EventsAccepted:
     if len(body.events) > settings.events_max_batch:
         raise Unprocessable(f"At most {settings.events_max_batch} events per request",
                             code="batch_too_large")
     result = await inbound.ingest_events(session, events=body.events, settings=settings,
                                          principal=principal, video=video)
+    # After the commit, as the deactivate route does: a deactivation, reactivation or role
+    # change through `user.upserted` takes effect at once in this process (other replicas
+    # within AUTH_CACHE_SECONDS).
+    upserted = [event.data.id for event in body.events if isinstance(event, UserUpserted)]
+    if upserted:
+        background.add_task(state.identities.forget, *upserted)
     return EventsAccepted(accepted=result.accepted, duplicates=len(result.duplicate_ids),
                           duplicate_ids=result.duplicate_ids)
 
@@ -76,10 +82,12 @@ async def post_events(
 )
 async def put_user(
     user_id: uuid.UUID, body: UserUpsert, principal: CurrentService, session: DbSession,
-    response: Response, video: Video,
+    response: Response, video: Video, state: StateDep, background: BackgroundTasks,
 ) -> UserPublic:
     created = await users.provision_user(session, principal=principal, user_id=user_id,
                                            user=body, video=video)
+    # After the commit: `active` or `role` changed here holds at once in this process.
+    background.add_task(state.identities.forget, user_id)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return UserPublic.model_validate(await users.get_user(session, user_id=user_id))
 

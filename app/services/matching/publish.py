@@ -19,7 +19,8 @@ The checks, the insert and the `assignment.created` events are one statement (se
 16,000 proposals never travel to Python and back); only the time-zone limit is judged in
 Python first, on the few proposals whose mentee has one, with the offsets the matcher uses.
 The run records what was published and what was skipped; publishing again is 409
-`already_published`. NumPy-free: the API process runs it.
+`already_published`, publishing a run whose proposals retention expired 409
+`proposals_expired`. NumPy-free: the API process runs it.
 """
 
 from __future__ import annotations
@@ -185,6 +186,9 @@ async def publish_run(session: AsyncSession, *, principal: Principal, settings: 
                        "directly", code="not_a_dry_run")
     if run.published_at is not None:
         raise Conflict("This dry run was published already", code="already_published")
+    if run.proposals_expired_at is not None:  # retention deleted them (or is deleting them)
+        raise Conflict("This dry run's proposals expired; start a new dry run",
+                       code="proposals_expired")
     if run.status != "done":
         raise Conflict(f"The dry run is {run.status}: nothing to publish",
                        code="run_not_finished")
