@@ -230,10 +230,13 @@ class TestDelivery:
         receiver.script = [500, 503, 502]
         event_id = await emit_and_relay(factory, system_db, redis, settings)
         row = await delivery(system_db, event_id, endpoint["id"])
+        # A minute's base: 'not due yet' below must not depend on how fast this machine
+        # runs the checks (with the default 5 s, the first retry may be 2.5 s away).
+        slow = settings.model_copy(update={"webhook_backoff_base_seconds": 60.0})
 
-        async with http_client(settings) as http:
+        async with http_client(slow) as http:
             for attempt in range(1, 5):
-                outcomes = await deliver_ours(system_db, http, settings, endpoint["id"])
+                outcomes = await deliver_ours(system_db, http, slow, endpoint["id"])
                 assert len(outcomes) == 1, f"attempt {attempt} was not due"
                 row = await delivery(system_db, event_id, endpoint["id"])
                 assert row.attempts == attempt
@@ -241,9 +244,9 @@ class TestDelivery:
                     assert row.status == "pending"
                     wait = row.next_attempt_at - datetime.now(UTC)
                     assert timedelta(0) < wait <= timedelta(
-                        seconds=settings.webhook_backoff_base_seconds * 2 ** (attempt - 1) + 1)
+                        seconds=slow.webhook_backoff_base_seconds * 2 ** (attempt - 1) + 1)
                     # Not due yet: the next pass does not touch it.
-                    assert await deliver_ours(system_db, http, settings, endpoint["id"]) == []
+                    assert await deliver_ours(system_db, http, slow, endpoint["id"]) == []
                     assert (await delivery(system_db, event_id, endpoint["id"])).attempts == \
                         attempt
                     await force_due(system_db, row.id)
