@@ -13,9 +13,9 @@ import pytest
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
-from app.core import ratelimit
 from app.core.ratelimit import SLIDING_WINDOW, WINDOW_SECONDS, RateLimiter
 from app.main import create_app
+from tests.support.worker_helpers import wait_until
 
 WHOAMI = "/api/v1/whoami"
 
@@ -115,11 +115,47 @@ async def test_retry_after_is_when_the_sliding_window_has_room(settings, redis):
     assert 0 < await redis.ttl(f"{base}:{index}") <= 2 * WINDOW_SECONDS
 
 
+class HeldFlushes:
+    """The limiter's timer flushes, held until the test lets each one go: the timer fires
+    on its own (`FLUSH_SECONDS` after a process's first unsent request), but the flush it
+    starts waits for `release()`. So how long the requests take on a busy machine cannot
+    decide which of them a flush carries, or how many flushes there are."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.fired: list[asyncio.Future] = []
+        self._gate = asyncio.Event()
+        real_start = RateLimiter._start_flush
+
+        def held(limiter: RateLimiter, redis) -> None:
+            async def when_released() -> None:
+                await self._gate.wait()
+                real_start(limiter, redis)
+                await asyncio.gather(*limiter._flushing)
+
+            self.fired.append(asyncio.ensure_future(when_released()))
+
+        monkeypatch.setattr(RateLimiter, "_start_flush", held)
+
+    async def fires(self, count: int) -> None:
+        async def fired() -> bool:
+            return len(self.fired) == count
+
+        await wait_until(fired, within=20, message=f"{count} flush timer(s) to fire")
+
+    async def release(self) -> None:
+        """Lets the fired flushes go and waits until Redis has answered each."""
+        self._gate.set()
+        async with asyncio.timeout(20):
+            await asyncio.gather(*self.fired)
+        self.fired.clear()
+        self._gate = asyncio.Event()
+
+
 async def test_a_process_counts_locally_and_shares_its_counts_through_redis(
         settings, factory, redis, monkeypatch):
     """Far from a limit a request costs no Redis call: the process counts it and sends its
-    counts in one call per `FLUSH_SECONDS`; from half the budget on, each request is checked
-    in Redis. A second process (another replica) sees the first one's counts."""
+    counts in one call when its flush timer fires; from half the budget on, each request
+    is checked in Redis. A second process (another replica) sees the first one's counts."""
     calls = []
     real_call = RateLimiter._call
 
@@ -128,15 +164,15 @@ async def test_a_process_counts_locally_and_shares_its_counts_through_redis(
         return await real_call(self, *args)
 
     monkeypatch.setattr(RateLimiter, "_call", counted)
-    # A flush every second here (50 ms in production), so the test controls when it comes.
-    monkeypatch.setattr(ratelimit, "FLUSH_SECONDS", 1.0)
+    flushes = HeldFlushes(monkeypatch)
     mentor = await factory.mentor()
     async with app_with(settings, rate_limit_per_minute=20) as http:
         for _ in range(9):  # 9 + 1 <= 20 * LOCAL_SHARE: admitted locally
             assert (await http.get(WHOAMI, headers=factory.headers(mentor))).status_code == 200
         assert calls == []
-        await asyncio.sleep(1.5)
-        assert calls == [False]  # one flush for nine requests
+        await flushes.fires(1)  # one timer for nine requests...
+        await flushes.release()
+        assert calls == [False]  # ...and one flush
         key = f"{settings.redis_prefix}ratelimit:sub:{mentor.id}"
         counters = await redis.keys(key + ":*")
         assert sum(int(value) for value in await redis.mget(counters)) == 9
@@ -147,9 +183,11 @@ async def test_a_process_counts_locally_and_shares_its_counts_through_redis(
         statuses = []
         for _ in range(5):
             statuses.append((await http.get(WHOAMI, headers=factory.headers(mentor))).status_code)
-        await asyncio.sleep(1.5)
+        await flushes.fires(1)
+        await flushes.release()
         for _ in range(8):
             statuses.append((await http.get(WHOAMI, headers=factory.headers(mentor))).status_code)
+        assert len(flushes.fired) == 0  # exact checks send their counts themselves
     assert statuses == [200] * 11 + [429] * 2  # the budget of 20 is shared: 9 + 11
     assert calls == [False] + [True] * 8
 

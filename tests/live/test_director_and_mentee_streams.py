@@ -17,6 +17,7 @@ from httpx_sse import ServerSentEvent, aconnect_sse
 
 from app.services.events.relay import run_relay
 from tests.support.live import LiveServer
+from tests.support.worker_helpers import scalar, wait_until
 
 DIRECTOR = "/api/v1/director/stream"
 MENTEE = "/api/v1/mentee/stream"
@@ -47,6 +48,12 @@ async def relay(system_db, redis, settings):
         await task
     except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping it is enough
         pass
+
+
+async def _published(event_type: str, mentee_id: uuid.UUID, system_db) -> bool:
+    return bool(await scalar(system_db, "select count(*) from outbox_events where type = :type "
+                             "and data->>'mentee_id' = :id and published_at is not null",
+                             type=event_type, id=str(mentee_id)))
 
 
 class Events:
@@ -123,7 +130,7 @@ class TestDirectorStream:
                 "refresh_priority"] == "urgent"
 
     async def test_resume_on_another_replica_gets_the_missed_events(
-            self, replicas, factory, relay):
+            self, replicas, factory, relay, system_db):
         a, b = replicas
         director = await factory.user("director")
         async with stream(a, DIRECTOR, factory.token(director)) as events:
@@ -133,7 +140,10 @@ class TestDirectorStream:
                               factory.headers(director),
                               {"mentee_id": str(mentee.id), "mentor_id": str(mentor.id)})
         assert assigned.status_code == 201
-        await asyncio.sleep(1.0)  # the relay publishes
+        # Resumed only once the relay has published the event (it is in the stream): the
+        # event must come as a missed one, not live after the resume.
+        await wait_until(lambda: _published("assignment.created", mentee.id, system_db),
+                         within=30, message="the relay to publish assignment.created")
         async with stream(b, DIRECTOR, factory.token(director), last_event_id=last) as events:
             first = await events.next()
         assert first.event == "assignment.created"  # no snapshot: a resume

@@ -107,8 +107,9 @@ async def test_a_key_added_to_a_blocked_reader_is_read_at_once(hub, hub_settings
     assert hub.readers == 1
     entry = await redis.xadd(second, {"type": "t", "data": "{}"})
     started = asyncio.get_running_loop().time()
-    assert await receive(hub, b, None, 1) == [entry]
-    assert asyncio.get_running_loop().time() - started < 2.0  # not the 30 s block
+    assert await receive(hub, b, None, 1, within=25) == [entry]
+    # Not the 30 s block (it takes milliseconds; half the block leaves a starved machine room).
+    assert asyncio.get_running_loop().time() - started < 15.0
     for subscription in (a, b):
         hub.unsubscribe(subscription)
 

@@ -51,8 +51,10 @@ class TestWorker:
     ) -> None:
         mentor = await factory.mentor(mentor_capacity_weekly=1)
         mentee = await factory.mentee()
-        await factory.session(mentor, await factory.mentee(),
-                              starts_at=datetime.now(UTC) + timedelta(minutes=30))
+        # The capacity check looks at the week the session lands in (`at`, as after a
+        # booking): 30 minutes from now may be next week (Sunday 23:30 UTC).
+        soon = datetime.now(UTC) + timedelta(minutes=30)
+        await factory.session(mentor, await factory.mentee(), starts_at=soon)
         now = datetime.now(UTC)
         late = WorkItem(kind="session_followup", priority="low", mentee_id=mentee.id,
                         source_key=f"test:{uuid.uuid4()}", title="Follow up",
@@ -65,8 +67,8 @@ class TestWorker:
                                  mentee_ids=[str(mentee.id)], mentor_ids=[str(mentor.id)])
         assert await enqueue_job(redis, settings, "cron:prioritize_work_queue", job_id=sweep)
         no_delay = settings.model_copy(update={"capacity_check_delay_seconds": 0})
-        assert await enqueue_capacity_check(redis, no_delay, mentor.id)
-        assert not await enqueue_capacity_check(redis, no_delay, mentor.id)  # deduplicated
+        assert await enqueue_capacity_check(redis, no_delay, mentor.id, soon)
+        assert not await enqueue_capacity_check(redis, no_delay, mentor.id, soon)  # deduped
 
         await run_burst_worker(settings)
         matched, swept = await job_result(settings, job), await job_result(settings, sweep)
@@ -85,7 +87,7 @@ class TestWorker:
         assert item.overdue and item.priority == "normal"
         assert alerts == 1
         # The capacity job keeps no result, so the next booking can enqueue it again.
-        assert await enqueue_capacity_check(redis, no_delay, mentor.id)
+        assert await enqueue_capacity_check(redis, no_delay, mentor.id, soon)
         await run_burst_worker(settings)
 
     async def test_arq_check_is_true_within_seconds_and_fails_soon_after_sigkill(
