@@ -268,6 +268,9 @@ class Settings(BaseSettings):
     # The worker's own /metrics port: job series, and (on the one worker holding the
     # exporter lease) the deployment-wide series. Unset: no server in the worker.
     worker_metrics_port: int | None = None
+    # API processes compete for the exporter lease too, ahead of workers, so the API's
+    # GET /metrics (the contract's) serves the programme metrics; false: workers only.
+    api_metrics_exporter: bool = True
     # How often the exporter renews its lease and re-reads the deployment-wide values.
     exporter_refresh_seconds: float = Field(15.0, gt=0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,6 +36,7 @@ from app.routers.events import inbound, webhooks
 from app.routers.ops import health, metrics
 from app.routers.sessions import booking, calendar_feeds, scheduling
 from app.services.live.hub import StreamHub
+from app.services.ops.exporter import start_api_exporter
 from app.services.sessions.video import make_video_provider
 
 DESCRIPTION = """
@@ -105,10 +107,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             limiter=RateLimiter(settings),
         )
         telemetry.instrument_engine(state.db.engine, pool="api")
+        exporter = start_api_exporter(settings, db, redis)  # deployment-wide /metrics series
         _freeze_startup_heap()
         try:
             yield
         finally:
+            if exporter is not None:
+                exporter.cancel()  # releases the exporter lease
+                await asyncio.gather(exporter, return_exceptions=True)
             state.hub.close()
             await state.limiter.close(redis)  # the last 50 ms of counts
             await state.redis.aclose()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -42,10 +43,28 @@ def _fail_closed(context: typer.Context) -> None:
     """Every command but `dev` (which sets ENVIRONMENT=development) refuses insecure keys."""
     if context.invoked_subcommand == "dev" or context.resilient_parsing:
         return
+    if context.invoked_subcommand == "token":
+        _use_running_dev_stack()
     try:
         get_settings().require_secure("mentorship")
     except InsecureSettings as exc:
         _fail(str(exc))
+
+
+def _use_running_dev_stack() -> None:
+    """Without a DATABASE_URL of its own (environment or .env), `token` uses the servers and
+    development settings of a `mentorship dev` started in this directory and still running
+    (app/devtools/stackfile.py)."""
+    from app.devtools.stackfile import running_stack
+
+    if "database_url" in get_settings().model_fields_set:
+        return
+    environment = running_stack()
+    if environment is None:
+        return
+    os.environ.update(environment)
+    get_settings.cache_clear()
+    typer.echo("using the running `mentorship dev` stack (.data/dev-stack.json)", err=True)
 
 
 @cli.command()

@@ -31,6 +31,7 @@ from sqlalchemy.engine import make_url
 
 from app.config import DEV_JWT_SECRET, Settings, get_settings
 from app.core.auth import mint_token
+from app.devtools import stackfile
 from app.devtools.migrate import (
     DatabaseUnavailable,
     database_errors,
@@ -192,6 +193,10 @@ def run(options: DevOptions) -> int:
                     {**env, "WORKER_METRICS_PORT": str(worker_metrics_port(options, n))})
             with database_errors(settings.database_url):
                 demo = asyncio.run(_prepare_data(settings, options))
+            # `mentorship token` in another terminal finds these servers and settings.
+            stackfile.write({"ENVIRONMENT": "development", "DATABASE_URL": settings.database_url,
+                             "REDIS_URL": settings.redis_url})
+            servers.callback(stackfile.remove)
             ready = _wait_ready(base, supervisor)
             _banner(settings, options, base, demo, ready)
             status = 0 if ready else 1
@@ -234,9 +239,9 @@ def _banner(settings: Settings, options: DevOptions, base: str, demo: dict, read
          "password: their token)")
     _say(f"  Postgres  {_describe_postgres(settings.database_url)}")
     _say(f"  Redis     {settings.redis_url}")
-    _say(f"  Metrics   {base}/metrics (API), " + ", ".join(
+    _say(f"  Metrics   {base}/metrics (API, programme metrics), " + ", ".join(
         f"http://{options.host}:{worker_metrics_port(options, n)}/metrics"
-        for n in range(options.workers)) + " (workers: jobs, outbox, programme metrics)")
+        for n in range(options.workers)) + " (workers: jobs)")
     if settings.jwt_secret == DEV_JWT_SECRET:
         _say("  Keys      the public development JWT secret (ENVIRONMENT=development only)")
     _say("")

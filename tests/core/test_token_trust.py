@@ -7,6 +7,10 @@ environment; 1 s in the apps built here to show the cache at work)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -18,6 +22,8 @@ from httpx_sse import aconnect_sse
 from sqlalchemy import update
 from typer.testing import CliRunner
 
+from app.config import get_settings
+from app.devtools import stackfile
 from app.devtools.cli import cli
 from app.main import create_app
 from app.models import User
@@ -222,3 +228,45 @@ class TestServiceAccounts:
             CliRunner().invoke, cli, ["token", "--role", "service", "--user-id", str(mentor.id)])
         assert result.exit_code == 1
         assert "not a service account" in result.output
+
+
+class TestTheDevStackIsFound:
+    """`mentorship token` in a second terminal, beside `mentorship dev` on the embedded
+    default: it has no DATABASE_URL of its own and finds the running stack's."""
+
+    async def test_token_uses_the_running_stack(self, client, settings, tmp_path,
+                                                monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("ENVIRONMENT", "test")
+        monkeypatch.setenv("REDIS_URL", settings.redis_url)
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+        stack = {"ENVIRONMENT": "development", "DATABASE_URL": settings.database_url,
+                 "REDIS_URL": settings.redis_url}
+        (tmp_path / ".data").mkdir()
+        (tmp_path / ".data" / "dev-stack.json").write_text(
+            json.dumps({"pid": os.getpid(), "environment": stack}))
+        user_id = uuid.uuid4()
+        get_settings.cache_clear()
+        try:
+            result = await asyncio.to_thread(CliRunner().invoke, cli, [
+                "token", "--role", "service", "--user-id", str(user_id)])
+        finally:
+            get_settings.cache_clear()
+        assert result.exit_code == 0, result.output
+        assert "running `mentorship dev` stack" in result.stderr
+        response = await client.get(WHOAMI, headers={
+            "Authorization": f"Bearer {result.stdout.strip()}"})
+        assert response.json() == {"user_id": str(user_id), "role": "service"}
+
+    def test_a_stopped_stack_is_ignored(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                                  capture_output=True, text=True, check=True)
+        (tmp_path / ".data").mkdir()
+        (tmp_path / ".data" / "dev-stack.json").write_text(json.dumps(
+            {"pid": int(finished.stdout), "environment": {"DATABASE_URL": "x"}}))
+        assert stackfile.running_stack() is None
+        stackfile.write({"DATABASE_URL": "y"})
+        assert stackfile.running_stack() == {"DATABASE_URL": "y"}
+        stackfile.remove()
+        assert not stackfile.STACK_FILE.exists()

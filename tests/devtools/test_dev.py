@@ -228,6 +228,16 @@ def test_dev_without_urls_serves_live_events_keeps_data_and_stops_everything(
         run.wait_until_ready()
         assert "starting embedded PostgreSQL" in run.log and "starting embedded Redis" in run.log
         check_running_service(run, settings)
+        # `mentorship token` in a second terminal (same directory) finds the running stack.
+        service_id = str(uuid.uuid4())
+        minted = subprocess.run(
+            [sys.executable, "-m", "app.devtools.cli", "token", "--role", "service",
+             "--user-id", service_id], cwd=tmp_path, env=env, capture_output=True, text=True,
+            timeout=120)
+        assert minted.returncode == 0, minted.stderr
+        whoami = httpx.get(f"{run.base}/api/v1/whoami", timeout=10, headers={
+            "Authorization": f"Bearer {minted.stdout.strip()}"})
+        assert whoami.json() == {"user_id": service_id, "role": "service"}, whoami.text
         tokens = run.tokens()
         submission_id = str(uuid.uuid4())
         envelope = _stream_until(run, tokens["mentor"], "workqueue.item_created",
@@ -245,6 +255,7 @@ def test_dev_without_urls_serves_live_events_keeps_data_and_stops_everything(
         assert not [pid for pid in children if alive(pid)]
         assert not alive(postgres_pid), "embedded PostgreSQL still running"
         assert not [pid for pid in redis_pids if alive(pid)], "embedded Redis still running"
+        assert not (tmp_path / ".data" / "dev-stack.json").exists()
 
         again = run.restart(tmp_path)
         again.wait_until_ready()

@@ -1,19 +1,24 @@
-"""/metrics counted once: the API serves its process series, one worker per deployment the
-deployment-wide ones (an exporter lease in Redis); every name passes `promtool check
-metrics`."""
+"""/metrics counted once: every process serves its process series, one process per
+deployment the deployment-wide ones (an exporter lease in Redis; an API process ahead of the
+workers, so the API's GET /metrics carries the programme metrics); every name passes
+`promtool check metrics`."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import delete
 
 from app.core import telemetry
+from app.main import create_app
 from app.models import OutboxEvent
 from app.services.ops.exporter import DeploymentExporter, lease_key
 from app.services.ops.metrics import DEFINITIONS
@@ -104,7 +109,49 @@ async def test_a_database_outage_is_said_not_hidden(local, redis) -> None:
         await exporter.release()
 
 
-async def test_the_api_serves_no_deployment_series_and_passes_promtool(client) -> None:
+async def test_an_api_process_takes_the_lease_over_from_a_worker(local, system_db,
+                                                                  redis) -> None:
+    worker, other_worker = (DeploymentExporter(local, system_db, redis) for _ in range(2))
+    api, other_api = (DeploymentExporter(local, system_db, redis, kind="api")
+                      for _ in range(2))
+    try:
+        await worker.refresh()
+        await api.refresh()
+        assert await redis.get(lease_key(local)) == api.holder
+        await worker.refresh()  # the worker notices and stops serving the series
+        await other_worker.refresh()
+        await other_api.refresh()  # an API process does not take it from another
+        assert [e.holding for e in (worker, other_worker, api, other_api)] == [
+            False, False, True, False]
+        assert not samples(generate_latest(worker).decode(), "mentorship_outbox_backlog")
+    finally:
+        for exporter in (worker, other_worker, api, other_api):
+            await exporter.release()
+
+
+async def test_the_apis_own_metrics_route_serves_the_programme_metrics(local) -> None:
+    """The contract's `GET /metrics` on the API: the five programme metrics (the response
+    time in seconds), once per deployment."""
+    application = create_app(local.model_copy(update={"api_metrics_exporter": True}))
+    async with LifespanManager(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            for _ in range(100):  # the first refresh runs beside the startup
+                exposition = (await http.get("/metrics")).text
+                if [s.value for s in samples(exposition, "mentorship_metrics_exporter")] == [1]:
+                    break
+                await asyncio.sleep(0.1)
+    names = {s.name for f in text_string_to_metric_families(exposition) for s in f.samples}
+    assert {d.prometheus_name for d in DEFINITIONS} <= names
+    assert "mentor_response_time_p95_seconds" in names
+    assert [s.value for s in samples(exposition, "mentorship_metrics_exporter")] == [1.0]
+    checked = promtool_check_metrics(exposition)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert not samples(telemetry.render().decode(), "mentorship_metrics_exporter")  # released
+
+
+async def test_the_api_serves_no_deployment_series_with_its_exporter_off_and_passes_promtool(
+        client) -> None:
     assert (await client.get("/healthz")).status_code == 200
     exposition = (await client.get("/metrics")).text
     assert samples(exposition, "mentorship_http_requests_total")

@@ -89,6 +89,10 @@ class ServerHarness:
             "ENVIRONMENT": "test",
             # Webhook receivers in tests listen on 127.0.0.1 (the SSRF tests turn it off).
             "WEBHOOK_ALLOW_PRIVATE": "true",
+            # The API's exporter of the deployment-wide /metrics series reads the database
+            # every 15 s: off, so its reads stay out of tests that count statements
+            # (tests/ops/test_exporter.py turns it on).
+            "API_METRICS_EXPORTER": "false",
             # The limiter runs on every request (one Redis round trip) but out of the way of
             # tests that send many requests as one user; tests/core/test_rate_limits.py
             # tightens it.

@@ -2,15 +2,20 @@
 
 Outbox backlog and age and the five programme metrics are facts of the deployment: served by
 every API replica or worker, `sum()` in Prometheus would count them once per process. So
-only workers that serve metrics (`WORKER_METRICS_PORT`) compete for one Redis lease,
-`<prefix>metrics:exporter`, and the holder alone serves them. Every `exporter_refresh_seconds`
-the holder renews the lease and reads the values (two index-served reads through the
-`ops_*` SECURITY DEFINER functions); a scrape serves what it read last, so a scrape never
-touches the database. A holder that dies is replaced once its lease lapses (three refresh
-periods); one that stops releases the lease at once.
+the processes that may serve them compete for one Redis lease, `<prefix>metrics:exporter`,
+and the holder alone serves them: API processes (`API_METRICS_EXPORTER`, on by default), so
+that the API's own `GET /metrics` carries the programme metrics as the contract says, and
+workers that serve metrics (`WORKER_METRICS_PORT`) as a fallback. An API process takes the
+lease over from a worker (which notices at its next refresh and stops serving them); a
+worker never takes it from an API process. Every `exporter_refresh_seconds` the holder
+renews the lease and reads the values (two index-served reads through the `ops_*`
+SECURITY DEFINER functions); a scrape serves what it read last, so a scrape never touches
+the database. A holder that dies is replaced once its lease lapses (three refresh periods);
+one that stops releases the lease at once.
 
-Every competing worker serves `mentorship_metrics_exporter` (1 on the holder, 0 elsewhere),
-so `sum(mentorship_metrics_exporter)` is 1 in a healthy deployment.
+Every competing process serves `mentorship_metrics_exporter` (1 on the holder, 0
+elsewhere), so `sum(mentorship_metrics_exporter)` is 1 in a healthy deployment (2 for at
+most one refresh period after an API process took the lease from a worker).
 """
 
 from __future__ import annotations
@@ -34,12 +39,17 @@ from app.services.ops.metrics import DEFINITIONS
 
 log = structlog.get_logger("app.ops.exporter")
 
-# KEYS: lease. ARGV: holder, ttl ms. Renew our lease, or take a free one; 1 when held.
+# KEYS: lease. ARGV: holder, ttl ms, "1" when the caller may take the lease from a worker.
+# Renew our lease, take a free one, or (an API process) a worker's; 1 when held.
 _TAKE_OR_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if (not current) or (ARGV[3] == '1' and string.sub(current, 1, 7) == 'worker:') then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
 return 0
 """
 _RELEASE = """
@@ -66,9 +76,11 @@ def lease_key(settings: Settings) -> str:
 class DeploymentExporter:
     """A collector registered with app.core.telemetry, fed by `refresh()`."""
 
-    def __init__(self, settings: Settings, db: Any, redis: Any) -> None:
+    def __init__(self, settings: Settings, db: Any, redis: Any, *,
+                 kind: str = "worker") -> None:
         self.settings, self.db, self.redis = settings, db, redis
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.kind = kind  # "api" takes the lease over from a worker, never the reverse
+        self.holder = f"{kind}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.held_until = 0.0  # monotonic: past it we no longer count on the lease
         self.families: list[Metric] = []
         self.database_up = False
@@ -86,7 +98,8 @@ class DeploymentExporter:
         was_holding = self.holding
         try:
             held = await self.redis.eval(_TAKE_OR_RENEW, 1, lease_key(self.settings),
-                                         self.holder, self.lease_ms)
+                                         self.holder, self.lease_ms,
+                                         "1" if self.kind == "api" else "0")
         except Exception as exc:  # Redis away: keep serving until our lease would lapse
             log.warning("exporter_lease_failed", error=type(exc).__name__)
             held = was_holding
@@ -147,13 +160,25 @@ class DeploymentExporter:
     def collect(self) -> Iterator[Metric]:
         holding = self.holding
         yield GaugeMetricFamily("mentorship_metrics_exporter",
-                                "1 on the one worker serving the deployment-wide series.",
+                                "1 on the one process serving the deployment-wide series.",
                                 value=1.0 if holding else 0.0)
         if holding:
             yield GaugeMetricFamily("mentorship_metrics_database_up",
                                     "1 when the last refresh could read the deployment-wide "
                                     "values.", value=1.0 if self.database_up else 0.0)
             yield from self.families
+
+
+async def serve(exporter: DeploymentExporter) -> None:
+    """Compete for the lease and refresh until cancelled; then release the lease."""
+    telemetry.register_collector(exporter)
+    try:
+        while True:
+            await exporter.refresh()
+            await asyncio.sleep(exporter.settings.exporter_refresh_seconds)
+    finally:
+        telemetry.unregister_collector(exporter)
+        await exporter.release()
 
 
 async def run_exporter(ctx: dict[str, Any]) -> None:
@@ -164,14 +189,16 @@ async def run_exporter(ctx: dict[str, Any]) -> None:
         await asyncio.Event().wait()  # nothing to serve from: idle until the worker stops
     exporter = DeploymentExporter(settings, ctx["db"], ctx["redis_app"])
     ctx["exporter"] = exporter
-    telemetry.register_collector(exporter)
-    try:
-        while True:
-            await exporter.refresh()
-            await asyncio.sleep(settings.exporter_refresh_seconds)
-    finally:
-        telemetry.unregister_collector(exporter)
-        await exporter.release()
+    await serve(exporter)
+
+
+def start_api_exporter(settings: Settings, db: Any, redis: Any) -> asyncio.Task[None] | None:
+    """The API process's exporter (its lifespan cancels the task at shutdown), or None with
+    `API_METRICS_EXPORTER` off."""
+    if not settings.api_metrics_exporter:
+        return None
+    return asyncio.create_task(serve(DeploymentExporter(settings, db, redis, kind="api")),
+                               name="metrics_exporter")
 
 
 async def stop_exporter(ctx: dict[str, Any]) -> int:
