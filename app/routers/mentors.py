@@ -27,7 +27,8 @@ async def get_mentor_profile(principal: CurrentMentor, session: DbSession) -> Me
     "/api/v1/mentor/profile",
     tags=["mentor profile"],
     operation_id="put_mentor_profile",
-    summary="Replace your capacity, specialties and availability",
+    summary="Change your capacity, specialties, availability, buffer or notice (fields left "
+            "out keep their values)",
     response_model=MentorProfilePublic,
     responses=problems({404: ["not_found"]}),
 )

@@ -234,22 +234,36 @@ class CapacityPublic(BaseModel):
 
 
 class MentorProfileUpdate(BaseModel):
-    """The whole editable profile (PUT replaces it)."""
+    """The editable profile. Every field sent replaces its value; a field left out keeps
+    its value (as `PUT /api/v1/users/{id}` does), so a client may send the whole profile or
+    only what it changes (`{"mentor_buffer_minutes": 15}`). An explicit `null` is 422, and
+    so is a body naming no field."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The defaults are not validated, so a left-out field is None while `null` sent for a
+    # field is still a validation error.
+    model_config = ConfigDict(extra="forbid", validate_default=False)
 
-    mentor_capacity_weekly: MentorCapacityWeekly
-    mentor_max_mentees: MentorMaxMentees
-    mentor_specialties: list[Tag] = Field(max_length=50)
-    mentor_availability: Availability
-    languages: Languages | None = Field(
-        None, description="Languages the mentor speaks. Omitted: left as they are.")
-    mentor_buffer_minutes: int | None = Field(
+    mentor_capacity_weekly: MentorCapacityWeekly = None
+    mentor_max_mentees: MentorMaxMentees = None
+    mentor_specialties: list[Tag] = Field(None, max_length=50)
+    mentor_availability: Availability = None
+    languages: Languages = Field(None, description="Languages the mentor speaks.")
+    mentor_buffer_minutes: int = Field(
         None, ge=0, le=120, description="Minutes kept free before and after each live "
-        "session (booking routes of both people). Omitted: unchanged.")
-    mentor_min_notice_hours: int | None = Field(
+        "session (booking routes of both people).")
+    mentor_min_notice_hours: int = Field(
         None, ge=0, le=336, description="How soon a mentee may book a new session (you "
-        "may book your own at shorter notice). Omitted: unchanged.")
+        "may book your own at shorter notice).")
+
+    @model_validator(mode="after")
+    def _names_a_field(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("name at least one field to change")
+        return self
+
+    def changed(self) -> dict[str, object]:
+        """The fields sent, as the columns they set (the availability as its JSON)."""
+        return self.model_dump(include=self.model_fields_set)
 
     @field_validator("mentor_specialties")
     @classmethod

@@ -520,7 +520,7 @@ export interface paths {
         };
         /** Your capacity, specialties, availability and this week's load */
         get: operations["get_mentor_profile"];
-        /** Replace your capacity, specialties and availability */
+        /** Change your capacity, specialties, availability, buffer or notice (fields left out keep their values) */
         put: operations["put_mentor_profile"];
         post?: never;
         delete?: never;
@@ -2839,37 +2839,40 @@ export interface components {
         };
         /**
          * MentorProfileUpdate
-         * @description The whole editable profile (PUT replaces it).
+         * @description The editable profile. Every field sent replaces its value; a field left out keeps
+         *     its value (as `PUT /api/v1/users/{id}` does), so a client may send the whole profile or
+         *     only what it changes (`{"mentor_buffer_minutes": 15}`). An explicit `null` is 422, and
+         *     so is a body naming no field.
          */
         MentorProfileUpdate: {
             /**
              * Mentor Capacity Weekly
              * @description Sessions a week, 0 to 100.
              */
-            mentor_capacity_weekly: number;
+            mentor_capacity_weekly?: number;
             /**
              * Mentor Max Mentees
              * @description Active mentees at once, 0 to 50.
              */
-            mentor_max_mentees: number;
+            mentor_max_mentees?: number;
             /** Mentor Specialties */
-            mentor_specialties: string[];
-            mentor_availability: components["schemas"]["Availability"];
+            mentor_specialties?: string[];
+            mentor_availability?: components["schemas"]["Availability"];
             /**
              * Languages
-             * @description Languages the mentor speaks. Omitted: left as they are.
+             * @description Languages the mentor speaks.
              */
-            languages?: string[] | null;
+            languages?: string[];
             /**
              * Mentor Buffer Minutes
-             * @description Minutes kept free before and after each live session (booking routes of both people). Omitted: unchanged.
+             * @description Minutes kept free before and after each live session (booking routes of both people).
              */
-            mentor_buffer_minutes?: number | null;
+            mentor_buffer_minutes?: number;
             /**
              * Mentor Min Notice Hours
-             * @description How soon a mentee may book a new session (you may book your own at shorter notice). Omitted: unchanged.
+             * @description How soon a mentee may book a new session (you may book your own at shorter notice).
              */
-            mentor_min_notice_hours?: number | null;
+            mentor_min_notice_hours?: number;
         };
         /** MentorSessionPublic */
         MentorSessionPublic: {

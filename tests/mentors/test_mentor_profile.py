@@ -112,10 +112,30 @@ async def test_invalid_profile_is_422_and_changes_nothing(client, factory, chang
     assert (await client.get(PROFILE, headers=headers)).json() == before
 
 
-async def test_put_needs_every_field(client, factory):
+async def test_put_changes_only_the_fields_sent(client, factory):
     mentor = await factory.mentor()
-    response = await client.put(PROFILE, headers=factory.headers(mentor),
-                                json={"mentor_capacity_weekly": 3})
-    assert response.status_code == 422
-    assert {e["loc"][-1] for e in response.json()["errors"]} == {
-        "mentor_max_mentees", "mentor_specialties", "mentor_availability"}
+    headers = factory.headers(mentor)
+    before = (await client.get(PROFILE, headers=headers)).json()
+    response = await client.put(PROFILE, headers=headers, json={"mentor_buffer_minutes": 15})
+    assert response.status_code == 200, response.text
+    after = (await client.get(PROFILE, headers=headers)).json()
+    assert after["mentor_buffer_minutes"] == 15
+    assert {k: v for k, v in after.items() if k != "mentor_buffer_minutes"} == {
+        k: v for k, v in before.items() if k != "mentor_buffer_minutes"}
+
+    response = await client.put(PROFILE, headers=headers, json={"mentor_capacity_weekly": 3})
+    assert response.status_code == 200, response.text
+    assert response.json()["mentor_capacity_weekly"] == 3
+    assert response.json()["mentor_buffer_minutes"] == 15
+
+
+@pytest.mark.parametrize("body", [{}, {"mentor_capacity_weekly": None},
+                                  {"mentor_availability": None}, {"languages": None}])
+async def test_put_refuses_an_empty_body_and_nulls(client, factory, body):
+    mentor = await factory.mentor()
+    headers = factory.headers(mentor)
+    before = (await client.get(PROFILE, headers=headers)).json()
+    response = await client.put(PROFILE, headers=headers, json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "validation_error"
+    assert (await client.get(PROFILE, headers=headers)).json() == before

@@ -129,19 +129,11 @@ def _capacity(load: MentorLoad, iso_week: str) -> CapacityPublic:
 async def update_profile(session: AsyncSession, *, principal: Principal,
                          changes: MentorProfileUpdate,
                          now: datetime | None = None) -> MentorProfilePublic:
-    """Replace the editable profile. Lowering capacity below what is already booked is
-    allowed (existing sessions stay); new bookings are refused until there is room."""
+    """Change the fields sent. Lowering capacity below what is already booked is allowed
+    (existing sessions stay); new bookings are refused until there is room."""
     mentor = await _me(session, principal, lock=True)
-    mentor.mentor_capacity_weekly = changes.mentor_capacity_weekly
-    mentor.mentor_max_mentees = changes.mentor_max_mentees
-    mentor.mentor_specialties = changes.mentor_specialties
-    mentor.mentor_availability = changes.mentor_availability.model_dump()
-    if changes.languages is not None:
-        mentor.languages = changes.languages
-    if changes.mentor_buffer_minutes is not None:
-        mentor.mentor_buffer_minutes = changes.mentor_buffer_minutes
-    if changes.mentor_min_notice_hours is not None:
-        mentor.mentor_min_notice_hours = changes.mentor_min_notice_hours
+    for column, value in changes.changed().items():
+        setattr(mentor, column, value)
     await session.flush()
     await session.refresh(mentor)
     return await _profile(session, mentor, now or datetime.now(UTC))
