@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import time
 from urllib.parse import parse_qs
 
@@ -107,7 +108,7 @@ class RateLimiter:
         self.settings = settings
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
         self._script: AsyncScript | None = None
-        self._complained_at = 0.0
+        self._complained_at = -math.inf  # monotonic() may be under 60 s after boot
         # What Redis last said of each budget: base -> (window index, current, previous).
         self._tallies: dict[str, tuple[int, int, int]] = {}
         # This process's requests not yet sent to Redis: (base, window index) -> count.

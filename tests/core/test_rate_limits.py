@@ -4,15 +4,18 @@ services apart, per client IP only behind a trusted proxy, in Redis, failing ope
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
+from app.core import ratelimit
 from app.core.ratelimit import SLIDING_WINDOW, WINDOW_SECONDS, RateLimiter
 from app.main import create_app
 from tests.support.worker_helpers import wait_until
@@ -224,8 +227,15 @@ async def test_per_ip_limits_only_behind_a_trusted_proxy(settings, factory):
     assert statuses[-1] == 429
 
 
+# `uptime`: what time.monotonic() reads in the limiter; a machine booted under a minute ago
+# reads under 60 s, and the first complaint must still be logged.
+@pytest.mark.parametrize("uptime", [None, 5.0])
 async def test_the_limiter_fails_open_and_says_so_when_redis_is_down(settings, factory,
-                                                                    caplog):
+                                                                    caplog, monkeypatch,
+                                                                    uptime):
+    if uptime is not None:
+        monkeypatch.setattr(ratelimit, "time", SimpleNamespace(
+            monotonic=lambda: uptime, time=time.time))
     mentor = await factory.mentor()
     async with app_with(settings, rate_limit_per_minute=1,
                         redis_url="redis://127.0.0.1:1/0") as http:
